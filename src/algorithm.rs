@@ -1,0 +1,313 @@
+//! The table of every algorithm the crate knows: SSH names, sizes and modes.
+//!
+//! This is data, not logic, in the spirit of OpenSSH's `ciphers[]` and
+//! `macs[]` tables. Every other module asks this table; no other module spells
+//! an algorithm name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// How a cipher family turns plaintext into ciphertext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CipherFamily {
+    /// No encryption (before the first NEWKEYS).
+    Clear,
+    /// AES in counter mode; needs a separate MAC.
+    AesCtr,
+    /// AES-GCM as OpenSSH defines it (RFC 5647 style); its tag replaces the MAC.
+    AesGcm,
+    /// ChaCha20 with Poly1305 as OpenSSH defines it; its tag replaces the MAC.
+    ChaChaPoly,
+}
+
+impl CipherFamily {
+    /// Whether the family authenticates on its own (no MAC is negotiated).
+    pub fn is_aead(self) -> bool {
+        matches!(self, CipherFamily::AesGcm | CipherFamily::ChaChaPoly)
+    }
+}
+
+/// One row of the cipher table.
+#[derive(Debug)]
+pub struct CipherSpec {
+    /// The SSH name, as negotiated in KEXINIT.
+    pub name: &'static str,
+    /// The family, which decides the wire mode.
+    pub family: CipherFamily,
+    /// Key length in bytes.
+    pub key_len: usize,
+    /// IV length in bytes (0 when the cipher takes none).
+    pub iv_len: usize,
+    /// The block size packets are aligned to. ChaCha20-Poly1305 and the clear
+    /// mode use 8, as OpenSSH does; this is also the size rekey budgets count.
+    pub block_size: usize,
+    /// The AEAD tag length in bytes (0 for non-AEAD ciphers).
+    pub tag_len: usize,
+}
+
+/// One row of the MAC table.
+#[derive(Debug)]
+pub struct MacSpec {
+    /// The SSH name, as negotiated in KEXINIT.
+    pub name: &'static str,
+    /// The hash under the HMAC, or `None` for the `none` MAC.
+    pub hash: Option<MacHash>,
+    /// MAC key length in bytes.
+    pub key_len: usize,
+    /// MAC output length in bytes, as sent on the wire.
+    pub mac_len: usize,
+    /// Encrypt-then-MAC (`-etm@openssh.com`): the length travels in the clear
+    /// and the MAC covers the ciphertext.
+    pub etm: bool,
+}
+
+/// The hash functions an HMAC can be built on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MacHash {
+    /// SHA-1 (hmac-sha1).
+    Sha1,
+    /// SHA-256 (hmac-sha2-256).
+    Sha256,
+    /// SHA-512 (hmac-sha2-512).
+    Sha512,
+}
+
+/// How length, encryption and authentication combine for a cipher and MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// No encryption, no MAC: before the first NEWKEYS.
+    Clear,
+    /// The whole packet, length included, is encrypted; the MAC covers the
+    /// plaintext (RFC 4253 §6.4).
+    EncryptAndMac,
+    /// The length is sent in the clear; the MAC covers the ciphertext and is
+    /// checked before decrypting (`-etm@openssh.com`).
+    EncryptThenMac,
+    /// An AEAD cipher with its own tag (GCM, ChaCha20-Poly1305).
+    Aead,
+}
+
+macro_rules! algorithm_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $spec:ty, $table:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $row:expr, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        static $table: &[$spec] = &[ $( $row, )+ ];
+
+        impl $name {
+            /// Every algorithm of this kind, in table order.
+            pub const ALL: &'static [$name] = &[ $( $name::$variant, )+ ];
+
+            /// This algorithm's row of the table.
+            pub fn spec(self) -> &'static $spec {
+                &$table[self as usize]
+            }
+
+            /// The SSH name.
+            pub fn name(self) -> &'static str {
+                self.spec().name
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+
+            fn from_str(name: &str) -> Result<Self, Error> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|alg| alg.name() == name)
+                    .ok_or_else(|| Error::UnknownAlgorithm { name: name.to_owned() })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+const fn cipher(
+    name: &'static str,
+    family: CipherFamily,
+    key_len: usize,
+    iv_len: usize,
+    block_size: usize,
+    tag_len: usize,
+) -> CipherSpec {
+    CipherSpec {
+        name,
+        family,
+        key_len,
+        iv_len,
+        block_size,
+        tag_len,
+    }
+}
+
+const fn mac(name: &'static str, hash: MacHash, len: usize, etm: bool) -> MacSpec {
+    MacSpec {
+        name,
+        hash: Some(hash),
+        key_len: len,
+        mac_len: len,
+        etm,
+    }
+}
+
+use CipherFamily::{AesCtr, AesGcm, ChaChaPoly, Clear};
+
+algorithm_enum! {
+    /// A cipher, by its SSH name.
+    CipherAlgorithm, CipherSpec, CIPHERS {
+        /// `none`: no encryption, before the first NEWKEYS.
+        None = cipher("none", Clear, 0, 0, 8, 0),
+        /// `aes128-ctr`
+        Aes128Ctr = cipher("aes128-ctr", AesCtr, 16, 16, 16, 0),
+        /// `aes192-ctr`
+        Aes192Ctr = cipher("aes192-ctr", AesCtr, 24, 16, 16, 0),
+        /// `aes256-ctr`
+        Aes256Ctr = cipher("aes256-ctr", AesCtr, 32, 16, 16, 0),
+        /// `aes128-gcm@openssh.com`
+        Aes128Gcm = cipher("aes128-gcm@openssh.com", AesGcm, 16, 12, 16, 16),
+        /// `aes256-gcm@openssh.com`
+        Aes256Gcm = cipher("aes256-gcm@openssh.com", AesGcm, 32, 12, 16, 16),
+        /// `chacha20-poly1305@openssh.com`
+        ChaCha20Poly1305 = cipher("chacha20-poly1305@openssh.com", ChaChaPoly, 64, 0, 8, 16),
+    }
+}
+
+algorithm_enum! {
+    /// A MAC, by its SSH name.
+    MacAlgorithm, MacSpec, MACS {
+        /// `none`: no MAC (the clear mode, or with an AEAD cipher).
+        None = MacSpec { name: "none", hash: None, key_len: 0, mac_len: 0, etm: false },
+        /// `hmac-sha1`
+        HmacSha1 = mac("hmac-sha1", MacHash::Sha1, 20, false),
+        /// `hmac-sha2-256`
+        HmacSha256 = mac("hmac-sha2-256", MacHash::Sha256, 32, false),
+        /// `hmac-sha2-512`
+        HmacSha512 = mac("hmac-sha2-512", MacHash::Sha512, 64, false),
+        /// `hmac-sha1-etm@openssh.com`
+        HmacSha1Etm = mac("hmac-sha1-etm@openssh.com", MacHash::Sha1, 20, true),
+        /// `hmac-sha2-256-etm@openssh.com`
+        HmacSha256Etm = mac("hmac-sha2-256-etm@openssh.com", MacHash::Sha256, 32, true),
+        /// `hmac-sha2-512-etm@openssh.com`
+        HmacSha512Etm = mac("hmac-sha2-512-etm@openssh.com", MacHash::Sha512, 64, true),
+    }
+}
+
+impl CipherAlgorithm {
+    /// Whether this cipher authenticates on its own (no MAC is used).
+    pub fn is_aead(self) -> bool {
+        self.spec().family.is_aead()
+    }
+}
+
+impl Mode {
+    /// The mode a cipher and MAC combine into, or an error for pairs this crate
+    /// refuses: an AEAD cipher with a MAC, an encrypting cipher without one
+    /// (unauthenticated encryption), or a MAC without encryption.
+    pub fn of(cipher: CipherAlgorithm, mac: MacAlgorithm) -> Result<Mode, Error> {
+        let family = cipher.spec().family;
+        let mode = match (family, mac) {
+            (Clear, MacAlgorithm::None) => Some(Mode::Clear),
+            (AesGcm | ChaChaPoly, MacAlgorithm::None) => Some(Mode::Aead),
+            (AesCtr, m) if m != MacAlgorithm::None => Some(if m.spec().etm {
+                Mode::EncryptThenMac
+            } else {
+                Mode::EncryptAndMac
+            }),
+            _ => None,
+        };
+        mode.ok_or(Error::IncompatibleAlgorithms {
+            cipher: cipher.name(),
+            mac: mac.name(),
+        })
+    }
+
+    /// Whether the 4 length bytes are sent in the clear (and so are outside the
+    /// block-aligned region). ChaCha20-Poly1305 encrypts them with a separate
+    /// key but, as here, aligns only the rest.
+    pub fn length_outside_alignment(self) -> bool {
+        matches!(self, Mode::EncryptThenMac | Mode::Aead)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_round_trips() {
+        for &c in CipherAlgorithm::ALL {
+            assert_eq!(c.name().parse::<CipherAlgorithm>().unwrap(), c);
+            assert_eq!(c.to_string(), c.name());
+        }
+        for &m in MacAlgorithm::ALL {
+            assert_eq!(m.name().parse::<MacAlgorithm>().unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn unknown_name_is_named_in_the_error() {
+        let err = "aes128-cbc".parse::<CipherAlgorithm>().unwrap_err();
+        assert!(matches!(&err, Error::UnknownAlgorithm { name } if name == "aes128-cbc"));
+        assert!(err.to_string().contains("aes128-cbc"));
+        assert!("hmac-md5".parse::<MacAlgorithm>().is_err());
+    }
+
+    #[test]
+    fn table_sizes_match_the_reference() {
+        use CipherAlgorithm as C;
+        let sizes: Vec<_> = C::ALL
+            .iter()
+            .map(|c| (c.spec().key_len, c.spec().iv_len, c.spec().tag_len))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                (0, 0, 0),
+                (16, 16, 0),
+                (24, 16, 0),
+                (32, 16, 0),
+                (16, 12, 16),
+                (32, 12, 16),
+                (64, 0, 16)
+            ]
+        );
+        assert_eq!(MacAlgorithm::HmacSha1Etm.spec().mac_len, 20);
+        assert_eq!(MacAlgorithm::HmacSha512.spec().key_len, 64);
+    }
+
+    #[test]
+    fn modes_of_pairs() {
+        use CipherAlgorithm as C;
+        use MacAlgorithm as M;
+        assert_eq!(Mode::of(C::None, M::None).unwrap(), Mode::Clear);
+        assert_eq!(
+            Mode::of(C::Aes128Ctr, M::HmacSha256).unwrap(),
+            Mode::EncryptAndMac
+        );
+        assert_eq!(
+            Mode::of(C::Aes256Ctr, M::HmacSha1Etm).unwrap(),
+            Mode::EncryptThenMac
+        );
+        assert_eq!(Mode::of(C::Aes128Gcm, M::None).unwrap(), Mode::Aead);
+        assert!(Mode::of(C::Aes128Ctr, M::None).is_err());
+        assert!(Mode::of(C::ChaCha20Poly1305, M::HmacSha1).is_err());
+        assert!(Mode::of(C::None, M::HmacSha1).is_err());
+    }
+}

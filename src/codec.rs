@@ -1,0 +1,248 @@
+//! The sans-IO packet codec: [`Sealer`] turns payloads into wire packets and
+//! [`Opener`] turns wire bytes back into payloads.
+//!
+//! No I/O, no clock, no threads: both are deterministic state machines over
+//! byte buffers, so they can be fuzzed and driven by any runtime. What they
+//! share, the per-direction state (engine, sequence number, limits, rekey
+//! budget), lives here.
+
+mod opener;
+mod sealer;
+
+pub use opener::{Opened, Opener, Packet};
+pub use sealer::Sealer;
+
+use crate::algorithm::{CipherAlgorithm, Mode};
+use crate::crypto::Engine;
+use crate::error::Error;
+use crate::keys::Keys;
+use crate::rekey::{Budget, RekeyLimits};
+
+/// The default maximum `packet_length`, as OpenSSH's `PACKET_MAX_SIZE`.
+pub const DEFAULT_MAX_PACKET_LEN: usize = 256 * 1024;
+/// The smallest maximum a caller may set: RFC 4253 §6.1 requires every
+/// implementation to handle packets of 35000 bytes.
+pub const MIN_MAX_PACKET_LEN: usize = 35_000;
+/// The largest maximum a caller may set; it bounds the Opener's buffer.
+pub const MAX_MAX_PACKET_LEN: usize = 16 * 1024 * 1024;
+
+/// The smallest `padding_length` RFC 4253 allows.
+const MIN_PADDING: usize = 4;
+
+/// Where the block alignment starts and how big the blocks are.
+#[derive(Clone, Copy, Debug)]
+struct Framing {
+    block: usize,
+    /// 4 when the length field is inside the aligned region, 0 when it is
+    /// outside (encrypt-then-MAC, AEAD).
+    aligned_prefix: usize,
+    /// Whether a cipher is on (padding is random then, zeros otherwise).
+    encrypts: bool,
+}
+
+impl Framing {
+    fn of(keys: &Keys) -> Framing {
+        let mode = keys.mode();
+        Framing {
+            block: keys.cipher().spec().block_size,
+            aligned_prefix: if mode.length_outside_alignment() {
+                0
+            } else {
+                4
+            },
+            encrypts: mode != Mode::Clear,
+        }
+    }
+
+    /// The smallest padding that aligns a payload of `payload_len` bytes.
+    fn padding_len(&self, payload_len: usize) -> usize {
+        let unpadded = self.aligned_prefix + 1 + payload_len;
+        let pad = self.block - unpadded % self.block;
+        if pad < MIN_PADDING {
+            pad + self.block
+        } else {
+            pad
+        }
+    }
+
+    /// Whether `packet_len` puts the aligned region on a block boundary.
+    fn is_aligned(&self, packet_len: usize) -> bool {
+        (self.aligned_prefix + packet_len) % self.block == 0
+    }
+}
+
+/// What one direction of a connection keeps between packets.
+struct DirectionState {
+    engine: Engine,
+    framing: Framing,
+    cipher: CipherAlgorithm,
+    seqno: u32,
+    initial_kex_done: bool,
+    max_packet_len: usize,
+    limits: RekeyLimits,
+    budget: Budget,
+}
+
+impl DirectionState {
+    fn new() -> DirectionState {
+        let keys = Keys::clear();
+        DirectionState {
+            engine: Engine::clear(),
+            framing: Framing::of(&keys),
+            cipher: keys.cipher(),
+            seqno: 0,
+            initial_kex_done: false,
+            max_packet_len: DEFAULT_MAX_PACKET_LEN,
+            limits: RekeyLimits::default(),
+            budget: Budget::new(keys.cipher(), RekeyLimits::default()),
+        }
+    }
+
+    /// Switches to `keys`, starting a fresh rekey budget. Nothing changes if
+    /// the keys cannot be installed.
+    fn install(&mut self, keys: &Keys) -> Result<(), Error> {
+        self.engine = Engine::new(keys)?;
+        self.framing = Framing::of(keys);
+        self.cipher = keys.cipher();
+        self.budget = Budget::new(keys.cipher(), self.limits);
+        Ok(())
+    }
+
+    fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
+        if !(MIN_MAX_PACKET_LEN..=MAX_MAX_PACKET_LEN).contains(&len) {
+            return Err(Error::InvalidMaxPacketLength {
+                requested: len,
+                min: MIN_MAX_PACKET_LEN,
+                max: MAX_MAX_PACKET_LEN,
+            });
+        }
+        self.max_packet_len = len;
+        Ok(())
+    }
+
+    fn set_rekey_limits(&mut self, limits: RekeyLimits) {
+        self.limits = limits;
+        self.budget.set_limits(limits);
+    }
+
+    /// Refuses the packet that would wrap the sequence number while the
+    /// initial key exchange is still running (Terrapin), before anything of it
+    /// is processed.
+    fn check_wrap(&self) -> Result<(), Error> {
+        if self.seqno == u32::MAX && !self.initial_kex_done {
+            return Err(Error::SequenceWrapped);
+        }
+        Ok(())
+    }
+
+    /// Counts a finished packet and moves to the next sequence number.
+    fn finish_packet(&mut self, packet_len: usize) {
+        let wire_len = 4 + packet_len + self.engine.tag_len();
+        self.budget
+            .record(wire_len, self.framing.aligned_prefix + packet_len);
+        self.seqno = self.seqno.wrapping_add(1);
+    }
+}
+
+/// Sequence-number and limit controls shared by [`Sealer`] and [`Opener`].
+macro_rules! direction_controls {
+    ($ty:ty) => {
+        impl $ty {
+            /// The sequence number the next packet will carry.
+            pub fn seqno(&self) -> u32 {
+                self.state.seqno
+            }
+
+            /// Sets the next sequence number. The transport normally only
+            /// resets it (see [`Self::reset_seqno`]); this is for resuming a
+            /// stream and for test vectors.
+            pub fn set_seqno(&mut self, seqno: u32) {
+                self.state.seqno = seqno;
+            }
+
+            /// Resets the sequence number to 0, as strict key exchange
+            /// (`kex-strict-*-v00@openssh.com`) demands right after NEWKEYS.
+            pub fn reset_seqno(&mut self) {
+                self.state.seqno = 0;
+            }
+
+            /// Marks the initial key exchange as done: from now on the
+            /// sequence number may wrap. Before this, a wrap is
+            /// [`Error::SequenceWrapped`].
+            pub fn mark_initial_kex_done(&mut self) {
+                self.state.initial_kex_done = true;
+            }
+
+            /// Sets the largest `packet_length` handled in this direction
+            /// (default 256 KiB; 35000 to 16 MiB).
+            pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
+                self.state.set_max_packet_len(len)
+            }
+
+            /// The largest `packet_length` handled in this direction.
+            pub fn max_packet_len(&self) -> usize {
+                self.state.max_packet_len
+            }
+
+            /// Sets the caller's rekey limits and grace allowance.
+            pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
+                self.state.set_rekey_limits(limits);
+            }
+
+            /// Whether this direction has spent its budget under the current
+            /// keys (or a rekey was requested) and wants a key exchange.
+            pub fn needs_rekey(&self) -> bool {
+                self.state.budget.needs_rekey()
+            }
+
+            /// Notes that the other direction needs a rekey, so this one
+            /// starts counting its grace allowance too.
+            pub fn request_rekey(&mut self) {
+                self.state.budget.request_rekey();
+            }
+
+            /// The cipher currently installed.
+            pub fn cipher(&self) -> CipherAlgorithm {
+                self.state.cipher
+            }
+        }
+    };
+}
+
+direction_controls!(Sealer);
+direction_controls!(Opener);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::MacAlgorithm;
+
+    fn framing(cipher: CipherAlgorithm, mac: MacAlgorithm) -> Framing {
+        let spec = cipher.spec();
+        let keys = Keys::new(
+            cipher,
+            mac,
+            &vec![0; spec.key_len],
+            &vec![0; spec.iv_len],
+            &vec![0; mac.spec().key_len],
+        )
+        .unwrap();
+        Framing::of(&keys)
+    }
+
+    #[test]
+    fn padding_is_minimal_and_aligns() {
+        let suites = [
+            framing(CipherAlgorithm::None, MacAlgorithm::None),
+            framing(CipherAlgorithm::Aes128Ctr, MacAlgorithm::HmacSha1),
+            framing(CipherAlgorithm::Aes256Ctr, MacAlgorithm::HmacSha256Etm),
+        ];
+        for f in suites {
+            for payload in 1..200 {
+                let pad = f.padding_len(payload);
+                assert!((4..f.block + 4).contains(&pad), "pad {pad}");
+                assert!(f.is_aligned(1 + payload + pad));
+            }
+        }
+    }
+}

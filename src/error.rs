@@ -1,0 +1,183 @@
+//! The crate's one error type.
+//!
+//! Every variant says what happened in terms a caller can act on. Receive-side
+//! errors (`BadPacketLength`, `BadBlockAlignment`, `BadPadding`, `MacMismatch`,
+//! `SequenceWrapped`, `RekeyIgnored`) are fatal for the connection: the byte
+//! stream cannot be resynchronised after them, so the component that raised one
+//! refuses all further work with [`Error::Closed`].
+
+use std::fmt;
+
+/// Everything that can go wrong in the packet layer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The packet layer was closed, locally or after an earlier fatal error.
+    Closed,
+    /// The peer sent a `packet_length` outside `5..=max`.
+    BadPacketLength {
+        /// The length field as received (after decryption where it is encrypted).
+        len: u32,
+        /// The largest length this side accepts.
+        max: u32,
+    },
+    /// The packet's aligned region is not a multiple of the cipher block size.
+    BadBlockAlignment {
+        /// The length field as received.
+        len: u32,
+        /// The block size it had to be a multiple of.
+        block: usize,
+    },
+    /// `padding_length` is below 4 or leaves no room for a payload byte.
+    BadPadding {
+        /// The `padding_length` byte as received.
+        padding: u8,
+        /// The packet's `packet_length`.
+        packet_len: u32,
+    },
+    /// The MAC or AEAD tag did not verify: a corrupted packet or mismatched keys.
+    MacMismatch {
+        /// The inbound sequence number of the rejected packet.
+        seqno: u32,
+    },
+    /// A sequence number would wrap before the initial key exchange is done
+    /// (the Terrapin precondition, CVE-2023-48795).
+    SequenceWrapped,
+    /// A rekey was needed and the peer kept sending past the grace allowance.
+    RekeyIgnored,
+    /// A key, IV or MAC key has the wrong length for the chosen algorithm.
+    BadKeyLength {
+        /// Which piece of key material is wrong: "key", "iv" or "mac key".
+        what: &'static str,
+        /// The length the algorithm needs.
+        expected: usize,
+        /// The length that was given.
+        got: usize,
+    },
+    /// An algorithm name this crate does not know.
+    UnknownAlgorithm {
+        /// The name as given.
+        name: String,
+    },
+    /// An algorithm this build knows by name but cannot run yet.
+    Unsupported {
+        /// The SSH name of the algorithm.
+        algorithm: &'static str,
+    },
+    /// A cipher and MAC that cannot be used together (an AEAD cipher with a
+    /// MAC, an encrypting cipher without one, or a MAC without a cipher).
+    IncompatibleAlgorithms {
+        /// The cipher's SSH name.
+        cipher: &'static str,
+        /// The MAC's SSH name.
+        mac: &'static str,
+    },
+    /// A payload to send does not fit the maximum packet length.
+    PayloadTooLarge {
+        /// The payload length given.
+        len: usize,
+        /// The largest `packet_length` this side sends.
+        max: usize,
+    },
+    /// An empty payload: every SSH message has at least its type byte.
+    EmptyPayload,
+    /// A maximum packet length outside the range this crate accepts.
+    InvalidMaxPacketLength {
+        /// The length asked for.
+        requested: usize,
+        /// The smallest allowed (RFC 4253 §6.1 demands 35000).
+        min: usize,
+        /// The largest allowed.
+        max: usize,
+    },
+    /// New keys were installed while the Opener was in the middle of a packet.
+    KeySwitchMidPacket,
+    /// The operating system's random source failed.
+    Random {
+        /// The reason the source gave.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Whether this error came from the peer's bytes (corrupt, hostile or
+    /// mismatched keys), as opposed to local misuse or configuration.
+    pub fn is_peer_fault(&self) -> bool {
+        matches!(
+            self,
+            Error::BadPacketLength { .. }
+                | Error::BadBlockAlignment { .. }
+                | Error::BadPadding { .. }
+                | Error::MacMismatch { .. }
+                | Error::RekeyIgnored
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Closed => write!(f, "the packet layer is closed"),
+            Error::BadPacketLength { len, max } => {
+                write!(f, "bad packet length {len} (allowed 5 to {max})")
+            }
+            Error::BadBlockAlignment { len, block } => write!(
+                f,
+                "packet length {len} is not aligned to the cipher block size {block}"
+            ),
+            Error::BadPadding {
+                padding,
+                packet_len,
+            } => write!(
+                f,
+                "bad padding length {padding} in a packet of length {packet_len} \
+                 (need at least 4 and room for a payload byte)"
+            ),
+            Error::MacMismatch { seqno } => write!(
+                f,
+                "MAC mismatch on inbound packet {seqno}: corrupted data or mismatched keys"
+            ),
+            Error::SequenceWrapped => {
+                write!(f, "sequence number wrapped during the initial key exchange")
+            }
+            Error::RekeyIgnored => write!(
+                f,
+                "the peer kept sending past the grace allowance after a rekey was needed"
+            ),
+            Error::BadKeyLength {
+                what,
+                expected,
+                got,
+            } => write!(f, "{what} is {got} bytes, the algorithm needs {expected}"),
+            Error::UnknownAlgorithm { name } => write!(f, "unknown algorithm {name:?}"),
+            Error::Unsupported { algorithm } => {
+                write!(f, "algorithm {algorithm} is not supported by this build")
+            }
+            Error::IncompatibleAlgorithms { cipher, mac } => {
+                write!(f, "cipher {cipher} cannot be used with MAC {mac}")
+            }
+            Error::PayloadTooLarge { len, max } => write!(
+                f,
+                "payload of {len} bytes does not fit the maximum packet length {max}"
+            ),
+            Error::EmptyPayload => write!(f, "empty payload: a message needs its type byte"),
+            Error::InvalidMaxPacketLength {
+                requested,
+                min,
+                max,
+            } => write!(
+                f,
+                "maximum packet length {requested} is outside the allowed {min} to {max}"
+            ),
+            Error::KeySwitchMidPacket => {
+                write!(f, "new keys installed in the middle of an inbound packet")
+            }
+            Error::Random { detail } => write!(f, "random source failed: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
