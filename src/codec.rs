@@ -67,7 +67,7 @@ impl Framing {
 
     /// Whether `packet_len` puts the aligned region on a block boundary.
     fn is_aligned(&self, packet_len: usize) -> bool {
-        (self.aligned_prefix + packet_len) % self.block == 0
+        (self.aligned_prefix + packet_len).is_multiple_of(self.block)
     }
 }
 

@@ -134,10 +134,11 @@ impl Budget {
         }
     }
 
-    /// Whether the peer has used up the grace allowance.
+    /// Whether the peer has used up the grace allowance, so the next packet
+    /// must be refused.
     pub(crate) fn grace_exceeded(&self) -> bool {
         self.grace.is_some_and(|(packets, bytes)| {
-            packets > self.limits.grace_packets || bytes > self.limits.grace_bytes
+            packets >= self.limits.grace_packets || bytes >= self.limits.grace_bytes
         })
     }
 }

@@ -6,7 +6,7 @@ use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Opened, Opener};
 
 /// Decodes a hex string.
 pub fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
@@ -140,14 +140,96 @@ pub fn open_all(
     loop {
         let taken = opener.feed(rest);
         rest = &rest[taken..];
-        loop {
-            match opener.next_packet()? {
-                Opened::Packet(p) => out.push((p.payload().to_vec(), p.seqno())),
-                Opened::NeedMore(_) => break,
-            }
+        while let Opened::Packet(p) = opener.next_packet()? {
+            out.push((p.payload().to_vec(), p.seqno()));
         }
         if rest.is_empty() {
             return Ok(out);
         }
     }
+}
+
+/// Raw key material, as `keys_for` builds it, for crafting packets by hand.
+pub struct Material {
+    pub key: Vec<u8>,
+    pub iv: Vec<u8>,
+    pub mac_key: Vec<u8>,
+}
+
+/// The bytes `keys_for(cipher, mac, seed)` uses.
+pub fn material(cipher: CipherAlgorithm, mac: MacAlgorithm, seed: u8) -> Material {
+    let fill = |len: usize, salt: u8| -> Vec<u8> {
+        (0..len)
+            .map(|i| {
+                seed.wrapping_mul(31)
+                    .wrapping_add(salt)
+                    .wrapping_add(i as u8)
+            })
+            .collect()
+    };
+    Material {
+        key: fill(cipher.spec().key_len, 1),
+        iv: fill(cipher.spec().iv_len, 2),
+        mac_key: fill(mac.spec().key_len, 3),
+    }
+}
+
+/// A reference aes128-ctr + hmac-sha2-256 (or its -etm form) built straight on
+/// the primitives, to craft packets the Sealer would refuse to make.
+pub struct CraftAes128Sha256 {
+    ctr: ctr::Ctr128BE<aes::Aes128>,
+    mac_key: Vec<u8>,
+    etm: bool,
+}
+
+impl CraftAes128Sha256 {
+    pub fn new(seed: u8, etm: bool) -> Self {
+        use ctr::cipher::KeyIvInit;
+        let mac = if etm {
+            MacAlgorithm::HmacSha256Etm
+        } else {
+            MacAlgorithm::HmacSha256
+        };
+        let m = material(CipherAlgorithm::Aes128Ctr, mac, seed);
+        CraftAes128Sha256 {
+            ctr: ctr::Ctr128BE::new_from_slices(&m.key, &m.iv).unwrap(),
+            mac_key: m.mac_key,
+            etm,
+        }
+    }
+
+    pub fn keys(seed: u8, etm: bool) -> Keys {
+        let mac = if etm {
+            MacAlgorithm::HmacSha256Etm
+        } else {
+            MacAlgorithm::HmacSha256
+        };
+        keys_for(CipherAlgorithm::Aes128Ctr, mac, seed)
+    }
+
+    /// Encrypts and MACs `plain` (length field first, any content) as packet `seq`.
+    pub fn craft(&mut self, seq: u32, plain: &[u8]) -> Vec<u8> {
+        use ctr::cipher::StreamCipher;
+        use hmac::{KeyInit, Mac};
+        let mut wire = plain.to_vec();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.mac_key).unwrap();
+        mac.update(&seq.to_be_bytes());
+        if self.etm {
+            self.ctr.apply_keystream(&mut wire[4..]);
+            mac.update(&wire);
+        } else {
+            mac.update(&wire);
+            self.ctr.apply_keystream(&mut wire);
+        }
+        wire.extend_from_slice(&mac.finalize().into_bytes());
+        wire
+    }
+}
+
+/// A plaintext packet with explicit fields: no checks, for crafting bad ones.
+pub fn plain_packet(packet_len: u32, padding_len: u8, body: &[u8]) -> Vec<u8> {
+    let mut p = packet_len.to_be_bytes().to_vec();
+    p.push(padding_len);
+    p.extend_from_slice(body);
+    p
 }
