@@ -9,7 +9,7 @@
 mod opener;
 mod sealer;
 
-pub use opener::{Opened, Opener, Packet};
+pub use opener::{Frame, Opened, Opener, Packet};
 pub use sealer::Sealer;
 
 use crate::algorithm::{CipherAlgorithm, Mode};
@@ -146,71 +146,71 @@ impl DirectionState {
 
 /// Sequence-number and limit controls shared by [`Sealer`] and [`Opener`].
 macro_rules! direction_controls {
-    ($ty:ty) => {
+    ($ty:ty, $($state:ident).+) => {
         impl $ty {
             /// The sequence number the next packet will carry.
             pub fn seqno(&self) -> u32 {
-                self.state.seqno
+                self.$($state).+.seqno
             }
 
             /// Sets the next sequence number. The transport normally only
             /// resets it (see [`Self::reset_seqno`]); this is for resuming a
             /// stream and for test vectors.
             pub fn set_seqno(&mut self, seqno: u32) {
-                self.state.seqno = seqno;
+                self.$($state).+.seqno = seqno;
             }
 
             /// Resets the sequence number to 0, as strict key exchange
             /// (`kex-strict-*-v00@openssh.com`) demands right after NEWKEYS.
             pub fn reset_seqno(&mut self) {
-                self.state.seqno = 0;
+                self.$($state).+.seqno = 0;
             }
 
             /// Marks the initial key exchange as done: from now on the
             /// sequence number may wrap. Before this, a wrap is
             /// [`Error::SequenceWrapped`].
             pub fn mark_initial_kex_done(&mut self) {
-                self.state.initial_kex_done = true;
+                self.$($state).+.initial_kex_done = true;
             }
 
             /// Sets the largest `packet_length` handled in this direction
             /// (default 256 KiB; 35000 to 16 MiB).
             pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
-                self.state.set_max_packet_len(len)
+                self.$($state).+.set_max_packet_len(len)
             }
 
             /// The largest `packet_length` handled in this direction.
             pub fn max_packet_len(&self) -> usize {
-                self.state.max_packet_len
+                self.$($state).+.max_packet_len
             }
 
             /// Sets the caller's rekey limits and grace allowance.
             pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
-                self.state.set_rekey_limits(limits);
+                self.$($state).+.set_rekey_limits(limits);
             }
 
             /// Whether this direction has spent its budget under the current
             /// keys (or a rekey was requested) and wants a key exchange.
             pub fn needs_rekey(&self) -> bool {
-                self.state.budget.needs_rekey()
+                self.$($state).+.budget.needs_rekey()
             }
 
             /// Notes that the other direction needs a rekey, so this one
             /// starts counting its grace allowance too.
             pub fn request_rekey(&mut self) {
-                self.state.budget.request_rekey();
+                self.$($state).+.budget.request_rekey();
             }
 
             /// The cipher currently installed.
             pub fn cipher(&self) -> CipherAlgorithm {
-                self.state.cipher
+                self.$($state).+.cipher
             }
         }
     };
 }
 
-direction_controls!(Sealer);
-direction_controls!(Opener);
+direction_controls!(Sealer, state);
+direction_controls!(Opener, core.state);
 
 #[cfg(test)]
 mod tests {

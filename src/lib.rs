@@ -42,7 +42,7 @@ pub mod padding;
 pub mod rekey;
 
 pub use algorithm::{CipherAlgorithm, MacAlgorithm, Mode};
-pub use codec::{Opened, Opener, Packet, Sealer};
+pub use codec::{Frame, Opened, Opener, Packet, Sealer};
 pub use error::{Error, Result};
 pub use keys::{Direction, KdfHash, KeyDerivation, Keys};
 pub use padding::{PaddingSource, RandomPadding, ZeroPadding};

@@ -29,18 +29,55 @@ impl PaddingSource for ZeroPadding {
     }
 }
 
+/// Keystream drawn at once, so AES runs on many blocks in parallel and each
+/// packet's few padding bytes are a copy from the pool.
+const POOL: usize = 512;
+
 /// Cryptographically random bytes: an AES-128-CTR keystream keyed once from
 /// the operating system's random source. One system call per Sealer rather
 /// than one per packet.
-#[derive(Default)]
 pub struct RandomPadding {
     keystream: Option<Ctr128BE<Aes128>>,
+    pool: zeroize::Zeroizing<[u8; POOL]>,
+    /// Bytes of `pool` already handed out.
+    used: usize,
+}
+
+impl Default for RandomPadding {
+    fn default() -> Self {
+        RandomPadding {
+            keystream: None,
+            pool: zeroize::Zeroizing::new([0; POOL]),
+            used: POOL,
+        }
+    }
 }
 
 impl RandomPadding {
     /// A source that draws its seed on first use.
     pub fn new() -> RandomPadding {
         RandomPadding::default()
+    }
+
+    fn refill(&mut self) -> Result<(), Error> {
+        let keystream = match &mut self.keystream {
+            Some(keystream) => keystream,
+            None => {
+                let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+                getrandom::fill(&mut seed[..]).map_err(|e| Error::Random {
+                    detail: e.to_string(),
+                })?;
+                let (key, iv) = seed.split_at(16);
+                let keystream =
+                    Ctr128BE::<Aes128>::new_from_slices(key, iv).map_err(|_| Error::Random {
+                        detail: "seed of the wrong length".into(),
+                    })?;
+                self.keystream.insert(keystream)
+            }
+        };
+        keystream.write_keystream(&mut self.pool[..]);
+        self.used = 0;
+        Ok(())
     }
 }
 
@@ -54,21 +91,15 @@ impl std::fmt::Debug for RandomPadding {
 
 impl PaddingSource for RandomPadding {
     fn fill(&mut self, padding: &mut [u8]) -> Result<(), Error> {
-        if self.keystream.is_none() {
-            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-            getrandom::fill(&mut seed[..]).map_err(|e| Error::Random {
-                detail: e.to_string(),
-            })?;
-            let (key, iv) = seed.split_at(16);
-            let keystream =
-                Ctr128BE::<Aes128>::new_from_slices(key, iv).map_err(|_| Error::Random {
-                    detail: "seed of the wrong length".into(),
-                })?;
-            self.keystream = Some(keystream);
-        }
-        padding.fill(0);
-        if let Some(keystream) = &mut self.keystream {
-            keystream.apply_keystream(padding);
+        let mut filled = 0;
+        while filled < padding.len() {
+            if self.used == POOL {
+                self.refill()?;
+            }
+            let n = (padding.len() - filled).min(POOL - self.used);
+            padding[filled..filled + n].copy_from_slice(&self.pool[self.used..self.used + n]);
+            self.used += n;
+            filled += n;
         }
         Ok(())
     }
@@ -89,6 +120,16 @@ mod tests {
         assert_ne!(x, y);
         assert_ne!(x, z);
         assert_ne!(x, [0u8; 32]);
+    }
+
+    #[test]
+    fn random_padding_spans_pool_refills() {
+        let mut source = RandomPadding::new();
+        let mut big = vec![0u8; 3 * POOL + 5];
+        source.fill(&mut big).unwrap();
+        // Consecutive pool-sized windows never repeat.
+        assert_ne!(big[..POOL], big[POOL..2 * POOL]);
+        assert!(big[3 * POOL..].iter().any(|&b| b != 0));
     }
 
     #[test]

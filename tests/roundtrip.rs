@@ -5,15 +5,57 @@ mod common;
 
 use common::{keys_for, payload, supported_suites};
 use proptest::prelude::*;
-use ssh_packetizer::{CipherAlgorithm, MacAlgorithm, Opened, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, Frame, MacAlgorithm, Opened, Opener, Sealer};
 
 type Suite = (CipherAlgorithm, MacAlgorithm);
 
+/// How the receiving side is driven.
+#[derive(Clone, Copy, Debug)]
+enum Reader {
+    /// `Opener::feed` and `next_packet`: the Opener buffers.
+    Buffered,
+    /// `Opener::open_in_place` on a buffer the caller owns, as an async
+    /// codec over a `BytesMut` would.
+    InPlace,
+}
+
 /// Seals `lens` payloads under `first`, switching both sides to `second`
-/// before packet `switch_at`, and feeds the stream in `chunks` (cycled).
+/// before packet `switch_at`, and hands the stream over in `chunks` (cycled).
 /// Checks every payload and sequence number on the way out.
 fn run(first: Suite, second: Suite, lens: &[usize], switch_at: usize, chunks: &[usize], salt: u64) {
-    let label = format!("{}+{} -> {}+{}", first.0, first.1, second.0, second.1);
+    run_with(
+        Reader::Buffered,
+        first,
+        second,
+        lens,
+        switch_at,
+        chunks,
+        salt,
+    );
+    run_with(
+        Reader::InPlace,
+        first,
+        second,
+        lens,
+        switch_at,
+        chunks,
+        salt,
+    );
+}
+
+fn run_with(
+    reader: Reader,
+    first: Suite,
+    second: Suite,
+    lens: &[usize],
+    switch_at: usize,
+    chunks: &[usize],
+    salt: u64,
+) {
+    let label = format!(
+        "{reader:?} {}+{} -> {}+{}",
+        first.0, first.1, second.0, second.1
+    );
     let mut sealer = Sealer::new();
     let mut opener = Opener::new();
     sealer.set_keys(keys_for(first.0, first.1, 1)).unwrap();
@@ -37,6 +79,7 @@ fn run(first: Suite, second: Suite, lens: &[usize], switch_at: usize, chunks: &[
     }
     let mut received = 0;
     let mut offset = 0;
+    let mut pending: Vec<u8> = Vec::new();
     let mut chunk_sizes = chunks.iter().cycle();
     while received < payloads.len() {
         assert!(
@@ -44,33 +87,73 @@ fn run(first: Suite, second: Suite, lens: &[usize], switch_at: usize, chunks: &[
             "{label}: stream ended with {received} packets out"
         );
         let n = (*chunk_sizes.next().unwrap()).min(wire.len() - offset);
-        let taken = opener.feed(&wire[offset..offset + n]);
-        offset += taken;
-        loop {
-            match opener
-                .next_packet()
-                .unwrap_or_else(|e| panic!("{label}: {e}"))
-            {
-                Opened::Packet(p) => {
-                    assert_eq!(p.seqno(), received as u32, "{label}");
-                    assert!(
-                        p.payload() == payloads[received].as_slice(),
-                        "{label}: payload {received} differs"
-                    );
-                    received += 1;
-                    if received == switch_at {
-                        opener.set_keys(keys_for(second.0, second.1, 2)).unwrap();
+        let chunk = &wire[offset..offset + n];
+        // Packets out of this chunk, checked below; keys switch as soon as
+        // the packet before the switch is out, as a transport would after
+        // NEWKEYS.
+        let mut packets = Vec::new();
+        let switch_keys = |opener: &mut Opener, out_so_far: usize| {
+            if out_so_far == switch_at {
+                opener.set_keys(keys_for(second.0, second.1, 2)).unwrap();
+            }
+        };
+        match reader {
+            Reader::Buffered => {
+                offset += opener.feed(chunk);
+                loop {
+                    match opener
+                        .next_packet()
+                        .unwrap_or_else(|e| panic!("{label}: {e}"))
+                    {
+                        Opened::Packet(p) => {
+                            packets.push((p.payload().to_vec(), p.seqno()));
+                            switch_keys(&mut opener, received + packets.len());
+                        }
+                        Opened::NeedMore(more) => {
+                            assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
+                            break;
+                        }
                     }
                 }
-                Opened::NeedMore(more) => {
-                    assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
-                    break;
+            }
+            Reader::InPlace => {
+                offset += n;
+                pending.extend_from_slice(chunk);
+                loop {
+                    let frame = opener.open_in_place(&mut pending);
+                    match frame.unwrap_or_else(|e| panic!("{label}: {e}")) {
+                        Frame::Packet {
+                            payload,
+                            wire_len,
+                            seqno,
+                        } => {
+                            packets.push((pending[payload].to_vec(), seqno));
+                            pending.drain(..wire_len);
+                            switch_keys(&mut opener, received + packets.len());
+                        }
+                        Frame::NeedMore(more) => {
+                            assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
+                            break;
+                        }
+                    }
                 }
             }
+        }
+        for (payload, seqno) in packets {
+            assert_eq!(seqno, received as u32, "{label}");
+            assert!(
+                payload == payloads[received],
+                "{label}: payload {received} differs"
+            );
+            received += 1;
         }
     }
     assert_eq!(offset, wire.len(), "{label}: bytes left over");
     assert_eq!(opener.buffered(), 0);
+    assert!(
+        pending.is_empty(),
+        "{label}: bytes left in the caller's buffer"
+    );
 }
 
 #[test]

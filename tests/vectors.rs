@@ -4,7 +4,7 @@
 mod common;
 
 use common::{open_all, suites, Suite};
-use ssh_packetizer::{CipherAlgorithm, Error, Opener, Sealer, ZeroPadding};
+use ssh_packetizer::{CipherAlgorithm, Error, Frame, Opener, Sealer, ZeroPadding};
 
 fn runs_here(suite: &Suite) -> bool {
     !suite.cipher.is_aead()
@@ -46,6 +46,59 @@ fn open_recovers_every_vector() {
         assert_eq!(opened, expected, "{}", suite.name());
         assert_eq!(opener.buffered(), 0);
     }
+}
+
+#[test]
+fn in_place_forms_match_the_vectors() {
+    for suite in suites().iter().filter(|s| runs_here(s)) {
+        let mut sealer = Sealer::new();
+        sealer.set_keys(suite.keys()).unwrap();
+        sealer.set_padding_source(Box::new(ZeroPadding));
+        let mut opener = Opener::new();
+        opener.set_keys(suite.keys()).unwrap();
+        for p in &suite.packets {
+            // Serialise the payload straight into the output buffer.
+            let mut out = b"before".to_vec();
+            let start = sealer.start_packet(&mut out);
+            out.extend_from_slice(&p.payload);
+            assert_eq!(sealer.finish_packet(&mut out, start).unwrap(), p.seqno);
+            assert_eq!(&out[..6], b"before");
+            assert_eq!(out[6..], p.wire[..], "{}", suite.name());
+
+            let mut buf = p.wire.clone();
+            match opener.open_in_place(&mut buf).unwrap() {
+                Frame::Packet {
+                    payload,
+                    wire_len,
+                    seqno,
+                } => {
+                    assert_eq!(buf[payload], p.payload[..]);
+                    assert_eq!((wire_len, seqno), (p.wire.len(), p.seqno));
+                }
+                other => panic!("{}: {other:?}", suite.name()),
+            }
+        }
+    }
+}
+
+#[test]
+fn finish_packet_errors_leave_the_buffer_as_before_the_packet() {
+    let mut sealer = Sealer::new();
+    let mut out = b"kept".to_vec();
+    let start = sealer.start_packet(&mut out);
+    assert!(matches!(
+        sealer.finish_packet(&mut out, start),
+        Err(Error::EmptyPayload)
+    ));
+    assert_eq!(out, b"kept");
+    let start = sealer.start_packet(&mut out);
+    out.resize(start + 5 + 300_000, 7);
+    assert!(matches!(
+        sealer.finish_packet(&mut out, start),
+        Err(Error::PayloadTooLarge { len: 300_000, .. })
+    ));
+    assert_eq!(out, b"kept");
+    assert_eq!(sealer.seqno(), 0);
 }
 
 #[test]

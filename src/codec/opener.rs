@@ -55,9 +55,29 @@ enum Progress {
     Body { packet_len: usize },
 }
 
-enum Step {
+/// What [`Opener::open_in_place`] found in a caller's buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A whole, authenticated packet at the start of the buffer, decrypted in
+    /// place.
+    Packet {
+        /// Where the payload lies in the buffer.
+        payload: Range<usize>,
+        /// How many bytes the packet took on the wire (drop them before the
+        /// next call).
+        wire_len: usize,
+        /// The inbound sequence number it carried.
+        seqno: u32,
+    },
+    /// At least this many more bytes are needed. Call again with the same
+    /// bytes at the start of the buffer and more after them.
     NeedMore(usize),
-    Packet { payload: Range<usize>, seqno: u32 },
+}
+
+/// The packet-reading state machine, over whatever buffer holds the bytes.
+pub(super) struct OpenCore {
+    pub(super) state: DirectionState,
+    progress: Progress,
 }
 
 /// Turns wire bytes back into payloads for one direction.
@@ -72,7 +92,7 @@ enum Step {
 /// Every receive error is fatal: the stream cannot be resynchronised, so
 /// afterwards every call returns [`Error::Closed`].
 pub struct Opener {
-    pub(super) state: DirectionState,
+    pub(super) core: OpenCore,
     buf: Vec<u8>,
     /// Start of the bytes not yet returned.
     start: usize,
@@ -81,7 +101,6 @@ pub struct Opener {
     /// Length of the packet last returned, released on the next call (its
     /// payload is borrowed until then).
     consumed: usize,
-    progress: Progress,
     failed: bool,
 }
 
@@ -94,8 +113,8 @@ impl Default for Opener {
 impl std::fmt::Debug for Opener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Opener")
-            .field("cipher", &self.state.cipher.name())
-            .field("seqno", &self.state.seqno)
+            .field("cipher", &self.core.state.cipher.name())
+            .field("seqno", &self.core.state.seqno)
             .field("buffered", &self.buffered())
             .field("failed", &self.failed)
             .finish_non_exhaustive()
@@ -106,12 +125,14 @@ impl Opener {
     /// An Opener in the clear mode, sequence number 0.
     pub fn new() -> Opener {
         Opener {
-            state: DirectionState::new(),
+            core: OpenCore {
+                state: DirectionState::new(),
+                progress: Progress::Head,
+            },
             buf: Vec::new(),
             start: 0,
             end: 0,
             consumed: 0,
-            progress: Progress::Head,
             failed: false,
         }
     }
@@ -123,10 +144,10 @@ impl Opener {
         if self.failed {
             return Err(Error::Closed);
         }
-        if self.progress != Progress::Head {
+        if self.core.progress != Progress::Head {
             return Err(Error::KeySwitchMidPacket);
         }
-        self.state.install(&keys)
+        self.core.state.install(&keys)
     }
 
     /// Bytes held that belong to packets not yet returned.
@@ -144,7 +165,7 @@ impl Opener {
     /// the packet being read.
     pub fn unfilled(&mut self) -> &mut [u8] {
         self.release_consumed();
-        let wanted = self.still_needed().max(READ_ROOM);
+        let wanted = self.core.still_needed(self.end - self.start).max(READ_ROOM);
         if self.buf.len() - self.end < wanted {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -181,17 +202,41 @@ impl Opener {
             return Err(Error::Closed);
         }
         self.release_consumed();
-        match self.step() {
-            Ok(Step::NeedMore(n)) => Ok(Opened::NeedMore(n)),
-            Ok(Step::Packet { payload, seqno }) => Ok(Opened::Packet(Packet {
-                payload: &self.buf[payload],
+        let start = self.start;
+        match self.core.step(&mut self.buf[start..self.end]) {
+            Ok(Frame::NeedMore(n)) => Ok(Opened::NeedMore(n)),
+            Ok(Frame::Packet {
+                payload,
+                wire_len,
                 seqno,
-            })),
+            }) => {
+                self.consumed = wire_len;
+                Ok(Opened::Packet(Packet {
+                    payload: &self.buf[start + payload.start..start + payload.end],
+                    seqno,
+                }))
+            }
             Err(e) => {
                 self.failed = true;
                 Err(e)
             }
         }
+    }
+
+    /// Reads the next packet straight from a caller's buffer, decrypting it
+    /// in place: no copy into the Opener. `buf` must start at a packet
+    /// boundary, or at the same packet as the previous call that returned
+    /// [`Frame::NeedMore`] with those bytes unchanged (its head may already be
+    /// decrypted). After a [`Frame::Packet`], drop `wire_len` bytes from the
+    /// front before the next call.
+    ///
+    /// For callers that own their buffer (an async codec's `BytesMut`, a
+    /// fuzzer's input); do not mix with [`Opener::feed`] on one Opener.
+    pub fn open_in_place(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
+        if self.failed {
+            return Err(Error::Closed);
+        }
+        self.core.step(buf).inspect_err(|_| self.failed = true)
     }
 
     fn release_consumed(&mut self) {
@@ -203,9 +248,16 @@ impl Opener {
         }
     }
 
+    /// The most bytes one packet can occupy on the wire under the current
+    /// maximum: length field, packet and the longest tag.
+    pub fn max_wire_len(&self) -> usize {
+        4 + self.core.state.max_packet_len + MAX_TAG_LEN
+    }
+}
+
+impl OpenCore {
     /// Bytes still missing before the next step can be taken.
-    fn still_needed(&self) -> usize {
-        let have = self.end - self.start;
+    fn still_needed(&self, have: usize) -> usize {
         let want = match self.progress {
             Progress::Head => self.state.engine.head_len(),
             Progress::Body { packet_len } => 4 + packet_len + self.state.engine.tag_len(),
@@ -213,22 +265,22 @@ impl Opener {
         want.saturating_sub(have)
     }
 
-    fn step(&mut self) -> Result<Step, Error> {
+    fn step(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
         let seqno = self.state.seqno;
-        let available = self.end - self.start;
+        let available = buf.len();
         let packet_len =
             match self.progress {
                 Progress::Body { packet_len } => packet_len,
                 Progress::Head => {
                     let head_len = self.state.engine.head_len();
                     if available < head_len {
-                        return Ok(Step::NeedMore(head_len - available));
+                        return Ok(Frame::NeedMore(head_len - available));
                     }
                     self.state.check_wrap()?;
                     if self.state.budget.grace_exceeded() {
                         return Err(Error::RekeyIgnored);
                     }
-                    let head = &mut self.buf[self.start..self.start + head_len];
+                    let head = &mut buf[..head_len];
                     let len = self.state.engine.read_length(seqno, head).ok_or(
                         Error::BadPacketLength {
                             len: 0,
@@ -244,9 +296,9 @@ impl Opener {
         let tag_len = self.state.engine.tag_len();
         let total = 4 + packet_len + tag_len;
         if available < total {
-            return Ok(Step::NeedMore(total - available));
+            return Ok(Frame::NeedMore(total - available));
         }
-        let wire = &mut self.buf[self.start..self.start + total];
+        let wire = &mut buf[..total];
         let (packet, tag) = wire.split_at_mut(4 + packet_len);
         if !self.state.engine.open(seqno, packet, tag) {
             return Err(Error::MacMismatch { seqno });
@@ -260,11 +312,13 @@ impl Opener {
                 packet_len: packet_len as u32,
             });
         }
-        let payload = self.start + 5..self.start + 4 + packet_len - padding_len;
         self.state.finish_packet(packet_len);
         self.progress = Progress::Head;
-        self.consumed = total;
-        Ok(Step::Packet { payload, seqno })
+        Ok(Frame::Packet {
+            payload: 5..4 + packet_len - padding_len,
+            wire_len: total,
+            seqno,
+        })
     }
 
     fn max_len_u32(&self) -> u32 {
@@ -290,11 +344,5 @@ impl Opener {
             });
         }
         Ok(packet_len)
-    }
-
-    /// The most bytes one packet can occupy on the wire under the current
-    /// maximum: length field, packet and the longest tag.
-    pub fn max_wire_len(&self) -> usize {
-        4 + self.state.max_packet_len + MAX_TAG_LEN
     }
 }

@@ -5,6 +5,9 @@ use crate::error::Error;
 use crate::keys::Keys;
 use crate::padding::{PaddingSource, RandomPadding};
 
+/// Bytes in front of every payload: `packet_length` and `padding_length`.
+const HEADER_LEN: usize = 5;
+
 /// Turns payloads into wire packets for one direction.
 ///
 /// Starts in the clear mode; [`Sealer::set_keys`] switches keys at a packet
@@ -63,42 +66,67 @@ impl Sealer {
     /// Appends one wire packet carrying `payload` (message type byte first) to
     /// `out` and returns the sequence number it was sealed under.
     ///
-    /// On error nothing is appended and no state changes: an empty payload, a
+    /// On error `out` is as it was and no state changes: an empty payload, a
     /// payload that does not fit the maximum packet length, a sequence
     /// number that would wrap during the initial key exchange, or a failing
     /// padding source.
     pub fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<u32, Error> {
-        if payload.is_empty() {
-            return Err(Error::EmptyPayload);
+        let start = self.start_packet(out);
+        out.extend_from_slice(payload);
+        self.finish_packet(out, start)
+    }
+
+    /// Starts a packet at the end of `out` by reserving its header; append
+    /// the payload to `out`, then call [`Sealer::finish_packet`] with the
+    /// offset returned. Lets a caller serialise a message straight into the
+    /// output buffer, so the payload is never copied.
+    pub fn start_packet(&self, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
+        out.extend_from_slice(&[0; HEADER_LEN]);
+        start
+    }
+
+    /// Finishes the packet begun at `start` by [`Sealer::start_packet`]: the
+    /// payload is everything in `out` after the reserved header. Pads,
+    /// encrypts and authenticates in place and returns the sequence number.
+    ///
+    /// On error `out` is truncated back to `start` (the payload with it) and
+    /// no state changes; the errors are those of [`Sealer::seal`].
+    pub fn finish_packet(&mut self, out: &mut Vec<u8>, start: usize) -> Result<u32, Error> {
+        let result = self.frame(out, start);
+        if result.is_err() {
+            out.truncate(start);
         }
+        result
+    }
+
+    fn frame(&mut self, out: &mut Vec<u8>, start: usize) -> Result<u32, Error> {
+        let payload_len = match out.len().checked_sub(start + HEADER_LEN) {
+            Some(len) if len > 0 => len,
+            _ => return Err(Error::EmptyPayload),
+        };
         let framing = self.state.framing;
-        let padding_len = framing.padding_len(payload.len());
-        let packet_len = 1 + payload.len() + padding_len;
+        let padding_len = framing.padding_len(payload_len);
+        let packet_len = 1 + payload_len + padding_len;
         if packet_len > self.state.max_packet_len {
             return Err(Error::PayloadTooLarge {
-                len: payload.len(),
+                len: payload_len,
                 max: self.state.max_packet_len,
             });
         }
         self.state.check_wrap()?;
         debug_assert!((MIN_PADDING..=usize::from(u8::MAX)).contains(&padding_len));
 
-        let base = out.len();
         let tag_len = self.state.engine.tag_len();
-        out.reserve(4 + packet_len + tag_len);
-        // packet_len <= MAX_MAX_PACKET_LEN and padding_len < 20: both fit.
-        out.extend_from_slice(&(packet_len as u32).to_be_bytes());
-        out.push(padding_len as u8);
-        out.extend_from_slice(payload);
         // Zeros for the padding and the tag; the padding is overwritten below
         // when a cipher is on, the tag by the engine.
-        out.resize(base + 4 + packet_len + tag_len, 0);
-        let (packet, tag) = out[base..].split_at_mut(4 + packet_len);
+        out.resize(start + 4 + packet_len + tag_len, 0);
+        let (packet, tag) = out[start..].split_at_mut(4 + packet_len);
+        // packet_len <= MAX_MAX_PACKET_LEN and padding_len < 20: both fit.
+        packet[..4].copy_from_slice(&(packet_len as u32).to_be_bytes());
+        packet[4] = padding_len as u8;
         if framing.encrypts {
-            if let Err(e) = self.padding.fill(&mut packet[5 + payload.len()..]) {
-                out.truncate(base);
-                return Err(e);
-            }
+            self.padding.fill(&mut packet[HEADER_LEN + payload_len..])?;
         }
         let seqno = self.state.seqno;
         self.state.engine.seal(seqno, packet, tag);
