@@ -14,51 +14,17 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ssh_packetizer::{CipherAlgorithm, Frame, Keys, MacAlgorithm, Mode, Opened, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, MacAlgorithm, Opener, Sealer};
 
-#[path = "raw/mod.rs"]
-mod raw;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{keys, open_batch, seal_batch, suites, OpenForm, RawBatch, BATCH};
 
 const SIZES: [usize; 3] = [64, 1024, 32 * 1024];
-/// Packets sealed ahead of each timed batch when benchmarking the Opener.
-const OPEN_BATCH: u64 = 64;
 
-fn suites() -> Vec<(CipherAlgorithm, MacAlgorithm)> {
-    let mut out = Vec::new();
-    for &c in CipherAlgorithm::ALL {
-        for &m in MacAlgorithm::ALL {
-            let runnable = Mode::of(c, m).is_ok_and(|mode| mode != Mode::Clear)
-                && Sealer::new().set_keys(keys(c, m)).is_ok();
-            if runnable {
-                out.push((c, m));
-            }
-        }
-    }
-    out
-}
-
-fn keys(c: CipherAlgorithm, m: MacAlgorithm) -> Keys {
-    let spec = c.spec();
-    Keys::new(
-        c,
-        m,
-        &vec![0x11; spec.key_len],
-        &vec![0x22; spec.iv_len],
-        &vec![0x33; m.spec().key_len],
-    )
-    .expect("lengths from the table")
-}
-
-fn suite_name(c: CipherAlgorithm, m: MacAlgorithm) -> String {
-    if m == MacAlgorithm::None {
-        c.name().to_owned()
-    } else {
-        format!("{c}+{m}")
-    }
-}
-
-fn bench_seal(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm) {
-    let mut group = cr.benchmark_group(format!("seal/{}", suite_name(c, m)));
+fn bench_seal(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm, name: &str) {
+    let mut group = cr.benchmark_group(format!("seal/{name}"));
     for size in SIZES {
         let payload = vec![0x5e; size];
         group.throughput(Throughput::Bytes(size as u64));
@@ -84,7 +50,7 @@ fn bench_seal(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm) {
                 black_box(&in_place);
             })
         });
-        let mut raw = raw::RawSuite::new(c, m);
+        let mut raw = support::RawSuite::new(c, m);
         let tag_len = raw.tag_len();
         let mut packet = vec![0x5e; wire_len - tag_len];
         let mut tag = vec![0; tag_len];
@@ -95,8 +61,8 @@ fn bench_seal(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm) {
     group.finish();
 }
 
-fn bench_open(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm) {
-    let mut group = cr.benchmark_group(format!("open/{}", suite_name(c, m)));
+fn bench_open(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm, name: &str) {
+    let mut group = cr.benchmark_group(format!("open/{name}"));
     for size in SIZES {
         let payload = vec![0x5e; size];
         group.throughput(Throughput::Bytes(size as u64));
@@ -105,79 +71,43 @@ fn bench_open(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm) {
         sealer.set_keys(keys(c, m)).unwrap();
         opener.set_keys(keys(c, m)).unwrap();
         let mut wire = Vec::new();
-        group.bench_function(BenchmarkId::new("codec", size), |b| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let batch = left.min(OPEN_BATCH);
-                    left -= batch;
-                    wire.clear();
-                    for _ in 0..batch {
-                        sealer.seal(&payload, &mut wire).unwrap();
+        for (form, id) in [(OpenForm::Feed, "codec"), (OpenForm::InPlace, "in_place")] {
+            group.bench_function(BenchmarkId::new(id, size), |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    let mut left = iters as usize;
+                    while left > 0 {
+                        let n = left.min(BATCH);
+                        left -= n;
+                        seal_batch(&mut sealer, &payload, n, &mut wire);
+                        let start = Instant::now();
+                        open_batch(&mut opener, &mut wire, form);
+                        spent += start.elapsed();
                     }
-                    let start = Instant::now();
-                    let mut rest = &wire[..];
-                    let mut opened = 0;
-                    while opened < batch {
-                        let taken = opener.feed(rest);
-                        rest = &rest[taken..];
-                        while let Opened::Packet(p) = opener.next_packet().unwrap() {
-                            black_box(p.payload());
-                            opened += 1;
-                        }
-                    }
-                    spent += start.elapsed();
-                }
-                spent
-            })
-        });
-        group.bench_function(BenchmarkId::new("in_place", size), |b| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let batch = left.min(OPEN_BATCH);
-                    left -= batch;
-                    wire.clear();
-                    for _ in 0..batch {
-                        sealer.seal(&payload, &mut wire).unwrap();
-                    }
-                    let start = Instant::now();
-                    let mut at = 0;
-                    while at < wire.len() {
-                        match opener.open_in_place(&mut wire[at..]).unwrap() {
-                            Frame::Packet {
-                                payload, wire_len, ..
-                            } => {
-                                black_box(payload);
-                                at += wire_len;
-                            }
-                            Frame::NeedMore(n) => panic!("whole packets given, {n} more wanted"),
-                        }
-                    }
-                    spent += start.elapsed();
-                }
-                spent
-            })
-        });
-        let mut raw = raw::RawSuite::new(c, m);
-        let tag_len = raw.tag_len();
-        let wire_len = sealer.sealed_len(size);
-        let mut packet = vec![0x5e; wire_len - tag_len];
-        let mut tag = vec![0; tag_len];
-        raw.seal(&mut packet, &mut tag);
+                    spent
+                })
+            });
+        }
+        let mut raw = RawBatch::new(c, m, sealer.sealed_len(size));
         group.bench_function(BenchmarkId::new("raw", size), |b| {
-            b.iter(|| black_box(raw.open(black_box(&mut packet), &tag)))
+            // Whole batches: criterion divides by the packets counted here.
+            b.iter_custom(|iters| {
+                let batches = (iters as usize).div_ceil(BATCH);
+                let start = Instant::now();
+                (0..batches).for_each(|_| raw.open());
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (batches * BATCH) as f64)
+            })
         });
     }
     group.finish();
 }
 
 fn codec(cr: &mut Criterion) {
-    for (c, m) in suites() {
-        bench_seal(cr, c, m);
-        bench_open(cr, c, m);
+    for (c, m, name) in suites() {
+        bench_seal(cr, c, m, &name);
+        bench_open(cr, c, m, &name);
     }
 }
 

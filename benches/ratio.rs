@@ -11,26 +11,14 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ssh_packetizer::{CipherAlgorithm, Frame, Keys, MacAlgorithm, Mode, Opened, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, MacAlgorithm, Opener, Sealer};
 
-#[path = "raw/mod.rs"]
-mod raw;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{keys, open_batch, seal_batch, suites, OpenForm, RawBatch, BATCH};
 
 const SIZES: [usize; 3] = [64, 1024, 32 * 1024];
-/// Packets per timed batch when opening (sealed untimed beforehand).
-const BATCH: usize = 64;
-
-fn keys(c: CipherAlgorithm, m: MacAlgorithm) -> Keys {
-    let spec = c.spec();
-    Keys::new(
-        c,
-        m,
-        &vec![0x11; spec.key_len],
-        &vec![0x22; spec.iv_len],
-        &vec![0x33; m.spec().key_len],
-    )
-    .expect("lengths from the table")
-}
 
 /// Best time, over `rounds`, of each of `runs`, run one after another in
 /// every round. Each run times itself and returns seconds.
@@ -61,7 +49,7 @@ fn seal_ratios(
     let mut sealer = Sealer::new();
     sealer.set_keys(keys(c, m)).unwrap();
     let wire_len = sealer.sealed_len(size);
-    let mut raw = raw::RawSuite::new(c, m);
+    let mut raw = support::RawSuite::new(c, m);
     let mut packet = vec![0x5e; wire_len - raw.tag_len()];
     let mut tag = vec![0; raw.tag_len()];
     let payload = vec![0x5e; size];
@@ -107,93 +95,35 @@ fn open_ratios(
 ) -> [f64; 2] {
     let payload = vec![0x5e; size];
     let batches = packets.div_ceil(BATCH);
-    let mut raw = raw::RawSuite::new(c, m);
-    let mut sealer = Sealer::new();
-    sealer.set_keys(keys(c, m)).unwrap();
-    // As many distinct packets as the codec opens per batch, so both sides
-    // read the same amount of memory.
-    let wire_len = sealer.sealed_len(size);
-    let tag_len = raw.tag_len();
-    let mut raw_wire = vec![0x5e; wire_len * BATCH];
-    for chunk in raw_wire.chunks_mut(wire_len) {
-        let (packet, tag) = chunk.split_at_mut(wire_len - tag_len);
-        raw.seal(packet, tag);
-    }
+    let mut keyed = Sealer::new();
+    keyed.set_keys(keys(c, m)).unwrap();
+    let mut raw = RawBatch::new(c, m, keyed.sealed_len(size));
     // Each form has its own Sealer and Opener so their keystreams stay in step.
-    let mut pairs: Vec<(Sealer, Opener)> = (0..2)
-        .map(|_| {
-            let (mut s, mut o) = (Sealer::new(), Opener::new());
-            s.set_keys(keys(c, m)).unwrap();
-            o.set_keys(keys(c, m)).unwrap();
-            (s, o)
-        })
-        .collect();
-    let [buffered, in_place] = &mut pairs[..] else {
-        unreachable!()
-    };
-    let mut wire = Vec::new();
-    let seal_batch = |sealer: &mut Sealer, wire: &mut Vec<u8>| {
-        wire.clear();
-        for _ in 0..BATCH {
-            sealer.seal(&payload, wire).unwrap();
+    let payload = &payload;
+    let form_run = |form: OpenForm| {
+        let (mut sealer, mut opener) = (Sealer::new(), Opener::new());
+        sealer.set_keys(keys(c, m)).unwrap();
+        opener.set_keys(keys(c, m)).unwrap();
+        let mut wire = Vec::new();
+        move || -> f64 {
+            (0..batches)
+                .map(|_| {
+                    seal_batch(&mut sealer, payload, BATCH, &mut wire);
+                    timed(|| {
+                        open_batch(&mut opener, &mut wire, form);
+                    })
+                })
+                .sum()
         }
     };
-    let mut wire2 = Vec::new();
+    let mut feed = form_run(OpenForm::Feed);
+    let mut in_place = form_run(OpenForm::InPlace);
     let best = best_of(
         rounds,
         &mut [
-            &mut || {
-                timed(|| {
-                    for _ in 0..batches {
-                        for chunk in raw_wire.chunks_mut(wire_len) {
-                            let (packet, tag) = chunk.split_at_mut(wire_len - tag_len);
-                            black_box(raw.open(black_box(packet), tag));
-                        }
-                    }
-                })
-            },
-            &mut || {
-                let (sealer, opener) = (&mut buffered.0, &mut buffered.1);
-                (0..batches)
-                    .map(|_| {
-                        seal_batch(sealer, &mut wire);
-                        timed(|| {
-                            let (mut rest, mut got) = (&wire[..], 0);
-                            while got < BATCH {
-                                rest = &rest[opener.feed(rest)..];
-                                while let Opened::Packet(p) = opener.next_packet().unwrap() {
-                                    black_box(p.payload());
-                                    got += 1;
-                                }
-                            }
-                        })
-                    })
-                    .sum()
-            },
-            &mut || {
-                let (sealer, opener) = (&mut in_place.0, &mut in_place.1);
-                (0..batches)
-                    .map(|_| {
-                        seal_batch(sealer, &mut wire2);
-                        timed(|| {
-                            let mut at = 0;
-                            while at < wire2.len() {
-                                match opener.open_in_place(&mut wire2[at..]).unwrap() {
-                                    Frame::Packet {
-                                        payload, wire_len, ..
-                                    } => {
-                                        black_box(payload);
-                                        at += wire_len;
-                                    }
-                                    Frame::NeedMore(n) => {
-                                        panic!("whole packets given, {n} more wanted")
-                                    }
-                                }
-                            }
-                        })
-                    })
-                    .sum()
-            },
+            &mut || timed(|| (0..batches).for_each(|_| raw.open())),
+            &mut feed,
+            &mut in_place,
         ],
     );
     [best[0] / best[1], best[0] / best[2]]
@@ -212,28 +142,19 @@ fn main() {
         "{:44} {:>6}  {:>10} {:>8}  {:>10} {:>8}",
         "suite", "size", "seal", "in place", "open", "in place"
     );
-    for &c in CipherAlgorithm::ALL {
-        for &m in MacAlgorithm::ALL {
-            let runnable = Mode::of(c, m).is_ok_and(|mode| mode != Mode::Clear)
-                && Sealer::new().set_keys(keys(c, m)).is_ok();
-            let name = if m == MacAlgorithm::None {
-                c.to_string()
-            } else {
-                format!("{c}+{m}")
-            };
-            if !runnable || !name.contains(&filter) {
-                continue;
-            }
-            for size in SIZES {
-                // About 2 MB per timed run, at least one open batch.
-                let packets = (2_000_000 / (size + 64)).max(BATCH);
-                let seal = seal_ratios(c, m, size, packets, rounds);
-                let open = open_ratios(c, m, size, packets, rounds);
-                println!(
-                    "{name:44} {size:>6}  {:>10.3} {:>8.3}  {:>10.3} {:>8.3}",
-                    seal[0], seal[1], open[0], open[1]
-                );
-            }
+    for (c, m, name) in suites() {
+        if !name.contains(&filter) {
+            continue;
+        }
+        for size in SIZES {
+            // About 2 MB per timed run, at least one open batch.
+            let packets = (2_000_000 / (size + 64)).max(BATCH);
+            let seal = seal_ratios(c, m, size, packets, rounds);
+            let open = open_ratios(c, m, size, packets, rounds);
+            println!(
+                "{name:44} {size:>6}  {:>10.3} {:>8.3}  {:>10.3} {:>8.3}",
+                seal[0], seal[1], open[0], open[1]
+            );
         }
     }
 }

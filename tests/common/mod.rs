@@ -81,24 +81,8 @@ pub fn suites() -> Vec<Suite> {
 
 /// Keys of the right lengths for `cipher` and `mac`, filled from `seed`.
 pub fn keys_for(cipher: CipherAlgorithm, mac: MacAlgorithm, seed: u8) -> Keys {
-    let spec = cipher.spec();
-    let fill = |len: usize, salt: u8| -> Vec<u8> {
-        (0..len)
-            .map(|i| {
-                seed.wrapping_mul(31)
-                    .wrapping_add(salt)
-                    .wrapping_add(i as u8)
-            })
-            .collect()
-    };
-    Keys::new(
-        cipher,
-        mac,
-        &fill(spec.key_len, 1),
-        &fill(spec.iv_len, 2),
-        &fill(mac.spec().key_len, 3),
-    )
-    .expect("lengths from the table")
+    let m = material(cipher, mac, seed);
+    Keys::new(cipher, mac, &m.key, &m.iv, &m.mac_key).expect("lengths from the table")
 }
 
 /// Every cipher and MAC pair the crate can run today.

@@ -1,0 +1,252 @@
+//! What both benches share: the suites to run, their keys, and the baseline,
+//! which is the same cipher and MAC applied straight from the RustCrypto
+//! primitives to a packet-sized buffer, with no framing, padding, buffering or
+//! sequence bookkeeping: the work no packet layer can avoid.
+
+use aes::{Aes128, Aes192, Aes256};
+use ctr::cipher::{KeyIvInit, StreamCipher};
+use ctr::Ctr128BE;
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
+use sha2::{Sha256, Sha512};
+use std::hint::black_box;
+
+use ssh_packetizer::{
+    CipherAlgorithm as C, Frame, Keys, MacAlgorithm as M, Mode, Opened, Opener, Sealer,
+};
+use subtle::ConstantTimeEq;
+
+trait RawOps {
+    fn seal(&mut self, packet: &mut [u8], tag: &mut [u8]);
+    fn open(&mut self, packet: &mut [u8], tag: &[u8]) -> bool;
+    fn tag_len(&self) -> usize;
+}
+
+struct CtrHmac<S, H> {
+    cipher: S,
+    mac: H,
+    etm: bool,
+    seq: u32,
+}
+
+impl<S: StreamCipher, H: Mac + Clone> CtrHmac<S, H> {
+    fn sign(&self, data: &[u8], out: &mut [u8]) {
+        let mut mac = self.mac.clone();
+        mac.update(&self.seq.to_be_bytes());
+        mac.update(data);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+}
+
+impl<S: StreamCipher, H: Mac + Clone> RawOps for CtrHmac<S, H> {
+    fn seal(&mut self, packet: &mut [u8], tag: &mut [u8]) {
+        if self.etm {
+            self.cipher.apply_keystream(&mut packet[4..]);
+            self.sign(packet, tag);
+        } else {
+            self.sign(packet, tag);
+            self.cipher.apply_keystream(packet);
+        }
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    fn open(&mut self, packet: &mut [u8], tag: &[u8]) -> bool {
+        let mut expected = [0u8; 64];
+        let expected = &mut expected[..tag.len()];
+        let ok = if self.etm {
+            self.sign(packet, expected);
+            self.cipher.apply_keystream(&mut packet[4..]);
+            expected.ct_eq(tag).into()
+        } else {
+            self.cipher.apply_keystream(packet);
+            self.sign(packet, expected);
+            expected.ct_eq(tag).into()
+        };
+        self.seq = self.seq.wrapping_add(1);
+        ok
+    }
+
+    fn tag_len(&self) -> usize {
+        <H as hmac::digest::OutputSizeUser>::output_size()
+    }
+}
+
+fn ctr_hmac<S, H>(key: &[u8], mac_key: &[u8], etm: bool) -> Box<dyn RawOps>
+where
+    S: StreamCipher + KeyIvInit + 'static,
+    H: Mac + KeyInit + Clone + 'static,
+{
+    Box::new(CtrHmac {
+        cipher: S::new_from_slices(key, &[0x22; 16]).unwrap(),
+        mac: <H as KeyInit>::new_from_slice(mac_key).unwrap(),
+        etm,
+        seq: 0,
+    })
+}
+
+fn with_mac<S: StreamCipher + KeyIvInit + 'static>(m: M, key: &[u8]) -> Box<dyn RawOps> {
+    let mac_key = vec![0x33; m.spec().key_len];
+    let etm = m.spec().etm;
+    match m {
+        M::HmacSha1 | M::HmacSha1Etm => ctr_hmac::<S, Hmac<Sha1>>(key, &mac_key, etm),
+        M::HmacSha256 | M::HmacSha256Etm => ctr_hmac::<S, Hmac<Sha256>>(key, &mac_key, etm),
+        M::HmacSha512 | M::HmacSha512Etm => ctr_hmac::<S, Hmac<Sha512>>(key, &mac_key, etm),
+        other => panic!("no raw baseline for {other}"),
+    }
+}
+
+/// The raw primitives of one suite.
+pub struct RawSuite(Box<dyn RawOps>);
+
+impl RawSuite {
+    pub fn new(c: C, m: M) -> RawSuite {
+        let key = vec![0x11; c.spec().key_len];
+        RawSuite(match c {
+            C::Aes128Ctr => with_mac::<Ctr128BE<Aes128>>(m, &key),
+            C::Aes192Ctr => with_mac::<Ctr128BE<Aes192>>(m, &key),
+            C::Aes256Ctr => with_mac::<Ctr128BE<Aes256>>(m, &key),
+            other => panic!("no raw baseline for {other}"),
+        })
+    }
+
+    /// Encrypts and authenticates `packet` (length field first) into `tag`.
+    pub fn seal(&mut self, packet: &mut [u8], tag: &mut [u8]) {
+        self.0.seal(packet, tag)
+    }
+
+    /// Authenticates and decrypts `packet`.
+    pub fn open(&mut self, packet: &mut [u8], tag: &[u8]) -> bool {
+        self.0.open(packet, tag)
+    }
+
+    /// The MAC or tag length.
+    pub fn tag_len(&self) -> usize {
+        self.0.tag_len()
+    }
+}
+
+/// Every suite with a cipher on that this build runs, and its display name.
+pub fn suites() -> Vec<(C, M, String)> {
+    let mut out = Vec::new();
+    for &c in C::ALL {
+        for &m in M::ALL {
+            let runnable = Mode::of(c, m).is_ok_and(|mode| mode != Mode::Clear)
+                && Sealer::new().set_keys(keys(c, m)).is_ok();
+            if runnable {
+                let name = if m == M::None {
+                    c.to_string()
+                } else {
+                    format!("{c}+{m}")
+                };
+                out.push((c, m, name));
+            }
+        }
+    }
+    out
+}
+
+/// Fixed keys for `c` and `m`, the same bytes the baseline uses.
+pub fn keys(c: C, m: M) -> Keys {
+    let spec = c.spec();
+    Keys::new(
+        c,
+        m,
+        &vec![0x11; spec.key_len],
+        &vec![0x22; spec.iv_len],
+        &vec![0x33; m.spec().key_len],
+    )
+    .expect("lengths from the table")
+}
+
+/// Packets per timed batch when opening; they are sealed untimed beforehand.
+pub const BATCH: usize = 64;
+
+/// The two ways to hand wire bytes to an Opener.
+#[derive(Clone, Copy, Debug)]
+pub enum OpenForm {
+    /// `feed` + `next_packet`: the bytes are copied into the Opener.
+    Feed,
+    /// `open_in_place` on the caller's buffer: no copy.
+    InPlace,
+}
+
+/// Clears `wire` and seals `count` packets carrying `payload` into it.
+pub fn seal_batch(sealer: &mut Sealer, payload: &[u8], count: usize, wire: &mut Vec<u8>) {
+    wire.clear();
+    for _ in 0..count {
+        sealer
+            .seal(payload, wire)
+            .expect("sealing a benchmark payload");
+    }
+}
+
+/// Opens every packet in `wire` (whole packets only) and returns the count.
+pub fn open_batch(opener: &mut Opener, wire: &mut [u8], form: OpenForm) -> usize {
+    let mut opened = 0;
+    match form {
+        OpenForm::Feed => {
+            let mut rest = &wire[..];
+            while !rest.is_empty() {
+                rest = &rest[opener.feed(rest)..];
+                while let Opened::Packet(p) = opener.next_packet().expect("a sealed packet") {
+                    black_box(p.payload());
+                    opened += 1;
+                }
+            }
+        }
+        OpenForm::InPlace => {
+            let mut at = 0;
+            while at < wire.len() {
+                match opener
+                    .open_in_place(&mut wire[at..])
+                    .expect("a sealed packet")
+                {
+                    Frame::Packet {
+                        payload, wire_len, ..
+                    } => {
+                        black_box(payload);
+                        at += wire_len;
+                        opened += 1;
+                    }
+                    Frame::NeedMore(n) => panic!("whole packets given, {n} more wanted"),
+                }
+            }
+        }
+    }
+    opened
+}
+
+/// [`BATCH`] distinct packets sealed with the raw primitives, so the raw
+/// baseline reads as much memory per batch as the codec does.
+pub struct RawBatch {
+    raw: RawSuite,
+    wire: Vec<u8>,
+    wire_len: usize,
+}
+
+impl RawBatch {
+    /// A batch of packets of `wire_len` bytes (tag included) for `c` and `m`.
+    pub fn new(c: C, m: M, wire_len: usize) -> RawBatch {
+        let mut raw = RawSuite::new(c, m);
+        let tag_len = raw.tag_len();
+        let mut wire = vec![0x5e; wire_len * BATCH];
+        for chunk in wire.chunks_mut(wire_len) {
+            let (packet, tag) = chunk.split_at_mut(wire_len - tag_len);
+            raw.seal(packet, tag);
+        }
+        RawBatch {
+            raw,
+            wire,
+            wire_len,
+        }
+    }
+
+    /// Authenticates and decrypts every packet of the batch.
+    pub fn open(&mut self) {
+        let tag_len = self.raw.tag_len();
+        for chunk in self.wire.chunks_mut(self.wire_len) {
+            let (packet, tag) = chunk.split_at_mut(self.wire_len - tag_len);
+            black_box(self.raw.open(black_box(packet), tag));
+        }
+    }
+}
