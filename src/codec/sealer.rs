@@ -129,7 +129,12 @@ impl Sealer {
             self.padding.fill(&mut packet[HEADER_LEN + payload_len..])?;
         }
         let seqno = self.state.seqno;
-        self.state.engine.seal(seqno, packet, tag);
+        if !self.state.engine.seal(seqno, packet, tag) {
+            return Err(Error::PayloadTooLarge {
+                len: payload_len,
+                max: self.state.max_packet_len,
+            });
+        }
         self.state.finish_packet(packet_len);
         Ok(seqno)
     }

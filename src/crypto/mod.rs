@@ -8,16 +8,23 @@
 //! the rest for encrypt-and-MAC, separately keyed for ChaCha20-Poly1305.
 //! Each engine keeps its expanded key schedule for the life of its keys.
 
+mod chachapoly;
 mod clear;
 mod ctr;
+mod gcm;
 pub(crate) mod mac;
 
 use crate::algorithm::CipherFamily;
 use crate::error::Error;
 use crate::keys::Keys;
 
+use self::chachapoly::ChaChaPoly;
 use self::clear::Clear;
 use self::ctr::CtrHmac;
+use self::gcm::Gcm;
+
+/// The tag both AEAD families append.
+const AEAD_TAG_LEN: usize = 16;
 
 /// The longest MAC or tag any engine appends.
 pub(crate) const MAX_TAG_LEN: usize = mac::MAX_MAC_LEN;
@@ -32,6 +39,8 @@ fn length_prefix(head: &[u8]) -> Option<u32> {
 pub(crate) enum Engine {
     Clear(Clear),
     Ctr(Box<CtrHmac>),
+    Gcm(Box<Gcm>),
+    ChaChaPoly(Box<ChaChaPoly>),
 }
 
 impl Engine {
@@ -45,9 +54,8 @@ impl Engine {
         match keys.cipher().spec().family {
             CipherFamily::Clear => Ok(Engine::clear()),
             CipherFamily::AesCtr => Ok(Engine::Ctr(Box::new(CtrHmac::new(keys)?))),
-            CipherFamily::AesGcm | CipherFamily::ChaChaPoly => Err(Error::Unsupported {
-                algorithm: keys.cipher().name(),
-            }),
+            CipherFamily::AesGcm => Ok(Engine::Gcm(Box::new(Gcm::new(keys)?))),
+            CipherFamily::ChaChaPoly => Ok(Engine::ChaChaPoly(Box::new(ChaChaPoly::new(keys)?))),
         }
     }
 
@@ -56,31 +64,46 @@ impl Engine {
         match self {
             Engine::Clear(_) => 0,
             Engine::Ctr(e) => e.tag_len(),
+            Engine::Gcm(_) | Engine::ChaChaPoly(_) => AEAD_TAG_LEN,
         }
     }
 
     /// How many leading bytes must be present to learn the packet length.
     pub(crate) fn head_len(&self) -> usize {
         match self {
-            Engine::Clear(_) => 4,
             Engine::Ctr(e) => e.head_len(),
+            // The length is in the clear (or, for ChaCha20-Poly1305, in its
+            // own 4 encrypted bytes).
+            Engine::Clear(_) | Engine::Gcm(_) | Engine::ChaChaPoly(_) => 4,
         }
     }
 
     /// The packet length from the first [`Self::head_len`] bytes of a packet,
     /// which this may decrypt in place. `None` only if `head` is too short.
-    pub(crate) fn read_length(&mut self, _seq: u32, head: &mut [u8]) -> Option<u32> {
+    pub(crate) fn read_length(&mut self, seq: u32, head: &mut [u8]) -> Option<u32> {
         match self {
             Engine::Clear(e) => e.read_length(head),
             Engine::Ctr(e) => e.read_length(head),
+            Engine::Gcm(_) => length_prefix(head),
+            Engine::ChaChaPoly(e) => e.read_length(seq, head),
         }
     }
 
     /// Encrypts `packet` (length field first) in place and writes its tag.
-    pub(crate) fn seal(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]) {
+    /// `false` only if the packet is beyond what the cipher can seal (GCM's
+    /// 64 GiB), which no allowed packet length reaches.
+    pub(crate) fn seal(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]) -> bool {
         match self {
-            Engine::Clear(_) => {}
-            Engine::Ctr(e) => e.seal(seq, packet, tag),
+            Engine::Clear(_) => true,
+            Engine::Ctr(e) => {
+                e.seal(seq, packet, tag);
+                true
+            }
+            Engine::Gcm(e) => e.seal(packet, tag),
+            Engine::ChaChaPoly(e) => {
+                e.seal(seq, packet, tag);
+                true
+            }
         }
     }
 
@@ -90,6 +113,8 @@ impl Engine {
         match self {
             Engine::Clear(_) => true,
             Engine::Ctr(e) => e.open(seq, packet, tag),
+            Engine::Gcm(e) => e.open(packet, tag),
+            Engine::ChaChaPoly(e) => e.open(seq, packet, tag),
         }
     }
 }

@@ -217,3 +217,66 @@ pub fn plain_packet(packet_len: u32, padding_len: u8, body: &[u8]) -> Vec<u8> {
     p.extend_from_slice(body);
     p
 }
+
+/// Reference AEAD sealing straight on the primitives, to craft packets the
+/// Sealer refuses to make (bad padding, empty payloads).
+pub fn craft_aead(
+    cipher: CipherAlgorithm,
+    seed: u8,
+    seq: u32,
+    counter: u64,
+    plain: &[u8],
+) -> Vec<u8> {
+    let m = material(cipher, MacAlgorithm::None, seed);
+    let mut wire = plain.to_vec();
+    match cipher {
+        CipherAlgorithm::Aes128Gcm | CipherAlgorithm::Aes256Gcm => {
+            use aes_gcm::aead::AeadInOut;
+            use aes_gcm::KeyInit;
+            let mut nonce = m.iv.clone();
+            let base = u64::from_be_bytes(nonce[4..].try_into().unwrap());
+            nonce[4..].copy_from_slice(&base.wrapping_add(counter).to_be_bytes());
+            let nonce = aes_gcm::Nonce::try_from(&nonce[..]).unwrap();
+            let (aad, body) = wire.split_at_mut(4);
+            let tag = if cipher == CipherAlgorithm::Aes128Gcm {
+                aes_gcm::Aes128Gcm::new_from_slice(&m.key)
+                    .unwrap()
+                    .encrypt_inout_detached(&nonce, aad, body.into())
+            } else {
+                aes_gcm::Aes256Gcm::new_from_slice(&m.key)
+                    .unwrap()
+                    .encrypt_inout_detached(&nonce, aad, body.into())
+            }
+            .unwrap();
+            wire.extend_from_slice(&tag);
+        }
+        CipherAlgorithm::ChaCha20Poly1305 => {
+            use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+            use poly1305::universal_hash::KeyInit;
+            let nonce = u64::from(seq).to_be_bytes();
+            let mut header =
+                chacha20::ChaCha20Legacy::new_from_slices(&m.key[32..], &nonce).unwrap();
+            header.apply_keystream(&mut wire[..4]);
+            let mut main = chacha20::ChaCha20Legacy::new_from_slices(&m.key[..32], &nonce).unwrap();
+            let mut poly_key = [0u8; 32];
+            main.apply_keystream(&mut poly_key);
+            main.seek(64u64);
+            main.apply_keystream(&mut wire[4..]);
+            let tag = poly1305::Poly1305::new_from_slice(&poly_key)
+                .unwrap()
+                .compute_unpadded(&wire);
+            wire.extend_from_slice(&tag);
+        }
+        other => panic!("{other} is not an AEAD cipher"),
+    }
+    wire
+}
+
+/// The AEAD suites.
+pub fn aead_ciphers() -> [CipherAlgorithm; 3] {
+    [
+        CipherAlgorithm::Aes128Gcm,
+        CipherAlgorithm::Aes256Gcm,
+        CipherAlgorithm::ChaCha20Poly1305,
+    ]
+}
