@@ -121,7 +121,7 @@ fn open_ratios(
     let best = best_of(
         rounds,
         &mut [
-            &mut || timed(|| (0..batches).for_each(|_| raw.open())),
+            &mut || (0..batches).map(|_| raw.open_timed()).sum(),
             &mut feed,
             &mut in_place,
         ],
