@@ -196,3 +196,27 @@ fn misaligned_and_oversized_lengths() {
         );
     }
 }
+
+#[test]
+fn a_rejected_packet_moves_no_state() {
+    for cipher in aead_ciphers() {
+        let (mut wire, ranges, _) = stream(cipher);
+        // Corrupt the tag of the third packet.
+        let last = ranges[2].end - 1;
+        wire[last] ^= 0x40;
+        let mut opener = Opener::new();
+        opener
+            .set_keys(keys_for(cipher, MacAlgorithm::None, 1))
+            .unwrap();
+        opener.feed(&wire);
+        for _ in 0..2 {
+            assert!(matches!(opener.next_packet(), Ok(Opened::Packet(_))));
+        }
+        assert!(matches!(
+            opener.next_packet(),
+            Err(Error::MacMismatch { seqno: 2 })
+        ));
+        assert_eq!(opener.seqno(), 2, "{cipher}: the sequence number moved");
+        assert!(matches!(opener.next_packet(), Err(Error::Closed)));
+    }
+}
