@@ -114,7 +114,10 @@ fn main() {
         }
     };
     let total = opts.mib << 20;
-    println!("{} MiB per suite, in memory, one thread\n", opts.mib);
+    println!(
+        "{} MiB per suite, in memory, one thread; each figure covers sealing and opening\n",
+        opts.mib
+    );
     println!(
         "{:46} {:>12} {:>14}",
         "suite", "MB/s @32KiB", "packets/s @64B"

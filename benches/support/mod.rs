@@ -163,6 +163,14 @@ struct RawChaChaPoly {
     seq: u64,
 }
 
+/// Poly1305 the fastest way the crate offers: whole blocks through `update`.
+fn poly_tag(mut poly: Poly1305, data: &[u8]) -> poly1305::Tag {
+    use poly1305::universal_hash::UniversalHash;
+    let whole = data.len() - data.len() % 16;
+    poly.update(poly1305::Block::slice_as_chunks(&data[..whole]).0);
+    poly.compute_unpadded(&data[whole..])
+}
+
 impl RawChaChaPoly {
     fn streams(&self) -> (ChaCha20Legacy, Poly1305) {
         let nonce = chacha20::LegacyNonce::from(self.seq.to_be_bytes());
@@ -191,7 +199,7 @@ impl RawOps for RawChaChaPoly {
         let (mut main, poly) = self.streams();
         self.header(&mut packet[..4]);
         main.apply_keystream(&mut packet[4..]);
-        tag.copy_from_slice(&poly.compute_unpadded(packet));
+        tag.copy_from_slice(&poly_tag(poly, packet));
         self.seq += 1;
     }
 
@@ -200,7 +208,7 @@ impl RawOps for RawChaChaPoly {
         let mut length = [0u8; 4];
         length.copy_from_slice(&packet[..4]);
         self.header(&mut length);
-        let ok = poly.compute_unpadded(packet).as_slice().ct_eq(tag).into();
+        let ok = poly_tag(poly, packet).as_slice().ct_eq(tag).into();
         main.apply_keystream(&mut packet[4..]);
         self.seq += 1;
         black_box(length);
