@@ -6,7 +6,7 @@
 //! share, the per-direction state (engine, sequence number, limits, rekey
 //! budget), lives here.
 
-mod opener;
+pub(crate) mod opener;
 mod sealer;
 
 pub use opener::{Frame, Opened, Opener, Packet};

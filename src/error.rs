@@ -12,8 +12,42 @@ use std::fmt;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The packet layer was closed, locally or after an earlier fatal error.
+    /// The packet layer was closed, locally or after an earlier fatal error,
+    /// or the peer closed the stream cleanly at a packet boundary.
     Closed,
+    /// The peer closed the stream in the middle of a packet or read.
+    Eof {
+        /// The bytes the unfinished read required in all: for a packet, its
+        /// whole wire length once the length is known, else the bytes that
+        /// reveal the length.
+        needed: usize,
+        /// The bytes of it that had arrived.
+        got: usize,
+    },
+    /// The stream failed; the `ErrorKind` (broken pipe, reset, ...) is kept.
+    Io(std::io::Error),
+    /// A rekey is needed and the caller asked to be told at a packet boundary
+    /// (`read_all(.., true)`, `read_message`). Nothing was lost; not fatal.
+    NeedRekey,
+    /// The key exchange did not finish before the deadline set by
+    /// `start_handshake`.
+    HandshakeTimeout,
+    /// A line of the identification exchange exceeded its bound.
+    LineTooLong {
+        /// The bound it exceeded.
+        max: usize,
+    },
+    /// The identification exchange broke the rules of RFC 4253 §4.2.
+    BadIdentification {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The peer's compressed data was corrupt, or inflated past the maximum
+    /// packet length.
+    Decompress {
+        /// What was wrong.
+        reason: &'static str,
+    },
     /// The peer sent a `packet_length` outside `5..=max`.
     BadPacketLength {
         /// The length field as received (after decryption where it is encrypted).
@@ -90,8 +124,9 @@ pub enum Error {
         /// The largest allowed.
         max: usize,
     },
-    /// New keys were installed while the Opener was in the middle of a packet.
-    KeySwitchMidPacket,
+    /// Something that may only happen between packets (installing inbound
+    /// keys, reading raw bytes) was asked for in the middle of one.
+    NotAtPacketBoundary,
     /// The operating system's random source failed.
     Random {
         /// The reason the source gave.
@@ -110,7 +145,34 @@ impl Error {
                 | Error::BadPadding { .. }
                 | Error::MacMismatch { .. }
                 | Error::RekeyIgnored
+                | Error::LineTooLong { .. }
+                | Error::BadIdentification { .. }
+                | Error::Decompress { .. }
         )
+    }
+
+    /// Whether the connection cannot go on after this error. Local misuse
+    /// that changed nothing (an empty or oversized payload, a bad setting, bad
+    /// key lengths) and [`Error::NeedRekey`] are not fatal; everything that
+    /// leaves the byte stream in an unknown state is.
+    pub fn is_fatal(&self) -> bool {
+        self.is_peer_fault()
+            || matches!(
+                self,
+                Error::Closed
+                    | Error::Eof { .. }
+                    | Error::Io(_)
+                    | Error::HandshakeTimeout
+                    | Error::SequenceWrapped
+            )
+    }
+
+    /// The I/O error kind, for [`Error::Io`].
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            Error::Io(e) => Some(e.kind()),
+            _ => None,
+        }
     }
 }
 
@@ -118,6 +180,20 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Closed => write!(f, "the packet layer is closed"),
+            Error::Eof { needed, got } => write!(
+                f,
+                "the peer closed the stream {got} bytes into a read of {needed}"
+            ),
+            Error::Io(e) => write!(f, "stream error: {e}"),
+            Error::NeedRekey => write!(f, "a rekey is needed"),
+            Error::HandshakeTimeout => write!(f, "the key exchange timed out"),
+            Error::LineTooLong { max } => {
+                write!(f, "identification exchange line longer than {max} bytes")
+            }
+            Error::BadIdentification { reason } => {
+                write!(f, "bad identification exchange: {reason}")
+            }
+            Error::Decompress { reason } => write!(f, "decompression failed: {reason}"),
             Error::BadPacketLength { len, max } => {
                 write!(f, "bad packet length {len} (allowed 5 to {max})")
             }
@@ -169,15 +245,29 @@ impl fmt::Display for Error {
                 f,
                 "maximum packet length {requested} is outside the allowed {min} to {max}"
             ),
-            Error::KeySwitchMidPacket => {
-                write!(f, "new keys installed in the middle of an inbound packet")
-            }
+            Error::NotAtPacketBoundary => write!(
+                f,
+                "only possible between packets, and an inbound packet is half read"
+            ),
             Error::Random { detail } => write!(f, "random source failed: {detail}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

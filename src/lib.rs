@@ -34,17 +34,22 @@
 #![deny(missing_docs)]
 
 pub mod algorithm;
+pub mod banner;
 pub mod codec;
 mod crypto;
 pub mod error;
 pub mod keys;
+pub mod packetizer;
 pub mod padding;
+pub mod pipe;
 pub mod rekey;
 
 pub use algorithm::{CipherAlgorithm, MacAlgorithm, Mode};
+pub use banner::Identification;
 pub use codec::{Frame, Opened, Opener, Packet, Sealer};
 pub use error::{Error, Result};
 pub use keys::{Direction, KdfHash, KeyDerivation, Keys};
+pub use packetizer::{Packetizer, SendMessage};
 pub use padding::{PaddingSource, RandomPadding, ZeroPadding};
 pub use rekey::RekeyLimits;
 

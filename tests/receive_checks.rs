@@ -309,7 +309,7 @@ fn keys_cannot_switch_in_the_middle_of_a_packet() {
     let err = o
         .set_keys(keys_for(C::Aes128Ctr, M::HmacSha1, 0))
         .unwrap_err();
-    assert!(matches!(err, Error::KeySwitchMidPacket));
+    assert!(matches!(err, Error::NotAtPacketBoundary));
     // The packet still completes under the old (clear) keys.
     o.feed(&[0x15, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0]);
     assert!(

@@ -74,6 +74,12 @@ pub enum Frame {
     NeedMore(usize),
 }
 
+/// What [`Opener::advance`] found: [`Opened`] with the payload as a range.
+pub(crate) enum Ready {
+    Packet { payload: Range<usize>, seqno: u32 },
+    NeedMore(usize),
+}
+
 /// The packet-reading state machine, over whatever buffer holds the bytes.
 pub(super) struct OpenCore {
     pub(super) state: DirectionState,
@@ -145,7 +151,7 @@ impl Opener {
             return Err(Error::Closed);
         }
         if self.core.progress != Progress::Head {
-            return Err(Error::KeySwitchMidPacket);
+            return Err(Error::NotAtPacketBoundary);
         }
         self.core.state.install(&keys)
     }
@@ -198,29 +204,73 @@ impl Opener {
 
     /// The next whole packet, or how many more bytes are needed for it.
     pub fn next_packet(&mut self) -> Result<Opened<'_>, Error> {
+        Ok(match self.advance()? {
+            Ready::Packet { payload, seqno } => Opened::Packet(self.packet_at(payload, seqno)),
+            Ready::NeedMore(n) => Opened::NeedMore(n),
+        })
+    }
+
+    /// [`Opener::next_packet`] with the payload as a range of the buffer, so
+    /// a caller can wait for more bytes in a loop and borrow the payload after
+    /// it ([`Opener::packet_at`]).
+    pub(crate) fn advance(&mut self) -> Result<Ready, Error> {
         if self.failed {
             return Err(Error::Closed);
         }
         self.release_consumed();
         let start = self.start;
         match self.core.step(&mut self.buf[start..self.end]) {
-            Ok(Frame::NeedMore(n)) => Ok(Opened::NeedMore(n)),
+            Ok(Frame::NeedMore(n)) => Ok(Ready::NeedMore(n)),
             Ok(Frame::Packet {
                 payload,
                 wire_len,
                 seqno,
             }) => {
                 self.consumed = wire_len;
-                Ok(Opened::Packet(Packet {
-                    payload: &self.buf[start + payload.start..start + payload.end],
+                Ok(Ready::Packet {
+                    payload: start + payload.start..start + payload.end,
                     seqno,
-                }))
+                })
             }
             Err(e) => {
                 self.failed = true;
                 Err(e)
             }
         }
+    }
+
+    /// The packet [`Opener::advance`] just returned. Only valid until the
+    /// next call that takes `&mut self`.
+    pub(crate) fn packet_at(&self, payload: Range<usize>, seqno: u32) -> Packet<'_> {
+        Packet {
+            payload: &self.buf[payload],
+            seqno,
+        }
+    }
+
+    /// The buffered bytes no packet has claimed yet, for reading raw bytes
+    /// (the identification line) through the same buffer as the packets that
+    /// follow them. Empty while a packet is half read.
+    pub fn raw_buffered(&self) -> &[u8] {
+        if self.core.progress != Progress::Head {
+            return &[];
+        }
+        &self.buf[self.start + self.consumed..self.end]
+    }
+
+    /// Takes `n` raw bytes (at most [`Opener::raw_buffered`]'s length) off the
+    /// front of the buffer. Only between packets.
+    pub fn consume_raw(&mut self, n: usize) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::Closed);
+        }
+        if self.core.progress != Progress::Head {
+            return Err(Error::NotAtPacketBoundary);
+        }
+        self.release_consumed();
+        self.consumed = n.min(self.end - self.start);
+        self.release_consumed();
+        Ok(())
     }
 
     /// Reads the next packet straight from a caller's buffer, decrypting it

@@ -280,3 +280,90 @@ pub fn aead_ciphers() -> [CipherAlgorithm; 3] {
         CipherAlgorithm::ChaCha20Poly1305,
     ]
 }
+
+/// One step of a [`Scripted`] stream's reads.
+#[derive(Debug)]
+pub enum Step {
+    /// Bytes to hand out, at most a read's worth at a time.
+    Data(Vec<u8>),
+    /// A read timeout: the clock moves on by this much, the read fails with
+    /// `WouldBlock`.
+    Tick(std::time::Duration),
+    /// A read error of this kind.
+    Fail(std::io::ErrorKind),
+}
+
+/// A stream whose reads follow a script and whose writes are recorded; EOF
+/// once the script runs out.
+pub struct Scripted {
+    pub steps: std::collections::VecDeque<Step>,
+    pub clock: std::sync::Arc<ssh_packetizer::packetizer::ManualClock>,
+    pub written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Hand out at most this many bytes per read.
+    pub max_read: usize,
+    /// Fail writes with this kind, once set.
+    pub write_error: Option<std::io::ErrorKind>,
+}
+
+impl Scripted {
+    pub fn new(steps: Vec<Step>) -> Scripted {
+        Scripted {
+            steps: steps.into(),
+            clock: std::sync::Arc::new(ssh_packetizer::packetizer::ManualClock::new()),
+            written: Default::default(),
+            max_read: usize::MAX,
+            write_error: None,
+        }
+    }
+
+    /// A Packetizer over this stream, its timers on the script's clock.
+    pub fn packetizer(self) -> ssh_packetizer::Packetizer<Scripted> {
+        let clock = self.clock.clone();
+        ssh_packetizer::Packetizer::with_clock(self, clock)
+    }
+}
+
+impl std::io::Read for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.steps.pop_front() {
+            None => Ok(0),
+            Some(Step::Data(mut data)) => {
+                let n = data.len().min(buf.len()).min(self.max_read);
+                buf[..n].copy_from_slice(&data[..n]);
+                if n < data.len() {
+                    self.steps.push_front(Step::Data(data.split_off(n)));
+                }
+                Ok(n)
+            }
+            Some(Step::Tick(by)) => {
+                self.clock.advance(by);
+                Err(std::io::ErrorKind::WouldBlock.into())
+            }
+            Some(Step::Fail(kind)) => Err(kind.into()),
+        }
+    }
+}
+
+impl std::io::Write for Scripted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(kind) = self.write_error {
+            return Err(kind.into());
+        }
+        self.written.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The wire bytes of `payloads` sealed in the clear from sequence number 0.
+pub fn clear_stream(payloads: &[&[u8]]) -> Vec<u8> {
+    let mut sealer = ssh_packetizer::Sealer::new();
+    let mut wire = Vec::new();
+    for p in payloads {
+        sealer.seal(p, &mut wire).unwrap();
+    }
+    wire
+}

@@ -1,0 +1,115 @@
+//! Two Packetizers talking: over the in-memory pipe and over 127.0.0.1 TCP,
+//! every suite, many messages with a key switch mid-stream.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+use common::{keys_for, payload, supported_suites};
+use ssh_packetizer::pipe::pipe;
+use ssh_packetizer::{CipherAlgorithm, MacAlgorithm, Packetizer};
+
+const NEWKEYS: u8 = 21;
+const MESSAGES: usize = 1200;
+const SWITCH_AT: usize = 300;
+
+fn size_of(i: usize) -> usize {
+    if i % 97 == 0 {
+        32 * 1024
+    } else {
+        (i * 7919) % 3000 + 1
+    }
+}
+
+/// Echoes every message back; on NEWKEYS switches inbound keys, echoes
+/// NEWKEYS, then switches outbound keys.
+fn echo_server<S: Read + Write>(mut p: Packetizer<S>, suite: (CipherAlgorithm, MacAlgorithm)) {
+    p.write_all(b"SSH-2.0-server_1.0\r\n").unwrap();
+    let peer = p.read_identification().unwrap();
+    assert_eq!(peer.as_str(), "SSH-2.0-client_1.0 test");
+    loop {
+        let msg = match p.read_message() {
+            Ok(m) => m.payload().to_vec(),
+            Err(ssh_packetizer::Error::Closed) => return,
+            Err(e) => panic!("server: {e}"),
+        };
+        if msg[0] == NEWKEYS {
+            p.set_inbound_cipher(keys_for(suite.0, suite.1, 1)).unwrap();
+            p.send_message(&msg).unwrap();
+            p.set_outbound_cipher(keys_for(suite.0, suite.1, 2))
+                .unwrap();
+        } else {
+            p.send_message(&msg).unwrap();
+        }
+    }
+}
+
+fn client<S: Read + Write>(mut p: Packetizer<S>, suite: (CipherAlgorithm, MacAlgorithm)) {
+    p.write_all(b"SSH-2.0-client_1.0 test\r\n").unwrap();
+    let peer = p.read_identification().unwrap();
+    assert_eq!(peer.software_version(), "server_1.0");
+    for i in 0..MESSAGES {
+        if i == SWITCH_AT {
+            p.send_message(&[NEWKEYS]).unwrap();
+            p.set_outbound_cipher(keys_for(suite.0, suite.1, 1))
+                .unwrap();
+            let echo = p.read_message().unwrap();
+            assert_eq!(echo.msg_type(), NEWKEYS);
+            p.set_inbound_cipher(keys_for(suite.0, suite.1, 2)).unwrap();
+        }
+        let mut msg = payload(size_of(i), i as u64);
+        msg[0] = 94;
+        let seq = p.send_message(&msg).unwrap();
+        assert_eq!(seq as usize, i + usize::from(i >= SWITCH_AT));
+        let echo = p.read_message().unwrap();
+        assert_eq!(echo.payload(), &msg[..], "{suite:?} message {i}");
+    }
+    assert!(!p.need_rekey());
+}
+
+#[test]
+fn every_suite_over_the_in_memory_pipe() {
+    for suite in supported_suites() {
+        let (a, b) = pipe();
+        let server = thread::spawn(move || echo_server(Packetizer::new(b), suite));
+        client(Packetizer::new(a), suite);
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn every_suite_over_tcp() {
+    for suite in supported_suites() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            echo_server(Packetizer::tcp(stream).unwrap(), suite);
+        });
+        client(
+            Packetizer::tcp(TcpStream::connect(addr).unwrap()).unwrap(),
+            suite,
+        );
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn a_batch_of_queued_messages_goes_out_in_one_flush() {
+    let (a, b) = pipe();
+    let mut sender = Packetizer::new(a);
+    let mut receiver = Packetizer::new(b);
+    for i in 0..50u8 {
+        sender.queue_message(&[94, i]).unwrap();
+    }
+    let queued = sender.queued_bytes();
+    assert_eq!(queued, 50 * 16);
+    sender.flush().unwrap();
+    assert_eq!(sender.queued_bytes(), 0);
+    for i in 0..50u8 {
+        let m = receiver.read_message().unwrap();
+        assert_eq!((m.payload(), m.seqno()), (&[94, i][..], u32::from(i)));
+    }
+}
