@@ -16,7 +16,7 @@ const MESSAGES: usize = 1200;
 const SWITCH_AT: usize = 300;
 
 fn size_of(i: usize) -> usize {
-    if i % 97 == 0 {
+    if i.is_multiple_of(97) {
         32 * 1024
     } else {
         (i * 7919) % 3000 + 1
