@@ -113,3 +113,65 @@ fn a_batch_of_queued_messages_goes_out_in_one_flush() {
         assert_eq!((m.payload(), m.seqno()), (&[94, i][..], u32::from(i)));
     }
 }
+
+#[test]
+fn after_the_peer_closes_the_second_send_fails_with_broken_pipe_or_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut p = Packetizer::tcp(stream).unwrap();
+        assert_eq!(p.read_message().unwrap().msg_type(), 94);
+        // Dropping the Packetizer closes the socket.
+    });
+    let mut p = Packetizer::tcp(TcpStream::connect(addr).unwrap()).unwrap();
+    p.send_message(&[94, 1]).unwrap();
+    server.join().unwrap();
+    // The peer is gone. The first send only fills our kernel buffer; the
+    // peer's RST then breaks a later one.
+    let mut outcome = Ok(0);
+    for _ in 0..50 {
+        outcome = p.send_message(&[94; 100]);
+        if outcome.is_err() {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let err = outcome.expect_err("sending into a closed connection kept succeeding");
+    let kind = err.io_kind().expect("an I/O error");
+    assert!(
+        matches!(
+            kind,
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "{kind:?}"
+    );
+    assert!(p.is_closed());
+    assert!(matches!(
+        p.send_message(&[94]),
+        Err(ssh_packetizer::Error::Closed)
+    ));
+    // Reading says the same: closed, at once.
+    assert!(matches!(
+        p.read_message(),
+        Err(ssh_packetizer::Error::Closed)
+    ));
+}
+
+#[test]
+fn a_clean_close_at_a_packet_boundary_reads_as_closed_over_tcp() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut p = Packetizer::tcp(stream).unwrap();
+        p.send_message(&[94, 7]).unwrap();
+    });
+    let mut p = Packetizer::tcp(TcpStream::connect(addr).unwrap()).unwrap();
+    assert_eq!(p.read_message().unwrap().payload(), [94, 7]);
+    server.join().unwrap();
+    assert!(matches!(
+        p.read_message(),
+        Err(ssh_packetizer::Error::Closed)
+    ));
+}

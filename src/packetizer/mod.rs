@@ -13,6 +13,7 @@
 mod clock;
 mod read;
 mod shared;
+mod split;
 mod write;
 
 use std::io::{self, Read, Write};
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::read::KeepaliveCallback;
+pub use self::split::{Duplex, PacketReader, PacketWriter, SplitStream};
 
 use self::read::{Endpoint, Keepalive, ReadSide};
 use self::shared::{Shared, Way};

@@ -1,0 +1,183 @@
+//! A split Packetizer: reader and writer halves on two threads.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use common::{clear_stream, keys_for, payload, Scripted, Step};
+use ssh_packetizer::packetizer::Duplex;
+use ssh_packetizer::pipe::pipe;
+use ssh_packetizer::{
+    CipherAlgorithm as C, Error, MacAlgorithm as M, Opened, Opener, Packetizer, RekeyLimits,
+};
+
+const N: usize = 2000;
+
+#[test]
+fn full_duplex_on_two_threads_over_tcp() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (c, m) = (C::ChaCha20Poly1305, M::None);
+    let keyed = move |p: &mut Packetizer<TcpStream>, out: u8, inn: u8| {
+        p.set_outbound_cipher(keys_for(c, m, out)).unwrap();
+        p.set_inbound_cipher(keys_for(c, m, inn)).unwrap();
+    };
+    let server = thread::spawn(move || {
+        let mut p = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
+        keyed(&mut p, 2, 1);
+        let (mut reader, writer) = p.split().unwrap();
+        // Send and receive at the same time, from two threads.
+        let sender = thread::spawn(move || {
+            for i in 0..N {
+                let mut msg = payload(i % 5000 + 1, i as u64 + 7);
+                msg[0] = 94;
+                writer.send_message(&msg).unwrap();
+            }
+            writer
+        });
+        for i in 0..N {
+            let mut msg = payload(i % 3000 + 1, i as u64);
+            msg[0] = 94;
+            assert_eq!(reader.read_message().unwrap().payload(), &msg[..]);
+        }
+        sender.join().unwrap();
+    });
+    let mut p = Packetizer::tcp(TcpStream::connect(addr).unwrap()).unwrap();
+    keyed(&mut p, 1, 2);
+    let (mut reader, writer) = p.split().unwrap();
+    let sender = thread::spawn(move || {
+        for i in 0..N {
+            let mut msg = payload(i % 3000 + 1, i as u64);
+            msg[0] = 94;
+            writer.send_message(&msg).unwrap();
+        }
+    });
+    for i in 0..N {
+        let mut msg = payload(i % 5000 + 1, i as u64 + 7);
+        msg[0] = 94;
+        let m = reader.read_message().unwrap();
+        assert_eq!((m.payload(), m.seqno()), (&msg[..], i as u32));
+    }
+    sender.join().unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_reader_blocked_forever_does_not_stop_the_writer() {
+    let (a, b) = pipe();
+    let (mut reader, writer) = Packetizer::new(a).split().unwrap();
+    // No read timeout: this thread blocks in read until the peer writes.
+    let blocked = thread::spawn(move || reader.read_message().map(|m| m.payload().to_vec()));
+    thread::sleep(Duration::from_millis(20));
+    for i in 0..100u8 {
+        writer.send_message(&[94, i]).unwrap();
+    }
+    let mut peer = Packetizer::new(b);
+    for i in 0..100u8 {
+        assert_eq!(peer.read_message().unwrap().payload(), [94, i]);
+    }
+    peer.send_message(&[94, 255]).unwrap();
+    assert_eq!(blocked.join().unwrap().unwrap(), [94, 255]);
+}
+
+#[test]
+fn a_broken_pipe_on_the_writer_closes_the_reader_too() {
+    let (a, b) = pipe();
+    let (mut reader, writer) = Packetizer::new(a).split().unwrap();
+    drop(b);
+    let err = writer.send_message(&[94]).unwrap_err();
+    assert_eq!(err.io_kind(), Some(std::io::ErrorKind::BrokenPipe));
+    assert!(reader.is_closed());
+    assert!(matches!(reader.read_message(), Err(Error::Closed)));
+}
+
+#[test]
+fn rekey_signalling_is_shared_between_the_halves() {
+    let (a, _b) = pipe();
+    let mut p = Packetizer::new(a);
+    p.set_rekey_limits(RekeyLimits {
+        max_bytes: Some(1),
+        ..RekeyLimits::default()
+    });
+    p.set_outbound_cipher(keys_for(C::Aes128Gcm, M::None, 1))
+        .unwrap();
+    p.set_inbound_cipher(keys_for(C::Aes128Gcm, M::None, 2))
+        .unwrap();
+    let (mut reader, writer) = p.split().unwrap();
+    assert!(!reader.need_rekey());
+    writer.send_message(&[94]).unwrap();
+    assert!(
+        reader.need_rekey(),
+        "the writer's spent budget shows on the reader"
+    );
+    writer
+        .set_outbound_cipher(keys_for(C::Aes128Gcm, M::None, 3))
+        .unwrap();
+    assert!(writer.need_rekey());
+    reader
+        .set_inbound_cipher(keys_for(C::Aes128Gcm, M::None, 4))
+        .unwrap();
+    assert!(!writer.need_rekey() && !reader.need_rekey());
+}
+
+/// A writer whose bytes a test can look at.
+#[derive(Clone, Default)]
+struct Recorded(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Recorded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_readers_keepalive_sends_through_the_writer_half() {
+    let script = Scripted::new(vec![
+        Step::Tick(Duration::from_secs(20)),
+        Step::Tick(Duration::from_secs(20)),
+        Step::Data(clear_stream(&[&[94]])),
+    ]);
+    let clock = script.clock.clone();
+    let out = Recorded::default();
+    let stream = Duplex {
+        reader: script,
+        writer: out.clone(),
+    };
+    let p = Packetizer::with_clock(stream, clock);
+    let (mut reader, writer) = p.split().unwrap();
+    reader.set_keepalive(Some(Duration::from_secs(15)), |w| {
+        w.send_message(&[2, 0, 0, 0, 0]).map(|_| ())
+    });
+    assert_eq!(reader.read_message().unwrap().msg_type(), 94);
+    let mut o = Opener::new();
+    o.feed(&out.0.lock().unwrap());
+    for seqno in 0..2 {
+        assert!(
+            matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 2 && p.seqno() == seqno)
+        );
+    }
+    assert_eq!(writer.seqno_out(), 2);
+}
+
+#[test]
+fn buffered_bytes_and_queued_packets_survive_the_split() {
+    let (a, b) = pipe();
+    let mut peer = Packetizer::new(b);
+    peer.write_all(b"SSH-2.0-peer\r\n").unwrap();
+    peer.send_message(&[20, 1]).unwrap();
+    let mut p = Packetizer::new(a);
+    assert_eq!(p.read_identification().unwrap().line, b"SSH-2.0-peer");
+    p.queue_message(&[20, 2]).unwrap();
+    let (mut reader, writer) = p.split().unwrap();
+    assert_eq!(reader.read_message().unwrap().payload(), [20, 1]);
+    writer.flush().unwrap();
+    assert_eq!(peer.read_message().unwrap().payload(), [20, 2]);
+}
