@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::read::KeepaliveCallback;
-pub use self::split::{Duplex, PacketReader, PacketWriter, SplitStream};
+pub use self::split::{Duplex, Halves, PacketReader, PacketWriter, SplitStream};
 
 use self::read::{Endpoint, Keepalive, ReadSide};
 use self::shared::{Shared, Way};

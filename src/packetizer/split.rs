@@ -86,11 +86,17 @@ impl<R: Read + Send + 'static, W: Write + Send + 'static> SplitStream for Duplex
     }
 }
 
+/// The two halves [`Packetizer::split`] returns.
+pub type Halves<S> = (
+    PacketReader<<S as SplitStream>::Reader>,
+    PacketWriter<<S as SplitStream>::Writer>,
+);
+
 impl<S: SplitStream> Packetizer<S> {
     /// Splits into a reader and a writer for two threads. Buffered inbound
     /// bytes, queued outbound packets, keys, sequence numbers, limits and the
     /// keepalive carry over.
-    pub fn split(self) -> Result<(PacketReader<S::Reader>, PacketWriter<S::Writer>), Error> {
+    pub fn split(self) -> Result<Halves<S>, Error> {
         let Packetizer {
             io,
             read,
