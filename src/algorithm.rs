@@ -209,6 +209,38 @@ algorithm_enum! {
     }
 }
 
+/// One row of the compression table.
+#[derive(Debug)]
+pub struct CompressionSpec {
+    /// The SSH name, as negotiated in KEXINIT.
+    pub name: &'static str,
+    /// Whether payloads are deflated at all.
+    pub deflates: bool,
+    /// Whether compression waits for user authentication to succeed
+    /// (`zlib@openssh.com`) rather than starting with the keys (`zlib`).
+    pub delayed: bool,
+}
+
+const fn compression(name: &'static str, deflates: bool, delayed: bool) -> CompressionSpec {
+    CompressionSpec {
+        name,
+        deflates,
+        delayed,
+    }
+}
+
+algorithm_enum! {
+    /// A compression method, by its SSH name.
+    CompressionAlgorithm, CompressionSpec, COMPRESSIONS {
+        /// `none`
+        None = compression("none", false, false),
+        /// `zlib`: starts with the new keys.
+        Zlib = compression("zlib", true, false),
+        /// `zlib@openssh.com`: starts once user authentication succeeded.
+        ZlibOpenSsh = compression("zlib@openssh.com", true, true),
+    }
+}
+
 impl CipherAlgorithm {
     /// Whether this cipher authenticates on its own (no MAC is used).
     pub fn is_aead(self) -> bool {
@@ -258,6 +290,9 @@ mod tests {
         }
         for &m in MacAlgorithm::ALL {
             assert_eq!(m.name().parse::<MacAlgorithm>().unwrap(), m);
+        }
+        for &z in CompressionAlgorithm::ALL {
+            assert_eq!(z.name().parse::<CompressionAlgorithm>().unwrap(), z);
         }
     }
 

@@ -12,7 +12,7 @@ mod sealer;
 pub use opener::{Frame, Opened, Opener, Packet};
 pub use sealer::Sealer;
 
-use crate::algorithm::{CipherAlgorithm, Mode};
+use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, Mode};
 use crate::crypto::Engine;
 use crate::error::Error;
 use crate::keys::Keys;
@@ -81,6 +81,11 @@ struct DirectionState {
     max_packet_len: usize,
     limits: RekeyLimits,
     budget: Budget,
+    /// The compression negotiated with the current keys.
+    compression: CompressionAlgorithm,
+    /// Delayed compression (`zlib@openssh.com`) was started: user
+    /// authentication succeeded, so later key sets compress at once too.
+    authenticated: bool,
 }
 
 impl DirectionState {
@@ -95,7 +100,15 @@ impl DirectionState {
             max_packet_len: DEFAULT_MAX_PACKET_LEN,
             limits: RekeyLimits::default(),
             budget: Budget::new(keys.cipher(), RekeyLimits::default()),
+            compression: CompressionAlgorithm::None,
+            authenticated: false,
         }
+    }
+
+    /// Whether payloads are compressed now under the current keys.
+    fn compressing(&self) -> bool {
+        let spec = self.compression.spec();
+        spec.deflates && (!spec.delayed || self.authenticated)
     }
 
     /// Switches to `keys`, starting a fresh rekey budget. Nothing changes if
@@ -105,6 +118,7 @@ impl DirectionState {
         self.framing = Framing::of(keys);
         self.cipher = keys.cipher();
         self.budget = Budget::new(keys.cipher(), self.limits);
+        self.compression = keys.compression();
         Ok(())
     }
 
@@ -204,6 +218,11 @@ macro_rules! direction_controls {
             /// The cipher currently installed.
             pub fn cipher(&self) -> CipherAlgorithm {
                 self.$($state).+.cipher
+            }
+
+            /// Whether payloads are compressed in this direction now.
+            pub fn is_compressing(&self) -> bool {
+                self.$($state).+.compressing()
             }
         }
     };

@@ -42,6 +42,11 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+    /// Compressing an outbound payload failed.
+    Compress {
+        /// What was wrong.
+        reason: &'static str,
+    },
     /// The peer's compressed data was corrupt, or inflated past the maximum
     /// packet length.
     Decompress {
@@ -164,6 +169,7 @@ impl Error {
                     | Error::Io(_)
                     | Error::HandshakeTimeout
                     | Error::SequenceWrapped
+                    | Error::Compress { .. }
             )
     }
 
@@ -194,6 +200,7 @@ impl fmt::Display for Error {
                 write!(f, "bad identification exchange: {reason}")
             }
             Error::Decompress { reason } => write!(f, "decompression failed: {reason}"),
+            Error::Compress { reason } => write!(f, "compression failed: {reason}"),
             Error::BadPacketLength { len, max } => {
                 write!(f, "bad packet length {len} (allowed 5 to {max})")
             }

@@ -10,7 +10,7 @@ use std::fmt;
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
 
-use crate::algorithm::{CipherAlgorithm, MacAlgorithm, Mode};
+use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Mode};
 use crate::error::Error;
 
 /// Key material for one direction of a connection.
@@ -19,6 +19,7 @@ pub struct Keys {
     cipher: CipherAlgorithm,
     mac: MacAlgorithm,
     mode: Mode,
+    compression: CompressionAlgorithm,
     key: Zeroizing<Vec<u8>>,
     iv: Zeroizing<Vec<u8>>,
     mac_key: Zeroizing<Vec<u8>>,
@@ -55,6 +56,7 @@ impl Keys {
             cipher,
             mac,
             mode,
+            compression: CompressionAlgorithm::None,
             key: Zeroizing::new(key.to_vec()),
             iv: Zeroizing::new(iv.to_vec()),
             mac_key: Zeroizing::new(mac_key.to_vec()),
@@ -67,6 +69,7 @@ impl Keys {
             cipher: CipherAlgorithm::None,
             mac: MacAlgorithm::None,
             mode: Mode::Clear,
+            compression: CompressionAlgorithm::None,
             key: Zeroizing::new(Vec::new()),
             iv: Zeroizing::new(Vec::new()),
             mac_key: Zeroizing::new(Vec::new()),
@@ -88,6 +91,19 @@ impl Keys {
         self.mode
     }
 
+    /// The same keys with `compression` negotiated for their direction.
+    /// Installing them starts a fresh compression stream, as OpenSSH does at
+    /// every NEWKEYS.
+    pub fn with_compression(mut self, compression: CompressionAlgorithm) -> Keys {
+        self.compression = compression;
+        self
+    }
+
+    /// The compression negotiated with these keys.
+    pub fn compression(&self) -> CompressionAlgorithm {
+        self.compression
+    }
+
     pub(crate) fn key(&self) -> &[u8] {
         &self.key
     }
@@ -107,6 +123,7 @@ impl fmt::Debug for Keys {
         f.debug_struct("Keys")
             .field("cipher", &self.cipher.name())
             .field("mac", &self.mac.name())
+            .field("compression", &self.compression.name())
             .field("key", &format_args!("<{} bytes>", self.key.len()))
             .field("iv", &format_args!("<{} bytes>", self.iv.len()))
             .field("mac_key", &format_args!("<{} bytes>", self.mac_key.len()))

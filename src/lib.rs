@@ -36,6 +36,7 @@
 pub mod algorithm;
 pub mod banner;
 pub mod codec;
+mod compress;
 mod crypto;
 pub mod error;
 pub mod keys;
@@ -44,7 +45,7 @@ pub mod padding;
 pub mod pipe;
 pub mod rekey;
 
-pub use algorithm::{CipherAlgorithm, MacAlgorithm, Mode};
+pub use algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Mode};
 pub use banner::Identification;
 pub use codec::{Frame, Opened, Opener, Packet, Sealer};
 pub use error::{Error, Result};

@@ -3,6 +3,7 @@
 use std::ops::Range;
 
 use super::{DirectionState, MIN_PADDING};
+use crate::compress::Inflater;
 use crate::crypto::MAX_TAG_LEN;
 use crate::error::Error;
 use crate::keys::Keys;
@@ -74,9 +75,19 @@ pub enum Frame {
     NeedMore(usize),
 }
 
-/// What [`Opener::advance`] found: [`Opened`] with the payload as a range.
+/// Where a payload [`Opener::advance`] found lies.
+#[derive(Clone, Debug)]
+pub(crate) enum PayloadAt {
+    /// In the wire buffer, decrypted in place.
+    Wire(Range<usize>),
+    /// In the inflate buffer, while compression is on.
+    Inflated,
+}
+
+/// What [`Opener::advance`] found: [`Opened`] with the payload located, not
+/// borrowed.
 pub(crate) enum Ready {
-    Packet { payload: Range<usize>, seqno: u32 },
+    Packet { payload: PayloadAt, seqno: u32 },
     NeedMore(usize),
 }
 
@@ -108,6 +119,9 @@ pub struct Opener {
     /// payload is borrowed until then).
     consumed: usize,
     failed: bool,
+    inflater: Option<Inflater>,
+    /// The last payload, inflated, while compression is on.
+    inflated: Vec<u8>,
 }
 
 impl Default for Opener {
@@ -140,6 +154,8 @@ impl Opener {
             end: 0,
             consumed: 0,
             failed: false,
+            inflater: None,
+            inflated: Vec::new(),
         }
     }
 
@@ -153,7 +169,18 @@ impl Opener {
         if self.core.progress != Progress::Head {
             return Err(Error::NotAtPacketBoundary);
         }
-        self.core.state.install(&keys)
+        self.core.state.install(&keys)?;
+        self.inflater = self.core.state.compressing().then(Inflater::new);
+        Ok(())
+    }
+
+    /// Starts `zlib@openssh.com` decompression: user authentication
+    /// succeeded. Key sets installed later decompress from their first packet.
+    pub fn start_delayed_compression(&mut self) {
+        self.core.state.authenticated = true;
+        if self.inflater.is_none() && self.core.state.compressing() {
+            self.inflater = Some(Inflater::new());
+        }
     }
 
     /// Bytes held that belong to packets not yet returned.
@@ -227,10 +254,24 @@ impl Opener {
                 seqno,
             }) => {
                 self.consumed = wire_len;
-                Ok(Ready::Packet {
-                    payload: start + payload.start..start + payload.end,
-                    seqno,
-                })
+                let payload = start + payload.start..start + payload.end;
+                let Some(inflater) = &mut self.inflater else {
+                    return Ok(Ready::Packet {
+                        payload: PayloadAt::Wire(payload),
+                        seqno,
+                    });
+                };
+                let max = self.core.state.max_packet_len;
+                match inflater.decompress(&self.buf[payload], &mut self.inflated, max) {
+                    Ok(()) => Ok(Ready::Packet {
+                        payload: PayloadAt::Inflated,
+                        seqno,
+                    }),
+                    Err(e) => {
+                        self.failed = true;
+                        Err(e)
+                    }
+                }
             }
             Err(e) => {
                 self.failed = true;
@@ -241,11 +282,12 @@ impl Opener {
 
     /// The packet [`Opener::advance`] just returned. Only valid until the
     /// next call that takes `&mut self`.
-    pub(crate) fn packet_at(&self, payload: Range<usize>, seqno: u32) -> Packet<'_> {
-        Packet {
-            payload: &self.buf[payload],
-            seqno,
-        }
+    pub(crate) fn packet_at(&self, payload: PayloadAt, seqno: u32) -> Packet<'_> {
+        let payload = match payload {
+            PayloadAt::Wire(range) => &self.buf[range],
+            PayloadAt::Inflated => &self.inflated[..],
+        };
+        Packet { payload, seqno }
     }
 
     /// The buffered bytes no packet has claimed yet, for reading raw bytes
@@ -282,9 +324,17 @@ impl Opener {
     ///
     /// For callers that own their buffer (an async codec's `BytesMut`, a
     /// fuzzer's input); do not mix with [`Opener::feed`] on one Opener.
+    ///
+    /// Not while compression is on: an inflated payload cannot live in the
+    /// caller's buffer ([`Error::Unsupported`], nothing read).
     pub fn open_in_place(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
         if self.failed {
             return Err(Error::Closed);
+        }
+        if self.inflater.is_some() {
+            return Err(Error::Unsupported {
+                algorithm: self.core.state.compression.name(),
+            });
         }
         self.core.step(buf).inspect_err(|_| self.failed = true)
     }

@@ -1,12 +1,15 @@
 //! The sending half of the codec.
 
 use super::{DirectionState, MIN_PADDING};
+use crate::compress::Deflater;
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::padding::{PaddingSource, RandomPadding};
 
 /// Bytes in front of every payload: `packet_length` and `padding_length`.
 const HEADER_LEN: usize = 5;
+/// More padding than any block size needs (at most 16 + 3).
+const MAX_PADDING: usize = 32;
 
 /// Turns payloads into wire packets for one direction.
 ///
@@ -17,6 +20,9 @@ const HEADER_LEN: usize = 5;
 pub struct Sealer {
     pub(super) state: DirectionState,
     padding: Box<dyn PaddingSource>,
+    deflater: Option<Deflater>,
+    /// Where a payload is compressed before it replaces the original.
+    compressed: Vec<u8>,
 }
 
 impl Default for Sealer {
@@ -40,15 +46,30 @@ impl Sealer {
         Sealer {
             state: DirectionState::new(),
             padding: Box::new(RandomPadding::new()),
+            deflater: None,
+            compressed: Vec::new(),
         }
     }
 
     /// Installs new keys for the packets sealed from now on and starts a fresh
     /// rekey budget. The sequence number carries on (see
     /// [`Sealer::reset_seqno`] for strict key exchange). On error nothing
-    /// changes.
+    /// changes. The compression the keys carry starts with a fresh stream
+    /// (delayed compression once [`Sealer::start_delayed_compression`] ran).
     pub fn set_keys(&mut self, keys: Keys) -> Result<(), Error> {
-        self.state.install(&keys)
+        self.state.install(&keys)?;
+        self.deflater = self.state.compressing().then(Deflater::new);
+        Ok(())
+    }
+
+    /// Starts `zlib@openssh.com` compression: user authentication succeeded
+    /// (the server after sending USERAUTH_SUCCESS, the client after reading
+    /// it). Key sets installed later compress from their first packet.
+    pub fn start_delayed_compression(&mut self) {
+        self.state.authenticated = true;
+        if self.deflater.is_none() && self.state.compressing() {
+            self.deflater = Some(Deflater::new());
+        }
     }
 
     /// Replaces the source of padding bytes used while a cipher is on.
@@ -101,11 +122,32 @@ impl Sealer {
     }
 
     fn frame(&mut self, out: &mut Vec<u8>, start: usize) -> Result<u32, Error> {
-        let payload_len = match out.len().checked_sub(start + HEADER_LEN) {
+        let mut payload_len = match out.len().checked_sub(start + HEADER_LEN) {
             Some(len) if len > 0 => len,
             _ => return Err(Error::EmptyPayload),
         };
         let framing = self.state.framing;
+        // With compression, everything that can refuse the packet runs before
+        // the deflate stream sees it: a refused packet must not advance it.
+        let mut drawn = [0u8; MAX_PADDING];
+        if let Some(deflater) = &mut self.deflater {
+            let worst = payload_len + Deflater::max_growth(payload_len);
+            if 1 + worst + framing.block + 3 > self.state.max_packet_len {
+                return Err(Error::PayloadTooLarge {
+                    len: payload_len,
+                    max: self.state.max_packet_len,
+                });
+            }
+            self.state.check_wrap()?;
+            if framing.encrypts {
+                self.padding.fill(&mut drawn)?;
+            }
+            self.compressed.clear();
+            deflater.compress(&out[start + HEADER_LEN..], &mut self.compressed)?;
+            out.truncate(start + HEADER_LEN);
+            out.extend_from_slice(&self.compressed);
+            payload_len = self.compressed.len();
+        }
         let padding_len = framing.padding_len(payload_len);
         let packet_len = 1 + payload_len + padding_len;
         if packet_len > self.state.max_packet_len {
@@ -125,8 +167,13 @@ impl Sealer {
         // packet_len <= MAX_MAX_PACKET_LEN and padding_len < 20: both fit.
         packet[..4].copy_from_slice(&(packet_len as u32).to_be_bytes());
         packet[4] = padding_len as u8;
-        if framing.encrypts {
-            self.padding.fill(&mut packet[HEADER_LEN + payload_len..])?;
+        let padding = &mut packet[HEADER_LEN + payload_len..];
+        if !framing.encrypts {
+            // The clear mode pads with the zeros `resize` wrote.
+        } else if self.deflater.is_some() {
+            padding.copy_from_slice(&drawn[..padding_len]);
+        } else {
+            self.padding.fill(padding)?;
         }
         let seqno = self.state.seqno;
         if !self.state.engine.seal(seqno, packet, tag) {

@@ -260,6 +260,14 @@ impl<S: Read + Write> Packetizer<S> {
         Ok(())
     }
 
+    /// Starts `zlib@openssh.com` compression both ways: user authentication
+    /// succeeded (the server after sending USERAUTH_SUCCESS, the client after
+    /// reading it). Plain `zlib` starts with the keys and needs no call.
+    pub fn start_delayed_compression(&mut self) {
+        self.write.sealer.start_delayed_compression();
+        self.read.opener.start_delayed_compression();
+    }
+
     /// Outbound sequence number to 0 (strict kex, right after sending NEWKEYS).
     pub fn reset_seqno_out(&mut self) {
         self.write.sealer.reset_seqno();

@@ -195,6 +195,11 @@ impl<W: Write> PacketWriter<W> {
         Ok(())
     }
 
+    /// Starts `zlib@openssh.com` compression outbound.
+    pub fn start_delayed_compression(&self) {
+        self.lock().write.sealer.start_delayed_compression();
+    }
+
     /// As [`Packetizer::reset_seqno_out`].
     pub fn reset_seqno_out(&self) {
         self.lock().write.sealer.reset_seqno();
@@ -311,6 +316,11 @@ impl<R: Read> PacketReader<R> {
         self.read.opener.set_keys(keys)?;
         self.shared.keys_switched(Way::In);
         Ok(())
+    }
+
+    /// Starts `zlib@openssh.com` decompression inbound.
+    pub fn start_delayed_compression(&mut self) {
+        self.read.opener.start_delayed_compression();
     }
 
     /// As [`Packetizer::reset_seqno_in`].

@@ -1,0 +1,188 @@
+//! zlib compression of payloads, as SSH's `zlib` and `zlib@openssh.com` use
+//! it: one deflate stream per direction for the life of a key set, each
+//! packet flushed so the peer can inflate it whole (a sync flush; OpenSSH's
+//! partial flush and paramiko's full flush inflate the same way).
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::error::Error;
+
+/// OpenSSH's compression level.
+const LEVEL: u32 = 6;
+/// How much output room to add per round.
+const STEP: usize = 16 * 1024;
+
+/// The outbound deflate stream.
+pub(crate) struct Deflater {
+    stream: Compress,
+}
+
+impl Deflater {
+    pub(crate) fn new() -> Deflater {
+        Deflater {
+            stream: Compress::new(Compression::new(LEVEL), true),
+        }
+    }
+
+    /// The most a payload of `len` bytes can grow by when compressed: stored
+    /// blocks, the zlib header and the flush marker.
+    pub(crate) fn max_growth(len: usize) -> usize {
+        len / 1024 + 64
+    }
+
+    /// Appends `payload` compressed and flushed to `out`.
+    pub(crate) fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let start_in = self.stream.total_in();
+        loop {
+            let consumed = (self.stream.total_in() - start_in) as usize;
+            out.reserve(payload.len() - consumed + STEP);
+            let (before_in, before_out) = (self.stream.total_in(), self.stream.total_out());
+            self.stream
+                .compress_vec(&payload[consumed..], out, FlushCompress::Sync)
+                .map_err(|_| Error::Compress {
+                    reason: "the deflate stream failed",
+                })?;
+            if self.stream.total_in() == before_in && self.stream.total_out() == before_out {
+                return Err(Error::Compress {
+                    reason: "the deflate stream made no progress",
+                });
+            }
+            let all_in = (self.stream.total_in() - start_in) as usize == payload.len();
+            // Done once all input is in and the flush fitted in the room left.
+            let produced = (self.stream.total_out() - before_out) as usize;
+            if all_in && out.len() < out.capacity() && produced > 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The inbound inflate stream.
+pub(crate) struct Inflater {
+    stream: Decompress,
+}
+
+impl Inflater {
+    pub(crate) fn new() -> Inflater {
+        Inflater {
+            stream: Decompress::new(true),
+        }
+    }
+
+    /// Replaces `out` with `compressed` inflated; refuses to produce more
+    /// than `max` bytes, so a small packet cannot inflate into a large
+    /// allocation.
+    pub(crate) fn decompress(
+        &mut self,
+        compressed: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), Error> {
+        out.clear();
+        let start_in = self.stream.total_in();
+        loop {
+            let consumed = (self.stream.total_in() - start_in) as usize;
+            // Room for one byte past the cap, to tell "exactly max" from more.
+            let room = (max + 1 - out.len()).min(STEP.max(compressed.len() * 4));
+            out.reserve_exact(room);
+            let (in_before, out_before) = (self.stream.total_in(), out.len());
+            let status = self
+                .stream
+                .decompress_vec(&compressed[consumed..], out, FlushDecompress::Sync)
+                .map_err(|_| Error::Decompress {
+                    reason: "corrupt compressed data",
+                })?;
+            if self.stream.total_in() == in_before && out.len() == out_before {
+                // Room was offered and nothing moved: never spin on it.
+                return Err(Error::Decompress {
+                    reason: "the inflate stream made no progress",
+                });
+            }
+            if out.len() > max {
+                return Err(Error::Decompress {
+                    reason: "inflated past the maximum packet length",
+                });
+            }
+            let all_in = (self.stream.total_in() - start_in) as usize == compressed.len();
+            let out_full = out.len() == out.capacity();
+            match status {
+                Status::StreamEnd => {
+                    return Err(Error::Decompress {
+                        reason: "the peer ended its compression stream",
+                    })
+                }
+                _ if all_in && !out_full => break,
+                Status::BufError if !out_full => {
+                    return Err(Error::Decompress {
+                        reason: "truncated compressed data",
+                    })
+                }
+                _ => {}
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::Decompress {
+                reason: "a packet inflated to nothing",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_of_packets_round_trips() {
+        let (mut d, mut i) = (Deflater::new(), Inflater::new());
+        let mut out = Vec::new();
+        for n in [1usize, 10, 1000, 100_000, 3] {
+            let payload: Vec<u8> = (0..n).map(|k| (k % 251) as u8).collect();
+            let mut packed = Vec::new();
+            d.compress(&payload, &mut packed).unwrap();
+            i.decompress(&packed, &mut out, 262_144).unwrap();
+            assert_eq!(out, payload);
+        }
+    }
+
+    #[test]
+    fn the_cap_holds_against_a_bomb() {
+        let mut d = Deflater::new();
+        let mut packed = Vec::new();
+        d.compress(&vec![0u8; 1 << 20], &mut packed).unwrap();
+        assert!(packed.len() < 2000, "{}", packed.len());
+        let mut out = Vec::new();
+        let err = Inflater::new()
+            .decompress(&packed, &mut out, 262_144)
+            .unwrap_err();
+        assert!(matches!(err, Error::Decompress { .. }));
+        assert!(out.capacity() <= 262_144 + 1 + STEP, "{}", out.capacity());
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut out = Vec::new();
+        let err = Inflater::new()
+            .decompress(b"\x78\x9c\xff\xff\xff\xff", &mut out, 1000)
+            .unwrap_err();
+        assert!(matches!(err, Error::Decompress { .. }));
+    }
+
+    #[test]
+    fn max_growth_covers_incompressible_data() {
+        let mut d = Deflater::new();
+        let mut x = 0x1234_5678u32;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let mut packed = Vec::new();
+        d.compress(&noise, &mut packed).unwrap();
+        assert!(packed.len() <= noise.len() + Deflater::max_growth(noise.len()));
+    }
+}
