@@ -1,0 +1,80 @@
+//! What reaches the `log` facade: key switches and rekeys at debug, and
+//! plaintext only when the hexdump is turned on.
+
+use std::sync::Mutex;
+
+use ssh_packetizer::pipe::pipe;
+use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Packetizer, RekeyLimits};
+
+static RECORDS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        RECORDS
+            .lock()
+            .unwrap()
+            .push((record.target().to_owned(), record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+fn take() -> Vec<(String, String)> {
+    std::mem::take(&mut *RECORDS.lock().unwrap())
+}
+
+// One test, so the global logger's records are not shared between threads.
+#[test]
+fn hexdump_only_when_asked_and_key_switches_logged() {
+    log::set_logger(&Capture).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+    let secret = b"\x5etop secret plaintext";
+    let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let keys = || {
+        Keys::new(
+            CipherAlgorithm::Aes128Gcm,
+            MacAlgorithm::None,
+            &[9; 16],
+            &[8; 12],
+            &[],
+        )
+        .unwrap()
+    };
+
+    let (a, b) = pipe();
+    let (mut tx, mut rx) = (Packetizer::new(a), Packetizer::new(b));
+    tx.set_rekey_limits(RekeyLimits {
+        max_bytes: Some(1),
+        ..RekeyLimits::default()
+    });
+    tx.set_outbound_cipher(keys()).unwrap();
+    rx.set_inbound_cipher(keys()).unwrap();
+    tx.send_message(secret).unwrap();
+    rx.read_message().unwrap();
+    let quiet = take();
+    assert!(quiet
+        .iter()
+        .any(|(_, m)| m.contains("outbound keys: aes128-gcm@openssh.com")));
+    assert!(quiet.iter().any(|(_, m)| m.contains("rekey needed")));
+    assert!(
+        !quiet
+            .iter()
+            .any(|(_, m)| m.contains(&secret_hex) || m.contains("top secret")),
+        "plaintext logged without the hexdump: {quiet:?}"
+    );
+
+    tx.set_hexdump(true);
+    rx.set_hexdump(true);
+    tx.send_message(secret).unwrap();
+    rx.read_message().unwrap();
+    let loud = take();
+    let dumps: Vec<_> = loud
+        .iter()
+        .filter(|(target, m)| target == "ssh_packetizer::hexdump" && m.contains(&secret_hex))
+        .collect();
+    assert_eq!(dumps.len(), 2, "one dump out, one in: {loud:?}");
+}
