@@ -2,9 +2,12 @@
 //!
 //! The core is sans-IO: a [`Sealer`] turns payloads into wire packets and an
 //! [`Opener`] turns wire bytes back into payloads, with padding, encryption,
-//! MACs, sequence numbers, length and padding checks and rekey accounting, but
-//! no sockets, clocks or threads. See the README for the algorithm table and a
-//! tour.
+//! MACs, sequence numbers, length and padding checks, rekey accounting and
+//! compression, but no sockets, clocks or threads. On top of it,
+//! [`Packetizer`] runs the protocol over any `Read + Write` stream, in the
+//! manner of paramiko's Packetizer, and splits into halves for two threads.
+//! See the README for the algorithm table, a client-side flow and notes on
+//! threading and timeouts.
 //!
 //! ```
 //! use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Opened, Opener, Sealer};

@@ -26,7 +26,7 @@ pub use self::read::KeepaliveCallback;
 pub use self::split::{Duplex, Halves, PacketReader, PacketWriter, SplitStream};
 
 use self::read::{Endpoint, Keepalive, ReadSide};
-use self::shared::{Shared, Way};
+use self::shared::Shared;
 use self::write::WriteSide;
 use crate::banner::Identification;
 use crate::codec::Packet;
@@ -124,17 +124,6 @@ impl<S: Read + Write> Packetizer<S> {
         self.io
     }
 
-    /// Closes the error path: marks an error fatal and closes the Packetizer.
-    fn settle<T>(shared: &Shared, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &result {
-            if e.is_fatal() && !shared.is_closed() {
-                log::debug!("closing after: {e}");
-                shared.close();
-            }
-        }
-        result
-    }
-
     fn whole(&mut self) -> (&mut ReadSide, Whole<'_, S>) {
         (
             &mut self.read,
@@ -160,7 +149,7 @@ impl<S: Read + Write> Packetizer<S> {
         if result.is_ok() {
             self.shared.touch();
         }
-        Self::settle(&self.shared, result)
+        self.shared.settle(result)
     }
 
     /// One line from the stream, CR LF (or bare LF) stripped, at most 8192
@@ -171,7 +160,7 @@ impl<S: Read + Write> Packetizer<S> {
         let (read, mut ep) = self.whole();
         let shared = ep.shared;
         let result = read.read_line(&mut ep, shared);
-        Self::settle(shared, result)
+        shared.settle(result)
     }
 
     /// The peer's identification line, after up to 1024 other lines (each at
@@ -182,7 +171,7 @@ impl<S: Read + Write> Packetizer<S> {
         let (read, mut ep) = self.whole();
         let shared = ep.shared;
         let result = read.read_identification(&mut ep, shared);
-        Self::settle(shared, result)
+        shared.settle(result)
     }
 
     /// Sends one message (message type byte first) as one packet, written
@@ -190,20 +179,20 @@ impl<S: Read + Write> Packetizer<S> {
     /// number.
     pub fn send_message(&mut self, payload: &[u8]) -> Result<u32, Error> {
         let result = self.write.send(&mut self.io, &self.shared, payload);
-        Self::settle(&self.shared, result)
+        self.shared.settle(result)
     }
 
     /// Seals a message into the write buffer without writing it; a later
     /// [`Packetizer::flush`] (or send) writes the whole batch at once.
     pub fn queue_message(&mut self, payload: &[u8]) -> Result<u32, Error> {
         let result = self.write.queue(&self.shared, payload);
-        Self::settle(&self.shared, result)
+        self.shared.settle(result)
     }
 
     /// Writes every queued message.
     pub fn flush(&mut self) -> Result<(), Error> {
         let result = self.write.flush(&mut self.io, &self.shared);
-        Self::settle(&self.shared, result)
+        self.shared.settle(result)
     }
 
     /// Bytes queued but not yet written.
@@ -223,7 +212,7 @@ impl<S: Read + Write> Packetizer<S> {
             shared,
         };
         let result = self.read.read_message(&mut ep, shared);
-        Self::settle(shared, result)
+        shared.settle(result)
     }
 
     /// Exactly `n` raw bytes, through the same buffer as the packets
@@ -233,31 +222,19 @@ impl<S: Read + Write> Packetizer<S> {
         let (read, mut ep) = self.whole();
         let shared = ep.shared;
         let result = read.read_all(&mut ep, shared, n, check_rekey);
-        Self::settle(shared, result)
+        shared.settle(result)
     }
 
     /// Switches the keys of the packets sent from now on. Queued packets keep
     /// the keys they were sealed with.
     pub fn set_outbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        if self.shared.is_closed() {
-            return Err(Error::Closed);
-        }
-        log::debug!("outbound keys: {} + {}", keys.cipher(), keys.mac());
-        self.write.sealer.set_keys(keys)?;
-        self.shared.keys_switched(Way::Out);
-        Ok(())
+        self.write.switch_keys(&self.shared, keys)
     }
 
     /// Switches the keys of the packets read from now on; only between
     /// packets (right after NEWKEYS was read).
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        if self.shared.is_closed() {
-            return Err(Error::Closed);
-        }
-        log::debug!("inbound keys: {} + {}", keys.cipher(), keys.mac());
-        self.read.opener.set_keys(keys)?;
-        self.shared.keys_switched(Way::In);
-        Ok(())
+        self.read.switch_keys(&self.shared, keys)
     }
 
     /// Starts `zlib@openssh.com` compression both ways: user authentication
@@ -380,11 +357,6 @@ impl<S> std::fmt::Debug for Packetizer<S> {
 impl<S: Write> SendMessage for Packetizer<S> {
     fn send_message(&mut self, payload: &[u8]) -> Result<u32, Error> {
         let result = self.write.send(&mut self.io, &self.shared, payload);
-        if let Err(e) = &result {
-            if e.is_fatal() {
-                self.shared.close();
-            }
-        }
-        result
+        self.shared.settle(result)
     }
 }

@@ -4,13 +4,14 @@
 use std::io::{self, ErrorKind};
 use std::time::Duration;
 
-use super::shared::Shared;
+use super::shared::{Shared, Way};
 use super::write::hex;
 use super::SendMessage;
 use crate::banner::{self, Identification, LineScan};
 use crate::codec::opener::Ready;
 use crate::codec::{Opener, Packet};
 use crate::error::Error;
+use crate::keys::Keys;
 
 /// The keepalive callback: given a handle to send with when the connection
 /// has been idle for the interval.
@@ -49,6 +50,17 @@ impl ReadSide {
             opener: Opener::new(),
             keepalive: None,
         }
+    }
+
+    /// Installs inbound keys (between packets) and records the switch.
+    pub(crate) fn switch_keys(&mut self, shared: &Shared, keys: Keys) -> Result<(), Error> {
+        if shared.is_closed() {
+            return Err(Error::Closed);
+        }
+        log::debug!("inbound keys: {} + {}", keys.cipher(), keys.mac());
+        self.opener.set_keys(keys)?;
+        shared.keys_switched(Way::In);
+        Ok(())
     }
 
     /// One successful read into the buffer, running the timers on each read

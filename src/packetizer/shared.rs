@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::clock::Clock;
+use crate::error::Error;
 
 /// Which way a key switch went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +73,18 @@ impl Shared {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+    }
+
+    /// Passes `result` through, closing the connection if it is a fatal
+    /// error: after one, every call must answer `Closed`.
+    pub(crate) fn settle<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            if e.is_fatal() && !self.is_closed() {
+                log::debug!("closing after: {e}");
+                self.close();
+            }
+        }
+        result
     }
 
     pub(crate) fn hexdump(&self) -> bool {

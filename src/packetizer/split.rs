@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::read::{Endpoint, Keepalive, ReadSide};
-use super::shared::{Shared, Way};
+use super::shared::Shared;
 use super::write::WriteSide;
 use super::{Packetizer, SendMessage};
 use crate::banner::Identification;
@@ -153,27 +153,18 @@ impl<W: Write> PacketWriter<W> {
         })
     }
 
-    fn settle<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &result {
-            if e.is_fatal() {
-                self.shared.close();
-            }
-        }
-        result
-    }
-
     /// As [`Packetizer::send_message`].
     pub fn send_message(&self, payload: &[u8]) -> Result<u32, Error> {
         let mut inner = self.lock();
         let WriterInner { io, write } = &mut *inner;
         let result = write.send(io, &self.shared, payload);
-        self.settle(result)
+        self.shared.settle(result)
     }
 
     /// As [`Packetizer::queue_message`].
     pub fn queue_message(&self, payload: &[u8]) -> Result<u32, Error> {
         let result = self.lock().write.queue(&self.shared, payload);
-        self.settle(result)
+        self.shared.settle(result)
     }
 
     /// As [`Packetizer::flush`].
@@ -181,18 +172,12 @@ impl<W: Write> PacketWriter<W> {
         let mut inner = self.lock();
         let WriterInner { io, write } = &mut *inner;
         let result = write.flush(io, &self.shared);
-        self.settle(result)
+        self.shared.settle(result)
     }
 
     /// As [`Packetizer::set_outbound_cipher`].
     pub fn set_outbound_cipher(&self, keys: Keys) -> Result<(), Error> {
-        if self.shared.is_closed() {
-            return Err(Error::Closed);
-        }
-        log::debug!("outbound keys: {} + {}", keys.cipher(), keys.mac());
-        self.lock().write.sealer.set_keys(keys)?;
-        self.shared.keys_switched(Way::Out);
-        Ok(())
+        self.lock().write.switch_keys(&self.shared, keys)
     }
 
     /// Starts `zlib@openssh.com` compression outbound.
@@ -268,15 +253,6 @@ impl<R: Read> Endpoint for Half<'_, R> {
 }
 
 impl<R: Read> PacketReader<R> {
-    fn settle<T>(shared: &Shared, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(e) = &result {
-            if e.is_fatal() {
-                shared.close();
-            }
-        }
-        result
-    }
-
     /// As [`Packetizer::read_message`].
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         let mut ep = Half {
@@ -284,7 +260,7 @@ impl<R: Read> PacketReader<R> {
             sink: &mut *self.sink,
         };
         let result = self.read.read_message(&mut ep, &self.shared);
-        Self::settle(&self.shared, result)
+        self.shared.settle(result)
     }
 
     /// As [`Packetizer::read_all`].
@@ -294,7 +270,7 @@ impl<R: Read> PacketReader<R> {
             sink: &mut *self.sink,
         };
         let result = self.read.read_all(&mut ep, &self.shared, n, check_rekey);
-        Self::settle(&self.shared, result)
+        self.shared.settle(result)
     }
 
     /// As [`Packetizer::read_identification`].
@@ -304,18 +280,12 @@ impl<R: Read> PacketReader<R> {
             sink: &mut *self.sink,
         };
         let result = self.read.read_identification(&mut ep, &self.shared);
-        Self::settle(&self.shared, result)
+        self.shared.settle(result)
     }
 
     /// As [`Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        if self.shared.is_closed() {
-            return Err(Error::Closed);
-        }
-        log::debug!("inbound keys: {} + {}", keys.cipher(), keys.mac());
-        self.read.opener.set_keys(keys)?;
-        self.shared.keys_switched(Way::In);
-        Ok(())
+        self.read.switch_keys(&self.shared, keys)
     }
 
     /// Starts `zlib@openssh.com` decompression inbound.

@@ -2,9 +2,10 @@
 
 use std::io::Write;
 
-use super::shared::Shared;
+use super::shared::{Shared, Way};
 use crate::codec::Sealer;
 use crate::error::Error;
+use crate::keys::Keys;
 
 /// The outbound half's state: its Sealer and the bytes waiting to be written.
 pub(crate) struct WriteSide {
@@ -68,6 +69,17 @@ impl WriteSide {
         let seqno = self.queue(shared, payload)?;
         self.flush(io, shared)?;
         Ok(seqno)
+    }
+
+    /// Installs outbound keys and records the switch for rekey signalling.
+    pub(crate) fn switch_keys(&mut self, shared: &Shared, keys: Keys) -> Result<(), Error> {
+        if shared.is_closed() {
+            return Err(Error::Closed);
+        }
+        log::debug!("outbound keys: {} + {}", keys.cipher(), keys.mac());
+        self.sealer.set_keys(keys)?;
+        shared.keys_switched(Way::Out);
+        Ok(())
     }
 
     /// Bytes sealed but not yet written.
