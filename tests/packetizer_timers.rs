@@ -27,6 +27,20 @@ fn handshake_deadline() {
 }
 
 #[test]
+fn a_peer_dripping_bytes_cannot_outlive_the_handshake_deadline() {
+    // One byte every 50 ms never lets a read time out, yet the deadline holds.
+    let wire = clear_stream(&[&[20; 1000]]);
+    let steps = wire
+        .iter()
+        .flat_map(|&b| [Step::Wait(Duration::from_millis(50)), Step::Data(vec![b])])
+        .collect();
+    let mut p = Scripted::new(steps).packetizer();
+    p.start_handshake(SEC);
+    let err = p.read_message().unwrap_err();
+    assert!(matches!(err, Error::HandshakeTimeout), "{err:?}");
+}
+
+#[test]
 fn a_completed_handshake_never_times_out() {
     let mut steps: Vec<Step> = (0..10).map(|_| Step::Tick(SEC)).collect();
     steps.push(Step::Data(clear_stream(&[&[2]])));

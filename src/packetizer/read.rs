@@ -86,6 +86,12 @@ impl ReadSide {
                 Ok(n) => {
                     self.opener.filled(n);
                     shared.touch();
+                    // Checked on data too, not only on timeouts as paramiko
+                    // does: a peer dripping bytes faster than the read
+                    // timeout must not outlive the deadline.
+                    if shared.handshake_timed_out() {
+                        return Err(Error::HandshakeTimeout);
+                    }
                     return Ok(());
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

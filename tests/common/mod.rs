@@ -291,6 +291,8 @@ pub enum Step {
     Tick(std::time::Duration),
     /// A read error of this kind.
     Fail(std::io::ErrorKind),
+    /// Time passes before the next step, with no timeout: a slow peer.
+    Wait(std::time::Duration),
 }
 
 /// A stream whose reads follow a script and whose writes are recorded; EOF
@@ -340,6 +342,10 @@ impl std::io::Read for Scripted {
                 Err(std::io::ErrorKind::WouldBlock.into())
             }
             Some(Step::Fail(kind)) => Err(kind.into()),
+            Some(Step::Wait(by)) => {
+                self.clock.advance(by);
+                self.read(buf)
+            }
         }
     }
 }
