@@ -233,14 +233,27 @@ pub fn roundtrip(data: &[u8]) {
 }
 
 /// The Packetizer target: identification, then packets under the mode the
-/// first byte picks, over a stream that drips, stalls and ends as the input
-/// says.
+/// first byte picks. With that byte's high bit clear, over a stream that
+/// drips, stalls and ends as the input says; with it set, over the in-memory
+/// pipe holding the input, then EOF.
 pub fn packetizer(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let mode = Mode::ALL[usize::from(pick) % Mode::ALL.len()];
-    let mut p = Packetizer::new(FuzzStream { input: rest });
+    let mode = Mode::ALL[usize::from(pick & 0x7F) % Mode::ALL.len()];
+    if pick & 0x80 == 0 {
+        drive(Packetizer::new(FuzzStream { input: rest }), mode);
+    } else {
+        let (mut peer, ours) = ssh_packetizer::pipe::pipe();
+        // The pipe holds 4 MiB: all of any fuzz input, written up front.
+        peer.write_all(rest)
+            .expect("the pipe takes the whole input");
+        drop(peer);
+        drive(Packetizer::new(ours), mode);
+    }
+}
+
+fn drive<S: Read + Write>(mut p: Packetizer<S>, mode: Mode) {
     p.set_keepalive(Some(std::time::Duration::ZERO), |w| {
         w.send_message(&[2]).map(|_| ())
     });
@@ -313,6 +326,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             }
         }
         out.push(("packetizer", framed));
+        out.push(("packetizer", [&[0x80][..], b, &clear[..]].concat()));
     }
     out
 }
