@@ -92,32 +92,30 @@ impl Inflater {
                 .map_err(|_| Error::Decompress {
                     reason: "corrupt compressed data",
                 })?;
-            if self.stream.total_in() == in_before && out.len() == out_before {
-                // Room was offered and nothing moved: never spin on it.
-                return Err(Error::Decompress {
-                    reason: "the inflate stream made no progress",
-                });
-            }
             if out.len() > max {
                 return Err(Error::Decompress {
                     reason: "inflated past the maximum packet length",
                 });
             }
+            if status == Status::StreamEnd {
+                return Err(Error::Decompress {
+                    reason: "the peer ended its compression stream",
+                });
+            }
             let all_in = (self.stream.total_in() - start_in) as usize == compressed.len();
-            let out_full = out.len() == out.capacity();
-            match status {
-                Status::StreamEnd => {
-                    return Err(Error::Decompress {
-                        reason: "the peer ended its compression stream",
-                    })
+            let progressed = self.stream.total_in() != in_before || out.len() != out_before;
+            if !progressed {
+                // Nothing moved with room offered: finished if all input is
+                // in (the last round filled the room exactly), stuck if not.
+                if all_in {
+                    break;
                 }
-                _ if all_in && !out_full => break,
-                Status::BufError if !out_full => {
-                    return Err(Error::Decompress {
-                        reason: "truncated compressed data",
-                    })
-                }
-                _ => {}
+                return Err(Error::Decompress {
+                    reason: "truncated compressed data",
+                });
+            }
+            if all_in && out.len() < out.capacity() {
+                break;
             }
         }
         if out.is_empty() {
@@ -143,6 +141,19 @@ mod tests {
             d.compress(&payload, &mut packed).unwrap();
             i.decompress(&packed, &mut out, 262_144).unwrap();
             assert_eq!(out, payload);
+        }
+    }
+
+    #[test]
+    fn output_that_exactly_fills_the_room_offered_is_complete() {
+        let (mut d, mut i) = (Deflater::new(), Inflater::new());
+        let mut out = Vec::new();
+        for n in [STEP - 1, STEP, STEP + 1, 2 * STEP, 4 * STEP] {
+            let payload = vec![0x5e; n];
+            let mut packed = Vec::new();
+            d.compress(&payload, &mut packed).unwrap();
+            i.decompress(&packed, &mut out, 262_144).unwrap();
+            assert_eq!(out.len(), n);
         }
     }
 

@@ -1,0 +1,123 @@
+//! The steady state allocates nothing: after a warm-up, 10,000 packets of
+//! mixed sizes through a Packetizer pair over the in-memory pipe perform zero
+//! heap allocations, in every suite. A count, not a timing.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::{keys_for, supported_suites};
+use ssh_packetizer::pipe::pipe;
+use ssh_packetizer::{CipherAlgorithm, CompressionAlgorithm, Keys, MacAlgorithm, Packetizer};
+
+struct Counting;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if ARMED.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        if ARMED.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(p, layout, size) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const PACKETS: usize = 10_000;
+const BATCH: usize = 50;
+
+fn size(i: usize) -> usize {
+    match i % 10 {
+        0 => 32 * 1024,
+        1..=3 => 1024,
+        _ => 64,
+    }
+}
+
+/// Sends and reads `count` packets in batches, one thread, checking each.
+fn traffic<A, B>(tx: &mut Packetizer<A>, rx: &mut Packetizer<B>, buf: &mut [u8], count: usize)
+where
+    A: std::io::Read + std::io::Write,
+    B: std::io::Read + std::io::Write,
+{
+    for batch in 0..count / BATCH {
+        for i in 0..BATCH {
+            let n = size(batch * BATCH + i);
+            buf[0] = 94;
+            buf[1] = i as u8;
+            tx.send_message(&buf[..n]).unwrap();
+        }
+        for i in 0..BATCH {
+            let m = rx.read_message().unwrap();
+            assert_eq!(
+                (m.payload().len(), m.payload()[1]),
+                (size(batch * BATCH + i), i as u8)
+            );
+        }
+    }
+}
+
+fn pair(
+    keys_out: Keys,
+    keys_in: Keys,
+) -> (
+    Packetizer<impl std::io::Read + std::io::Write>,
+    Packetizer<impl std::io::Read + std::io::Write>,
+) {
+    let (a, b) = pipe();
+    let (mut tx, mut rx) = (Packetizer::new(a), Packetizer::new(b));
+    tx.set_outbound_cipher(keys_out).unwrap();
+    rx.set_inbound_cipher(keys_in).unwrap();
+    (tx, rx)
+}
+
+fn measured(label: &str, keys: impl Fn() -> Keys) -> usize {
+    let (mut tx, mut rx) = pair(keys(), keys());
+    let mut buf = vec![0x5e; 32 * 1024];
+    traffic(&mut tx, &mut rx, &mut buf, 500); // warm-up: buffers reach their size
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    ARMED.store(true, Ordering::SeqCst);
+    traffic(&mut tx, &mut rx, &mut buf, PACKETS);
+    ARMED.store(false, Ordering::SeqCst);
+    let n = ALLOCATIONS.load(Ordering::SeqCst);
+    eprintln!("{label}: {n} allocations in {PACKETS} packets");
+    n
+}
+
+// One test, so no other test allocates while the counter is armed.
+#[test]
+fn no_allocation_per_packet_in_the_steady_state() {
+    let mut failures = Vec::new();
+    for (c, m) in supported_suites() {
+        let n = measured(&format!("{c}+{m}"), || keys_for(c, m, 1));
+        if n != 0 {
+            failures.push(format!("{c}+{m}: {n}"));
+        }
+    }
+    // Compression too: the deflate and inflate streams keep their buffers.
+    let (c, m) = (CipherAlgorithm::Aes128Gcm, MacAlgorithm::None);
+    let n = measured("aes128-gcm + zlib", || {
+        keys_for(c, m, 1).with_compression(CompressionAlgorithm::Zlib)
+    });
+    if n != 0 {
+        failures.push(format!("zlib: {n}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "allocations in the steady state: {failures:?}"
+    );
+}
