@@ -47,12 +47,9 @@ impl<S: Write> Write for Counted<S> {
     }
 }
 
-fn counted_pair() -> (
-    Packetizer<Counted<ssh_packetizer::pipe::PipeEnd>>,
-    Packetizer<Counted<ssh_packetizer::pipe::PipeEnd>>,
-    Arc<Mutex<Calls>>,
-    Arc<Mutex<Calls>>,
-) {
+type Side = Packetizer<Counted<ssh_packetizer::pipe::PipeEnd>>;
+
+fn counted_pair() -> (Side, Side, Arc<Mutex<Calls>>, Arc<Mutex<Calls>>) {
     let (a, b) = pipe();
     let (ca, cb) = (
         Arc::new(Mutex::new(Calls::default())),
