@@ -1,49 +1,70 @@
-//! Pushes data through a Sealer/Opener pair for every supported suite and
-//! prints a table: MB/s with 32 KiB payloads, packets/s with 64-byte ones.
+//! The main job: a client and a server Packetizer on 127.0.0.1 TCP, in two
+//! threads, for every suite. The client streams payloads to the server; the
+//! table shows MB/s with large payloads, packets/s with small ones, and the
+//! CPU each side spent per GiB moved.
 //!
-//! `cargo run --release --example loopback [-- --mib N] [--suite FILTER]`
+//! `cargo run --release --example loopback [-- OPTIONS]`
 //!
-//! Everything stays in memory: this measures the packet layer alone, with the
-//! Opener fed the way a socket reader feeds it.
+//! Options: `--mib N` (volume of large payloads per suite, default 512),
+//! `--packets N` (small payloads per suite, default 500000), `--size BYTES`
+//! (large payload size, default 32768), `--small BYTES` (default 64),
+//! `--suite FILTER` (suites whose name contains it), `--quiet` (no progress).
 
-use std::time::Instant;
+use std::io::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Mode, Opened, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Mode, Packetizer, Sealer};
 
 struct Options {
     mib: usize,
+    packets: usize,
+    size: usize,
+    small: usize,
     filter: String,
+    quiet: bool,
 }
 
 fn options() -> Result<Options, String> {
-    let mut opts = Options {
-        mib: 64,
+    let mut o = Options {
+        mib: 512,
+        packets: 500_000,
+        size: 32 * 1024,
+        small: 64,
         filter: String::new(),
+        quiet: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> Result<usize, String> {
+            let v = args.next().ok_or(format!("{name} needs a number"))?;
+            v.parse().map_err(|_| format!("{name}: not a number: {v}"))
+        };
         match arg.as_str() {
-            "--mib" => {
-                let value = args.next().ok_or("--mib needs a number")?;
-                opts.mib = value
-                    .parse()
-                    .map_err(|_| format!("--mib: not a number: {value}"))?;
-            }
-            "--suite" => opts.filter = args.next().ok_or("--suite needs a name or part of one")?,
-            "-h" | "--help" => {
-                return Err("usage: loopback [--mib N (default 64)] [--suite FILTER]".into());
-            }
-            other => return Err(format!("unknown option {other}; try --help")),
+            "--mib" => o.mib = number("--mib")?,
+            "--packets" => o.packets = number("--packets")?,
+            "--size" => o.size = number("--size")?,
+            "--small" => o.small = number("--small")?,
+            "--suite" => o.filter = args.next().ok_or("--suite needs a name or part of one")?,
+            "--quiet" => o.quiet = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
-    Ok(opts)
+    if o.size == 0 || o.small == 0 || o.size > 200_000 || o.small > 200_000 {
+        return Err("payload sizes must be 1 to 200000 bytes".into());
+    }
+    Ok(o)
 }
 
-fn keys(c: CipherAlgorithm, m: MacAlgorithm) -> Keys {
+const USAGE: &str = "usage: loopback [--mib N] [--packets N] [--size BYTES] [--small BYTES] [--suite FILTER] [--quiet]";
+
+fn keys(c: CipherAlgorithm, m: MacAlgorithm, salt: u8) -> Keys {
     let spec = c.spec();
-    let bytes = |len: usize, salt: u8| {
+    let bytes = |len: usize, k: u8| {
         (0..len)
-            .map(|i| (i as u8).wrapping_mul(7) ^ salt)
+            .map(|i| (i as u8).wrapping_mul(7) ^ k ^ salt)
             .collect::<Vec<_>>()
     };
     Keys::new(
@@ -56,105 +77,193 @@ fn keys(c: CipherAlgorithm, m: MacAlgorithm) -> Keys {
     .expect("lengths from the table")
 }
 
-/// Moves `total` payload bytes in `size`-byte packets through a fresh pair;
-/// returns the seconds taken and the packets moved.
+/// On-CPU time of the calling thread (Linux: /proc/thread-self/schedstat,
+/// in nanoseconds); `None` where that file does not exist.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Peak resident memory of this process (Linux: VmHWM), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Run {
+    wall: Duration,
+    client_cpu: Option<Duration>,
+    server_cpu: Option<Duration>,
+}
+
+/// Streams `count` payloads of `size` bytes from a client to a server
+/// Packetizer over a fresh TCP connection; the server checks each one.
 fn run(
     c: CipherAlgorithm,
     m: MacAlgorithm,
     size: usize,
-    total: usize,
-) -> Result<(f64, usize), String> {
-    let (mut sealer, mut opener) = (Sealer::new(), Opener::new());
-    sealer.set_keys(keys(c, m)).map_err(|e| e.to_string())?;
-    opener.set_keys(keys(c, m)).map_err(|e| e.to_string())?;
-    let payload = vec![0x5e; size];
-    let packets = total.div_ceil(size);
-    // Seal in batches of about 1 MiB, as a writer fills its socket buffer.
-    let per_batch = (1 << 20) / size;
-    let mut wire = Vec::with_capacity(per_batch * sealer.sealed_len(size));
-    let start = Instant::now();
-    let mut sent = 0;
-    let mut received = 0;
-    while sent < packets {
-        wire.clear();
-        let n = per_batch.min(packets - sent);
-        for _ in 0..n {
-            sealer
-                .seal(&payload, &mut wire)
-                .map_err(|e| e.to_string())?;
-        }
-        sent += n;
-        let mut rest = &wire[..];
-        while !rest.is_empty() {
-            rest = &rest[opener.feed(rest)..];
-            while let Opened::Packet(p) = opener.next_packet().map_err(|e| e.to_string())? {
-                if p.payload().len() != size {
-                    return Err(format!(
-                        "packet {} came out with {} bytes",
-                        p.seqno(),
-                        p.payload().len()
-                    ));
-                }
-                received += 1;
+    count: usize,
+    progress: &dyn Fn(usize),
+) -> Result<Run, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let server = thread::spawn(move || -> Result<Option<Duration>, String> {
+        let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
+        let mut p = Packetizer::tcp(stream).map_err(|e| e.to_string())?;
+        p.set_inbound_cipher(keys(c, m, 1))
+            .map_err(|e| e.to_string())?;
+        let start = thread_cpu();
+        for i in 0..count {
+            let msg = p
+                .read_message()
+                .map_err(|e| format!("server, packet {i}: {e}"))?;
+            if msg.payload().len() != size {
+                return Err(format!(
+                    "packet {i} arrived with {} bytes",
+                    msg.payload().len()
+                ));
             }
         }
+        // Tell the client everything arrived.
+        p.set_outbound_cipher(keys(c, m, 2))
+            .map_err(|e| e.to_string())?;
+        p.send_message(&[82]).map_err(|e| e.to_string())?;
+        Ok(start.zip(thread_cpu()).map(|(a, b)| b - a))
+    });
+    let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let mut p = Packetizer::tcp(stream).map_err(|e| e.to_string())?;
+    p.set_outbound_cipher(keys(c, m, 1))
+        .map_err(|e| e.to_string())?;
+    p.set_inbound_cipher(keys(c, m, 2))
+        .map_err(|e| e.to_string())?;
+    let payload = vec![0x5e; size];
+    let started = Instant::now();
+    let cpu0 = thread_cpu();
+    // Small payloads go out in batches, as a transport would coalesce them.
+    let batch = if size < 1024 { 64 } else { 1 };
+    let mut sent = 0;
+    while sent < count {
+        let n = batch.min(count - sent);
+        for _ in 0..n {
+            p.queue_message(&payload)
+                .map_err(|e| format!("client: {e}"))?;
+        }
+        p.flush().map_err(|e| format!("client: {e}"))?;
+        sent += n;
+        if sent % (count / 50).max(1) < n {
+            progress(sent);
+        }
     }
-    if received != packets {
-        return Err(format!("sent {packets} packets, received {received}"));
+    let client_cpu = cpu0.zip(thread_cpu()).map(|(a, b)| b - a);
+    let done = p
+        .read_message()
+        .map_err(|e| format!("client: {e}"))?
+        .msg_type();
+    let wall = started.elapsed();
+    if done != 82 {
+        return Err(format!("unexpected reply {done}"));
     }
-    Ok((start.elapsed().as_secs_f64(), packets))
+    let server_cpu = server
+        .join()
+        .map_err(|_| "server thread panicked".to_string())??;
+    Ok(Run {
+        wall,
+        client_cpu,
+        server_cpu,
+    })
 }
 
 fn main() {
-    let opts = match options() {
+    let o = match options() {
         Ok(o) => o,
         Err(msg) => {
             eprintln!("{msg}");
             std::process::exit(2);
         }
     };
-    let total = opts.mib << 20;
-    println!(
-        "{} MiB per suite, in memory, one thread; each figure covers sealing and opening\n",
-        opts.mib
-    );
-    println!(
-        "{:46} {:>12} {:>14}",
-        "suite", "MB/s @32KiB", "packets/s @64B"
-    );
-    let mut ran = 0;
-    for &c in CipherAlgorithm::ALL {
-        for &m in MacAlgorithm::ALL {
-            if Mode::of(c, m).is_err() || Sealer::new().set_keys(keys(c, m)).is_err() {
-                continue;
-            }
+    let suites: Vec<_> = CipherAlgorithm::ALL
+        .iter()
+        .flat_map(|&c| MacAlgorithm::ALL.iter().map(move |&m| (c, m)))
+        .filter(|&(c, m)| Mode::of(c, m).is_ok() && Sealer::new().set_keys(keys(c, m, 0)).is_ok())
+        .map(|(c, m)| {
             let name = if m == MacAlgorithm::None {
                 c.to_string()
             } else {
                 format!("{c}+{m}")
             };
-            if !name.contains(&opts.filter) {
-                continue;
+            (c, m, name)
+        })
+        .filter(|(_, _, name)| name.contains(&o.filter))
+        .collect();
+    if suites.is_empty() {
+        eprintln!("no suite matches {:?}", o.filter);
+        std::process::exit(2);
+    }
+    let big_count = (o.mib << 20).div_ceil(o.size);
+    println!(
+        "127.0.0.1 TCP, client and server on two threads: {} MiB in {}-byte payloads, then {} payloads of {} bytes, per suite\n",
+        o.mib, o.size, o.packets, o.small
+    );
+    println!(
+        "{:44} {:>9} {:>12} {:>10} {:>10}",
+        "suite", "MB/s", "packets/s", "client", "server"
+    );
+    println!(
+        "{:44} {:>9} {:>12} {:>10} {:>10}",
+        "",
+        format!("@{}", o.size),
+        format!("@{}", o.small),
+        "CPU s/GiB",
+        "CPU s/GiB"
+    );
+    for (c, m, name) in &suites {
+        let show = |phase: &str, done: usize, of: usize| {
+            if !o.quiet {
+                let filled = done * 30 / of.max(1);
+                eprint!(
+                    "\r{name:44} [{}{}] {phase} {:3}%",
+                    "=".repeat(filled),
+                    " ".repeat(30 - filled),
+                    done * 100 / of.max(1)
+                );
+                let _ = std::io::stderr().flush();
             }
-            // Small packets: a tenth of the volume keeps the run short.
-            let result =
-                run(c, m, 32 * 1024, total).and_then(|big| Ok((big, run(c, m, 64, total / 10)?)));
-            match result {
-                Ok(((big_secs, _), (small_secs, small_packets))) => println!(
-                    "{name:46} {:>12.0} {:>14.0}",
-                    total as f64 / big_secs / 1e6,
-                    small_packets as f64 / small_secs
-                ),
-                Err(e) => {
-                    eprintln!("{name}: {e}");
-                    std::process::exit(1);
-                }
+        };
+        let result =
+            run(*c, *m, o.size, big_count, &|n| show("bulk ", n, big_count)).and_then(|big| {
+                Ok((
+                    big,
+                    run(*c, *m, o.small, o.packets, &|n| show("small", n, o.packets))?,
+                ))
+            });
+        if !o.quiet {
+            eprint!("\r{:90}\r", "");
+        }
+        match result {
+            Ok((big, small)) => {
+                let bytes = (big_count * o.size) as f64;
+                let per_gib = |cpu: Option<Duration>| {
+                    cpu.map_or("n/a".to_string(), |t| {
+                        format!("{:.2}", t.as_secs_f64() / (bytes / (1u64 << 30) as f64))
+                    })
+                };
+                println!(
+                    "{name:44} {:>9.0} {:>12.0} {:>10} {:>10}",
+                    bytes / big.wall.as_secs_f64() / 1e6,
+                    o.packets as f64 / small.wall.as_secs_f64(),
+                    per_gib(big.client_cpu),
+                    per_gib(big.server_cpu)
+                );
             }
-            ran += 1;
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                std::process::exit(1);
+            }
         }
     }
-    if ran == 0 {
-        eprintln!("no suite matches {:?}", opts.filter);
-        std::process::exit(2);
+    if let Some(kib) = peak_rss_kib() {
+        println!("\npeak resident memory: {:.1} MiB", kib as f64 / 1024.0);
     }
 }
