@@ -69,9 +69,12 @@ impl Channel {
             };
         }
         let n = buf.len().min(flow.bytes.len());
-        for (dst, src) in buf.iter_mut().zip(flow.bytes.drain(..n)) {
-            *dst = src;
-        }
+        // The queue is at most two contiguous runs: copy each whole.
+        let (front, back) = flow.bytes.as_slices();
+        let from_front = n.min(front.len());
+        buf[..from_front].copy_from_slice(&front[..from_front]);
+        buf[from_front..n].copy_from_slice(&back[..n - from_front]);
+        flow.bytes.drain(..n);
         self.changed.notify_all();
         Ok(n)
     }

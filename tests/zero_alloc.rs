@@ -110,10 +110,7 @@ fn measured(label: &str, bound: usize, keys: impl Fn() -> Keys) -> usize {
     let pipe = LIVE.load(Ordering::SeqCst) - before;
     drop(ends);
     let ours = held - pipe;
-    assert!(
-        ours < bound,
-        "{label}: the Packetizers hold {ours} bytes"
-    );
+    assert!(ours < bound, "{label}: the Packetizers hold {ours} bytes");
     eprintln!(
         "{label}: {n} allocations in {PACKETS} packets; a sender and a receiver hold {ours} bytes (+ {pipe} in the pipe)"
     );
