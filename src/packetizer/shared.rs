@@ -130,18 +130,18 @@ impl Shared {
         }
     }
 
-    /// Whether a rekey is wanted, by a budget or by the key age limit.
+    /// Whether a rekey is wanted, by a budget or by the key age limit. Runs
+    /// per packet, so the clock is read only when there is an age limit.
     pub(crate) fn rekey_wanted(&self) -> bool {
-        let now = self.now();
         let mut t = self.timers();
         if !t.rekey_wanted {
-            let aged = |since: Instant| {
-                t.max_key_age
-                    .is_some_and(|max| now.saturating_duration_since(since) >= max)
-            };
-            if aged(t.keys_since[0]) || aged(t.keys_since[1]) {
-                log::debug!("rekey needed: keys reached their age limit");
-                t.rekey_wanted = true;
+            if let Some(max) = t.max_key_age {
+                let now = self.now();
+                let aged = |since: Instant| now.saturating_duration_since(since) >= max;
+                if aged(t.keys_since[0]) || aged(t.keys_since[1]) {
+                    log::debug!("rekey needed: keys reached their age limit");
+                    t.rekey_wanted = true;
+                }
             }
         }
         t.rekey_wanted
