@@ -1,0 +1,175 @@
+//! The sending side: a PacketWriter behind a key exchange gate.
+//!
+//! RFC 4253 §7.1: between sending KEXINIT and sending NEWKEYS a party sends
+//! only transport and kex messages. Connection-layer senders (the stdin
+//! pump, scp, window adjusts) wait at the gate; the reader thread, which
+//! drives the exchange, sends kex messages past it.
+
+use std::net::TcpStream;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use ssh_packetizer::packetizer::PacketWriter;
+use ssh_packetizer::Keys;
+
+use crate::error::{Error, Result};
+use crate::kex::{self, Preferences};
+use crate::msg;
+
+/// Where the key exchange stands, as far as sending is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KexPhase {
+    /// No exchange under way.
+    Idle,
+    /// Our KEXINIT is out, our NEWKEYS is not: the gate is shut.
+    Sending,
+    /// Our NEWKEYS is out; the server's is awaited. Sending is allowed, but
+    /// a new exchange may not start yet.
+    AwaitingPeer,
+}
+
+#[derive(Debug)]
+struct Gate {
+    phase: KexPhase,
+    /// Our KEXINIT payload of the exchange under way (I_C).
+    our_kexinit: Option<Vec<u8>>,
+    /// Whether the first KEXINIT has gone out (it alone carries the strict
+    /// kex marker).
+    sent_first: bool,
+    /// Why the connection is gone, once it is.
+    dead: Option<String>,
+}
+
+/// The writer shared by the main thread, the stdin pump and the reader.
+pub struct Outbound {
+    writer: PacketWriter<TcpStream>,
+    prefs: Preferences,
+    gate: Mutex<Gate>,
+    opened: Condvar,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    /// Wraps the writing half.
+    pub fn new(writer: PacketWriter<TcpStream>, prefs: Preferences) -> Outbound {
+        Outbound {
+            writer,
+            prefs,
+            gate: Mutex::new(Gate {
+                phase: KexPhase::Idle,
+                our_kexinit: None,
+                sent_first: false,
+                dead: None,
+            }),
+            opened: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Gate> {
+        // A panic elsewhere never leaves the gate half-updated: recover it.
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writing half, for settings (rekey limits, compression).
+    pub fn writer(&self) -> &PacketWriter<TcpStream> {
+        &self.writer
+    }
+
+    /// Sends a connection-layer message, waiting while a key exchange has
+    /// the gate shut. Starts a rekey afterwards if our budget is spent.
+    pub fn send(&self, payload: &[u8]) -> Result<()> {
+        {
+            let mut gate = self.lock();
+            while gate.phase == KexPhase::Sending && gate.dead.is_none() {
+                gate = self.opened.wait(gate).unwrap_or_else(|e| e.into_inner());
+            }
+            if let Some(why) = &gate.dead {
+                return Err(Error::Protocol(why.clone()));
+            }
+            self.writer.send_message(payload)?;
+        }
+        if self.writer.need_rekey() {
+            self.begin_kex()?;
+        }
+        Ok(())
+    }
+
+    /// Sends a message now if the gate is open; `Ok(false)` if a key
+    /// exchange shut it (the reader thread must not wait for itself).
+    pub fn try_send(&self, payload: &[u8]) -> Result<bool> {
+        let gate = self.lock();
+        if gate.phase == KexPhase::Sending {
+            return Ok(false);
+        }
+        self.writer.send_message(payload)?;
+        Ok(true)
+    }
+
+    /// Sends a transport or kex message past the gate.
+    pub fn send_kex(&self, payload: &[u8]) -> Result<()> {
+        self.writer.send_message(payload)?;
+        Ok(())
+    }
+
+    /// Starts a key exchange unless one is under way: sends our KEXINIT and
+    /// shuts the gate. Returns whether this call started it.
+    pub fn begin_kex(&self) -> Result<bool> {
+        let mut gate = self.lock();
+        if gate.phase != KexPhase::Idle {
+            return Ok(false);
+        }
+        let ours = kex::client_kexinit(&self.prefs, !gate.sent_first)?;
+        self.writer.send_message(&ours)?;
+        gate.sent_first = true;
+        gate.our_kexinit = Some(ours);
+        gate.phase = KexPhase::Sending;
+        Ok(true)
+    }
+
+    /// Our KEXINIT of the exchange under way.
+    pub fn our_kexinit(&self) -> Option<Vec<u8>> {
+        self.lock().our_kexinit.clone()
+    }
+
+    /// The phase, for the reader's bookkeeping.
+    pub fn phase(&self) -> KexPhase {
+        self.lock().phase
+    }
+
+    /// Sends NEWKEYS, switches to `keys` (resetting the sequence number under
+    /// strict kex), and opens the gate.
+    pub fn send_newkeys(&self, keys: Keys, strict: bool) -> Result<()> {
+        let mut gate = self.lock();
+        self.writer.send_message(&[msg::NEWKEYS])?;
+        self.writer.set_outbound_cipher(keys)?;
+        if strict {
+            self.writer.reset_seqno_out();
+        }
+        gate.phase = KexPhase::AwaitingPeer;
+        drop(gate);
+        self.opened.notify_all();
+        Ok(())
+    }
+
+    /// The server's NEWKEYS arrived: the exchange is over.
+    pub fn kex_finished(&self) {
+        let mut gate = self.lock();
+        gate.phase = KexPhase::Idle;
+        gate.our_kexinit = None;
+    }
+
+    /// Marks the connection dead so no sender waits forever.
+    pub fn fail(&self, why: &str) {
+        let mut gate = self.lock();
+        if gate.dead.is_none() {
+            gate.dead = Some(why.to_owned());
+        }
+        drop(gate);
+        self.opened.notify_all();
+        self.writer.close();
+    }
+}

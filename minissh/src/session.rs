@@ -1,0 +1,365 @@
+//! A client session: connect, key exchange, authentication, and one
+//! session channel at a time.
+
+use std::io::{self, Read};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ssh_packetizer::{Packetizer, RekeyLimits};
+
+use crate::channel::{self, Channel, ExitStatus, Sink};
+use crate::error::{Error, Result};
+use crate::hostkey::HostKeyCheck;
+use crate::identity::Identity;
+use crate::inbound::{disconnect_message, Event, Inbound, Info, Phase};
+use crate::kex::Preferences;
+use crate::msg;
+use crate::outbound::Outbound;
+use crate::wire::{Msg, Reader};
+
+/// Our identification line.
+pub const CLIENT_ID: &str = concat!("SSH-2.0-minissh_", env!("CARGO_PKG_VERSION"));
+
+/// How long the identification exchange, the first key exchange and
+/// authentication may take together.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything needed to open a session.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Server name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Remote user.
+    pub user: String,
+    /// Unencrypted OpenSSH ed25519 private key file.
+    pub identity: PathBuf,
+    /// Algorithms offered.
+    pub prefs: Preferences,
+    /// Which host key to accept.
+    pub host_key: HostKeyCheck,
+    /// Byte or time limits after which we start a rekey ourselves.
+    pub rekey: Option<RekeyLimits>,
+}
+
+impl Config {
+    /// Defaults for `user@host:port` with key file `identity`.
+    pub fn new(host: &str, port: u16, user: &str, identity: impl Into<PathBuf>) -> Config {
+        Config {
+            host: host.to_owned(),
+            port,
+            user: user.to_owned(),
+            identity: identity.into(),
+            prefs: Preferences::default(),
+            host_key: HostKeyCheck::AcceptAny,
+            rekey: None,
+        }
+    }
+}
+
+/// An authenticated connection.
+pub struct Session {
+    out: Arc<Outbound>,
+    events: Receiver<Event>,
+    channel: Arc<channel::Shared>,
+    info: Arc<Mutex<Info>>,
+    closing: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    /// A handle on the socket, to wake the reader thread when we hang up.
+    socket: TcpStream,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("info", &self.info())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Connects, exchanges keys, checks the host key and authenticates.
+    pub fn connect(config: &Config) -> Result<Session> {
+        let identity = Identity::load(&config.identity)?;
+        let addr = format!("{}:{}", config.host, config.port);
+        let stream = connect_tcp(&addr)?;
+        let socket = stream.try_clone()?;
+        let mut pk = Packetizer::tcp(stream).map_err(Error::Io)?;
+        pk.start_handshake(HANDSHAKE_TIMEOUT);
+        pk.write_all(format!("{CLIENT_ID}\r\n").as_bytes())?;
+        let server_id = pk.read_identification()?;
+        if let Some(limits) = config.rekey {
+            pk.set_rekey_limits(limits);
+        }
+        let (reader, writer) = pk.split()?;
+        let out = Arc::new(Outbound::new(writer, config.prefs.clone()));
+        // Our KEXINIT goes first, before the reader can see the server's.
+        out.begin_kex()?;
+
+        let (events_tx, events) = mpsc::channel();
+        let channel = Arc::new(channel::Shared::default());
+        let info = Arc::new(Mutex::new(Info {
+            server_id: server_id.as_str().to_owned(),
+            ..Info::default()
+        }));
+        let closing = Arc::new(AtomicBool::new(false));
+        let inbound = Inbound {
+            reader,
+            out: out.clone(),
+            prefs: config.prefs.clone(),
+            check: config.host_key.clone(),
+            client_id: CLIENT_ID.as_bytes().to_vec(),
+            server_id: server_id.line.clone(),
+            events: events_tx,
+            channel: channel.clone(),
+            info: info.clone(),
+            session_id: None,
+            host_key: None,
+            strict: false,
+            phase: Phase::Idle,
+            initial_done: false,
+            deferred: Vec::new(),
+            drop_guess: false,
+            closing: closing.clone(),
+        };
+        let reader = std::thread::Builder::new()
+            .name("minissh-reader".into())
+            .spawn(move || inbound.run())?;
+        let mut session = Session {
+            out,
+            events,
+            channel,
+            info,
+            closing,
+            reader: Some(reader),
+            socket,
+        };
+        session.wait_kex()?;
+        let session_id = session.info().session_id;
+        session.authenticate(&config.user, &identity, &session_id)?;
+        Ok(session)
+    }
+
+    /// What is known about the connection.
+    pub fn info(&self) -> Info {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn wait_kex(&mut self) -> Result<()> {
+        match self.next_event()? {
+            Event::KexDone => Ok(()),
+            Event::Message(m) => Err(Error::Protocol(format!(
+                "message {} before the key exchange finished",
+                m[0]
+            ))),
+            Event::Failed(e) => Err(e),
+        }
+    }
+
+    fn next_event(&mut self) -> Result<Event> {
+        self.events.recv().map_err(|_| Error::PeerClosed)
+    }
+
+    /// The next connection-layer message, skipping what needs no answer.
+    fn next_message(&mut self) -> Result<Vec<u8>> {
+        loop {
+            match self.next_event()? {
+                Event::KexDone => {}
+                Event::Failed(e) => return Err(e),
+                Event::Message(m) => match m[0] {
+                    msg::EXT_INFO | msg::USERAUTH_BANNER => {}
+                    _ => return Ok(m),
+                },
+            }
+        }
+    }
+
+    fn authenticate(&mut self, user: &str, identity: &Identity, session_id: &[u8]) -> Result<()> {
+        self.out.send(
+            &Msg::new(msg::SERVICE_REQUEST)
+                .string("ssh-userauth")
+                .finish(),
+        )?;
+        let accept = self.next_message()?;
+        if accept[0] != msg::SERVICE_ACCEPT {
+            return Err(Error::Protocol(format!(
+                "expected SERVICE_ACCEPT, got message {}",
+                accept[0]
+            )));
+        }
+        let blob = identity.public_blob();
+        // RFC 4252 §7: the signature covers the session id and the request.
+        let mut data = Vec::new();
+        crate::wire::put_string(&mut data, session_id);
+        let request = Msg::new(msg::USERAUTH_REQUEST)
+            .string(user)
+            .string("ssh-connection")
+            .string("publickey")
+            .bool(true)
+            .string("ssh-ed25519")
+            .string(&blob)
+            .finish();
+        data.extend_from_slice(&request);
+        let mut full = request;
+        crate::wire::put_string(&mut full, &identity.sign(&data));
+        self.out.send(&full)?;
+        let reply = self.next_message()?;
+        match reply[0] {
+            msg::USERAUTH_SUCCESS => Ok(()),
+            msg::USERAUTH_FAILURE => {
+                let methods = Reader::body(&reply).text()?.to_owned();
+                Err(Error::AuthFailed { methods })
+            }
+            other => Err(Error::Protocol(format!(
+                "unexpected message {other} during authentication"
+            ))),
+        }
+    }
+
+    /// Opens a session channel and runs `command`; output goes to the sinks.
+    pub fn open_exec(&mut self, command: &str, stdout: Sink, stderr: Sink) -> Result<Channel> {
+        self.channel.prepare(stdout, stderr);
+        self.out.send(
+            &Msg::new(msg::CHANNEL_OPEN)
+                .string("session")
+                .u32(channel::LOCAL_ID)
+                .u32(channel::WINDOW)
+                .u32(channel::MAX_PACKET)
+                .finish(),
+        )?;
+        let reply = self.next_message()?;
+        let mut r = Reader::body(&reply);
+        match reply[0] {
+            msg::CHANNEL_OPEN_CONFIRMATION => {
+                let _ours = r.u32()?;
+                let remote = r.u32()?;
+                let window = r.u32()?;
+                let max_packet = r.u32()?;
+                self.channel.opened(remote, window, max_packet);
+            }
+            msg::CHANNEL_OPEN_FAILURE => {
+                r.u32()?;
+                let code = r.u32()?;
+                let why = r.text()?;
+                return Err(Error::ChannelRefused(format!(
+                    "a session channel (reason {code}: {why})"
+                )));
+            }
+            other => {
+                return Err(Error::Protocol(format!(
+                    "expected a channel open reply, got message {other}"
+                )))
+            }
+        }
+        let chan = Channel::new(self.channel.clone(), self.out.clone());
+        let remote = self.remote_id();
+        self.out.send(
+            &Msg::new(msg::CHANNEL_REQUEST)
+                .u32(remote)
+                .string("exec")
+                .bool(true)
+                .string(command)
+                .finish(),
+        )?;
+        let reply = self.next_message()?;
+        match reply[0] {
+            msg::CHANNEL_SUCCESS => Ok(chan),
+            msg::CHANNEL_FAILURE => Err(Error::ChannelRefused(format!("to run `{command}`"))),
+            other => Err(Error::Protocol(format!(
+                "expected an exec reply, got message {other}"
+            ))),
+        }
+    }
+
+    fn remote_id(&self) -> u32 {
+        self.channel.remote_id().unwrap_or_default()
+    }
+
+    /// Runs `command` with `stdin` pumped in on a thread of its own, until
+    /// the server closes the channel.
+    pub fn exec(
+        &mut self,
+        command: &str,
+        stdin: impl Read + Send + 'static,
+        stdout: Sink,
+        stderr: Sink,
+    ) -> Result<ExitStatus> {
+        let chan = self.open_exec(command, stdout, stderr)?;
+        let pump_chan = chan.clone();
+        let pump = std::thread::Builder::new()
+            .name("minissh-stdin".into())
+            .spawn(move || pump_stdin(stdin, &pump_chan))?;
+        let status = chan.wait();
+        // The command may end before reading all input (or any): then the
+        // pump's failure to send is expected and not reported.
+        if let Ok(Err(e)) = pump.join() {
+            if status.is_err() || !chan.eof_received() {
+                return Err(e);
+            }
+        }
+        status
+    }
+
+    /// Uploads `files` into `remote_dir` over `scp -t`.
+    pub fn scp_upload(&mut self, files: &[PathBuf], remote_dir: &str) -> Result<()> {
+        crate::scp::upload(self, files, remote_dir)
+    }
+
+    /// Says goodbye and waits for the reader thread.
+    pub fn disconnect(mut self) -> Result<()> {
+        self.shutdown();
+        Ok(())
+    }
+
+    fn shutdown(&mut self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = self.out.send_kex(&disconnect_message());
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.reader.is_some() {
+            self.shutdown();
+        }
+    }
+}
+
+fn connect_tcp(addr: &str) -> Result<TcpStream> {
+    let fail = |source| Error::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for a in addr.to_socket_addrs().map_err(fail)? {
+        match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(fail(last))
+}
+
+fn pump_stdin(mut stdin: impl Read, chan: &Channel) -> Result<()> {
+    let mut buf = vec![0u8; channel::MAX_PACKET as usize];
+    loop {
+        let n = match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        chan.write(&buf[..n])?;
+    }
+    chan.send_eof()
+}
