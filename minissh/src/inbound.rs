@@ -194,7 +194,6 @@ impl Inbound {
     fn start_rekey(&mut self) -> Result<()> {
         if self.initial_done && self.out.begin_kex()? {
             log::debug!("starting a rekey");
-            self.info_mut().client_rekeys += 1;
         }
         Ok(())
     }
@@ -260,8 +259,15 @@ impl Inbound {
 
     fn on_server_kexinit(&mut self, theirs: &[u8]) -> Result<Phase> {
         let started_by_us = self.out.phase() == KexPhase::Sending;
-        if !started_by_us && self.initial_done {
-            self.info_mut().server_rekeys += 1;
+        if self.initial_done {
+            // Whoever sent KEXINIT first started it (the main thread may
+            // have, when its sending budget ran out).
+            let mut info = self.info_mut();
+            if started_by_us {
+                info.client_rekeys += 1;
+            } else {
+                info.server_rekeys += 1;
+            }
         }
         self.out.begin_kex()?;
         let ours = self
