@@ -5,7 +5,12 @@
 //! directions, both implementations' framing, random padding ours, zero
 //! padding paramiko's.
 //!
-//! Needs python3 with paramiko. Without it the test says so and passes,
+//! Then minissh against paramiko's server Transport
+//! (tests/peers/paramiko_server.py): ed25519 host key, kex with strict kex,
+//! service request, a refused key reported cleanly, and an echoing exec
+//! channel under every cipher paramiko serves.
+//!
+//! Needs python3 with paramiko (and ssh-keygen for the server's keys). Without it the test says so and passes,
 //! except under CI=true, where a missing peer is a failure.
 
 mod common;
@@ -133,5 +138,169 @@ fn paramiko_and_we_agree_in_every_suite_both_ways() {
     }
     for (c, m) in paramiko_suites() {
         run(c, m);
+    }
+}
+
+/// paramiko's server Transport (tests/peers/paramiko_server.py) with an
+/// ed25519 host key, as minissh sees it.
+mod server_transport {
+    use std::io::{BufRead, BufReader, Cursor, Write};
+    use std::process::{Child, ChildStdout, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+
+    use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
+    use ssh_packetizer::CipherAlgorithm as C;
+
+    struct Server {
+        child: Child,
+        lines: BufReader<ChildStdout>,
+        port: u16,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    impl Server {
+        fn start() -> Option<Server> {
+            if !super::paramiko_ready() {
+                return None;
+            }
+            let dir = std::env::temp_dir().join(format!("minissh-paramiko-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            for name in ["host", "client", "stranger"] {
+                if let Err(e) = minissh::sshd::keygen(&dir.join(name)) {
+                    if std::env::var("CI").as_deref() == Ok("true") {
+                        panic!("ssh-keygen is missing under CI=true: {e}");
+                    }
+                    eprintln!("SKIPPED: ssh-keygen (openssh-client) is needed for keys: {e}");
+                    return None;
+                }
+            }
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/peers/paramiko_server.py"
+            );
+            let mut child = Command::new("python3")
+                .arg(script)
+                .arg(dir.join("host"))
+                .arg(dir.join("client.pub"))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start paramiko_server.py");
+            let mut lines = BufReader::new(child.stdout.take().unwrap());
+            let mut first = String::new();
+            lines.read_line(&mut first).unwrap();
+            let port = first
+                .strip_prefix("PORT ")
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or_else(|| panic!("paramiko_server.py said {first:?}"));
+            Some(Server {
+                child,
+                lines,
+                port,
+                dir,
+            })
+        }
+
+        fn next_line(&mut self) -> String {
+            let mut line = String::new();
+            self.lines.read_line(&mut line).unwrap();
+            line.trim().to_owned()
+        }
+
+        fn config(&self, key: &str) -> Config {
+            let mut config = Config::new("127.0.0.1", self.port, "tester", self.dir.join(key));
+            config.host_key =
+                HostKeyCheck::parse(self.dir.join("host.pub").to_str().unwrap()).unwrap();
+            config
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Collect {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_auth_failure_is_reported_cleanly() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        let err = Session::connect(&server.config("stranger")).unwrap_err();
+        assert!(
+            matches!(&err, Error::AuthFailed { methods } if methods == "publickey"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "authentication failed: the server refused the key (it accepts: publickey)"
+        );
+        assert!(server.next_line().starts_with("KEX "));
+        assert_eq!(server.next_line(), "AUTH tester refused");
+    }
+
+    #[test]
+    fn every_cipher_paramiko_serves_runs_a_channel() {
+        let Some(mut server) = Server::start() else {
+            return;
+        };
+        for cipher in [
+            C::Aes128Ctr,
+            C::Aes192Ctr,
+            C::Aes256Ctr,
+            C::Aes128Gcm,
+            C::Aes256Gcm,
+        ] {
+            let mut config = server.config("client");
+            config.prefs.ciphers = vec![cipher];
+            let mut session =
+                Session::connect(&config).unwrap_or_else(|e| panic!("{}: {e}", cipher.name()));
+            assert_eq!(
+                server.next_line(),
+                format!("KEX {} {}", cipher.name(), {
+                    let mac = session.info().negotiated.unwrap().mac_c2s;
+                    if cipher.is_aead() {
+                        "".to_owned()
+                    } else {
+                        mac.name().to_owned()
+                    }
+                })
+                .trim_end()
+            );
+            assert_eq!(server.next_line(), "AUTH tester ok");
+            assert!(session.info().strict_kex, "paramiko 3.4+ offers strict kex");
+            let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+            let out = Collect::default();
+            let status = session
+                .exec(
+                    "echo-back",
+                    Cursor::new(data.clone()),
+                    Box::new(out.clone()),
+                    Box::new(std::io::sink()),
+                )
+                .unwrap();
+            assert_eq!(status, ExitStatus::Code(0));
+            assert!(
+                *out.0.lock().unwrap() == data,
+                "{}: echo differs",
+                cipher.name()
+            );
+            assert_eq!(server.next_line(), "EXEC echo-back 300000");
+            session.disconnect().unwrap();
+        }
     }
 }
