@@ -1,0 +1,195 @@
+//! The `minissh` binary against a private sshd: exec with stdin, stdout,
+//! stderr and the exit status; scp of several files; and the messages a
+//! user sees on refusal, a wrong host key, a refused key and a peer that
+//! closes. Without openssh-server the tests say so and pass, except under
+//! CI=true.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+
+use minissh::sshd::{current_user, Sshd, Unavailable};
+
+fn sshd() -> Option<Sshd> {
+    match Sshd::start(&[]) {
+        Ok(sshd) => Some(sshd),
+        Err(Unavailable::NotInstalled(why)) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("OpenSSH is missing under CI=true ({why})");
+            }
+            eprintln!("SKIPPED: {why}");
+            None
+        }
+        Err(Unavailable::Failed(why)) => panic!("sshd did not start: {why}"),
+    }
+}
+
+fn minissh(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_minissh"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+fn base_args(sshd: &Sshd) -> Vec<String> {
+    vec![
+        "-p".into(),
+        sshd.port().to_string(),
+        "-i".into(),
+        sshd.client_key().display().to_string(),
+    ]
+}
+
+fn target() -> String {
+    format!("{}@127.0.0.1", current_user())
+}
+
+#[test]
+fn exec_carries_stdin_stdout_stderr_and_the_exit_status() {
+    let Some(sshd) = sshd() else { return };
+    let mut args = base_args(&sshd);
+    args.extend(["-c", "aes256-ctr", "-m", "hmac-sha2-512-etm@openssh.com"].map(String::from));
+    args.extend([
+        target(),
+        "exec".into(),
+        "tr a-z A-Z; echo done >&2; exit 4".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = minissh(&args, b"hello over ssh\n");
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(out.stdout, b"HELLO OVER SSH\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("done\n"), "{stderr}");
+    // The host key fingerprint is printed, as ssh-keygen -lf shows it.
+    let fp = Command::new(minissh::sshd::SSH_KEYGEN)
+        .arg("-lf")
+        .arg(sshd.host_key_pub())
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let fp = fp.split_whitespace().nth(1).unwrap();
+    assert!(stderr.contains(fp), "{stderr} lacks {fp}");
+    assert!(
+        stderr.contains("aes256-ctr hmac-sha2-512-etm@openssh.com"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn scp_uploads_several_files() {
+    let Some(sshd) = sshd() else { return };
+    let local = sshd.dir().join("local");
+    let remote = sshd.dir().join("remote");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::create_dir_all(&remote).unwrap();
+    let names = ["a.txt", "b.bin", "c.txt"];
+    for (i, name) in names.iter().enumerate() {
+        std::fs::write(local.join(name), vec![b'a' + i as u8; 1000 * (i + 1)]).unwrap();
+    }
+    let mut args = base_args(&sshd);
+    args.push("-q".into());
+    args.push(target());
+    args.push("scp".into());
+    args.extend(names.iter().map(|n| local.join(n).display().to_string()));
+    args.push(remote.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = minissh(&args, b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "-q prints nothing on success");
+    for name in names {
+        assert_eq!(
+            std::fs::read(remote.join(name)).unwrap(),
+            std::fs::read(local.join(name)).unwrap()
+        );
+    }
+}
+
+fn failure(args: &[String]) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = minissh(&args, b"");
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn refusals_are_worded_for_the_user() {
+    let Some(sshd) = sshd() else { return };
+
+    let mut args = base_args(&sshd);
+    args.extend([
+        "-H".into(),
+        "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    ]);
+    args.extend([target(), "exec".into(), "true".into()]);
+    let text = failure(&args);
+    assert!(
+        text.starts_with("minissh: HOST KEY MISMATCH: expected SHA256:AAAA"),
+        "{text}"
+    );
+
+    let mut args = base_args(&sshd);
+    args[3] = sshd.stranger_key().display().to_string();
+    args.extend([target(), "exec".into(), "true".into()]);
+    let text = failure(&args);
+    assert!(text.contains("minissh: authentication failed"), "{text}");
+
+    let mut args = base_args(&sshd);
+    args.extend(["-c", "aes128-ctr", "-m", "hmac-sha1"].map(String::from));
+    args.extend([target(), "exec".into(), "true".into()]);
+    let text = String::from_utf8_lossy(
+        &minissh(&args.iter().map(String::as_str).collect::<Vec<_>>(), b"").stderr,
+    )
+    .into_owned();
+    assert!(
+        !text.contains("minissh: no common"),
+        "sshd 9 still serves hmac-sha1: {text}"
+    );
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = base_args(&sshd);
+    args[1] = port.to_string();
+    args.extend([target(), "exec".into(), "true".into()]);
+    let text = failure(&args);
+    assert!(
+        text.starts_with(&format!("minissh: cannot connect to 127.0.0.1:{port}")),
+        "{text}"
+    );
+
+    // A server that hangs up at once.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut args = base_args(&sshd);
+    args[1] = listener.local_addr().unwrap().port().to_string();
+    let closer = std::thread::spawn(move || drop(listener.accept().unwrap()));
+    args.extend([target(), "exec".into(), "true".into()]);
+    let text = failure(&args);
+    closer.join().unwrap();
+    assert_eq!(text.trim(), "minissh: the server closed the connection");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = minissh(&["-c", "rot13", "u@h", "exec", "x"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("minissh: unknown cipher rot13"));
+    let out = minissh(&["u@h", "scp", "only-one"], b"");
+    assert_eq!(out.status.code(), Some(2));
+}
