@@ -406,3 +406,23 @@ fn a_peer_that_closes_is_reported() {
     let _ = std::fs::remove_file(&key);
     let _ = std::fs::remove_file(key.with_extension("pub"));
 }
+
+#[test]
+fn exec_returns_when_the_command_ignores_a_stdin_that_never_ends() {
+    let Some(sshd) = sshd(&[]) else { return };
+    let mut session = connect(&sshd, &config(&sshd));
+    // A stdin that blocks forever, like a terminal nobody types into.
+    let (stdin, _keep_open) = ssh_packetizer::pipe::pipe();
+    let out = Collect::default();
+    let status = session
+        .exec(
+            "echo hi",
+            stdin,
+            Box::new(out.clone()),
+            Box::new(io::sink()),
+        )
+        .unwrap();
+    assert_eq!(status, ExitStatus::Code(0));
+    assert_eq!(out.take(), b"hi\n");
+    session.disconnect().unwrap();
+}

@@ -296,11 +296,13 @@ impl Session {
             .name("minissh-stdin".into())
             .spawn(move || pump_stdin(stdin, &pump_chan))?;
         let status = chan.wait();
-        // The command may end before reading all input (or any): then the
-        // pump's failure to send is expected and not reported.
-        if let Ok(Err(e)) = pump.join() {
-            if status.is_err() || !chan.eof_received() {
-                return Err(e);
+        // The command may end before reading all its input, or any: then
+        // the pump's failure to send is expected, and a pump still blocked
+        // on a terminal is left behind (ssh does not wait for stdin
+        // either). Only a local read error is worth reporting.
+        if pump.is_finished() {
+            if let Ok(Err(Error::Io(e))) = pump.join() {
+                return Err(Error::Io(e));
             }
         }
         status
