@@ -269,18 +269,15 @@ mod server_transport {
             config.prefs.ciphers = vec![cipher];
             let mut session =
                 Session::connect(&config).unwrap_or_else(|e| panic!("{}: {e}", cipher.name()));
-            assert_eq!(
-                server.next_line(),
-                format!("KEX {} {}", cipher.name(), {
-                    let mac = session.info().negotiated.unwrap().mac_c2s;
-                    if cipher.is_aead() {
-                        "".to_owned()
-                    } else {
-                        mac.name().to_owned()
-                    }
-                })
-                .trim_end()
-            );
+            // paramiko names the cipher it decrypts with; under an AEAD
+            // cipher its MAC field is a leftover of negotiation, so only the
+            // ctr suites' MAC is compared.
+            let kex = server.next_line();
+            assert!(kex.starts_with(&format!("KEX {} ", cipher.name())), "{kex}");
+            if !cipher.is_aead() {
+                let mac = session.info().negotiated.unwrap().mac_c2s;
+                assert!(kex.ends_with(mac.name()), "{kex}");
+            }
             assert_eq!(server.next_line(), "AUTH tester ok");
             assert!(session.info().strict_kex, "paramiko 3.4+ offers strict kex");
             let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
