@@ -375,7 +375,14 @@ fn a_peer_that_closes_is_reported() {
     // A server that accepts, then hangs up before identifying itself.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || drop(listener.accept().unwrap()));
+    let server = std::thread::spawn(move || {
+        // Read the client's identification first: closing with unread
+        // bytes would send a reset instead of a clean end of stream.
+        let (conn, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&conn), &mut line).unwrap();
+        assert!(line.starts_with("SSH-2.0-minissh"), "{line:?}");
+    });
     let key = std::env::temp_dir().join(format!("minissh-close-{}", std::process::id()));
     if minissh::sshd::keygen(&key).is_err() {
         if std::env::var("CI").as_deref() == Ok("true") {

@@ -105,6 +105,9 @@ impl Shared {
             ));
         };
         let mut reply = None;
+        // Waiters want window, EOF, close or the exit status; data alone
+        // wakes nobody (a notify costs a futex call per packet).
+        let mut wake = true;
         match payload[0] {
             msg::CHANNEL_DATA | msg::CHANNEL_EXTENDED_DATA => {
                 let stderr = payload[0] == msg::CHANNEL_EXTENDED_DATA && r.u32()? == 1;
@@ -118,6 +121,7 @@ impl Shared {
                     sink.write_all(data)?;
                 }
                 s.consumed += len;
+                wake = false;
                 // OpenSSH's rule: adjust once three packets' worth or half
                 // the window has been used, so the server never stalls.
                 if s.consumed >= 3 * MAX_PACKET || s.consumed >= WINDOW / 2 {
@@ -164,7 +168,9 @@ impl Shared {
             }
         }
         drop(s);
-        self.changed.notify_all();
+        if wake {
+            self.changed.notify_all();
+        }
         Ok(reply)
     }
 

@@ -67,6 +67,9 @@ impl fmt::Display for Error {
             Error::Packet(ssh_packetizer::Error::Closed) => {
                 write!(f, "the server closed the connection")
             }
+            Error::Packet(e) if e.io_kind() == Some(io::ErrorKind::ConnectionReset) => {
+                write!(f, "the server reset the connection")
+            }
             Error::Packet(e) => write!(f, "connection failed: {e}"),
             Error::Io(e) => write!(f, "{e}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),

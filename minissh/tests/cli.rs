@@ -178,7 +178,14 @@ fn refusals_are_worded_for_the_user() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut args = base_args(&sshd);
     args[1] = listener.local_addr().unwrap().port().to_string();
-    let closer = std::thread::spawn(move || drop(listener.accept().unwrap()));
+    let closer = std::thread::spawn(move || {
+        // Read the client's identification first: closing with unread
+        // bytes would send a reset instead of a clean end of stream.
+        let (conn, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&conn), &mut line).unwrap();
+        assert!(line.starts_with("SSH-2.0-minissh"), "{line:?}");
+    });
     args.extend([target(), "exec".into(), "true".into()]);
     let text = failure(&args);
     closer.join().unwrap();
