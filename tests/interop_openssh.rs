@@ -259,7 +259,12 @@ fn client_initiated_rekey_mid_transfer() {
     echo(&mut session, random_bytes(32 << 20, 9));
     let info = session.info();
     assert!(info.client_rekeys >= 10, "{info:?}");
-    assert_eq!(info.kex_count, 1 + info.client_rekeys + info.server_rekeys);
+    // Every rekey started completes (the last may still be under way).
+    let started = info.client_rekeys + info.server_rekeys;
+    assert!(
+        info.kex_count == 1 + started || info.kex_count == started,
+        "{info:?}"
+    );
     session.disconnect().unwrap();
 }
 
