@@ -163,7 +163,12 @@ fn run_once(mut cmd: Command, direction: Direction, bytes: u64) -> Run {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
 }
 
 fn main() {
@@ -217,7 +222,7 @@ fn main() {
             let mut results: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
             for round in 0..rounds {
                 // Alternate which client goes first, so drift hits both.
-                let order = if round % 2 == 0 {
+                let order = if round.is_multiple_of(2) {
                     [Client::OpenSsh, Client::MiniSsh]
                 } else {
                     [Client::MiniSsh, Client::OpenSsh]
