@@ -9,28 +9,17 @@
 //! openssh-server the tests say so and pass, except under CI=true, where a
 //! missing peer is a failure.
 
+mod common;
+
 use std::io::{self, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use minissh::sshd::{current_user, Sshd, Unavailable};
+use common::{payload, Recorded};
+use minissh::sshd::{current_user, Sshd};
 use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
 use ssh_packetizer::{CipherAlgorithm as C, CompressionAlgorithm, MacAlgorithm as M, RekeyLimits};
-
-fn sshd(extra: &[&str]) -> Option<Sshd> {
-    match Sshd::start(extra) {
-        Ok(sshd) => Some(sshd),
-        Err(Unavailable::NotInstalled(why)) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("OpenSSH is missing under CI=true ({why}): .ci/run must install it");
-            }
-            eprintln!("SKIPPED: {why}");
-            None
-        }
-        Err(Unavailable::Failed(why)) => panic!("sshd is installed but did not start: {why}"),
-    }
-}
 
 fn config(sshd: &Sshd) -> Config {
     Config::new("127.0.0.1", sshd.port(), &current_user(), sshd.client_key())
@@ -38,26 +27,6 @@ fn config(sshd: &Sshd) -> Config {
 
 fn connect(sshd: &Sshd, config: &Config) -> Session {
     Session::connect(config).unwrap_or_else(|e| panic!("connect: {e}\nsshd log:\n{}", sshd.log()))
-}
-
-/// A sink the test reads back.
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Collect {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Collect {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
 }
 
 /// Counts bytes and checks they are all zero, without keeping them.
@@ -76,23 +45,10 @@ impl Write for Zeros {
     }
 }
 
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    // xorshift: incompressible enough, reproducible, no dependency.
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// `cat` echoes `data` back byte for byte.
 fn echo(session: &mut Session, data: Vec<u8>) {
-    let out = Collect::default();
-    let err = Collect::default();
+    let out = Recorded::default();
+    let err = Recorded::default();
     let len = data.len();
     let status = session
         .exec(
@@ -133,7 +89,7 @@ fn upload_and_scp(session: &mut Session, sshd: &Sshd, tag: &str) {
     let dir = sshd.dir().join(format!("up-{tag}"));
     std::fs::create_dir_all(&dir).unwrap();
     // Upload through exec's stdin.
-    let data = random_bytes(300_000, 7);
+    let data = payload(300_000, 7);
     let target = dir.join("uploaded");
     let status = session
         .exec(
@@ -158,7 +114,7 @@ fn upload_and_scp(session: &mut Session, sshd: &Sshd, tag: &str) {
         [("one.bin", 100_000), ("two.txt", 0), ("three.bin", 70_001)]
             .iter()
             .enumerate()
-            .map(|(i, (name, len))| (local.join(name), random_bytes(*len, i as u64 + 11)))
+            .map(|(i, (name, len))| (local.join(name), payload(*len, i as u64 + 11)))
             .collect();
     for (path, content) in &files {
         std::fs::write(path, content).unwrap();
@@ -176,7 +132,9 @@ fn upload_and_scp(session: &mut Session, sshd: &Sshd, tag: &str) {
 /// Kex, a 1 MiB echo, a 64 MiB download, an upload and an scp of three
 /// files under `cipher` with each MAC in `macs`.
 fn suites(cipher: C, macs: &[M]) {
-    let Some(sshd) = sshd(&[]) else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     for &mac in macs {
         let tag = format!("{}-{}", cipher.name(), mac.name());
         let mut config = config(&sshd);
@@ -194,7 +152,7 @@ fn suites(cipher: C, macs: &[M]) {
             session.info().strict_kex,
             "{tag}: OpenSSH offers strict kex"
         );
-        echo(&mut session, random_bytes(1 << 20, 3));
+        echo(&mut session, payload(1 << 20, 3));
         download_zeros(&mut session, 64 << 20);
         upload_and_scp(&mut session, &sshd, &tag);
         session.disconnect().unwrap();
@@ -234,11 +192,11 @@ fn aead_ciphers() {
 
 #[test]
 fn server_initiated_rekey_mid_transfer() {
-    let Some(sshd) = sshd(&["RekeyLimit 1M"]) else {
+    let Some(sshd) = Sshd::start_or_skip(&["RekeyLimit 1M"]) else {
         return;
     };
     let mut session = connect(&sshd, &config(&sshd));
-    echo(&mut session, random_bytes(32 << 20, 5));
+    echo(&mut session, payload(32 << 20, 5));
     let info = session.info();
     // 32 MiB each way at 1 MiB per key: the server rekeys about 30 times.
     assert!(info.server_rekeys >= 10, "{info:?}\n{}", sshd.log());
@@ -248,7 +206,9 @@ fn server_initiated_rekey_mid_transfer() {
 
 #[test]
 fn client_initiated_rekey_mid_transfer() {
-    let Some(sshd) = sshd(&[]) else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     let mut config = config(&sshd);
     config.prefs.ciphers = vec![C::Aes128Gcm];
     config.rekey = Some(RekeyLimits {
@@ -256,7 +216,7 @@ fn client_initiated_rekey_mid_transfer() {
         ..RekeyLimits::default()
     });
     let mut session = connect(&sshd, &config);
-    echo(&mut session, random_bytes(32 << 20, 9));
+    echo(&mut session, payload(32 << 20, 9));
     let info = session.info();
     assert!(info.client_rekeys >= 10, "{info:?}");
     // Every rekey started completes (the last may still be under way).
@@ -270,20 +230,22 @@ fn client_initiated_rekey_mid_transfer() {
 
 #[test]
 fn strict_kex_on_and_off() {
-    let Some(sshd) = sshd(&[]) else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     for strict in [true, false] {
         let mut config = config(&sshd);
         config.prefs.strict_kex = strict;
         let mut session = connect(&sshd, &config);
         assert_eq!(session.info().strict_kex, strict);
-        echo(&mut session, random_bytes(100_000, 1));
+        echo(&mut session, payload(100_000, 1));
         session.disconnect().unwrap();
     }
 }
 
 #[test]
 fn delayed_compression_with_openssh() {
-    let Some(sshd) = sshd(&["Compression yes"]) else {
+    let Some(sshd) = Sshd::start_or_skip(&["Compression yes"]) else {
         return;
     };
     let mut config = config(&sshd);
@@ -305,7 +267,9 @@ fn delayed_compression_with_openssh() {
 
 #[test]
 fn a_wrong_host_key_is_refused() {
-    let Some(sshd) = sshd(&[]) else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     let mut config = config(&sshd);
     // The right key passes...
     config.host_key = HostKeyCheck::parse(sshd.host_key_pub().to_str().unwrap()).unwrap();
@@ -321,7 +285,9 @@ fn a_wrong_host_key_is_refused() {
 
 #[test]
 fn an_unknown_user_key_is_refused_cleanly() {
-    let Some(sshd) = sshd(&[]) else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     let mut config = config(&sshd);
     config.identity = sshd.stranger_key();
     match Session::connect(&config) {
@@ -332,9 +298,11 @@ fn an_unknown_user_key_is_refused_cleanly() {
 
 #[test]
 fn a_command_that_fails_reports_its_status_and_stderr() {
-    let Some(sshd) = sshd(&[]) else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     let mut session = connect(&sshd, &config(&sshd));
-    let err = Collect::default();
+    let err = Recorded::default();
     let status = session
         .exec(
             "echo oops >&2; exit 7",
@@ -359,7 +327,9 @@ fn a_command_that_fails_reports_its_status_and_stderr() {
 
 #[test]
 fn an_scp_error_line_is_reported() {
-    let Some(sshd) = sshd(&[]) else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     let mut session = connect(&sshd, &config(&sshd));
     let local = sshd.dir().join("a.txt");
     std::fs::write(&local, b"x").unwrap();
@@ -421,11 +391,13 @@ fn a_peer_that_closes_is_reported() {
 
 #[test]
 fn exec_returns_when_the_command_ignores_a_stdin_that_never_ends() {
-    let Some(sshd) = sshd(&[]) else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     let mut session = connect(&sshd, &config(&sshd));
     // A stdin that blocks forever, like a terminal nobody types into.
     let (stdin, _keep_open) = ssh_packetizer::pipe::pipe();
-    let out = Collect::default();
+    let out = Recorded::default();
     let status = session
         .exec(
             "echo hi",

@@ -144,9 +144,8 @@ fn paramiko_and_we_agree_in_every_suite_both_ways() {
 /// paramiko's server Transport (tests/peers/paramiko_server.py) with an
 /// ed25519 host key, as minissh sees it.
 mod server_transport {
-    use std::io::{BufRead, BufReader, Cursor, Write};
+    use std::io::{BufRead, BufReader, Cursor};
     use std::process::{Child, ChildStdout, Command, Stdio};
-    use std::sync::{Arc, Mutex};
 
     use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
     use ssh_packetizer::CipherAlgorithm as C;
@@ -222,18 +221,7 @@ mod server_transport {
         }
     }
 
-    #[derive(Clone, Default)]
-    struct Collect(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Collect {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::common::Recorded as Collect;
 
     #[test]
     fn an_auth_failure_is_reported_cleanly() {

@@ -2,13 +2,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+
 use std::thread;
 use std::time::Duration;
 
-use common::{clear_stream, keys_for, payload, Scripted, Step};
+use common::{clear_stream, keys_for, payload, Recorded, Scripted, Step};
 use ssh_packetizer::packetizer::Duplex;
 use ssh_packetizer::pipe::pipe;
 use ssh_packetizer::{
@@ -122,20 +121,6 @@ fn rekey_signalling_is_shared_between_the_halves() {
         .set_inbound_cipher(keys_for(C::Aes128Gcm, M::None, 4))
         .unwrap();
     assert!(!writer.need_rekey() && !reader.need_rekey());
-}
-
-/// A writer whose bytes a test can look at.
-#[derive(Clone, Default)]
-struct Recorded(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Recorded {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]

@@ -192,21 +192,28 @@ impl Shared {
     }
 }
 
-/// The sending end of an open session channel.
+/// The sending end of an open session channel. A clone shares the channel
+/// but has its own message buffer, so each sending thread reuses its own.
 #[derive(Clone, Debug)]
 pub struct Channel {
     shared: Arc<Shared>,
     out: Arc<Outbound>,
+    /// CHANNEL_DATA messages are built here, allocated once.
+    payload: Vec<u8>,
 }
 
 impl Channel {
     pub(crate) fn new(shared: Arc<Shared>, out: Arc<Outbound>) -> Channel {
-        Channel { shared, out }
+        Channel {
+            shared,
+            out,
+            payload: Vec::new(),
+        }
     }
 
     /// Sends `data`, split to the server's packet size, waiting for window.
-    pub fn write(&self, mut data: &[u8]) -> Result<()> {
-        let mut payload = Vec::with_capacity(MAX_PACKET as usize + 16);
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        let payload = &mut self.payload;
         while !data.is_empty() {
             let (remote, n) = {
                 let mut s = self.shared.lock();
@@ -238,7 +245,7 @@ impl Channel {
             payload.extend_from_slice(&remote.to_be_bytes());
             payload.extend_from_slice(&(n as u32).to_be_bytes());
             payload.extend_from_slice(&data[..n]);
-            self.out.send(&payload)?;
+            self.out.send(payload)?;
             data = &data[n..];
         }
         Ok(())

@@ -64,9 +64,6 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
-            Error::Packet(ssh_packetizer::Error::Closed) => {
-                write!(f, "the server closed the connection")
-            }
             Error::Packet(e) if e.io_kind() == Some(io::ErrorKind::ConnectionReset) => {
                 write!(f, "the server reset the connection")
             }

@@ -57,7 +57,6 @@ pub(crate) enum Phase {
         theirs: Vec<u8>,
         negotiated: Negotiated,
         ephemeral: Ephemeral,
-        started_by_us: bool,
     },
     /// Our NEWKEYS sent; the server's switches our inbound keys.
     AwaitNewKeys {
@@ -84,8 +83,6 @@ pub(crate) struct Inbound {
     pub(crate) initial_done: bool,
     /// Replies held back while the gate is shut (window adjusts, closes).
     pub(crate) deferred: Vec<Vec<u8>>,
-    /// The server's wrongly guessed first kex packet is to be dropped.
-    pub(crate) drop_guess: bool,
     /// Set when we disconnect on purpose, so the EOF that follows is quiet.
     pub(crate) closing: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -131,9 +128,6 @@ impl Inbound {
                     self.on_kex(&payload)?;
                 }
                 t if msg::is_kex(t) => {
-                    if std::mem::take(&mut self.drop_guess) {
-                        continue;
-                    }
                     return Err(Error::Protocol(format!("unexpected kex message {t}")));
                 }
                 msg::DISCONNECT => {
@@ -164,11 +158,11 @@ impl Inbound {
                     let payload = packet.payload().to_vec();
                     self.start_delayed_compression();
                     self.reader.complete_handshake();
-                    self.to_main(Event::Message(payload))?;
+                    self.to_main(Event::Message(payload));
                 }
                 _ => {
                     let payload = packet.payload().to_vec();
-                    self.to_main(Event::Message(payload))?;
+                    self.to_main(Event::Message(payload));
                 }
             }
             if self.reader.need_rekey() {
@@ -177,11 +171,10 @@ impl Inbound {
         }
     }
 
-    fn to_main(&self, event: Event) -> Result<()> {
+    fn to_main(&self, event: Event) {
         // A main thread that went away is no reason to fail the reader; the
         // connection ends when the session is dropped.
         let _ = self.events.send(event);
-        Ok(())
     }
 
     fn send_or_defer(&mut self, payload: Vec<u8>) -> Result<()> {
@@ -224,30 +217,9 @@ impl Inbound {
                     theirs,
                     negotiated,
                     ephemeral,
-                    started_by_us,
                 },
                 msg::KEX_ECDH_REPLY,
-            ) => {
-                if std::mem::take(&mut self.drop_guess) {
-                    // The server's wrong guess: this reply answers nothing.
-                    Phase::AwaitReply {
-                        ours,
-                        theirs,
-                        negotiated,
-                        ephemeral,
-                        started_by_us,
-                    }
-                } else {
-                    self.on_reply(
-                        payload,
-                        &ours,
-                        &theirs,
-                        negotiated,
-                        ephemeral,
-                        started_by_us,
-                    )?
-                }
-            }
+            ) => self.on_reply(payload, &ours, &theirs, negotiated, ephemeral)?,
             (Phase::AwaitNewKeys { keys, negotiated }, msg::NEWKEYS) => {
                 self.on_newkeys(keys, negotiated)?;
                 Phase::Idle
@@ -278,7 +250,6 @@ impl Inbound {
         if self.session_id.is_none() {
             self.strict = self.prefs.strict_kex && negotiated.server_strict;
         }
-        self.drop_guess = negotiated.server_guessed_wrong;
         let ephemeral = Ephemeral::generate()?;
         self.out.send_kex(&ephemeral.init_message())?;
         Ok(Phase::AwaitReply {
@@ -286,7 +257,6 @@ impl Inbound {
             theirs: theirs.to_vec(),
             negotiated,
             ephemeral,
-            started_by_us,
         })
     }
 
@@ -297,7 +267,6 @@ impl Inbound {
         theirs: &[u8],
         negotiated: Negotiated,
         ephemeral: Ephemeral,
-        _started_by_us: bool,
     ) -> Result<Phase> {
         let transcript = Transcript {
             client_id: &self.client_id,
@@ -360,7 +329,8 @@ impl Inbound {
         for payload in std::mem::take(&mut self.deferred) {
             self.send_or_defer(payload)?;
         }
-        self.to_main(Event::KexDone)
+        self.to_main(Event::KexDone);
+        Ok(())
     }
 }
 

@@ -119,8 +119,6 @@ pub struct Negotiated {
     pub comp_s2c: CompressionAlgorithm,
     /// Whether the server announced strict kex.
     pub server_strict: bool,
-    /// Whether the server guessed and sent its first kex packet already.
-    pub server_guessed_wrong: bool,
 }
 
 /// RFC 4253 §7.1: the first of the client's names the server also knows.
@@ -149,7 +147,8 @@ pub fn negotiate(prefs: &Preferences, server_kexinit: &[u8]) -> Result<Negotiate
     let lists: Vec<Vec<&str>> = (0..6).map(|_| r.name_list()).collect::<Result<_>>()?;
     r.name_list()?;
     r.name_list()?;
-    let follows = r.bool()?;
+    // first_kex_packet_follows needs no handling here: under ECDH the
+    // server's only kex packet answers our ECDH_INIT, so it cannot guess.
 
     let kex_method = pick("key exchange", &KEX_METHODS, |m| m, &kex)?;
     pick("host key", &[HOST_KEY_ALG], |m| m, &host_key)?;
@@ -186,8 +185,6 @@ pub fn negotiate(prefs: &Preferences, server_kexinit: &[u8]) -> Result<Negotiate
         CompressionAlgorithm::name,
         &lists[5],
     )?;
-    // A guess is right only when both first choices match ours.
-    let guessed_right = kex.first() == Some(&kex_method) && host_key.first() == Some(&HOST_KEY_ALG);
     Ok(Negotiated {
         kex: kex_method,
         cipher_c2s,
@@ -197,7 +194,6 @@ pub fn negotiate(prefs: &Preferences, server_kexinit: &[u8]) -> Result<Negotiate
         comp_c2s,
         comp_s2c,
         server_strict: kex.contains(&STRICT_SERVER),
-        server_guessed_wrong: follows && !guessed_right,
     })
 }
 

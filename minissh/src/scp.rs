@@ -92,7 +92,7 @@ pub fn upload(session: &mut Session, files: &[PathBuf], remote_dir: &str) -> Res
     let (err_tx, err_rx) = mpsc::channel();
     let target_flag = if files.len() > 1 { " -d" } else { "" };
     let command = format!("scp{target_flag} -t -- {}", shell_quote(remote_dir));
-    let chan = session.open_exec(
+    let mut chan = session.open_exec(
         &command,
         Box::new(ToQueue(out_tx)),
         Box::new(ToQueue(err_tx)),
@@ -104,7 +104,7 @@ pub fn upload(session: &mut Session, files: &[PathBuf], remote_dir: &str) -> Res
     };
     acks.expect_ok("starting scp")?;
     for path in files {
-        send_file(&chan, &mut acks, path)?;
+        send_file(&mut chan, &mut acks, path)?;
     }
     chan.send_eof()?;
     match chan.wait()? {
@@ -116,7 +116,7 @@ pub fn upload(session: &mut Session, files: &[PathBuf], remote_dir: &str) -> Res
     }
 }
 
-fn send_file(chan: &Channel, acks: &mut Acks, path: &PathBuf) -> Result<()> {
+fn send_file(chan: &mut Channel, acks: &mut Acks, path: &PathBuf) -> Result<()> {
     let shown = path.display();
     let mut file = File::open(path).map_err(|e| Error::Scp(format!("{shown}: {e}")))?;
     let meta = file.metadata()?;

@@ -125,7 +125,6 @@ impl Session {
             phase: Phase::Idle,
             initial_done: false,
             deferred: Vec::new(),
-            drop_guess: false,
             closing: closing.clone(),
         };
         let reader = std::thread::Builder::new()
@@ -291,10 +290,10 @@ impl Session {
         stderr: Sink,
     ) -> Result<ExitStatus> {
         let chan = self.open_exec(command, stdout, stderr)?;
-        let pump_chan = chan.clone();
+        let mut pump_chan = chan.clone();
         let pump = std::thread::Builder::new()
             .name("minissh-stdin".into())
-            .spawn(move || pump_stdin(stdin, &pump_chan))?;
+            .spawn(move || pump_stdin(stdin, &mut pump_chan))?;
         let status = chan.wait();
         // The command may end before reading all its input, or any: then
         // the pump's failure to send is expected, and a pump still blocked
@@ -352,7 +351,7 @@ fn connect_tcp(addr: &str) -> Result<TcpStream> {
     Err(fail(last))
 }
 
-fn pump_stdin(mut stdin: impl Read, chan: &Channel) -> Result<()> {
+fn pump_stdin(mut stdin: impl Read, chan: &mut Channel) -> Result<()> {
     let mut buf = vec![0u8; channel::MAX_PACKET as usize];
     loop {
         let n = match stdin.read(&mut buf) {

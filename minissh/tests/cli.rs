@@ -8,21 +8,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 
-use minissh::sshd::{current_user, Sshd, Unavailable};
-
-fn sshd() -> Option<Sshd> {
-    match Sshd::start(&[]) {
-        Ok(sshd) => Some(sshd),
-        Err(Unavailable::NotInstalled(why)) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("OpenSSH is missing under CI=true ({why})");
-            }
-            eprintln!("SKIPPED: {why}");
-            None
-        }
-        Err(Unavailable::Failed(why)) => panic!("sshd did not start: {why}"),
-    }
-}
+use minissh::sshd::{current_user, Sshd};
 
 fn minissh(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_minissh"))
@@ -57,7 +43,9 @@ fn target() -> String {
 
 #[test]
 fn exec_carries_stdin_stdout_stderr_and_the_exit_status() {
-    let Some(sshd) = sshd() else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     let mut args = base_args(&sshd);
     args.extend(["-c", "aes256-ctr", "-m", "hmac-sha2-512-etm@openssh.com"].map(String::from));
     args.extend([
@@ -88,7 +76,9 @@ fn exec_carries_stdin_stdout_stderr_and_the_exit_status() {
 
 #[test]
 fn scp_uploads_several_files() {
-    let Some(sshd) = sshd() else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
     let local = sshd.dir().join("local");
     let remote = sshd.dir().join("remote");
     std::fs::create_dir_all(&local).unwrap();
@@ -128,7 +118,9 @@ fn failure(args: &[String]) -> String {
 
 #[test]
 fn refusals_are_worded_for_the_user() {
-    let Some(sshd) = sshd() else { return };
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
 
     let mut args = base_args(&sshd);
     args.extend([

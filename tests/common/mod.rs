@@ -114,6 +114,27 @@ pub fn payload(len: usize, salt: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A writer whose bytes a test can look at, from any thread.
+#[derive(Clone, Default)]
+pub struct Recorded(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Recorded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Recorded {
+    /// Everything written so far, leaving it empty.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
 /// Feeds `wire` to `opener` whole and returns every packet as (payload, seqno).
 pub fn open_all(
     opener: &mut Opener,
