@@ -11,6 +11,7 @@ per event goes to stdout ("KEX <cipher>", "AUTH <user> <result>",
 "EXEC <command> <n bytes>") for the test to check.
 """
 
+import base64
 import socket
 import sys
 import threading
@@ -74,7 +75,7 @@ def main():
     host_key = paramiko.Ed25519Key.from_private_key_file(sys.argv[1])
     with open(sys.argv[2]) as f:
         kind, blob = f.read().split()[:2]
-    authorized = paramiko.PKey.from_type_string(kind, __import__("base64").b64decode(blob))
+    authorized = paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
