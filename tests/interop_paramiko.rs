@@ -218,15 +218,15 @@ mod server_transport {
             })
         }
 
-        /// The KEX and AUTH lines of one connection, in that order. The
-        /// server prints them from two threads, so they may arrive either way.
+        /// The KEX and AUTH lines of one connection; the server prints KEX
+        /// when authentication starts, so it always comes first.
         fn kex_and_auth(&mut self) -> (String, String) {
-            let (a, b) = (self.next_line(), self.next_line());
-            if a.starts_with("KEX ") {
-                (a, b)
-            } else {
-                (b, a)
-            }
+            let (kex, auth) = (self.next_line(), self.next_line());
+            assert!(
+                kex.starts_with("KEX ") && auth.starts_with("AUTH "),
+                "expected a KEX and then an AUTH line, got {kex:?} and {auth:?}"
+            );
+            (kex, auth)
         }
 
         fn next_line(&mut self) -> String {
