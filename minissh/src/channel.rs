@@ -5,7 +5,7 @@
 //! queue, no copy beyond the sink's own) and keeps the state here; the main
 //! thread sends through [`Channel`].
 
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -19,6 +19,10 @@ pub const WINDOW: u32 = 2 * 1024 * 1024;
 pub const MAX_PACKET: u32 = 32 * 1024;
 /// The local channel number (one channel per session here).
 pub const LOCAL_ID: u32 = 0;
+
+/// Bytes before the data in CHANNEL_DATA: the message number, the
+/// recipient channel and the data's length.
+const DATA_HEADER: usize = 9;
 
 /// How the remote command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,13 +52,27 @@ struct State {
     close_sent: bool,
     exit: Option<ExitStatus>,
     dead: Option<String>,
+    /// Senders asleep on `Shared::window`, so a window adjust with nobody
+    /// waiting costs no futex call.
+    window_waiters: u32,
 }
 
 /// Channel state shared by the reader thread and the main thread.
 #[derive(Default)]
 pub struct Shared {
     state: Mutex<State>,
-    changed: Condvar,
+    /// Senders wait here for window (or for the channel to end).
+    window: Condvar,
+    /// `Channel::wait` waits here for the close (or a dead connection).
+    closed: Condvar,
+}
+
+/// Whom a channel message must wake.
+#[derive(Clone, Copy, PartialEq)]
+enum Wake {
+    Nobody,
+    Senders,
+    Everyone,
 }
 
 impl std::fmt::Debug for Shared {
@@ -105,9 +123,11 @@ impl Shared {
             ));
         };
         let mut reply = None;
-        // Waiters want window, EOF, close or the exit status; data alone
-        // wakes nobody (a notify costs a futex call per packet).
-        let mut wake = true;
+        // A notify costs a futex call even with nobody waiting, and the main
+        // thread sleeps in `Channel::wait` for the whole session: so data,
+        // EOF and the exit status wake nobody, window wakes only a sender
+        // that is asleep, and only the close wakes everyone.
+        let mut wake = Wake::Nobody;
         match payload[0] {
             msg::CHANNEL_DATA | msg::CHANNEL_EXTENDED_DATA => {
                 let stderr = payload[0] == msg::CHANNEL_EXTENDED_DATA && r.u32()? == 1;
@@ -121,7 +141,6 @@ impl Shared {
                     sink.write_all(data)?;
                 }
                 s.consumed += len;
-                wake = false;
                 // OpenSSH's rule: adjust once three packets' worth or half
                 // the window has been used, so the server never stalls.
                 if s.consumed >= 3 * MAX_PACKET || s.consumed >= WINDOW / 2 {
@@ -136,6 +155,9 @@ impl Shared {
             }
             msg::CHANNEL_WINDOW_ADJUST => {
                 s.send_window = s.send_window.saturating_add(u64::from(r.u32()?));
+                if s.window_waiters > 0 {
+                    wake = Wake::Senders;
+                }
             }
             msg::CHANNEL_EOF => {
                 s.eof_received = true;
@@ -144,6 +166,7 @@ impl Shared {
             msg::CHANNEL_CLOSE => {
                 s.close_received = true;
                 Self::flush(&mut s)?;
+                wake = Wake::Everyone;
                 if !s.close_sent {
                     s.close_sent = true;
                     reply = Some(Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish());
@@ -168,8 +191,11 @@ impl Shared {
             }
         }
         drop(s);
-        if wake {
-            self.changed.notify_all();
+        if wake != Wake::Nobody {
+            self.window.notify_all();
+        }
+        if wake == Wake::Everyone {
+            self.closed.notify_all();
         }
         Ok(reply)
     }
@@ -188,7 +214,8 @@ impl Shared {
             s.dead = Some(why.to_owned());
         }
         drop(s);
-        self.changed.notify_all();
+        self.window.notify_all();
+        self.closed.notify_all();
     }
 }
 
@@ -213,42 +240,94 @@ impl Channel {
 
     /// Sends `data`, split to the server's packet size, waiting for window.
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
-        let payload = &mut self.payload;
         while !data.is_empty() {
-            let (remote, n) = {
-                let mut s = self.shared.lock();
-                loop {
-                    if let Some(why) = &s.dead {
-                        return Err(Error::Protocol(why.clone()));
-                    }
-                    if s.close_received {
-                        return Err(Error::ChannelRefused(
-                            "more data: the channel is closed".into(),
-                        ));
-                    }
-                    if s.send_window > 0 {
-                        break;
-                    }
-                    s = self
-                        .shared
-                        .changed
-                        .wait(s)
-                        .unwrap_or_else(|e| e.into_inner());
-                }
-                let max = s.remote_max_packet.clamp(1, MAX_PACKET) as usize;
-                let n = data.len().min(max).min(s.send_window as usize);
-                s.send_window -= n as u64;
-                (s.remote_id.unwrap_or_default(), n)
-            };
-            payload.clear();
-            payload.push(msg::CHANNEL_DATA);
-            payload.extend_from_slice(&remote.to_be_bytes());
-            payload.extend_from_slice(&(n as u32).to_be_bytes());
-            payload.extend_from_slice(&data[..n]);
-            self.out.send(payload)?;
+            let (remote, n) = self.reserve_window(data.len())?;
+            self.start_data();
+            self.payload.extend_from_slice(&data[..n]);
+            self.send_data(remote)?;
             data = &data[n..];
         }
         Ok(())
+    }
+
+    /// Reads once from `src` straight into a CHANNEL_DATA message and sends
+    /// it, without an intermediate buffer: an upload's bytes are copied by
+    /// the read and by the Sealer, and nowhere else. Returns the number of
+    /// bytes sent; 0 means `src` is at its end.
+    pub fn send_from(&mut self, src: &mut impl Read) -> Result<usize> {
+        let (remote, room) = self.reserve_window(MAX_PACKET as usize)?;
+        self.start_data();
+        self.payload.resize(DATA_HEADER + room, 0);
+        let read = loop {
+            match src.read(&mut self.payload[DATA_HEADER..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        // Whatever the read did not fill goes back to the window first, so
+        // a failed or short read never leaks window.
+        let n = *read.as_ref().unwrap_or(&0);
+        self.return_window(room - n);
+        let n = read?;
+        if n > 0 {
+            self.payload.truncate(DATA_HEADER + n);
+            self.send_data(remote)?;
+        }
+        Ok(n)
+    }
+
+    /// Waits until the server grants window, then takes up to `want` bytes
+    /// of it (at most one packet's worth). Returns the server's channel id
+    /// and the bytes taken.
+    fn reserve_window(&self, want: usize) -> Result<(u32, usize)> {
+        let mut s = self.shared.lock();
+        loop {
+            if let Some(why) = &s.dead {
+                return Err(Error::Protocol(why.clone()));
+            }
+            if s.close_received {
+                return Err(Error::ChannelRefused(
+                    "more data: the channel is closed".into(),
+                ));
+            }
+            if s.send_window > 0 {
+                break;
+            }
+            s.window_waiters += 1;
+            s = self
+                .shared
+                .window
+                .wait(s)
+                .unwrap_or_else(|e| e.into_inner());
+            s.window_waiters -= 1;
+        }
+        let max = s.remote_max_packet.clamp(1, MAX_PACKET) as usize;
+        let n = want.min(max).min(s.send_window as usize);
+        s.send_window -= n as u64;
+        Ok((s.remote_id.unwrap_or_default(), n))
+    }
+
+    /// Gives back window taken by `reserve_window` but not used.
+    fn return_window(&self, unused: usize) {
+        if unused > 0 {
+            self.shared.lock().send_window += unused as u64;
+        }
+    }
+
+    /// Starts a CHANNEL_DATA message; its header is completed by `send_data`
+    /// once the length of the data is known.
+    fn start_data(&mut self) {
+        self.payload.clear();
+        self.payload.resize(DATA_HEADER, 0);
+    }
+
+    /// Fills in the header of the CHANNEL_DATA message in `payload` and sends it.
+    fn send_data(&mut self, remote: u32) -> Result<()> {
+        let len = (self.payload.len() - DATA_HEADER) as u32;
+        self.payload[0] = msg::CHANNEL_DATA;
+        self.payload[1..5].copy_from_slice(&remote.to_be_bytes());
+        self.payload[5..9].copy_from_slice(&len.to_be_bytes());
+        self.out.send(&self.payload)
     }
 
     /// Sends EOF: no more data from us.
@@ -267,7 +346,7 @@ impl Channel {
             }
             s = self
                 .shared
-                .changed
+                .closed
                 .wait(s)
                 .unwrap_or_else(|e| e.into_inner());
         }
@@ -278,5 +357,163 @@ impl Channel {
     pub fn eof_received(&self) -> bool {
         let s = self.shared.lock();
         s.eof_received || s.close_received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kex::Preferences;
+    use ssh_packetizer::Packetizer;
+    use std::net::{TcpListener, TcpStream};
+
+    const REMOTE: u32 = 5;
+
+    /// A channel whose messages go to a loopback socket, and the
+    /// Packetizer that reads them on the other end.
+    fn channel(window: u32) -> (Channel, Arc<Shared>, Packetizer<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let theirs = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
+        let (_reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
+        let shared = Arc::new(Shared::default());
+        shared.opened(REMOTE, window, MAX_PACKET);
+        let out = Arc::new(Outbound::new(writer, Preferences::default()));
+        (Channel::new(shared.clone(), out), shared, theirs)
+    }
+
+    fn data_message(data: &[u8]) -> Vec<u8> {
+        Msg::new(msg::CHANNEL_DATA)
+            .u32(REMOTE)
+            .string(data)
+            .finish()
+    }
+
+    fn window(shared: &Shared) -> u64 {
+        shared.lock().send_window
+    }
+
+    /// Waits for `what` to hold of the channel state. A sender that is
+    /// never woken fails the test here instead of hanging it (the peer's
+    /// `read_message` would wait for ever).
+    fn eventually(shared: &Shared, what: &str, holds: impl Fn(&State) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !holds(&shared.lock()) {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// Gives `chunks` one read at a time, then an error if `fail`, else EOF.
+    struct Reads {
+        chunks: Vec<Vec<u8>>,
+        fail: bool,
+    }
+
+    impl Read for Reads {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.chunks.is_empty() {
+                return match self.fail {
+                    true => Err(io::Error::other("stdin broke")),
+                    false => Ok(0),
+                };
+            }
+            let chunk = self.chunks.remove(0);
+            assert!(chunk.len() <= buf.len(), "a read larger than asked for");
+            buf[..chunk.len()].copy_from_slice(&chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn send_from_sends_what_was_read_and_returns_the_rest_of_the_window() {
+        let (mut chan, shared, mut peer) = channel(100_000);
+        let mut src = Reads {
+            chunks: vec![vec![1; 40], vec![2; 7]],
+            fail: true,
+        };
+        assert_eq!(chan.send_from(&mut src).unwrap(), 40);
+        assert_eq!(window(&shared), 100_000 - 40);
+        assert_eq!(chan.send_from(&mut src).unwrap(), 7);
+        assert_eq!(window(&shared), 100_000 - 47);
+        // A failed read sends nothing and keeps all of the window.
+        assert!(matches!(chan.send_from(&mut src), Err(Error::Io(_))));
+        assert_eq!(window(&shared), 100_000 - 47);
+        assert_eq!(
+            peer.read_message().unwrap().payload(),
+            data_message(&[1; 40])
+        );
+        assert_eq!(
+            peer.read_message().unwrap().payload(),
+            data_message(&[2; 7])
+        );
+        // And at the end, nothing is sent and the window is whole.
+        let mut done = Reads {
+            chunks: vec![],
+            fail: false,
+        };
+        assert_eq!(chan.send_from(&mut done).unwrap(), 0);
+        assert_eq!(window(&shared), 100_000 - 47);
+    }
+
+    #[test]
+    fn send_from_reads_no_more_than_the_window_allows() {
+        let (mut chan, shared, mut peer) = channel(10);
+        let mut src = Reads {
+            chunks: vec![vec![3; 10]],
+            fail: false,
+        };
+        assert_eq!(chan.send_from(&mut src).unwrap(), 10);
+        assert_eq!(window(&shared), 0);
+        assert_eq!(
+            peer.read_message().unwrap().payload(),
+            data_message(&[3; 10])
+        );
+    }
+
+    #[test]
+    fn a_window_adjust_wakes_a_sender_waiting_for_window() {
+        let (mut chan, shared, mut peer) = channel(0);
+        let sender = std::thread::spawn(move || chan.write(&[4; 50]));
+        // Each adjust goes in only once the sender is asleep on the window,
+        // so it must wake the sender rather than be seen before it sleeps.
+        let asleep = |s: &State| s.window_waiters == 1;
+        let adjust = Msg::new(msg::CHANNEL_WINDOW_ADJUST)
+            .u32(LOCAL_ID)
+            .u32(30)
+            .finish();
+        eventually(&shared, "the sender waits", asleep);
+        assert_eq!(shared.on_message(&adjust).unwrap(), None);
+        eventually(&shared, "30 bytes sent", |s| {
+            s.send_window == 0 && asleep(s)
+        });
+        shared.on_message(&adjust).unwrap();
+        eventually(&shared, "the rest sent", |s| s.send_window == 10);
+        sender.join().unwrap().unwrap();
+        assert_eq!(
+            peer.read_message().unwrap().payload(),
+            data_message(&[4; 30])
+        );
+        assert_eq!(
+            peer.read_message().unwrap().payload(),
+            data_message(&[4; 20])
+        );
+    }
+
+    #[test]
+    fn the_close_wakes_a_sender_waiting_for_window() {
+        let (mut chan, shared, _peer) = channel(0);
+        let sender = std::thread::spawn(move || chan.write(&[5; 50]));
+        eventually(&shared, "the sender waits", |s| s.window_waiters == 1);
+        let close = Msg::new(msg::CHANNEL_CLOSE).u32(LOCAL_ID).finish();
+        assert!(
+            shared.on_message(&close).unwrap().is_some(),
+            "our CLOSE reply"
+        );
+        eventually(&shared, "the sender woke", |s| s.window_waiters == 0);
+        assert!(matches!(
+            sender.join().unwrap(),
+            Err(Error::ChannelRefused(_))
+        ));
     }
 }

@@ -352,15 +352,6 @@ fn connect_tcp(addr: &str) -> Result<TcpStream> {
 }
 
 fn pump_stdin(mut stdin: impl Read, chan: &mut Channel) -> Result<()> {
-    let mut buf = vec![0u8; channel::MAX_PACKET as usize];
-    loop {
-        let n = match stdin.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
-        };
-        chan.write(&buf[..n])?;
-    }
+    while chan.send_from(&mut stdin)? > 0 {}
     chan.send_eof()
 }
