@@ -399,6 +399,11 @@ mod tests {
             .finish()
     }
 
+    /// The next message the peer reads is CHANNEL_DATA carrying `data`.
+    fn expect_data(peer: &mut Packetizer<TcpStream>, data: &[u8]) {
+        assert_eq!(peer.read_message().unwrap().payload(), data_message(data));
+    }
+
     fn window(shared: &Shared) -> u64 {
         shared.lock().send_window
     }
@@ -449,14 +454,8 @@ mod tests {
         // A failed read sends nothing and keeps all of the window.
         assert!(matches!(chan.send_from(&mut src), Err(Error::Io(_))));
         assert_eq!(window(&shared), 100_000 - 47);
-        assert_eq!(
-            peer.read_message().unwrap().payload(),
-            data_message(&[1; 40])
-        );
-        assert_eq!(
-            peer.read_message().unwrap().payload(),
-            data_message(&[2; 7])
-        );
+        expect_data(&mut peer, &[1; 40]);
+        expect_data(&mut peer, &[2; 7]);
         // And at the end, nothing is sent and the window is whole.
         let mut done = Reads {
             chunks: vec![],
@@ -475,10 +474,7 @@ mod tests {
         };
         assert_eq!(chan.send_from(&mut src).unwrap(), 10);
         assert_eq!(window(&shared), 0);
-        assert_eq!(
-            peer.read_message().unwrap().payload(),
-            data_message(&[3; 10])
-        );
+        expect_data(&mut peer, &[3; 10]);
     }
 
     #[test]
@@ -500,14 +496,8 @@ mod tests {
         shared.on_message(&adjust).unwrap();
         eventually(&shared, "the rest sent", |s| s.send_window == 10);
         sender.join().unwrap().unwrap();
-        assert_eq!(
-            peer.read_message().unwrap().payload(),
-            data_message(&[4; 30])
-        );
-        assert_eq!(
-            peer.read_message().unwrap().payload(),
-            data_message(&[4; 20])
-        );
+        expect_data(&mut peer, &[4; 30]);
+        expect_data(&mut peer, &[4; 20]);
     }
 
     #[test]
