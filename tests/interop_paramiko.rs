@@ -146,7 +146,6 @@ fn paramiko_and_we_agree_in_every_suite_both_ways() {
 mod server_transport {
     use std::io::{BufRead, BufReader, Cursor};
     use std::process::{Child, ChildStdout, Command, Stdio};
-    use std::sync::atomic::{AtomicU32, Ordering};
 
     use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
     use ssh_packetizer::CipherAlgorithm as C;
@@ -172,14 +171,7 @@ mod server_transport {
                 return None;
             }
             // One directory per server: the tests run in parallel.
-            static SERIAL: AtomicU32 = AtomicU32::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "minissh-paramiko-{}-{}",
-                std::process::id(),
-                SERIAL.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = minissh::sshd::fresh_dir("minissh-paramiko").unwrap();
             if !std::path::Path::new(minissh::sshd::SSH_KEYGEN).exists() {
                 if std::env::var("CI").as_deref() == Ok("true") {
                     panic!(

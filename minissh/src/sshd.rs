@@ -56,6 +56,20 @@ fn run(cmd: &mut Command) -> Result<(), Unavailable> {
     }
 }
 
+/// A new, empty temporary directory named `PREFIX-PID-N`, unique within this
+/// process too: tests run in parallel and must not share keys or configs.
+pub fn fresh_dir(prefix: &str) -> Result<PathBuf, String> {
+    static SERIAL: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{dir:?}: {e}"))?;
+    Ok(dir)
+}
+
 /// Generates an unencrypted ed25519 key pair at `path` and `path.pub`.
 pub fn keygen(path: &Path) -> Result<(), Unavailable> {
     run(Command::new(SSH_KEYGEN)
@@ -103,14 +117,7 @@ impl Sshd {
                 )));
             }
         }
-        static SERIAL: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "minissh-sshd-{}-{}",
-            std::process::id(),
-            SERIAL.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| Unavailable::Failed(format!("{dir:?}: {e}")))?;
+        let dir = fresh_dir("minissh-sshd").map_err(Unavailable::Failed)?;
         // sshd refuses to start without its privilege separation directory.
         std::fs::create_dir_all("/run/sshd")
             .map_err(|e| Unavailable::Failed(format!("cannot create /run/sshd: {e}")))?;
