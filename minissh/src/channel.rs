@@ -235,7 +235,8 @@ impl Shared {
 pub struct Channel {
     shared: Arc<Shared>,
     out: Arc<Outbound>,
-    /// CHANNEL_DATA messages are built here, allocated once.
+    /// CHANNEL_DATA messages are built here: allocated and zeroed once at a
+    /// full packet, each message then uses a prefix of it.
     payload: Vec<u8>,
 }
 
@@ -244,7 +245,7 @@ impl Channel {
         Channel {
             shared,
             out,
-            payload: Vec::new(),
+            payload: vec![0; DATA_HEADER + MAX_PACKET as usize],
         }
     }
 
@@ -252,9 +253,8 @@ impl Channel {
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             let (remote, n) = self.reserve_window(data.len())?;
-            self.start_data();
-            self.payload.extend_from_slice(&data[..n]);
-            self.send_data(remote)?;
+            self.payload[DATA_HEADER..DATA_HEADER + n].copy_from_slice(&data[..n]);
+            self.send_data(remote, n)?;
             data = &data[n..];
         }
         Ok(())
@@ -266,10 +266,8 @@ impl Channel {
     /// bytes sent; 0 means `src` is at its end.
     pub fn send_from(&mut self, src: &mut impl Read) -> Result<usize> {
         let (remote, room) = self.reserve_window(MAX_PACKET as usize)?;
-        self.start_data();
-        self.payload.resize(DATA_HEADER + room, 0);
         let read = loop {
-            match src.read(&mut self.payload[DATA_HEADER..]) {
+            match src.read(&mut self.payload[DATA_HEADER..DATA_HEADER + room]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -280,8 +278,7 @@ impl Channel {
         self.return_window(room - n);
         let n = read?;
         if n > 0 {
-            self.payload.truncate(DATA_HEADER + n);
-            self.send_data(remote)?;
+            self.send_data(remote, n)?;
         }
         Ok(n)
     }
@@ -324,20 +321,13 @@ impl Channel {
         }
     }
 
-    /// Starts a CHANNEL_DATA message; its header is completed by `send_data`
-    /// once the length of the data is known.
-    fn start_data(&mut self) {
-        self.payload.clear();
-        self.payload.resize(DATA_HEADER, 0);
-    }
-
-    /// Fills in the header of the CHANNEL_DATA message in `payload` and sends it.
-    fn send_data(&mut self, remote: u32) -> Result<()> {
-        let len = (self.payload.len() - DATA_HEADER) as u32;
+    /// Fills in the header of the CHANNEL_DATA message whose `len` data
+    /// bytes are already in `payload`, and sends it.
+    fn send_data(&mut self, remote: u32, len: usize) -> Result<()> {
         self.payload[0] = msg::CHANNEL_DATA;
         self.payload[1..5].copy_from_slice(&remote.to_be_bytes());
-        self.payload[5..9].copy_from_slice(&len.to_be_bytes());
-        self.out.send(&self.payload)
+        self.payload[5..9].copy_from_slice(&(len as u32).to_be_bytes());
+        self.out.send(&self.payload[..DATA_HEADER + len])
     }
 
     /// Sends EOF: no more data from us.
