@@ -88,13 +88,38 @@ pub fn check_identification(line: &[u8]) -> Result<(), &'static str> {
     if !line.iter().all(|&b| (0x20..0x7f).contains(&b)) {
         return Err("identification line is not printable US-ASCII");
     }
-    let rest = &line[4..];
+    let Some(rest) = line.strip_prefix(b"SSH-") else {
+        return Err("the identification line does not start with SSH-");
+    };
     let version_end = rest.iter().position(|&b| b == b'-');
     match version_end.map(|end| &rest[..end]) {
         Some(b"2.0") | Some(b"1.99") => Ok(()),
         Some(_) => Err("unsupported protocol version"),
         None => Err("no software version in the identification line"),
     }
+}
+
+/// Our identification line as it goes on the wire: `id` (without line
+/// ending, e.g. `SSH-2.0-myssh_1.0`) checked against the same rules the
+/// peer's line must meet, with CR LF added. The key exchange hashes `id`
+/// without the CR LF.
+pub fn identification_line(id: &str) -> Result<Vec<u8>, crate::Error> {
+    let bytes = id.as_bytes();
+    if bytes.len() + 2 > MAX_IDENTIFICATION_LEN {
+        return Err(crate::Error::LineTooLong {
+            max: MAX_IDENTIFICATION_LEN,
+        });
+    }
+    if bytes.contains(&b'\r') || bytes.contains(&b'\n') {
+        return Err(crate::Error::BadIdentification {
+            reason: "our identification line must not hold CR or LF (CR LF is added)",
+        });
+    }
+    check_identification(bytes).map_err(|reason| crate::Error::BadIdentification { reason })?;
+    let mut line = Vec::with_capacity(bytes.len() + 2);
+    line.extend_from_slice(bytes);
+    line.extend_from_slice(b"\r\n");
+    Ok(line)
 }
 
 #[cfg(test)]
@@ -146,5 +171,20 @@ mod tests {
         assert!(check_identification(b"SSH-2.0").is_err());
         assert!(check_identification(b"SSH-2.0-a\0b").is_err());
         assert!(check_identification(b"SSH-2.0-\xff").is_err());
+    }
+
+    #[test]
+    fn short_or_foreign_lines_are_refused_not_a_panic() {
+        for line in [&b""[..], b"S", b"SS", b"SSH", b"SSH-", b"ssh-2.0-x", b"HTTP/1.1 200"] {
+            assert!(check_identification(line).is_err(), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn our_line_gets_its_crlf_and_the_same_checks() {
+        assert_eq!(identification_line("SSH-2.0-me").unwrap(), b"SSH-2.0-me\r\n");
+        assert!(identification_line("SSH-2.0-me\r\n").is_err());
+        assert!(identification_line("SSH-1.5-old").is_err());
+        assert!(identification_line(&format!("SSH-2.0-{}", "x".repeat(250))).is_err());
     }
 }

@@ -6,10 +6,11 @@
 //! share, the per-direction state (engine, sequence number, limits, rekey
 //! budget), lives here.
 
+pub(crate) mod input;
 pub(crate) mod opener;
 mod sealer;
 
-pub use opener::{Frame, Opened, Opener, Packet};
+pub use opener::{Frame, Opened, Opener, Packet, Step};
 pub use sealer::Sealer;
 
 use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, Mode};
@@ -114,12 +115,17 @@ impl DirectionState {
     /// Switches to `keys`, starting a fresh rekey budget. Nothing changes if
     /// the keys cannot be installed.
     fn install(&mut self, keys: &Keys) -> Result<(), Error> {
-        self.engine = Engine::new(keys)?;
+        self.install_engine(Engine::new(keys)?, keys);
+        Ok(())
+    }
+
+    /// Switches to an engine already expanded from `keys`: cannot fail.
+    fn install_engine(&mut self, engine: Engine, keys: &Keys) {
+        self.engine = engine;
         self.framing = Framing::of(keys);
         self.cipher = keys.cipher();
         self.budget = Budget::new(keys.cipher(), self.limits);
         self.compression = keys.compression();
-        Ok(())
     }
 
     fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {

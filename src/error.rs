@@ -3,18 +3,61 @@
 //! Every variant says what happened in terms a caller can act on. Receive-side
 //! errors (`BadPacketLength`, `BadBlockAlignment`, `BadPadding`, `MacMismatch`,
 //! `SequenceWrapped`, `RekeyIgnored`) are fatal for the connection: the byte
-//! stream cannot be resynchronised after them, so the component that raised one
-//! refuses all further work with [`Error::Closed`].
+//! stream cannot be resynchronised after them. The component that raised one
+//! keeps it, and every later call, on either half of a connection, answers
+//! [`Error::Failed`] carrying that first error as its cause (or
+//! [`Error::Closed`] again after a clean close).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Everything that can go wrong in the packet layer.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The packet layer was closed, locally or after an earlier fatal error,
-    /// or the peer closed the stream cleanly at a packet boundary.
+    /// The packet layer was closed locally, or the peer closed the stream
+    /// cleanly at a packet boundary.
     Closed,
+    /// An earlier call failed fatally; this is that first error, kept so that
+    /// every later call (on either half) says what really happened.
+    Failed(Arc<Error>),
+    /// The peer sent SSH_MSG_DISCONNECT.
+    Disconnected {
+        /// The reason code (RFC 4253 §11.1), e.g. 2 for a protocol error.
+        reason: u32,
+        /// The peer's description, lossily decoded and cut to 1024 bytes.
+        description: String,
+    },
+    /// The peer's NEWKEYS was read and the inbound keys are not installed
+    /// yet: install them (`set_inbound_cipher`) before reading on. Not fatal.
+    KeysPending,
+    /// A key exchange is under way and the messages held back for after it
+    /// (everything but the transport's own) reached their bound; send again
+    /// once the exchange is done. Nothing was sent; not fatal.
+    KexHoldFull {
+        /// Payload bytes already held.
+        held: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A raw read asked for more bytes than the input buffer may hold.
+    ReadTooLarge {
+        /// The bytes asked for.
+        requested: usize,
+        /// The most one raw read may ask for.
+        max: usize,
+    },
+    /// A call that makes no sense in the connection's state (NEWKEYS through
+    /// `send_message`, ...). Nothing changed; not fatal.
+    InvalidCall {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A write made no progress for the configured write timeout.
+    WriteStalled {
+        /// How long it waited without progress.
+        waited: std::time::Duration,
+    },
     /// The peer closed the stream in the middle of a packet or read.
     Eof {
         /// The bytes the unfinished read required in all: for a packet, its
@@ -153,6 +196,7 @@ impl Error {
                 | Error::LineTooLong { .. }
                 | Error::BadIdentification { .. }
                 | Error::Decompress { .. }
+                | Error::Disconnected { .. }
         )
     }
 
@@ -165,6 +209,8 @@ impl Error {
             || matches!(
                 self,
                 Error::Closed
+                    | Error::Failed(_)
+                    | Error::WriteStalled { .. }
                     | Error::Eof { .. }
                     | Error::Io(_)
                     | Error::HandshakeTimeout
@@ -173,12 +219,181 @@ impl Error {
             )
     }
 
-    /// The I/O error kind, for [`Error::Io`].
+    /// The I/O error kind, for [`Error::Io`] (also as the cause of
+    /// [`Error::Failed`]).
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
-        match self {
+        match self.cause() {
             Error::Io(e) => Some(e.kind()),
             _ => None,
         }
+    }
+
+    /// The error that really happened: the first error for
+    /// [`Error::Failed`], this error otherwise.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::Failed(first) => first.cause(),
+            other => other,
+        }
+    }
+
+    /// A copy to keep as the cause of later calls' errors. An I/O error is
+    /// not `Clone`; its copy keeps the kind and the message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Closed => Error::Closed,
+            Error::Failed(first) => Error::Failed(first.clone()),
+            Error::Disconnected {
+                reason,
+                description,
+            } => Error::Disconnected {
+                reason: *reason,
+                description: description.clone(),
+            },
+            Error::KeysPending => Error::KeysPending,
+            Error::KexHoldFull { held, max } => Error::KexHoldFull {
+                held: *held,
+                max: *max,
+            },
+            Error::ReadTooLarge { requested, max } => Error::ReadTooLarge {
+                requested: *requested,
+                max: *max,
+            },
+            Error::WriteStalled { waited } => Error::WriteStalled { waited: *waited },
+            Error::InvalidCall { reason } => Error::InvalidCall { reason },
+            Error::Eof { needed, got } => Error::Eof {
+                needed: *needed,
+                got: *got,
+            },
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::NeedRekey => Error::NeedRekey,
+            Error::HandshakeTimeout => Error::HandshakeTimeout,
+            Error::LineTooLong { max } => Error::LineTooLong { max: *max },
+            Error::BadIdentification { reason } => Error::BadIdentification { reason },
+            Error::Compress { reason } => Error::Compress { reason },
+            Error::Decompress { reason } => Error::Decompress { reason },
+            Error::BadPacketLength { len, max } => Error::BadPacketLength {
+                len: *len,
+                max: *max,
+            },
+            Error::BadBlockAlignment { len, block } => Error::BadBlockAlignment {
+                len: *len,
+                block: *block,
+            },
+            Error::BadPadding {
+                padding,
+                packet_len,
+            } => Error::BadPadding {
+                padding: *padding,
+                packet_len: *packet_len,
+            },
+            Error::MacMismatch { seqno } => Error::MacMismatch { seqno: *seqno },
+            Error::SequenceWrapped => Error::SequenceWrapped,
+            Error::RekeyIgnored => Error::RekeyIgnored,
+            Error::BadKeyLength {
+                what,
+                expected,
+                got,
+            } => Error::BadKeyLength {
+                what,
+                expected: *expected,
+                got: *got,
+            },
+            Error::UnknownAlgorithm { name } => Error::UnknownAlgorithm { name: name.clone() },
+            Error::Unsupported { algorithm } => Error::Unsupported { algorithm },
+            Error::IncompatibleAlgorithms { cipher, mac } => {
+                Error::IncompatibleAlgorithms { cipher, mac }
+            }
+            Error::PayloadTooLarge { len, max } => Error::PayloadTooLarge {
+                len: *len,
+                max: *max,
+            },
+            Error::EmptyPayload => Error::EmptyPayload,
+            Error::InvalidMaxPacketLength {
+                requested,
+                min,
+                max,
+            } => Error::InvalidMaxPacketLength {
+                requested: *requested,
+                min: *min,
+                max: *max,
+            },
+            Error::NotAtPacketBoundary => Error::NotAtPacketBoundary,
+            Error::Random { detail } => Error::Random {
+                detail: detail.clone(),
+            },
+        }
+    }
+
+    /// The SSH_MSG_DISCONNECT reason (RFC 4253 §11.1) that tells the peer
+    /// about this error, for errors caused by the peer's bytes.
+    pub fn disconnect_reason(&self) -> Option<u32> {
+        match self.cause() {
+            Error::MacMismatch { .. } => Some(crate::msg::reason::MAC_ERROR),
+            Error::Decompress { .. } => Some(crate::msg::reason::COMPRESSION_ERROR),
+            Error::BadPacketLength { .. }
+            | Error::BadBlockAlignment { .. }
+            | Error::BadPadding { .. }
+            | Error::RekeyIgnored
+            | Error::SequenceWrapped => Some(crate::msg::reason::PROTOCOL_ERROR),
+            _ => None,
+        }
+    }
+}
+
+/// The first fatal error of one component, kept for every later call.
+#[derive(Debug, Default)]
+pub(crate) struct Latch {
+    first: Option<Arc<Error>>,
+    /// Whether a caller has been handed the first error itself. One kept by
+    /// a timer is handed out as it is, once, before `Failed` wraps it.
+    reported: std::cell::Cell<bool>,
+}
+
+impl Latch {
+    /// `Ok` while nothing fatal happened; afterwards the error every call
+    /// must answer.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        match &self.first {
+            None => Ok(()),
+            Some(first) if matches!(**first, Error::Closed) => Err(Error::Closed),
+            Some(first) if !self.reported.replace(true) => Err(first.duplicate()),
+            Some(first) => Err(Error::Failed(first.clone())),
+        }
+    }
+
+    /// Keeps `e` as the first fatal error without handing it to anyone yet
+    /// (a timer found it): the next call reports it as it is.
+    pub(crate) fn record_unreported(&mut self, e: Error) {
+        if self.first.is_none() {
+            self.record(e);
+            self.reported.set(false);
+        }
+    }
+
+    /// Passes `e` through, keeping a copy if it is the first fatal error.
+    pub(crate) fn record(&mut self, e: Error) -> Error {
+        if self.first.is_none() && e.is_fatal() {
+            let kept = match e {
+                // A `Failed` from a component below already carries the cause.
+                Error::Failed(ref first) => first.clone(),
+                ref other => Arc::new(other.duplicate()),
+            };
+            log::debug!("fatal: {kept}");
+            self.first = Some(kept);
+            self.reported.set(true);
+        }
+        e
+    }
+
+    /// Whether a fatal error (or a close) happened.
+    pub(crate) fn is_set(&self) -> bool {
+        self.first.is_some()
+    }
+
+    /// The first fatal error, if any.
+    pub(crate) fn first(&self) -> Option<&Error> {
+        self.first.as_deref()
     }
 }
 
@@ -186,6 +401,28 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Closed => write!(f, "the packet layer is closed"),
+            Error::Failed(first) => write!(f, "the connection failed earlier: {first}"),
+            Error::Disconnected {
+                reason,
+                description,
+            } => write!(f, "the peer disconnected (reason {reason}): {description}"),
+            Error::KeysPending => write!(
+                f,
+                "the peer's NEWKEYS was read: install the inbound keys before reading on"
+            ),
+            Error::KexHoldFull { held, max } => write!(
+                f,
+                "a key exchange is under way and {held} bytes of messages are held for after it \
+                 (at most {max}): send again once it is done"
+            ),
+            Error::ReadTooLarge { requested, max } => write!(
+                f,
+                "a raw read of {requested} bytes is more than the input buffer holds ({max})"
+            ),
+            Error::WriteStalled { waited } => {
+                write!(f, "a write made no progress for {waited:?}")
+            }
+            Error::InvalidCall { reason } => write!(f, "invalid call: {reason}"),
             Error::Eof { needed, got } => write!(
                 f,
                 "the peer closed the stream {got} bytes into a read of {needed}"
@@ -265,6 +502,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Failed(first) => Some(&**first),
             _ => None,
         }
     }

@@ -40,20 +40,24 @@ pub mod algorithm;
 pub mod banner;
 pub mod codec;
 mod compress;
+mod connection;
 mod crypto;
 pub mod error;
 pub mod keys;
+pub mod msg;
 pub mod packetizer;
 pub mod padding;
+#[cfg(any(test, feature = "test-util"))]
 pub mod pipe;
 pub mod rekey;
 
 pub use algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Mode};
 pub use banner::Identification;
-pub use codec::{Frame, Opened, Opener, Packet, Sealer};
+pub use codec::{Frame, Opened, Opener, Packet, Sealer, Step};
+pub use connection::{Connection, Event, Role, Sent, HOLD_LIMIT};
 pub use error::{Error, Result};
 pub use keys::{Direction, KdfHash, KeyDerivation, Keys};
-pub use packetizer::{Packetizer, SendMessage};
+pub use packetizer::{PacketReader, PacketWriter, Packetizer, SendMessage};
 pub use padding::{PaddingSource, RandomPadding, ZeroPadding};
 pub use rekey::RekeyLimits;
 

@@ -110,9 +110,18 @@ impl std::error::Error for Error {
 
 impl From<ssh_packetizer::Error> for Error {
     fn from(e: ssh_packetizer::Error) -> Error {
-        match e {
+        // A later call's error carries the first one as its cause: report
+        // what really happened, not "closed".
+        match e.cause() {
             ssh_packetizer::Error::Closed => Error::PeerClosed,
-            e => Error::Packet(e),
+            ssh_packetizer::Error::Disconnected {
+                reason,
+                description,
+            } => Error::Disconnected {
+                code: *reason,
+                description: description.clone(),
+            },
+            _ => Error::Packet(e),
         }
     }
 }

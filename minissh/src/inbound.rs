@@ -249,6 +249,7 @@ impl Inbound {
         let negotiated = kex::negotiate(&self.prefs, theirs)?;
         if self.session_id.is_none() {
             self.strict = self.prefs.strict_kex && negotiated.server_strict;
+            self.reader.set_strict_kex(self.strict);
         }
         let ephemeral = Ephemeral::generate()?;
         self.out.send_kex(&ephemeral.init_message())?;
@@ -300,8 +301,7 @@ impl Inbound {
             self.info_mut().session_id = outcome.exchange_hash.clone();
             self.session_id = Some(outcome.exchange_hash.clone());
         }
-        self.out
-            .send_newkeys(outcome.client_to_server, self.strict)?;
+        self.out.send_newkeys(outcome.client_to_server)?;
         Ok(Phase::AwaitNewKeys {
             keys: outcome.server_to_client,
             negotiated,
@@ -309,10 +309,9 @@ impl Inbound {
     }
 
     fn on_newkeys(&mut self, keys: Keys, negotiated: Negotiated) -> Result<()> {
+        // The core resets the inbound sequence number itself under strict
+        // kex, and marks the initial kex done once both directions switched.
         self.reader.set_inbound_cipher(keys)?;
-        if self.strict {
-            self.reader.reset_seqno_in();
-        }
         let first = {
             let mut info = self.info_mut();
             info.kex_count += 1;
@@ -322,8 +321,6 @@ impl Inbound {
         };
         if first {
             self.initial_done = true;
-            self.reader.mark_initial_kex_done();
-            self.out.writer().mark_initial_kex_done();
         }
         self.out.kex_finished();
         for payload in std::mem::take(&mut self.deferred) {

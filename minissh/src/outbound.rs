@@ -13,7 +13,6 @@ use ssh_packetizer::Keys;
 
 use crate::error::{Error, Result};
 use crate::kex::{self, Preferences};
-use crate::msg;
 
 /// Where the key exchange stands, as far as sending is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,15 +139,11 @@ impl Outbound {
         self.lock().phase
     }
 
-    /// Sends NEWKEYS, switches to `keys` (resetting the sequence number under
-    /// strict kex), and opens the gate.
-    pub fn send_newkeys(&self, keys: Keys, strict: bool) -> Result<()> {
+    /// Sends NEWKEYS and switches to `keys` in one step (the packet layer
+    /// resets the sequence number under strict kex), and opens the gate.
+    pub fn send_newkeys(&self, keys: Keys) -> Result<()> {
         let mut gate = self.lock();
-        self.writer.send_message(&[msg::NEWKEYS])?;
-        self.writer.set_outbound_cipher(keys)?;
-        if strict {
-            self.writer.reset_seqno_out();
-        }
+        self.writer.send_newkeys(keys)?;
         gate.phase = KexPhase::AwaitingPeer;
         drop(gate);
         self.opened.notify_all();

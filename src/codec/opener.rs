@@ -2,15 +2,15 @@
 
 use std::ops::Range;
 
+use zeroize::{Zeroize, Zeroizing};
+
+use super::input::{InputBuffer, READ_ROOM};
 use super::{DirectionState, MIN_PADDING};
 use crate::compress::Inflater;
 use crate::crypto::MAX_TAG_LEN;
-use crate::error::Error;
+use crate::error::{Error, Latch};
 use crate::keys::Keys;
-
-/// Free room the Opener offers for each read, so a socket reader fills large
-/// chunks and many small packets are parsed per read.
-const READ_ROOM: usize = 64 * 1024;
+use crate::msg::NEWKEYS;
 
 /// One packet taken off the wire: its payload, borrowed from the Opener's
 /// buffer, and its sequence number.
@@ -21,6 +21,10 @@ pub struct Packet<'a> {
 }
 
 impl<'a> Packet<'a> {
+    pub(crate) fn new(payload: &'a [u8], seqno: u32) -> Packet<'a> {
+        Packet { payload, seqno }
+    }
+
     /// The payload, message type byte first (never empty).
     pub fn payload(&self) -> &'a [u8] {
         self.payload
@@ -39,12 +43,30 @@ impl<'a> Packet<'a> {
 
 /// What [`Opener::next_packet`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Opened<'a> {
     /// A whole, authenticated packet.
     Packet(Packet<'a>),
     /// At least this many more bytes are needed before the next step. Never
     /// more than the maximum packet length plus 4 and the MAC.
     NeedMore(usize),
+    /// The last packet was NEWKEYS: nothing more is read until
+    /// [`Opener::set_keys`] installs the keys that follow it.
+    AwaitingKeys,
+}
+
+/// What [`Opener::step`] found; the packet itself is then borrowed with
+/// [`Opener::packet`]. Owning nothing, it lets a read loop wait for more
+/// bytes and return the packet after the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// A whole, authenticated packet is ready: [`Opener::packet`].
+    Ready,
+    /// At least this many more bytes are needed.
+    NeedMore(usize),
+    /// The last packet was NEWKEYS: install the next keys first.
+    AwaitingKeys,
 }
 
 /// Where the Opener stands in the packet it is reading.
@@ -58,6 +80,7 @@ enum Progress {
 
 /// What [`Opener::open_in_place`] found in a caller's buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// A whole, authenticated packet at the start of the buffer, decrypted in
     /// place.
@@ -73,9 +96,12 @@ pub enum Frame {
     /// At least this many more bytes are needed. Call again with the same
     /// bytes at the start of the buffer and more after them.
     NeedMore(usize),
+    /// The last packet was NEWKEYS: the bytes after it are under keys not
+    /// yet installed. Call [`Opener::set_keys`], then again.
+    AwaitingKeys,
 }
 
-/// Where a payload [`Opener::advance`] found lies.
+/// Where the payload of the packet just returned lies.
 #[derive(Clone, Debug)]
 pub(crate) enum PayloadAt {
     /// In the wire buffer, decrypted in place.
@@ -84,17 +110,20 @@ pub(crate) enum PayloadAt {
     Inflated,
 }
 
-/// What [`Opener::advance`] found: [`Opened`] with the payload located, not
-/// borrowed.
-pub(crate) enum Ready {
-    Packet { payload: PayloadAt, seqno: u32 },
-    NeedMore(usize),
-}
-
 /// The packet-reading state machine, over whatever buffer holds the bytes.
-pub(super) struct OpenCore {
+pub(crate) struct OpenCore {
     pub(super) state: DirectionState,
     progress: Progress,
+    /// NEWKEYS was returned and no keys were installed since.
+    awaiting_keys: bool,
+    latch: Latch,
+    inflater: Option<Inflater>,
+    /// The last payload, inflated, while compression is on.
+    inflated: Zeroizing<Vec<u8>>,
+    /// The packet last returned by [`OpenCore::advance`], until the next.
+    current: Option<(PayloadAt, u32)>,
+    /// The wire length of the packet last returned.
+    last_wire_len: usize,
 }
 
 /// Turns wire bytes back into payloads for one direction.
@@ -104,24 +133,43 @@ pub(super) struct OpenCore {
 /// [`Opener::next_packet`] until it asks for more. Every bound is checked on
 /// the length bytes before anything else is buffered or awaited, MACs and tags
 /// are verified before decryption wherever the mode allows, and the buffer
-/// never grows past one maximum packet plus one read.
+/// never holds more than one maximum packet plus one read (64 KiB): once it
+/// does, `feed` takes nothing until packets are drained. After NEWKEYS it
+/// stops ([`Opened::AwaitingKeys`]) until the next keys are installed, so
+/// draining everything buffered never reads new-key bytes with old keys.
 ///
 /// Every receive error is fatal: the stream cannot be resynchronised, so
-/// afterwards every call returns [`Error::Closed`].
+/// afterwards every call returns [`Error::Failed`] with that error.
+///
+/// A read loop that returns the packet it waited for:
+///
+/// ```
+/// use ssh_packetizer::{Error, Opener, Packet, Sealer, Step};
+///
+/// fn next<'a>(opener: &'a mut Opener, wire: &mut &[u8]) -> Result<Packet<'a>, Error> {
+///     loop {
+///         match opener.step()? {
+///             Step::Ready => break,
+///             Step::NeedMore(_) if !wire.is_empty() => {
+///                 let n = opener.feed(wire);
+///                 *wire = &wire[n..];
+///             }
+///             _ => return Err(Error::Closed),
+///         }
+///     }
+///     Ok(opener.packet().expect("step said Ready"))
+/// }
+///
+/// let mut bytes = Vec::new();
+/// Sealer::new().seal(b"\x05hello", &mut bytes)?;
+/// let mut opener = Opener::new();
+/// let packet = next(&mut opener, &mut &bytes[..])?;
+/// assert_eq!(packet.payload(), b"\x05hello");
+/// # Ok::<(), Error>(())
+/// ```
 pub struct Opener {
     pub(super) core: OpenCore,
-    buf: Vec<u8>,
-    /// Start of the bytes not yet returned.
-    start: usize,
-    /// End of the bytes received.
-    end: usize,
-    /// Length of the packet last returned, released on the next call (its
-    /// payload is borrowed until then).
-    consumed: usize,
-    failed: bool,
-    inflater: Option<Inflater>,
-    /// The last payload, inflated, while compression is on.
-    inflated: Vec<u8>,
+    input: InputBuffer,
 }
 
 impl Default for Opener {
@@ -136,7 +184,7 @@ impl std::fmt::Debug for Opener {
             .field("cipher", &self.core.state.cipher.name())
             .field("seqno", &self.core.state.seqno)
             .field("buffered", &self.buffered())
-            .field("failed", &self.failed)
+            .field("failed", &self.is_failed())
             .finish_non_exhaustive()
     }
 }
@@ -145,17 +193,8 @@ impl Opener {
     /// An Opener in the clear mode, sequence number 0.
     pub fn new() -> Opener {
         Opener {
-            core: OpenCore {
-                state: DirectionState::new(),
-                progress: Progress::Head,
-            },
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            consumed: 0,
-            failed: false,
-            inflater: None,
-            inflated: Vec::new(),
+            core: OpenCore::new(),
+            input: InputBuffer::default(),
         }
     }
 
@@ -163,64 +202,51 @@ impl Opener {
     /// boundary (typically right after NEWKEYS was returned). Bytes already
     /// buffered beyond that packet are read with the new keys.
     pub fn set_keys(&mut self, keys: Keys) -> Result<(), Error> {
-        if self.failed {
-            return Err(Error::Closed);
-        }
-        if self.core.progress != Progress::Head {
-            return Err(Error::NotAtPacketBoundary);
-        }
-        self.core.state.install(&keys)?;
-        self.inflater = self.core.state.compressing().then(Inflater::new);
-        Ok(())
+        self.core.set_keys(keys)
     }
 
     /// Starts `zlib@openssh.com` decompression: user authentication
     /// succeeded. Key sets installed later decompress from their first packet.
     pub fn start_delayed_compression(&mut self) {
-        self.core.state.authenticated = true;
-        if self.inflater.is_none() && self.core.state.compressing() {
-            self.inflater = Some(Inflater::new());
-        }
+        self.core.start_delayed_compression();
     }
 
     /// Bytes held that belong to packets not yet returned.
     pub fn buffered(&self) -> usize {
-        self.end - self.start - self.consumed
+        self.input.buffered()
     }
 
     /// Whether the Opener has failed and refuses further input.
     pub fn is_failed(&self) -> bool {
-        self.failed
+        self.core.latch.is_set()
+    }
+
+    /// Whether NEWKEYS was returned and the next keys are not installed yet.
+    pub fn is_awaiting_keys(&self) -> bool {
+        self.core.awaiting_keys
     }
 
     /// Free room to read wire bytes into; report how many were written with
-    /// [`Opener::filled`]. At least 64 KiB, and always enough for the rest of
-    /// the packet being read.
+    /// [`Opener::filled`]. 64 KiB, or the rest of the packet being read if
+    /// that is more, but never past one maximum packet plus 64 KiB held in
+    /// all: empty when the buffer is full (drain packets first).
     pub fn unfilled(&mut self) -> &mut [u8] {
-        self.release_consumed();
-        let wanted = self.core.still_needed(self.end - self.start).max(READ_ROOM);
-        if self.buf.len() - self.end < wanted {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() - self.end < wanted {
-                self.buf.resize(self.end + wanted, 0);
-            }
-        }
-        &mut self.buf[self.end..]
+        self.core.current = None;
+        let wanted = self.core.still_needed(self.input.buffered());
+        let limit = self.core.input_limit();
+        self.input.room(wanted, limit)
     }
 
     /// Records that `n` bytes were written at the start of
     /// [`Opener::unfilled`]. Clamped to the room that was offered.
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        self.input.filled(n);
     }
 
-    /// Copies as much of `data` as there is room for (at least 64 KiB, or all
-    /// of it) and returns how many bytes were taken; offer the rest after
-    /// [`Opener::next_packet`] has drained the buffer.
+    /// Copies as much of `data` as there is room for and returns how many
+    /// bytes were taken; offer the rest after [`Opener::next_packet`] has
+    /// drained the buffer. Takes nothing once one maximum packet plus 64 KiB
+    /// is held.
     pub fn feed(&mut self, data: &[u8]) -> usize {
         let room = self.unfilled();
         let n = room.len().min(data.len());
@@ -231,88 +257,41 @@ impl Opener {
 
     /// The next whole packet, or how many more bytes are needed for it.
     pub fn next_packet(&mut self) -> Result<Opened<'_>, Error> {
-        Ok(match self.advance()? {
-            Ready::Packet { payload, seqno } => Opened::Packet(self.packet_at(payload, seqno)),
-            Ready::NeedMore(n) => Opened::NeedMore(n),
+        Ok(match self.step()? {
+            Step::Ready => match self.packet() {
+                Some(packet) => Opened::Packet(packet),
+                None => Opened::NeedMore(0),
+            },
+            Step::NeedMore(n) => Opened::NeedMore(n),
+            Step::AwaitingKeys => Opened::AwaitingKeys,
         })
     }
 
-    /// [`Opener::next_packet`] with the payload as a range of the buffer, so
-    /// a caller can wait for more bytes in a loop and borrow the payload after
-    /// it ([`Opener::packet_at`]).
-    pub(crate) fn advance(&mut self) -> Result<Ready, Error> {
-        if self.failed {
-            return Err(Error::Closed);
-        }
-        self.release_consumed();
-        let start = self.start;
-        match self.core.step(&mut self.buf[start..self.end]) {
-            Ok(Frame::NeedMore(n)) => Ok(Ready::NeedMore(n)),
-            Ok(Frame::Packet {
-                payload,
-                wire_len,
-                seqno,
-            }) => {
-                self.consumed = wire_len;
-                let payload = start + payload.start..start + payload.end;
-                let Some(inflater) = &mut self.inflater else {
-                    return Ok(Ready::Packet {
-                        payload: PayloadAt::Wire(payload),
-                        seqno,
-                    });
-                };
-                let max = self.core.state.max_packet_len;
-                match inflater.decompress(&self.buf[payload], &mut self.inflated, max) {
-                    Ok(()) => Ok(Ready::Packet {
-                        payload: PayloadAt::Inflated,
-                        seqno,
-                    }),
-                    Err(e) => {
-                        self.failed = true;
-                        Err(e)
-                    }
-                }
-            }
-            Err(e) => {
-                self.failed = true;
-                Err(e)
-            }
-        }
+    /// Takes the next packet off the buffer if it is whole; borrow it with
+    /// [`Opener::packet`]. Unlike [`Opener::next_packet`] this borrows
+    /// nothing, so a loop can call it, wait for bytes, and return the packet
+    /// after the loop (see the example on [`Opener`]).
+    pub fn step(&mut self) -> Result<Step, Error> {
+        self.core.advance(&mut self.input)
     }
 
-    /// The packet [`Opener::advance`] just returned. Only valid until the
-    /// next call that takes `&mut self`.
-    pub(crate) fn packet_at(&self, payload: PayloadAt, seqno: u32) -> Packet<'_> {
-        let payload = match payload {
-            PayloadAt::Wire(range) => &self.buf[range],
-            PayloadAt::Inflated => &self.inflated[..],
-        };
-        Packet { payload, seqno }
+    /// The packet the last [`Opener::step`] made ready, until the next call
+    /// that takes `&mut self`.
+    pub fn packet(&self) -> Option<Packet<'_>> {
+        self.core.packet(&self.input)
     }
 
     /// The buffered bytes no packet has claimed yet, for reading raw bytes
-    /// (the identification line) through the same buffer as the packets that
-    /// follow them. Empty while a packet is half read.
+    /// (the identification line) through the same buffer as the packets
+    /// that follow them. Empty while a packet is half read.
     pub fn raw_buffered(&self) -> &[u8] {
-        if self.core.progress != Progress::Head {
-            return &[];
-        }
-        &self.buf[self.start + self.consumed..self.end]
+        self.core.raw_buffered(&self.input)
     }
 
     /// Takes `n` raw bytes (at most [`Opener::raw_buffered`]'s length) off the
     /// front of the buffer. Only between packets.
     pub fn consume_raw(&mut self, n: usize) -> Result<(), Error> {
-        if self.failed {
-            return Err(Error::Closed);
-        }
-        if self.core.progress != Progress::Head {
-            return Err(Error::NotAtPacketBoundary);
-        }
-        self.release_consumed();
-        self.consumed = n.min(self.end - self.start);
-        self.release_consumed();
-        Ok(())
+        self.core.consume_raw(&mut self.input, n)
     }
 
     /// Reads the next packet straight from a caller's buffer, decrypting it
@@ -328,34 +307,234 @@ impl Opener {
     /// Not while compression is on: an inflated payload cannot live in the
     /// caller's buffer ([`Error::Unsupported`], nothing read).
     pub fn open_in_place(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
-        if self.failed {
-            return Err(Error::Closed);
-        }
-        if self.inflater.is_some() {
-            return Err(Error::Unsupported {
-                algorithm: self.core.state.compression.name(),
-            });
-        }
-        self.core.step(buf).inspect_err(|_| self.failed = true)
-    }
-
-    fn release_consumed(&mut self) {
-        self.start += self.consumed;
-        self.consumed = 0;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.core.open_in_place(buf)
     }
 
     /// The most bytes one packet can occupy on the wire under the current
     /// maximum: length field, packet and the longest tag.
     pub fn max_wire_len(&self) -> usize {
-        4 + self.core.state.max_packet_len + MAX_TAG_LEN
+        self.core.max_wire_len()
+    }
+
+    /// The most input bytes this Opener holds at once: one maximum packet
+    /// plus one 64 KiB read.
+    pub fn input_limit(&self) -> usize {
+        self.core.input_limit()
+    }
+
+    pub(crate) fn core(&self) -> &OpenCore {
+        &self.core
+    }
+
+    pub(crate) fn core_mut(&mut self) -> &mut OpenCore {
+        &mut self.core
+    }
+
+    /// The core and the Opener's own buffer, for the connection.
+    pub(crate) fn parts(&mut self) -> (&mut OpenCore, &mut InputBuffer) {
+        (&mut self.core, &mut self.input)
+    }
+
+    /// The buffer, for a driver that reads its bytes elsewhere (a split
+    /// reader); the Opener's own stays empty then.
+    pub(crate) fn take_input(&mut self) -> InputBuffer {
+        std::mem::take(&mut self.input)
     }
 }
 
 impl OpenCore {
+    fn new() -> OpenCore {
+        OpenCore {
+            state: DirectionState::new(),
+            progress: Progress::Head,
+            awaiting_keys: false,
+            latch: Latch::default(),
+            inflater: None,
+            inflated: Zeroizing::new(Vec::new()),
+            current: None,
+            last_wire_len: 0,
+        }
+    }
+
+    pub(crate) fn set_keys(&mut self, keys: Keys) -> Result<(), Error> {
+        self.latch.check()?;
+        if self.progress != Progress::Head {
+            return Err(Error::NotAtPacketBoundary);
+        }
+        self.state.install(&keys)?;
+        self.inflater = self.state.compressing().then(Inflater::new);
+        self.awaiting_keys = false;
+        Ok(())
+    }
+
+    pub(crate) fn start_delayed_compression(&mut self) {
+        self.state.authenticated = true;
+        if self.inflater.is_none() && self.state.compressing() {
+            self.inflater = Some(Inflater::new());
+        }
+    }
+
+
+
+
+    /// The wire length of the packet last returned.
+    pub(crate) fn last_wire_len(&self) -> usize {
+        self.last_wire_len
+    }
+
+    /// Whether a packet is half read (its head is known).
+    pub(crate) fn mid_packet(&self) -> bool {
+        self.progress != Progress::Head
+    }
+
+    pub(crate) fn max_wire_len(&self) -> usize {
+        4 + self.state.max_packet_len + MAX_TAG_LEN
+    }
+
+    pub(crate) fn input_limit(&self) -> usize {
+        self.max_wire_len() + READ_ROOM
+    }
+
+    /// The free room `input` offers for the next read under this core's
+    /// bounds.
+    pub(crate) fn room<'a>(&mut self, input: &'a mut InputBuffer) -> &'a mut [u8] {
+        self.current = None;
+        let wanted = self.still_needed(input.buffered());
+        input.room(wanted, self.input_limit())
+    }
+
+
+    /// The bytes the packet being read needs in all (for an EOF report):
+    /// the whole wire length once the length is known, else the head.
+    pub(crate) fn wanted_total(&self) -> usize {
+        match self.progress {
+            Progress::Head => self.state.engine.head_len(),
+            Progress::Body { packet_len } => 4 + packet_len + self.state.engine.tag_len(),
+        }
+    }
+
+    pub(crate) fn advance(&mut self, input: &mut InputBuffer) -> Result<Step, Error> {
+        self.latch.check()?;
+        self.current = None;
+        input.release_consumed();
+        if self.awaiting_keys {
+            return Ok(Step::AwaitingKeys);
+        }
+        let offset = input.offset();
+        let frame = match self.open_frame(input.unread()) {
+            Ok(frame) => frame,
+            Err(e) => return Err(self.latch.record(e)),
+        };
+        let (payload, wire_len, seqno) = match frame {
+            Frame::NeedMore(n) => return Ok(Step::NeedMore(n)),
+            Frame::AwaitingKeys => return Ok(Step::AwaitingKeys),
+            Frame::Packet {
+                payload,
+                wire_len,
+                seqno,
+            } => (payload, wire_len, seqno),
+        };
+        input.claim(wire_len);
+        self.last_wire_len = wire_len;
+        let payload = offset + payload.start..offset + payload.end;
+        let at = match &mut self.inflater {
+            None => PayloadAt::Wire(payload),
+            Some(inflater) => {
+                let max = self.state.max_packet_len;
+                if let Err(e) = inflater.decompress(input.slice(payload), &mut self.inflated, max)
+                {
+                    return Err(self.latch.record(e));
+                }
+                if self.inflated.capacity() > READ_ROOM && self.inflated.len() <= READ_ROOM / 4 {
+                    // A large payload grew the buffer; small ones follow.
+                    self.inflated.zeroize();
+                    self.inflated.shrink_to(READ_ROOM);
+                }
+                PayloadAt::Inflated
+            }
+        };
+        self.current = Some((at, seqno));
+        if self.packet(input).is_some_and(|p| p.msg_type() == NEWKEYS) {
+            self.awaiting_keys = true;
+        }
+        Ok(Step::Ready)
+    }
+
+    /// Where the payload of the packet last returned lies, and its sequence
+    /// number.
+    pub(crate) fn current(&self) -> Option<(PayloadAt, u32)> {
+        self.current.clone()
+    }
+
+    /// The inflated payload of the packet last returned.
+    pub(crate) fn inflated(&self) -> &[u8] {
+        &self.inflated
+    }
+
+    pub(crate) fn packet<'a>(&'a self, input: &'a InputBuffer) -> Option<Packet<'a>> {
+        let (at, seqno) = self.current.as_ref()?;
+        let payload = match at {
+            PayloadAt::Wire(range) => input.slice(range.clone()),
+            PayloadAt::Inflated => &self.inflated[..],
+        };
+        Some(Packet {
+            payload,
+            seqno: *seqno,
+        })
+    }
+
+    pub(crate) fn raw_buffered<'a>(&self, input: &'a InputBuffer) -> &'a [u8] {
+        if self.progress != Progress::Head {
+            return &[];
+        }
+        input.unread_ref()
+    }
+
+    pub(crate) fn consume_raw(&mut self, input: &mut InputBuffer, n: usize) -> Result<(), Error> {
+        self.latch.check()?;
+        if self.progress != Progress::Head {
+            return Err(Error::NotAtPacketBoundary);
+        }
+        self.current = None;
+        input.release_consumed();
+        input.claim(n);
+        input.release_consumed();
+        Ok(())
+    }
+
+    pub(crate) fn open_in_place(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
+        self.latch.check()?;
+        if self.inflater.is_some() {
+            return Err(Error::Unsupported {
+                algorithm: self.state.compression.name(),
+            });
+        }
+        if self.awaiting_keys {
+            return Ok(Frame::AwaitingKeys);
+        }
+        let frame = self.open_frame(buf).map_err(|e| self.latch.record(e))?;
+        if let Frame::Packet {
+            payload, wire_len, ..
+        } = &frame
+        {
+            self.last_wire_len = *wire_len;
+            if buf[payload.start] == NEWKEYS {
+                self.awaiting_keys = true;
+            }
+        }
+        Ok(frame)
+    }
+
+    /// Whether this direction's budget is spent under the current keys.
+    pub(crate) fn budget_spent(&self) -> bool {
+        self.state.budget.needs_rekey()
+    }
+
+    /// Inbound sequence number to 0 (strict kex, after NEWKEYS).
+    pub(crate) fn reset_seqno(&mut self) {
+        self.state.seqno = 0;
+    }
+
     /// Bytes still missing before the next step can be taken.
     fn still_needed(&self, have: usize) -> usize {
         let want = match self.progress {
@@ -365,7 +544,7 @@ impl OpenCore {
         want.saturating_sub(have)
     }
 
-    fn step(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
+    fn open_frame(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
         let seqno = self.state.seqno;
         let available = buf.len();
         let packet_len =

@@ -2,7 +2,9 @@
 
 use super::{DirectionState, MIN_PADDING};
 use crate::compress::Deflater;
-use crate::error::Error;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Latch};
 use crate::keys::Keys;
 use crate::padding::{PaddingSource, RandomPadding};
 
@@ -22,7 +24,10 @@ pub struct Sealer {
     padding: Box<dyn PaddingSource>,
     deflater: Option<Deflater>,
     /// Where a payload is compressed before it replaces the original.
-    compressed: Vec<u8>,
+    compressed: Zeroizing<Vec<u8>>,
+    /// The first fatal error (a failed deflate stream, a sequence number
+    /// that would wrap): nothing is sealed after it.
+    latch: Latch,
 }
 
 impl Default for Sealer {
@@ -47,7 +52,8 @@ impl Sealer {
             state: DirectionState::new(),
             padding: Box::new(RandomPadding::new()),
             deflater: None,
-            compressed: Vec::new(),
+            compressed: Zeroizing::new(Vec::new()),
+            latch: Latch::default(),
         }
     }
 
@@ -57,9 +63,31 @@ impl Sealer {
     /// changes. The compression the keys carry starts with a fresh stream
     /// (delayed compression once [`Sealer::start_delayed_compression`] ran).
     pub fn set_keys(&mut self, keys: Keys) -> Result<(), Error> {
+        self.latch.check()?;
         self.state.install(&keys)?;
         self.deflater = self.state.compressing().then(Deflater::new);
         Ok(())
+    }
+
+    /// Seals NEWKEYS under the current keys and switches to `keys` in one
+    /// step: no other packet can be sealed between the two. The keys are
+    /// expanded first, so if they cannot be installed nothing is sealed and
+    /// nothing changes. Returns NEWKEYS's sequence number; the caller resets
+    /// the sequence number after it for strict kex (the connection core does
+    /// that itself).
+    pub fn seal_newkeys(&mut self, keys: Keys, out: &mut Vec<u8>) -> Result<u32, Error> {
+        self.latch.check()?;
+        let engine = crate::crypto::Engine::new(&keys)?;
+        let seqno = self.seal(&[crate::msg::NEWKEYS], out)?;
+        self.state.install_engine(engine, &keys);
+        self.deflater = self.state.compressing().then(Deflater::new);
+        Ok(seqno)
+    }
+
+    /// Whether a payload of `len` bytes fits the maximum packet length under
+    /// any keys and compression, so it can be held for after a key switch.
+    pub(crate) fn fits_after_any_switch(&self, len: usize) -> bool {
+        len > 0 && 1 + len + Deflater::max_growth(len) + MAX_PADDING <= self.state.max_packet_len
     }
 
     /// Starts `zlib@openssh.com` compression: user authentication succeeded
@@ -112,13 +140,23 @@ impl Sealer {
     /// encrypts and authenticates in place and returns the sequence number.
     ///
     /// On error `out` is truncated back to `start` (the payload with it) and
-    /// no state changes; the errors are those of [`Sealer::seal`].
+    /// no state changes; the errors are those of [`Sealer::seal`]. A fatal
+    /// one (a failed deflate stream) is kept: every later call answers
+    /// [`Error::Failed`] with it.
     pub fn finish_packet(&mut self, out: &mut Vec<u8>, start: usize) -> Result<u32, Error> {
-        let result = self.frame(out, start);
-        if result.is_err() {
-            out.truncate(start);
+        let result = self.latch.check().and_then(|()| self.frame(out, start));
+        match result {
+            Ok(seqno) => Ok(seqno),
+            Err(e) => {
+                out.truncate(start);
+                Err(self.latch.record(e))
+            }
         }
-        result
+    }
+
+    /// Whether a fatal error stopped this Sealer.
+    pub fn is_failed(&self) -> bool {
+        self.latch.is_set()
     }
 
     fn frame(&mut self, out: &mut Vec<u8>, start: usize) -> Result<u32, Error> {

@@ -3,8 +3,11 @@
 //! Handshake deadlines, keepalive intervals and rekey time limits all ask a
 //! [`Clock`], so tests can move time forward by hand instead of sleeping.
 
+#[cfg(any(test, feature = "test-util"))]
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+#[cfg(any(test, feature = "test-util"))]
+use std::time::Duration;
+use std::time::Instant;
 
 /// A source of the current instant.
 pub trait Clock: Send + Sync + 'static {
@@ -22,18 +25,21 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to, for tests.
+/// A clock that moves only when told to, for tests (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug)]
 pub struct ManualClock {
     now: Mutex<Instant>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Default for ManualClock {
     fn default() -> Self {
         ManualClock::new()
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl ManualClock {
     /// A clock standing at the present instant.
     pub fn new() -> ManualClock {
@@ -49,6 +55,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())

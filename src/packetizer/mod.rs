@@ -1,35 +1,37 @@
-//! The synchronous Packetizer over any `Read + Write` stream: paramiko's
-//! Packetizer, on the sans-IO codec.
+//! The synchronous drivers: [`Packetizer`] over any `Read + Write` stream,
+//! in the manner of paramiko's, and its two halves for two threads.
 //!
-//! This module is the only part of the crate that touches `std::io` and the
-//! clock. It owns the stream, reads in large chunks straight into the
-//! Opener's buffer (many packets per read, nothing lost between calls), seals
-//! into one write buffer (one `write_all` per flush), and runs the handshake
-//! deadline and the keepalive timer on each read timeout of the stream.
-//!
-//! Over a stream whose reads block forever no timer fires; give the stream a
-//! read timeout (see [`Packetizer::tcp`]) to get ticks.
+//! They hold no policy: every rule (NEWKEYS, rekeys, deadlines, keepalive,
+//! holds during a kex, the first fatal error) is the [`Connection`]'s. A
+//! driver reads into the core's buffer in large chunks, writes the core's
+//! output, reads the clock, and on each read timeout of the stream runs the
+//! core's timers. Over a stream whose reads block forever no timer fires
+//! until bytes arrive; give the stream a read timeout (see
+//! [`Packetizer::tcp`]) to get ticks.
 
 mod clock;
-mod read;
-mod shared;
+mod reading;
 mod split;
-mod write;
+mod stream;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-pub use self::clock::{Clock, ManualClock, SystemClock};
-pub use self::read::KeepaliveCallback;
+#[cfg(any(test, feature = "test-util"))]
+pub use self::clock::ManualClock;
+pub use self::clock::{Clock, SystemClock};
+pub use self::reading::KeepaliveCallback;
 pub use self::split::{Duplex, Halves, PacketReader, PacketWriter, SplitStream};
+pub use self::stream::NONBLOCKING_BACKOFF;
 
-use self::read::{Endpoint, Keepalive, ReadSide};
-use self::shared::Shared;
-use self::write::WriteSide;
-use crate::banner::Identification;
-use crate::codec::Packet;
+use self::reading::{wait_for, ReadState, Side};
+use self::stream::{read_once, write_fully, Read1};
+use crate::banner::{self, Identification};
+use crate::codec::input::InputBuffer;
+use crate::codec::{Packet, Step};
+use crate::connection::{Connection, Role, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::rekey::RekeyLimits;
@@ -41,43 +43,113 @@ pub const DEFAULT_TICK: Duration = Duration::from_millis(100);
 /// Something a message can be sent through: what the keepalive callback is
 /// handed.
 pub trait SendMessage {
-    /// Seals `payload` (message type byte first) and writes it; returns the
-    /// sequence number it went out under.
-    fn send_message(&mut self, payload: &[u8]) -> Result<u32, Error>;
+    /// Seals `payload` (message type byte first) and writes it.
+    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error>;
 }
 
 /// The SSH binary packet protocol over a byte stream.
 ///
-/// Every fatal error (see [`Error::is_fatal`]) closes the Packetizer, and
-/// every call after it returns [`Error::Closed`] at once.
+/// A thin driver over [`Connection`]: the first fatal error is kept, and
+/// every later call answers [`Error::Failed`] with it as the cause.
+///
+/// ```
+/// use ssh_packetizer::pipe::pipe;
+/// use ssh_packetizer::Packetizer;
+///
+/// let (a, b) = pipe();
+/// let (mut client, mut server) = (Packetizer::new(a), Packetizer::new(b));
+/// client.send_identification("SSH-2.0-client")?;
+/// assert_eq!(server.read_identification()?.software_version(), "client");
+/// client.send_message(b"\x14 a KEXINIT")?;
+/// let kexinit = server.read_message()?;
+/// assert_eq!((kexinit.msg_type(), kexinit.seqno()), (20, 0));
+/// # Ok::<(), ssh_packetizer::Error>(())
+/// ```
 pub struct Packetizer<S> {
     io: S,
-    read: ReadSide,
-    write: WriteSide,
-    shared: Arc<Shared>,
+    core: Connection,
+    clock: Arc<dyn Clock>,
+    reading: ReadState,
+    write_timeout: Option<Duration>,
 }
 
-/// The whole stream seen from the read side: reads from it, and sends
-/// keepalives through the write side.
+/// The whole Packetizer seen by the read loop.
 struct Whole<'a, S> {
     io: &'a mut S,
-    write: &'a mut WriteSide,
-    shared: &'a Shared,
+    core: &'a mut Connection,
+    clock: &'a dyn Clock,
+    write_timeout: Option<Duration>,
 }
 
-impl<S: Read + Write> Endpoint for Whole<'_, S> {
-    fn read_bytes(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(buf)
+impl<S: Read + Write> Side for Whole<'_, S> {
+    fn with_core<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
+    ) -> T {
+        f(self.core, None)
+    }
+
+    fn read_stream(&mut self, until: Option<Instant>) -> io::Result<Read1> {
+        let read = read_once(self.io, self.core.recv_buf(), until)?;
+        if let Read1::Data(n) = read {
+            // The core learns the time in `received`; the bytes are in now.
+            self.core.recv_filled_bytes(n);
+        }
+        Ok(read)
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     fn sink(&mut self) -> &mut dyn SendMessage {
         self
     }
+
+    fn flush_after_failure(&mut self) {
+        let out = self.core.pending_output();
+        if !out.is_empty() {
+            let _ = write_fully(self.io, out, Some(DEFAULT_TICK), self.clock);
+            let now = self.clock.now();
+            let n = out.len();
+            self.core.output_written(n, now);
+        }
+    }
 }
 
-impl<S: Write> SendMessage for Whole<'_, S> {
-    fn send_message(&mut self, payload: &[u8]) -> Result<u32, Error> {
-        self.write.send(self.io, self.shared, payload)
+impl<S: Write> Whole<'_, S> {
+    fn flush(&mut self) -> Result<(), Error> {
+        self.core.check()?;
+        flush_core(self.io, self.core, self.clock, self.write_timeout)
+    }
+}
+
+impl<S: Read + Write> SendMessage for Whole<'_, S> {
+    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        let sent = self.core.send_message(payload)?;
+        self.flush()?;
+        Ok(sent)
+    }
+}
+
+/// Writes everything the core has pending.
+fn flush_core(
+    io: &mut impl Write,
+    core: &mut Connection,
+    clock: &dyn Clock,
+    write_timeout: Option<Duration>,
+) -> Result<(), Error> {
+    let out = core.pending_output();
+    if out.is_empty() {
+        return Ok(());
+    }
+    let n = out.len();
+    match write_fully(io, out, write_timeout, clock) {
+        Ok(()) => {
+            core.output_written(n, clock.now());
+            Ok(())
+        }
+        Err(e) => Err(core.fail_with(e)),
     }
 }
 
@@ -93,19 +165,27 @@ impl Packetizer<TcpStream> {
 }
 
 impl<S: Read + Write> Packetizer<S> {
-    /// A Packetizer in the clear mode, sequence numbers 0, over `stream`.
+    /// A client-side Packetizer in the clear mode, sequence numbers 0, over
+    /// `stream`.
     pub fn new(stream: S) -> Packetizer<S> {
-        Packetizer::with_clock(stream, Arc::new(SystemClock))
+        Packetizer::with_role(stream, Role::Client, Arc::new(SystemClock))
+    }
+
+    /// As [`Packetizer::new`], for `role`, with the timers reading `clock`.
+    pub fn with_role(stream: S, role: Role, clock: Arc<dyn Clock>) -> Packetizer<S> {
+        let now = clock.now();
+        Packetizer {
+            io: stream,
+            core: Connection::new(role, now),
+            clock,
+            reading: ReadState::default(),
+            write_timeout: None,
+        }
     }
 
     /// As [`Packetizer::new`], with the timers reading `clock`.
     pub fn with_clock(stream: S, clock: Arc<dyn Clock>) -> Packetizer<S> {
-        Packetizer {
-            io: stream,
-            read: ReadSide::new(),
-            write: WriteSide::new(),
-            shared: Shared::new(clock),
-        }
+        Packetizer::with_role(stream, Role::Client, clock)
     }
 
     /// The stream.
@@ -124,32 +204,35 @@ impl<S: Read + Write> Packetizer<S> {
         self.io
     }
 
-    fn whole(&mut self) -> (&mut ReadSide, Whole<'_, S>) {
+    /// The connection core, for inspection.
+    pub fn connection(&self) -> &Connection {
+        &self.core
+    }
+
+    fn whole(&mut self) -> (Whole<'_, S>, &mut ReadState) {
         (
-            &mut self.read,
             Whole {
                 io: &mut self.io,
-                write: &mut self.write,
-                shared: &self.shared,
+                core: &mut self.core,
+                clock: &*self.clock,
+                write_timeout: self.write_timeout,
             },
+            &mut self.reading,
         )
     }
 
-    /// Writes raw bytes (the identification line) straight to the stream.
+    /// Sends our identification line (e.g. `SSH-2.0-myssh_1.0`); CR LF is
+    /// added. The key exchange hashes `id` as given.
+    pub fn send_identification(&mut self, id: &str) -> Result<(), Error> {
+        self.core.send_identification(id)?;
+        self.flush()
+    }
+
+    /// Writes raw bytes (an identification line built by hand) to the
+    /// stream, after anything queued.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if self.shared.is_closed() {
-            return Err(Error::Closed);
-        }
-        let result = self.write.flush(&mut self.io, &self.shared).and_then(|()| {
-            self.io
-                .write_all(bytes)
-                .and_then(|()| self.io.flush())
-                .map_err(Error::Io)
-        });
-        if result.is_ok() {
-            self.shared.touch();
-        }
-        self.shared.settle(result)
+        self.core.send_raw(bytes)?;
+        self.flush()
     }
 
     /// One line from the stream, CR LF (or bare LF) stripped, at most 8192
@@ -157,206 +240,241 @@ impl<S: Read + Write> Packetizer<S> {
     /// U+FFFD. For the identification exchange use
     /// [`Packetizer::read_identification`], which keeps the exact bytes.
     pub fn read_line(&mut self) -> Result<String, Error> {
-        let (read, mut ep) = self.whole();
-        let shared = ep.shared;
-        let result = read.read_line(&mut ep, shared);
-        shared.settle(result)
+        let (mut side, state) = self.whole();
+        let line = read_line_with(&mut side, state)?;
+        Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
     /// The peer's identification line, after up to 1024 other lines (each at
-    /// most 8192 bytes), which are returned too. The line itself must fit 255
-    /// bytes with its CR LF, hold no NUL and announce protocol 2.0 (or 1.99).
-    /// Bytes after it stay buffered for the first packet.
+    /// most 8192 bytes) on the client side, which are returned too. Bytes
+    /// after it stay buffered for the first packet.
     pub fn read_identification(&mut self) -> Result<Identification, Error> {
-        let (read, mut ep) = self.whole();
-        let shared = ep.shared;
-        let result = read.read_identification(&mut ep, shared);
-        shared.settle(result)
+        let (mut side, state) = self.whole();
+        read_identification_with(&mut side, state)
     }
 
-    /// Sends one message (message type byte first) as one packet, written
-    /// whole together with anything queued before it. Returns its sequence
-    /// number.
-    pub fn send_message(&mut self, payload: &[u8]) -> Result<u32, Error> {
-        let result = self.write.send(&mut self.io, &self.shared, payload);
-        self.shared.settle(result)
+    /// Sends one message (message type byte first), written whole together
+    /// with anything queued before it; during our key exchange a message
+    /// that must wait is held ([`Sent::Held`]) and goes out after our
+    /// NEWKEYS.
+    pub fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        let (mut side, _) = self.whole();
+        SendMessage::send_message(&mut side, payload)
     }
 
-    /// Seals a message into the write buffer without writing it; a later
+    /// Seals a message into the output without writing it; a later
     /// [`Packetizer::flush`] (or send) writes the whole batch at once.
-    pub fn queue_message(&mut self, payload: &[u8]) -> Result<u32, Error> {
-        let result = self.write.queue(&self.shared, payload);
-        self.shared.settle(result)
+    pub fn queue_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        self.core.send_message(payload)
     }
 
     /// Writes every queued message.
     pub fn flush(&mut self) -> Result<(), Error> {
-        let result = self.write.flush(&mut self.io, &self.shared);
-        self.shared.settle(result)
+        let (mut side, _) = self.whole();
+        side.flush()
     }
 
     /// Bytes queued but not yet written.
     pub fn queued_bytes(&self) -> usize {
-        self.write.queued()
+        self.core.pending_output().len()
     }
 
-    /// The next message, borrowed from the read buffer: no copy. At a packet
-    /// boundary, a read timeout with a rekey wanted is [`Error::NeedRekey`]
-    /// (nothing lost, not fatal); a clean EOF there is [`Error::Closed`], one
-    /// inside a packet [`Error::Eof`].
+    /// The next message, borrowed from the read buffer: no copy.
+    ///
+    /// [`Error::NeedRekey`] once per rekey request, at a packet boundary
+    /// with nothing of the next packet in (nothing lost, not fatal).
+    /// [`Error::KeysPending`] after the peer's NEWKEYS until
+    /// [`Packetizer::set_inbound_cipher`]. A clean EOF at a packet boundary
+    /// is [`Error::Closed`], one inside a packet [`Error::Eof`]; a
+    /// DISCONNECT is [`Error::Disconnected`].
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
-        let shared = &*self.shared;
-        let mut ep = Whole {
-            io: &mut self.io,
-            write: &mut self.write,
-            shared,
-        };
-        let result = self.read.read_message(&mut ep, shared);
-        shared.settle(result)
+        let (mut side, state) = self.whole();
+        wait_for(&mut side, state, true, None, poll_packet)?;
+        Ok(self.core.packet().expect("the read loop saw a packet ready"))
     }
 
     /// Exactly `n` raw bytes, through the same buffer as the packets
-    /// (paramiko's `read_all`). On a read timeout with nothing of them read
-    /// yet, `check_rekey` and a wanted rekey give [`Error::NeedRekey`].
+    /// (paramiko's `read_all`); at most [`Connection::input_limit`]. Nothing
+    /// is taken until all `n` are in, so an error (a failing keepalive
+    /// callback, `NeedRekey`) loses no byte. With `check_rekey`, a pending
+    /// rekey request with nothing of them read yet gives
+    /// [`Error::NeedRekey`].
     pub fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
-        let (read, mut ep) = self.whole();
-        let shared = ep.shared;
-        let result = read.read_all(&mut ep, shared, n, check_rekey);
-        shared.settle(result)
+        let (mut side, state) = self.whole();
+        read_all_with(&mut side, state, n, check_rekey)
     }
 
-    /// Switches the keys of the packets sent from now on. Queued packets keep
-    /// the keys they were sealed with.
-    pub fn set_outbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        self.write.switch_keys(&self.shared, keys)
+    /// Sends NEWKEYS and switches the outbound keys in one step; with strict
+    /// kex the outbound sequence number resets, and messages held during
+    /// the exchange follow under the new keys.
+    pub fn send_newkeys(&mut self, keys: Keys) -> Result<u32, Error> {
+        let seqno = self.core.send_newkeys(keys)?;
+        self.flush()?;
+        Ok(seqno)
     }
 
     /// Switches the keys of the packets read from now on; only between
-    /// packets (right after NEWKEYS was read).
+    /// packets, normally right after the peer's NEWKEYS was read (which
+    /// holds further packets until this call).
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        self.read.switch_keys(&self.shared, keys)
+        self.core.set_inbound_keys(keys)
+    }
+
+    /// Strict kex: sequence numbers reset at each NEWKEYS by themselves.
+    pub fn set_strict_kex(&mut self, on: bool) {
+        self.core.set_strict_kex(on);
     }
 
     /// Starts `zlib@openssh.com` compression both ways: user authentication
     /// succeeded (the server after sending USERAUTH_SUCCESS, the client after
     /// reading it). Plain `zlib` starts with the keys and needs no call.
     pub fn start_delayed_compression(&mut self) {
-        self.write.sealer.start_delayed_compression();
-        self.read.opener.start_delayed_compression();
-    }
-
-    /// Outbound sequence number to 0 (strict kex, right after sending NEWKEYS).
-    pub fn reset_seqno_out(&mut self) {
-        self.write.sealer.reset_seqno();
-    }
-
-    /// Inbound sequence number to 0 (strict kex, right after reading NEWKEYS).
-    pub fn reset_seqno_in(&mut self) {
-        self.read.opener.reset_seqno();
-    }
-
-    /// From now on sequence numbers may wrap; before, a wrap is
-    /// [`Error::SequenceWrapped`] (Terrapin).
-    pub fn mark_initial_kex_done(&mut self) {
-        self.write.sealer.mark_initial_kex_done();
-        self.read.opener.mark_initial_kex_done();
+        self.core.start_delayed_compression();
     }
 
     /// The next outbound sequence number.
     pub fn seqno_out(&self) -> u32 {
-        self.write.sealer.seqno()
+        self.core.seqno_out()
     }
 
     /// The next inbound sequence number.
     pub fn seqno_in(&self) -> u32 {
-        self.read.opener.seqno()
+        self.core.seqno_in()
     }
 
-    /// Whether a key exchange should start: either direction spent its
-    /// budget, or a key outlived the time limit. Cleared once both
+    /// Whether a key exchange should start; true from the request until both
     /// directions have switched keys.
     pub fn need_rekey(&self) -> bool {
-        self.shared.rekey_wanted()
+        self.core.need_rekey()
     }
 
     /// Sets byte and time limits on each key and the grace allowance.
     pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
-        self.write.sealer.set_rekey_limits(limits);
-        self.read.opener.set_rekey_limits(limits);
-        self.shared.set_max_key_age(limits.max_time);
+        self.core.set_rekey_limits(limits);
     }
 
     /// Sets the largest `packet_length` sent and accepted (default 256 KiB).
     pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
-        self.write.sealer.set_max_packet_len(len)?;
-        self.read.opener.set_max_packet_len(len)
+        self.core.set_max_packet_len(len)
     }
 
     /// Starts the key exchange deadline.
     pub fn start_handshake(&mut self, timeout: Duration) {
-        self.shared.start_handshake(timeout);
+        let now = self.clock.now();
+        self.core.start_handshake(timeout, now);
     }
 
     /// Whether the deadline passed; false before `start_handshake` and after
     /// `complete_handshake`.
-    pub fn handshake_timed_out(&self) -> bool {
-        self.shared.handshake_timed_out()
+    pub fn handshake_timed_out(&mut self) -> bool {
+        let now = self.clock.now();
+        self.core.handle_timeout(now);
+        self.core.handshake_timed_out()
     }
 
     /// Ends the key exchange deadline.
     pub fn complete_handshake(&mut self) {
-        self.shared.complete_handshake();
+        self.core.complete_handshake();
     }
 
-    /// Runs `callback` when `interval` passes with no traffic either way, at
-    /// a packet boundary, on a read timeout of the stream; the timer then
-    /// restarts. The callback gets a handle to send through (an IGNORE, a
-    /// `keepalive@openssh.com` request). `None` turns it off.
+    /// Runs `callback` when `interval` passes with no traffic either way
+    /// (after the initial kex, never during one), while a read waits; the
+    /// timer then restarts. The callback gets a handle to send through (an
+    /// IGNORE, a `keepalive@openssh.com` request). `None` turns it off.
     pub fn set_keepalive<F>(&mut self, interval: Option<Duration>, callback: F)
     where
         F: FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send + 'static,
     {
-        self.read.keepalive = interval.map(|interval| Keepalive {
-            interval,
-            callback: Box::new(callback),
-        });
-        // Idle time before the keepalive was installed does not count.
-        self.shared.touch();
+        let now = self.clock.now();
+        self.core.set_keepalive(interval, now);
+        self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
+    }
+
+    /// Fails a write that makes no progress for `timeout` with
+    /// [`Error::WriteStalled`] (off by default). The stream must report
+    /// its waits: give it a write timeout (a `TcpStream`'s
+    /// `set_write_timeout`); [`Packetizer::tcp`] does not.
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        self.write_timeout = timeout;
     }
 
     /// Logs every message's plaintext (target `ssh_packetizer::hexdump`, at
-    /// debug level) while on. Off by default: plaintext is never logged
-    /// otherwise.
+    /// debug level) while on, never the bodies of authentication messages.
+    /// Off by default.
     pub fn set_hexdump(&mut self, on: bool) {
-        self.shared.set_hexdump(on);
+        self.core.set_hexdump(on);
+    }
+
+    /// Sends a DISCONNECT (`reason` from [`crate::msg::reason`]) and closes.
+    pub fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
+        self.core.send_disconnect(reason, description)?;
+        let (side, _) = self.whole();
+        flush_core(side.io, side.core, side.clock, side.write_timeout)
     }
 
     /// Closes the Packetizer: every call after this returns
     /// [`Error::Closed`]. The stream itself closes when the Packetizer (or
     /// what [`Packetizer::into_inner`] returned) is dropped.
     pub fn close(&mut self) {
-        self.shared.close();
+        self.core.close();
     }
 
-    /// Whether the Packetizer is closed.
+    /// Whether the Packetizer is closed or failed.
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
+        self.core.is_closed()
     }
+}
+
+/// The read loop's poll for a packet.
+fn poll_packet(core: &mut Connection, input: Option<&mut InputBuffer>) -> Result<Option<()>, Error> {
+    match core.poll_packet_in(input)? {
+        Step::Ready => Ok(Some(())),
+        Step::AwaitingKeys => Err(Error::KeysPending),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn read_line_with<S: Side>(side: &mut S, state: &mut ReadState) -> Result<Vec<u8>, Error> {
+    wait_for(side, state, false, Some(0), |core, input| {
+        let line = core.poll_raw_line_in(input, banner::MAX_PRE_BANNER_LINE_LEN)?;
+        Ok(line.map(|(line, _)| line))
+    })
+}
+
+pub(crate) fn read_identification_with<S: Side>(
+    side: &mut S,
+    state: &mut ReadState,
+) -> Result<Identification, Error> {
+    wait_for(side, state, false, Some(0), |core, input| {
+        core.poll_identification_in(input)
+    })
+}
+
+pub(crate) fn read_all_with<S: Side>(
+    side: &mut S,
+    state: &mut ReadState,
+    n: usize,
+    check_rekey: bool,
+) -> Result<Vec<u8>, Error> {
+    let max = side.with_core(|core, _| core.input_limit());
+    if n > max {
+        return Err(Error::ReadTooLarge { requested: n, max });
+    }
+    wait_for(side, state, check_rekey, Some(n), |core, input| {
+        core.take_raw_in(input, n)
+    })
 }
 
 impl<S> std::fmt::Debug for Packetizer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Packetizer")
-            .field("outbound", &self.write.sealer)
-            .field("inbound", &self.read.opener)
-            .field("closed", &self.shared.is_closed())
+            .field("core", &self.core)
             .finish_non_exhaustive()
     }
 }
 
-impl<S: Write> SendMessage for Packetizer<S> {
-    fn send_message(&mut self, payload: &[u8]) -> Result<u32, Error> {
-        let result = self.write.send(&mut self.io, &self.shared, payload);
-        self.shared.settle(result)
+impl<S: Read + Write> SendMessage for Packetizer<S> {
+    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        Packetizer::send_message(self, payload)
     }
 }

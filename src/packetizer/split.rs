@@ -1,24 +1,40 @@
 //! A Packetizer split into a reading half and a writing half for two threads.
 //!
-//! Both halves share the closed flag, the rekey signalling, the traffic clock
-//! and the handshake deadline. The writer is a cloneable handle behind a
-//! mutex; the reader keeps a clone to send keepalives with and takes that
-//! lock only to send, never while it waits in `read`, so a blocked reader
-//! never holds up the writer.
+//! Both halves drive one [`Connection`] behind a mutex, which each holds
+//! only to change the core's state, never across a blocking read or write:
+//! - The reader keeps the inbound byte buffer itself, reads into it without
+//!   the lock, and takes the lock to let the core open packets in it.
+//! - Senders seal into the core's one output buffer under the lock; then
+//!   whoever holds the stream's write lock swaps that buffer out and writes
+//!   it without the core's lock, again until nothing is left. So packets go
+//!   out in the order they were sealed, a key switch is atomic (the core
+//!   does it in one call), and a writer stuck on a full socket stalls
+//!   nobody else: the reader's keepalive is sealed and left for that writer
+//!   to write, since the reader only ever tries the write lock.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
-use super::read::{Endpoint, Keepalive, ReadSide};
-use super::shared::Shared;
-use super::write::WriteSide;
-use super::{Packetizer, SendMessage};
+use zeroize::Zeroizing;
+
+use super::clock::Clock;
+use super::reading::{wait_for, ReadState, Side};
+use super::stream::{read_once, write_fully, Read1};
+use super::{
+    poll_packet, read_all_with, read_identification_with, read_line_with, KeepaliveCallback,
+    Packetizer, SendMessage, DEFAULT_TICK,
+};
 use crate::banner::Identification;
+use crate::codec::input::InputBuffer;
+use crate::codec::opener::PayloadAt;
 use crate::codec::Packet;
+use crate::connection::{Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
+#[cfg(any(test, feature = "test-util"))]
 use crate::pipe::{PipeEnd, PipeReader, PipeWriter};
 use crate::rekey::RekeyLimits;
 
@@ -42,6 +58,7 @@ impl SplitStream for TcpStream {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl SplitStream for PipeEnd {
     type Reader = PipeReader;
     type Writer = PipeWriter;
@@ -94,267 +111,473 @@ pub type Halves<S> = (
 
 impl<S: SplitStream> Packetizer<S> {
     /// Splits into a reader and a writer for two threads. Buffered inbound
-    /// bytes, queued outbound packets, keys, sequence numbers, limits and the
-    /// keepalive carry over.
+    /// bytes, queued outbound packets, keys, sequence numbers, limits, the
+    /// keepalive and the write timeout carry over.
     pub fn split(self) -> Result<Halves<S>, Error> {
         let Packetizer {
             io,
-            read,
-            write,
-            shared,
+            mut core,
+            clock,
+            reading,
+            write_timeout,
         } = self;
         let (reader_io, writer_io) = io.split_stream().map_err(Error::Io)?;
-        let writer = PacketWriter {
-            inner: Arc::new(Mutex::new(WriterInner {
-                io: writer_io,
-                write,
-            })),
+        let input = core.take_input();
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            clock,
+            changed: Condvar::new(),
+        });
+        let outlet = Arc::new(Outlet {
             shared: shared.clone(),
+            io: Mutex::new(WriterIo {
+                io: writer_io,
+                spare: Vec::new(),
+                timeout: write_timeout,
+                broken: false,
+            }),
+        });
+        let writer = PacketWriter {
+            outlet: outlet.clone(),
         };
         let reader = PacketReader {
             io: reader_io,
-            read,
-            sink: Box::new(writer.clone()),
+            input,
             shared,
+            outlet,
+            reading,
+            inflated: Zeroizing::new(Vec::new()),
         };
         Ok((reader, writer))
     }
 }
 
-struct WriterInner<W> {
+/// What both halves share: the core and the clock.
+struct Shared {
+    core: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+    /// Wakes senders waiting for a key exchange's hold to empty.
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // The core changes state only inside its own calls, which do not
+        // panic on any input: a poisoned lock still guards a whole state.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The writing end of the stream and its buffer.
+struct WriterIo<W> {
     io: W,
-    write: WriteSide,
+    /// The buffer swapped with the core's output, so neither allocates.
+    spare: Vec<u8>,
+    timeout: Option<Duration>,
+    /// A write failed: part of a packet may be out, nothing may follow.
+    broken: bool,
+}
+
+/// The stream's writing end with the core it writes for.
+struct Outlet<W> {
+    shared: Arc<Shared>,
+    io: Mutex<WriterIo<W>>,
+}
+
+/// Writes the core's output; object-safe so the reader need not know `W`.
+trait Drain: Send + Sync {
+    /// Writes everything pending. `wait`: block for the write lock (a
+    /// sender); otherwise leave the output to whoever holds it (the
+    /// reader, whose keepalive must never wait behind a stuck write).
+    fn drain(&self, wait: bool) -> Result<(), Error>;
+}
+
+impl<W: Write + Send> Drain for Outlet<W> {
+    fn drain(&self, wait: bool) -> Result<(), Error> {
+        let mut first = true;
+        loop {
+            let guard = if wait && first {
+                self.io.lock().unwrap_or_else(|e| e.into_inner())
+            } else {
+                match self.io.try_lock() {
+                    Ok(guard) => guard,
+                    Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                    Err(TryLockError::WouldBlock) => return Ok(()),
+                }
+            };
+            first = false;
+            self.write_pending(guard)?;
+            // Output sealed after the last look but before the lock was
+            // released found it taken: look once more.
+            if self.shared.lock().pending_output().is_empty() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl<W: Write> Outlet<W> {
+    fn write_pending(&self, mut io: MutexGuard<'_, WriterIo<W>>) -> Result<(), Error> {
+        let clock = &*self.shared.clock;
+        loop {
+            let n = {
+                let mut core = self.shared.lock();
+                core.take_output(&mut io.spare);
+                if io.broken {
+                    io.spare.clear();
+                    return core.check();
+                }
+                io.spare.len()
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            let WriterIo {
+                io: stream,
+                spare,
+                timeout,
+                ..
+            } = &mut *io;
+            let written = write_fully(stream, spare, *timeout, clock);
+            spare.clear();
+            let mut core = self.shared.lock();
+            if let Err(e) = written {
+                io.broken = true;
+                let e = core.fail_with(e);
+                self.shared.changed.notify_all();
+                return Err(e);
+            }
+            core.output_sent(n, clock.now());
+        }
+    }
+}
+
+/// Methods both halves have: they only change the shared core.
+macro_rules! shared_controls {
+    ($($shared:ident).+) => {
+        /// Whether a key exchange should start; true from the request until
+        /// both directions have switched keys.
+        pub fn need_rekey(&self) -> bool {
+            self.$($shared).+.lock().need_rekey()
+        }
+
+        /// Sets byte and time limits on each key and the grace allowance,
+        /// both directions.
+        pub fn set_rekey_limits(&self, limits: RekeyLimits) {
+            self.$($shared).+.lock().set_rekey_limits(limits);
+        }
+
+        /// Sets the largest `packet_length` sent and accepted.
+        pub fn set_max_packet_len(&self, len: usize) -> Result<(), Error> {
+            self.$($shared).+.lock().set_max_packet_len(len)
+        }
+
+        /// Strict kex: sequence numbers reset at each NEWKEYS by themselves.
+        pub fn set_strict_kex(&self, on: bool) {
+            self.$($shared).+.lock().set_strict_kex(on);
+        }
+
+        /// Starts `zlib@openssh.com` compression both ways.
+        pub fn start_delayed_compression(&self) {
+            self.$($shared).+.lock().start_delayed_compression();
+        }
+
+        /// As [`Packetizer::set_hexdump`], both directions.
+        pub fn set_hexdump(&self, on: bool) {
+            self.$($shared).+.lock().set_hexdump(on);
+        }
+
+        /// The next outbound sequence number.
+        pub fn seqno_out(&self) -> u32 {
+            self.$($shared).+.lock().seqno_out()
+        }
+
+        /// The next inbound sequence number.
+        pub fn seqno_in(&self) -> u32 {
+            self.$($shared).+.lock().seqno_in()
+        }
+
+        /// As [`Packetizer::start_handshake`].
+        pub fn start_handshake(&self, timeout: Duration) {
+            let now = self.$($shared).+.clock.now();
+            self.$($shared).+.lock().start_handshake(timeout, now);
+        }
+
+        /// As [`Packetizer::handshake_timed_out`].
+        pub fn handshake_timed_out(&self) -> bool {
+            let now = self.$($shared).+.clock.now();
+            let mut core = self.$($shared).+.lock();
+            core.handle_timeout(now);
+            core.handshake_timed_out()
+        }
+
+        /// As [`Packetizer::complete_handshake`].
+        pub fn complete_handshake(&self) {
+            self.$($shared).+.lock().complete_handshake();
+        }
+
+        /// Closes both halves. A reader blocked in `read` notices at its next
+        /// read timeout; give the stream one.
+        pub fn close(&self) {
+            self.$($shared).+.lock().close();
+            self.$($shared).+.changed.notify_all();
+        }
+
+        /// Whether the connection is closed or failed.
+        pub fn is_closed(&self) -> bool {
+            self.$($shared).+.lock().is_closed()
+        }
+    };
 }
 
 /// The writing half of a split Packetizer. Clones share one stream and one
-/// Sealer, so several threads may send; each message goes out whole.
+/// core, so several threads may send; each message goes out whole, in the
+/// order sealed.
 pub struct PacketWriter<W> {
-    inner: Arc<Mutex<WriterInner<W>>>,
-    shared: Arc<Shared>,
+    outlet: Arc<Outlet<W>>,
 }
 
 impl<W> Clone for PacketWriter<W> {
     fn clone(&self) -> Self {
         PacketWriter {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
+            outlet: self.outlet.clone(),
         }
     }
 }
 
-impl<W: Write> PacketWriter<W> {
-    fn lock(&self) -> MutexGuard<'_, WriterInner<W>> {
-        // A panic while holding the lock may have left half a packet queued;
-        // the connection is unusable then, so close it and carry on to
-        // report `Closed`.
-        self.inner.lock().unwrap_or_else(|e| {
-            self.shared.close();
-            e.into_inner()
-        })
+impl<W: Write + Send> PacketWriter<W> {
+    fn shared(&self) -> &Shared {
+        &self.outlet.shared
     }
 
-    /// As [`Packetizer::send_message`].
-    pub fn send_message(&self, payload: &[u8]) -> Result<u32, Error> {
-        let mut inner = self.lock();
-        let WriterInner { io, write } = &mut *inner;
-        let result = write.send(io, &self.shared, payload);
-        self.shared.settle(result)
+    /// As [`Packetizer::send_message`]. During our key exchange a message
+    /// that must wait is held; once the hold is full this waits until the
+    /// exchange is done (the writer's back-pressure).
+    pub fn send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
+        let sent = self.seal(payload)?;
+        self.outlet.drain(true)?;
+        Ok(sent)
     }
 
-    /// As [`Packetizer::queue_message`].
-    pub fn queue_message(&self, payload: &[u8]) -> Result<u32, Error> {
-        let result = self.lock().write.queue(&self.shared, payload);
-        self.shared.settle(result)
+    /// As [`Packetizer::queue_message`] (waits like `send_message` while a
+    /// key exchange's hold is full).
+    pub fn queue_message(&self, payload: &[u8]) -> Result<Sent, Error> {
+        self.seal(payload)
+    }
+
+    fn seal(&self, payload: &[u8]) -> Result<Sent, Error> {
+        let shared = self.shared();
+        let mut core = shared.lock();
+        loop {
+            match core.send_message(payload) {
+                Err(Error::KexHoldFull { .. }) => {
+                    core = shared
+                        .changed
+                        .wait_timeout(core, DEFAULT_TICK)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    core.handle_timeout(shared.clock.now());
+                }
+                other => return other,
+            }
+        }
     }
 
     /// As [`Packetizer::flush`].
     pub fn flush(&self) -> Result<(), Error> {
-        let mut inner = self.lock();
-        let WriterInner { io, write } = &mut *inner;
-        let result = write.flush(io, &self.shared);
-        self.shared.settle(result)
+        self.shared().lock().check()?;
+        self.outlet.drain(true)
     }
 
-    /// As [`Packetizer::set_outbound_cipher`].
-    pub fn set_outbound_cipher(&self, keys: Keys) -> Result<(), Error> {
-        self.lock().write.switch_keys(&self.shared, keys)
+    /// As [`Packetizer::send_newkeys`]: NEWKEYS and the outbound key switch
+    /// in one step, so no other clone's packet can land between them.
+    pub fn send_newkeys(&self, keys: Keys) -> Result<u32, Error> {
+        let seqno = self.shared().lock().send_newkeys(keys);
+        self.shared().changed.notify_all();
+        let seqno = seqno?;
+        self.outlet.drain(true)?;
+        Ok(seqno)
     }
 
-    /// Starts `zlib@openssh.com` compression outbound.
-    pub fn start_delayed_compression(&self) {
-        self.lock().write.sealer.start_delayed_compression();
+    /// As [`Packetizer::disconnect`].
+    pub fn disconnect(&self, reason: u32, description: &str) -> Result<(), Error> {
+        self.shared().lock().send_disconnect(reason, description)?;
+        self.shared().changed.notify_all();
+        self.outlet.drain(true)
     }
 
-    /// As [`Packetizer::reset_seqno_out`].
-    pub fn reset_seqno_out(&self) {
-        self.lock().write.sealer.reset_seqno();
+    /// As [`Packetizer::set_write_timeout`].
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.outlet.io.lock().unwrap_or_else(|e| e.into_inner()).timeout = timeout;
     }
 
-    /// Lets the outbound sequence number wrap from now on.
-    pub fn mark_initial_kex_done(&self) {
-        self.lock().write.sealer.mark_initial_kex_done();
-    }
+    shared_controls!(outlet.shared);
+}
 
-    /// The next outbound sequence number.
-    pub fn seqno_out(&self) -> u32 {
-        self.lock().write.sealer.seqno()
-    }
-
-    /// Sets the outbound byte limit and the shared key age limit.
-    pub fn set_rekey_limits(&self, limits: RekeyLimits) {
-        self.lock().write.sealer.set_rekey_limits(limits);
-        self.shared.set_max_key_age(limits.max_time);
-    }
-
-    /// As [`Packetizer::need_rekey`], for both halves.
-    pub fn need_rekey(&self) -> bool {
-        self.shared.rekey_wanted()
-    }
-
-    /// Closes both halves.
-    pub fn close(&self) {
-        self.shared.close();
-    }
-
-    /// Whether the connection is closed.
-    pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
+impl<W: Write + Send> SendMessage for PacketWriter<W> {
+    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        PacketWriter::send_message(self, payload)
     }
 }
 
-impl<W: Write> SendMessage for PacketWriter<W> {
-    fn send_message(&mut self, payload: &[u8]) -> Result<u32, Error> {
-        PacketWriter::send_message(self, payload)
-    }
+/// Where the payload of the packet a reader returned lies.
+enum Held {
+    /// In the reader's input buffer.
+    Wire(Range<usize>),
+    /// Copied out of the core's inflate buffer (compression on).
+    Inflated,
 }
 
 /// The reading half of a split Packetizer.
 pub struct PacketReader<R> {
     io: R,
-    read: ReadSide,
-    /// The writer, for keepalives.
-    sink: Box<dyn SendMessage + Send>,
+    /// The inbound bytes, kept here so reads need no lock.
+    input: InputBuffer,
     shared: Arc<Shared>,
+    outlet: Arc<dyn Drain>,
+    reading: ReadState,
+    /// The last payload, inflated, while compression is on.
+    inflated: Zeroizing<Vec<u8>>,
 }
 
-struct Half<'a, R> {
+/// The reader seen by the read loop.
+struct ReaderSide<'a, R> {
     io: &'a mut R,
-    sink: &'a mut (dyn SendMessage + Send),
+    input: &'a mut InputBuffer,
+    sink: ReaderSink<'a>,
 }
 
-impl<R: Read> Endpoint for Half<'_, R> {
-    fn read_bytes(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(buf)
+/// How the reader's keepalive sends: seal under the lock, then write only
+/// if no writer is busy (a busy one writes it next).
+struct ReaderSink<'a> {
+    shared: &'a Shared,
+    outlet: &'a dyn Drain,
+}
+
+impl SendMessage for ReaderSink<'_> {
+    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        let sent = self.shared.lock().send_message(payload)?;
+        self.outlet.drain(false)?;
+        Ok(sent)
+    }
+}
+
+impl<R: Read> Side for ReaderSide<'_, R> {
+    fn with_core<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
+    ) -> T {
+        let mut core = self.sink.shared.lock();
+        f(&mut core, Some(self.input))
+    }
+
+    fn read_stream(&mut self, until: Option<Instant>) -> io::Result<Read1> {
+        let room = self.sink.shared.lock().recv_room_in(self.input);
+        let read = read_once(self.io, room, until)?;
+        if let Read1::Data(n) = read {
+            self.input.filled(n);
+        }
+        Ok(read)
+    }
+
+    fn now(&self) -> Instant {
+        self.sink.shared.clock.now()
     }
 
     fn sink(&mut self) -> &mut dyn SendMessage {
-        self.sink
+        &mut self.sink
+    }
+
+    fn flush_after_failure(&mut self) {
+        let _ = self.sink.outlet.drain(false);
     }
 }
 
 impl<R: Read> PacketReader<R> {
+    fn side(&mut self) -> (ReaderSide<'_, R>, &mut ReadState) {
+        (
+            ReaderSide {
+                io: &mut self.io,
+                input: &mut self.input,
+                sink: ReaderSink {
+                    shared: &self.shared,
+                    outlet: &*self.outlet,
+                },
+            },
+            &mut self.reading,
+        )
+    }
+
+    /// Wakes waiting senders after a fatal error, so none waits forever.
+    fn settle<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if result.as_ref().is_err_and(Error::is_fatal) {
+            self.shared.changed.notify_all();
+        }
+        result
+    }
+
     /// As [`Packetizer::read_message`].
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
-        let mut ep = Half {
-            io: &mut self.io,
-            sink: &mut *self.sink,
+        let (mut side, state) = self.side();
+        let result = wait_for(&mut side, state, true, None, poll_packet);
+        self.settle(result)?;
+        let core = self.shared.lock();
+        let (at, seqno) = core
+            .opener_core()
+            .current()
+            .expect("the read loop saw a packet ready");
+        let held = match at {
+            PayloadAt::Wire(range) => Held::Wire(range),
+            PayloadAt::Inflated => {
+                self.inflated.clear();
+                self.inflated.extend_from_slice(core.opener_core().inflated());
+                Held::Inflated
+            }
         };
-        let result = self.read.read_message(&mut ep, &self.shared);
-        self.shared.settle(result)
+        drop(core);
+        let payload = match &held {
+            Held::Wire(range) => self.input.slice(range.clone()),
+            Held::Inflated => &self.inflated[..],
+        };
+        Ok(Packet::new(payload, seqno))
     }
 
     /// As [`Packetizer::read_all`].
     pub fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
-        let mut ep = Half {
-            io: &mut self.io,
-            sink: &mut *self.sink,
-        };
-        let result = self.read.read_all(&mut ep, &self.shared, n, check_rekey);
-        self.shared.settle(result)
+        let (mut side, state) = self.side();
+        let result = read_all_with(&mut side, state, n, check_rekey);
+        self.settle(result)
+    }
+
+    /// As [`Packetizer::read_line`].
+    pub fn read_line(&mut self) -> Result<String, Error> {
+        let (mut side, state) = self.side();
+        let result = read_line_with(&mut side, state);
+        self.settle(result).map(|line| String::from_utf8_lossy(&line).into_owned())
     }
 
     /// As [`Packetizer::read_identification`].
     pub fn read_identification(&mut self) -> Result<Identification, Error> {
-        let mut ep = Half {
-            io: &mut self.io,
-            sink: &mut *self.sink,
-        };
-        let result = self.read.read_identification(&mut ep, &self.shared);
-        self.shared.settle(result)
+        let (mut side, state) = self.side();
+        let result = read_identification_with(&mut side, state);
+        self.settle(result)
     }
 
     /// As [`Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        self.read.switch_keys(&self.shared, keys)
-    }
-
-    /// Starts `zlib@openssh.com` decompression inbound.
-    pub fn start_delayed_compression(&mut self) {
-        self.read.opener.start_delayed_compression();
-    }
-
-    /// As [`Packetizer::reset_seqno_in`].
-    pub fn reset_seqno_in(&mut self) {
-        self.read.opener.reset_seqno();
-    }
-
-    /// Lets the inbound sequence number wrap from now on.
-    pub fn mark_initial_kex_done(&mut self) {
-        self.read.opener.mark_initial_kex_done();
-    }
-
-    /// The next inbound sequence number.
-    pub fn seqno_in(&self) -> u32 {
-        self.read.opener.seqno()
-    }
-
-    /// Sets the inbound byte limit, the grace and the shared key age limit.
-    pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
-        self.read.opener.set_rekey_limits(limits);
-        self.shared.set_max_key_age(limits.max_time);
+        self.shared.lock().set_inbound_keys(keys)
     }
 
     /// As [`Packetizer::set_keepalive`]; the callback sends through the
-    /// writer half.
+    /// writer half (and never waits for a writer that is stuck).
     pub fn set_keepalive<F>(&mut self, interval: Option<Duration>, callback: F)
     where
         F: FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send + 'static,
     {
-        self.read.keepalive = interval.map(|interval| Keepalive {
-            interval,
-            callback: Box::new(callback),
-        });
-        self.shared.touch();
+        let now = self.shared.clock.now();
+        self.shared.lock().set_keepalive(interval, now);
+        self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
     }
 
-    /// As [`Packetizer::start_handshake`].
-    pub fn start_handshake(&self, timeout: Duration) {
-        self.shared.start_handshake(timeout);
-    }
-
-    /// As [`Packetizer::handshake_timed_out`].
-    pub fn handshake_timed_out(&self) -> bool {
-        self.shared.handshake_timed_out()
-    }
-
-    /// As [`Packetizer::complete_handshake`].
-    pub fn complete_handshake(&self) {
-        self.shared.complete_handshake();
-    }
-
-    /// As [`Packetizer::need_rekey`], for both halves.
-    pub fn need_rekey(&self) -> bool {
-        self.shared.rekey_wanted()
-    }
-
-    /// Closes both halves. A reader blocked in `read` notices at its next
-    /// read timeout; give the stream one.
-    pub fn close(&self) {
-        self.shared.close();
-    }
-
-    /// Whether the connection is closed.
-    pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
-    }
+    shared_controls!(shared);
 }

@@ -1,0 +1,168 @@
+//! The inbound byte buffer: where wire bytes wait until packets are taken
+//! out of them.
+//!
+//! Bounded: it never holds more than one maximum packet plus one read, so a
+//! peer (or a feed loop) cannot grow it further; the room it offers shrinks
+//! to nothing until packets are drained. After a packet larger than the
+//! steady state needs, it goes back to its steady size once it is empty,
+//! wiped first, so a burst of large packets does not pin memory and small
+//! packets never allocate.
+
+use zeroize::Zeroize;
+
+use crate::codec::MIN_MAX_PACKET_LEN;
+use crate::crypto::MAX_TAG_LEN;
+
+/// Free room offered for each read, so a socket reader fills large chunks
+/// and many small packets are parsed per read.
+pub(crate) const READ_ROOM: usize = 64 * 1024;
+
+/// The buffer size that packets up to the RFC's 35000 bytes never exceed:
+/// a partial packet, one read and the room for the next. Larger buffers are
+/// given back once empty.
+const STEADY_LEN: usize = 2 * READ_ROOM + MIN_MAX_PACKET_LEN + 4 + MAX_TAG_LEN;
+
+/// Wire bytes received and not yet taken.
+#[derive(Default)]
+pub(crate) struct InputBuffer {
+    buf: Vec<u8>,
+    /// Start of the bytes not yet returned.
+    start: usize,
+    /// End of the bytes received.
+    end: usize,
+    /// Length of the packet last returned, released on the next call (its
+    /// payload is borrowed until then).
+    consumed: usize,
+}
+
+impl InputBuffer {
+    /// Bytes held that no returned packet has claimed.
+    pub(crate) fn buffered(&self) -> usize {
+        self.end - self.start - self.consumed
+    }
+
+    /// Forgets the packet last returned; an empty buffer larger than the
+    /// steady size is wiped and shrunk.
+    pub(crate) fn release_consumed(&mut self) {
+        self.start += self.consumed;
+        self.consumed = 0;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > STEADY_LEN {
+                // Plaintext of the last packets lies here: wipe it before the
+                // allocator gets the memory back.
+                self.buf.zeroize();
+                self.buf.shrink_to(STEADY_LEN);
+            }
+        }
+    }
+
+    /// The unclaimed bytes, for the packet reader (which may decrypt them in
+    /// place).
+    pub(crate) fn unread(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
+    /// The unclaimed bytes, read-only.
+    pub(crate) fn unread_ref(&self) -> &[u8] {
+        &self.buf[self.start + self.consumed..self.end]
+    }
+
+    /// Offset of the unclaimed bytes in the buffer.
+    pub(crate) fn offset(&self) -> usize {
+        self.start
+    }
+
+    /// Marks `n` bytes from the start of the unclaimed bytes as taken; they
+    /// stay readable until the next release.
+    pub(crate) fn claim(&mut self, n: usize) {
+        self.consumed = n.min(self.end - self.start);
+    }
+
+    /// Bytes at `range` of the buffer.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Free room to read into: at least `wanted` (the rest of the packet
+    /// being read) or one read, whichever is more, but never past `limit`
+    /// bytes held in all. Empty when the buffer is full: drain packets.
+    pub(crate) fn room(&mut self, wanted: usize, limit: usize) -> &mut [u8] {
+        self.release_consumed();
+        let have = self.end - self.start;
+        let room = wanted.max(READ_ROOM).min(limit.saturating_sub(have));
+        if self.buf.len() - self.end < room {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < room {
+                self.buf.resize(self.end + room, 0);
+            }
+        }
+        let end = self.end;
+        &mut self.buf[end..end + room]
+    }
+
+    /// Records that `n` bytes were written at the start of [`Self::room`].
+    /// Clamped to the buffer.
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// How much of the buffer is allocated, for the memory tests.
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+impl Drop for InputBuffer {
+    fn drop(&mut self) {
+        // Decrypted packets are decrypted in place: wipe them.
+        self.buf.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_is_bounded_by_the_limit() {
+        let mut b = InputBuffer::default();
+        let limit = 100_000;
+        let mut taken = 0;
+        loop {
+            let room = b.room(0, limit);
+            if room.is_empty() {
+                break;
+            }
+            let n = room.len();
+            room.fill(1);
+            b.filled(n);
+            taken += n;
+        }
+        assert_eq!(taken, limit);
+        b.claim(limit);
+        b.release_consumed();
+        assert_eq!(b.room(0, limit).len(), READ_ROOM);
+    }
+
+    #[test]
+    fn a_large_buffer_shrinks_once_empty() {
+        let mut b = InputBuffer::default();
+        let room = b.room(1_000_000, 2_000_000);
+        let n = room.len();
+        b.filled(n);
+        assert!(b.allocated() >= 1_000_000);
+        b.claim(n / 2);
+        b.release_consumed();
+        assert!(b.allocated() >= 1_000_000, "not empty yet: kept");
+        b.claim(n - n / 2);
+        b.release_consumed();
+        assert!(b.allocated() <= STEADY_LEN, "{}", b.allocated());
+    }
+}

@@ -1,0 +1,124 @@
+//! The read loop both sync drivers share: ask the core, service its events,
+//! read more, repeat. All decisions are the core's; this only moves bytes,
+//! reads the clock and runs the caller's keepalive callback.
+
+use std::io;
+use std::time::Instant;
+
+use super::stream::Read1;
+use super::SendMessage;
+use crate::codec::input::InputBuffer;
+use crate::connection::{Connection, Event};
+use crate::error::Error;
+
+/// The keepalive callback: given a handle to send with when the connection
+/// has been idle for the interval.
+pub type KeepaliveCallback = Box<dyn FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send>;
+
+/// What a read loop keeps between calls.
+#[derive(Default)]
+pub(crate) struct ReadState {
+    pub(crate) keepalive: Option<KeepaliveCallback>,
+    /// A rekey request was raised and not yet reported as `NeedRekey`.
+    rekey_pending: bool,
+}
+
+/// One driver's view of its connection: how it reaches the core, reads the
+/// stream and sends a keepalive.
+pub(crate) trait Side {
+    /// Runs `f` on the core and on the input buffer the driver keeps, if it
+    /// keeps its own (`None`: the core's).
+    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T) -> T;
+
+    /// One read of the stream into the input buffer, without holding the
+    /// core. `until` is the core's next deadline.
+    fn read_stream(&mut self, until: Option<Instant>) -> io::Result<Read1>;
+
+    /// The time, from the driver's clock.
+    fn now(&self) -> Instant;
+
+    /// Where the keepalive callback sends.
+    fn sink(&mut self) -> &mut dyn SendMessage;
+
+    /// Writes what the core queued after a fatal error (its DISCONNECT),
+    /// best effort.
+    fn flush_after_failure(&mut self);
+}
+
+/// Waits until `poll` finds what it wants in the buffered input.
+///
+/// `check_rekey`: report a pending rekey request as [`Error::NeedRekey`]
+/// once, when nothing is buffered (a packet boundary with nothing of the
+/// next read in). `raw_needed`: the bytes a raw read needs in all, for the
+/// EOF report; `None` for packets.
+pub(crate) fn wait_for<S: Side, T>(
+    side: &mut S,
+    state: &mut ReadState,
+    check_rekey: bool,
+    raw_needed: Option<usize>,
+    mut poll: impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+) -> Result<T, Error> {
+    let result = wait_inner(side, state, check_rekey, raw_needed, &mut poll);
+    if let Err(e) = &result {
+        if e.is_peer_fault() {
+            side.flush_after_failure();
+        }
+    }
+    result
+}
+
+fn wait_inner<S: Side, T>(
+    side: &mut S,
+    state: &mut ReadState,
+    check_rekey: bool,
+    raw_needed: Option<usize>,
+    poll: &mut impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+) -> Result<T, Error> {
+    loop {
+        if let Some(found) = side.with_core(|core, input| poll(core, input))? {
+            return Ok(found);
+        }
+        service_events(side, state)?;
+        let at_boundary = side.with_core(|core, input| match input {
+            Some(input) => input.buffered() == 0,
+            None => core.buffered() == 0,
+        });
+        if check_rekey && at_boundary && state.rekey_pending {
+            state.rekey_pending = false;
+            if side.with_core(|core, _| core.need_rekey()) {
+                return Err(Error::NeedRekey);
+            }
+        }
+        let until = side.with_core(|core, _| core.poll_timeout());
+        let read = side.read_stream(until);
+        let now = side.now();
+        match read {
+            Ok(Read1::Data(n)) => side.with_core(|core, _| core.received(n, now)),
+            Ok(Read1::Tick) => side.with_core(|core, _| core.handle_timeout(now)),
+            Ok(Read1::Eof) => {
+                return Err(side.with_core(|core, input| core.recv_eof_in(input, raw_needed)))
+            }
+            Err(e) => return Err(side.with_core(|core, _| core.fail_io(e))),
+        }
+    }
+}
+
+/// Takes the core's events: a rekey request is remembered for the next
+/// packet boundary, a due keepalive runs the callback. A callback error is
+/// returned as it is (nothing buffered is lost).
+fn service_events<S: Side>(side: &mut S, state: &mut ReadState) -> Result<(), Error> {
+    while let Some(event) = side.with_core(|core, _| core.poll_event()) {
+        match event {
+            Event::RekeyWanted => state.rekey_pending = true,
+            Event::KeepaliveDue => {
+                if let Some(callback) = &mut state.keepalive {
+                    log::debug!("idle: keepalive");
+                    callback(side.sink())?;
+                }
+            }
+            _ => {}
+        }
+    }
+    // A deadline that passed is the connection's error now.
+    side.with_core(|core, _| core.check())
+}

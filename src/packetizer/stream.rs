@@ -1,0 +1,113 @@
+//! Blocking reads and writes, the only I/O the sync drivers do.
+//!
+//! Reads report a timeout of the stream (`WouldBlock` or `TimedOut`) as a
+//! tick, on which the driver runs the core's timers. Writes keep track of
+//! their own progress, so a stream with a write timeout can retry without
+//! losing its place, and a write that makes no progress for the caller's
+//! limit fails with [`Error::WriteStalled`]. A non-blocking stream, whose
+//! reads and writes return `WouldBlock` at once, does not spin: the driver
+//! sleeps a little ([`NONBLOCKING_BACKOFF`], or less if a deadline is
+//! nearer) before it tries again.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+use super::clock::Clock;
+use crate::error::Error;
+
+/// How long a driver sleeps when a stream returned `WouldBlock` without
+/// waiting at all (a non-blocking stream).
+pub const NONBLOCKING_BACKOFF: Duration = Duration::from_millis(5);
+
+/// A `WouldBlock` quicker than this came from a stream that does not wait.
+const INSTANT: Duration = Duration::from_millis(1);
+
+/// What one read of the stream gave.
+pub(crate) enum Read1 {
+    /// Bytes arrived.
+    Data(usize),
+    /// The peer closed its side.
+    Eof,
+    /// The read timed out with nothing new: run the timers.
+    Tick,
+}
+
+/// One read into `buf`; interruptions are retried. `until` is the core's
+/// next deadline, which bounds the back-off of a non-blocking stream.
+pub(crate) fn read_once(
+    io: &mut impl Read,
+    buf: &mut [u8],
+    until: Option<Instant>,
+) -> io::Result<Read1> {
+    loop {
+        let started = Instant::now();
+        return match io.read(buf) {
+            Ok(0) if !buf.is_empty() => Ok(Read1::Eof),
+            Ok(n) => Ok(Read1::Data(n)),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => {
+                back_off(started, until);
+                Ok(Read1::Tick)
+            }
+            Err(e) => Err(e),
+        };
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// Sleeps after a `WouldBlock` that came back at once, so a non-blocking
+/// stream is polled a few hundred times a second rather than spun on.
+fn back_off(started: Instant, until: Option<Instant>) {
+    if started.elapsed() >= INSTANT {
+        return;
+    }
+    let mut pause = NONBLOCKING_BACKOFF;
+    if let Some(until) = until {
+        pause = pause.min(until.saturating_duration_since(Instant::now()));
+    }
+    if !pause.is_zero() {
+        std::thread::sleep(pause);
+    }
+}
+
+/// Writes all of `bytes` and flushes. `stall` bounds the time without
+/// progress (a stream with a write timeout reports it as `WouldBlock` or
+/// `TimedOut`); `None` waits as long as the stream does.
+pub(crate) fn write_fully(
+    io: &mut impl Write,
+    bytes: &[u8],
+    stall: Option<Duration>,
+    clock: &dyn Clock,
+) -> Result<(), Error> {
+    let mut written = 0;
+    let mut last_progress = clock.now();
+    while written < bytes.len() {
+        let started = Instant::now();
+        match io.write(&bytes[written..]) {
+            Ok(0) => return Err(Error::Io(ErrorKind::WriteZero.into())),
+            Ok(n) => {
+                written += n;
+                last_progress = clock.now();
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => {
+                let waited = clock.now().saturating_duration_since(last_progress);
+                if stall.is_some_and(|limit| waited >= limit) {
+                    return Err(Error::WriteStalled { waited });
+                }
+                back_off(started, None);
+            }
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    loop {
+        match io.flush() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+}
