@@ -42,7 +42,8 @@ fn over_pipe(cr: &mut Criterion) {
             group.throughput(Throughput::Bytes(size as u64));
             let (a, b) = pipe();
             let (mut tx, mut rx) = (Packetizer::new(a), Packetizer::new(b));
-            tx.set_outbound_cipher(keys(c, m)).unwrap();
+            tx.send_newkeys(keys(c, m)).unwrap();
+            assert_eq!(rx.read_message().unwrap().msg_type(), 21);
             rx.set_inbound_cipher(keys(c, m)).unwrap();
             let payload = vec![94u8; size];
             group.bench_function(BenchmarkId::from_parameter(size), |bench| {
@@ -77,8 +78,9 @@ fn over_tcp(cr: &mut Criterion) {
             let addr = listener.local_addr().unwrap();
             let server = thread::spawn(move || {
                 let mut p = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
+                p.send_newkeys(keys(c, m)).unwrap();
+                assert_eq!(p.read_message().unwrap().msg_type(), 21);
                 p.set_inbound_cipher(keys(c, m)).unwrap();
-                p.set_outbound_cipher(keys(c, m)).unwrap();
                 loop {
                     match p.read_message() {
                         Ok(msg) if msg.msg_type() == DONE => {
@@ -92,7 +94,8 @@ fn over_tcp(cr: &mut Criterion) {
                 }
             });
             let mut p = Packetizer::tcp(TcpStream::connect(addr).unwrap()).unwrap();
-            p.set_outbound_cipher(keys(c, m)).unwrap();
+            p.send_newkeys(keys(c, m)).unwrap();
+            assert_eq!(p.read_message().unwrap().msg_type(), 21);
             p.set_inbound_cipher(keys(c, m)).unwrap();
             let payload = vec![94u8; size];
             group.bench_function(BenchmarkId::from_parameter(size), |bench| {

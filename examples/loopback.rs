@@ -112,6 +112,11 @@ fn run(
     let server = thread::spawn(move || -> Result<Option<Duration>, String> {
         let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
         let mut p = Packetizer::tcp(stream).map_err(|e| e.to_string())?;
+        // The client's NEWKEYS, then its keys.
+        let newkeys = p.read_message().map_err(|e| e.to_string())?.msg_type();
+        if newkeys != 21 {
+            return Err(format!("expected NEWKEYS, got message {newkeys}"));
+        }
         p.set_inbound_cipher(keys(c, m, 1))
             .map_err(|e| e.to_string())?;
         let start = thread_cpu();
@@ -127,17 +132,13 @@ fn run(
             }
         }
         // Tell the client everything arrived.
-        p.set_outbound_cipher(keys(c, m, 2))
-            .map_err(|e| e.to_string())?;
+        p.send_newkeys(keys(c, m, 2)).map_err(|e| e.to_string())?;
         p.send_message(&[82]).map_err(|e| e.to_string())?;
         Ok(start.zip(thread_cpu()).map(|(a, b)| b - a))
     });
     let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let mut p = Packetizer::tcp(stream).map_err(|e| e.to_string())?;
-    p.set_outbound_cipher(keys(c, m, 1))
-        .map_err(|e| e.to_string())?;
-    p.set_inbound_cipher(keys(c, m, 2))
-        .map_err(|e| e.to_string())?;
+    p.send_newkeys(keys(c, m, 1)).map_err(|e| e.to_string())?;
     let payload = vec![0x5e; size];
     let started = Instant::now();
     let cpu0 = thread_cpu();
@@ -157,6 +158,15 @@ fn run(
         }
     }
     let client_cpu = cpu0.zip(thread_cpu()).map(|(a, b)| b - a);
+    let newkeys = p
+        .read_message()
+        .map_err(|e| format!("client: {e}"))?
+        .msg_type();
+    if newkeys != 21 {
+        return Err(format!("expected NEWKEYS, got message {newkeys}"));
+    }
+    p.set_inbound_cipher(keys(c, m, 2))
+        .map_err(|e| e.to_string())?;
     let done = p
         .read_message()
         .map_err(|e| format!("client: {e}"))?

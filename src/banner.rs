@@ -175,14 +175,25 @@ mod tests {
 
     #[test]
     fn short_or_foreign_lines_are_refused_not_a_panic() {
-        for line in [&b""[..], b"S", b"SS", b"SSH", b"SSH-", b"ssh-2.0-x", b"HTTP/1.1 200"] {
+        for line in [
+            &b""[..],
+            b"S",
+            b"SS",
+            b"SSH",
+            b"SSH-",
+            b"ssh-2.0-x",
+            b"HTTP/1.1 200",
+        ] {
             assert!(check_identification(line).is_err(), "{line:?}");
         }
     }
 
     #[test]
     fn our_line_gets_its_crlf_and_the_same_checks() {
-        assert_eq!(identification_line("SSH-2.0-me").unwrap(), b"SSH-2.0-me\r\n");
+        assert_eq!(
+            identification_line("SSH-2.0-me").unwrap(),
+            b"SSH-2.0-me\r\n"
+        );
         assert!(identification_line("SSH-2.0-me\r\n").is_err());
         assert!(identification_line("SSH-1.5-old").is_err());
         assert!(identification_line(&format!("SSH-2.0-{}", "x".repeat(250))).is_err());

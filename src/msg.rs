@@ -145,7 +145,8 @@ pub(crate) fn parse_disconnect(payload: &[u8]) -> crate::Error {
         Some(&text[..len.min(text.len())])
     });
     let text = text.unwrap_or_default();
-    let mut description = String::from_utf8_lossy(&text[..text.len().min(MAX_DESCRIPTION)]).into_owned();
+    let mut description =
+        String::from_utf8_lossy(&text[..text.len().min(MAX_DESCRIPTION)]).into_owned();
     description.retain(|c| !c.is_control());
     crate::Error::Disconnected {
         reason,

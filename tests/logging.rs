@@ -51,8 +51,12 @@ fn hexdump_only_when_asked_and_key_switches_logged() {
         max_bytes: Some(1),
         ..RekeyLimits::default()
     });
-    tx.set_outbound_cipher(keys()).unwrap();
+    tx.send_newkeys(keys()).unwrap();
+    assert_eq!(rx.read_message().unwrap().msg_type(), 21);
     rx.set_inbound_cipher(keys()).unwrap();
+    // tx's inbound direction switches too: its initial kex is done, so its
+    // spent budget asks for a rekey.
+    tx.set_inbound_cipher(keys()).unwrap();
     tx.send_message(secret).unwrap();
     rx.read_message().unwrap();
     let quiet = take();
@@ -77,4 +81,24 @@ fn hexdump_only_when_asked_and_key_switches_logged() {
         .filter(|(target, m)| target == "ssh_packetizer::hexdump" && m.contains(&secret_hex))
         .collect();
     assert_eq!(dumps.len(), 2, "one dump out, one in: {loud:?}");
+
+    // Authentication payloads (a password in USERAUTH_REQUEST, answers in
+    // USERAUTH_INFO_RESPONSE) are never dumped, hexdump or not.
+    for msg_type in [50u8, 61] {
+        let mut auth = vec![msg_type];
+        auth.extend_from_slice(b"hunter2 is my password");
+        let auth_hex: String = auth[1..].iter().map(|b| format!("{b:02x}")).collect();
+        tx.send_message(&auth).unwrap();
+        assert_eq!(rx.read_message().unwrap().payload(), &auth[..]);
+        let logged = take();
+        let dumps: Vec<_> = logged
+            .iter()
+            .filter(|(target, _)| target == "ssh_packetizer::hexdump")
+            .collect();
+        assert_eq!(dumps.len(), 2, "{logged:?}");
+        for (_, m) in dumps {
+            assert!(!m.contains(&auth_hex) && !m.contains("hunter2"), "{m}");
+            assert!(m.contains(&format!("message {msg_type}")), "{m}");
+        }
+    }
 }

@@ -37,9 +37,7 @@ fn echo_server<S: Read + Write>(mut p: Packetizer<S>, suite: (CipherAlgorithm, M
         };
         if msg[0] == NEWKEYS {
             p.set_inbound_cipher(keys_for(suite.0, suite.1, 1)).unwrap();
-            p.send_message(&msg).unwrap();
-            p.set_outbound_cipher(keys_for(suite.0, suite.1, 2))
-                .unwrap();
+            p.send_newkeys(keys_for(suite.0, suite.1, 2)).unwrap();
         } else {
             p.send_message(&msg).unwrap();
         }
@@ -52,16 +50,14 @@ fn client<S: Read + Write>(mut p: Packetizer<S>, suite: (CipherAlgorithm, MacAlg
     assert_eq!(peer.software_version(), "server_1.0");
     for i in 0..MESSAGES {
         if i == SWITCH_AT {
-            p.send_message(&[NEWKEYS]).unwrap();
-            p.set_outbound_cipher(keys_for(suite.0, suite.1, 1))
-                .unwrap();
+            p.send_newkeys(keys_for(suite.0, suite.1, 1)).unwrap();
             let echo = p.read_message().unwrap();
             assert_eq!(echo.msg_type(), NEWKEYS);
             p.set_inbound_cipher(keys_for(suite.0, suite.1, 2)).unwrap();
         }
         let mut msg = payload(size_of(i), i as u64);
         msg[0] = 94;
-        let seq = p.send_message(&msg).unwrap();
+        let seq = p.send_message(&msg).unwrap().seqno().unwrap();
         assert_eq!(seq as usize, i + usize::from(i >= SWITCH_AT));
         let echo = p.read_message().unwrap();
         assert_eq!(echo.payload(), &msg[..], "{suite:?} message {i}");
@@ -129,7 +125,7 @@ fn after_the_peer_closes_the_second_send_fails_with_broken_pipe_or_reset() {
     server.join().unwrap();
     // The peer is gone. The first send only fills our kernel buffer; the
     // peer's RST then breaks a later one.
-    let mut outcome = Ok(0);
+    let mut outcome = Ok(ssh_packetizer::Sent::Held);
     for _ in 0..50 {
         outcome = p.send_message(&[94; 100]);
         if outcome.is_err() {
@@ -147,15 +143,16 @@ fn after_the_peer_closes_the_second_send_fails_with_broken_pipe_or_reset() {
         "{kind:?}"
     );
     assert!(p.is_closed());
-    assert!(matches!(
-        p.send_message(&[94]),
-        Err(ssh_packetizer::Error::Closed)
-    ));
-    // Reading says the same: closed, at once.
-    assert!(matches!(
-        p.read_message(),
-        Err(ssh_packetizer::Error::Closed)
-    ));
+    // Every later call names the broken pipe (or reset) as its cause.
+    let later = p.send_message(&[94]).unwrap_err();
+    assert!(
+        matches!(later, ssh_packetizer::Error::Failed(_)),
+        "{later:?}"
+    );
+    assert_eq!(later.io_kind(), Some(kind));
+    // Reading says the same, at once.
+    let later = p.read_message().map(|_| ()).unwrap_err();
+    assert_eq!(later.io_kind(), Some(kind), "{later:?}");
 }
 
 #[test]

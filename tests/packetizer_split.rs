@@ -22,7 +22,8 @@ fn full_duplex_on_two_threads_over_tcp() {
     let addr = listener.local_addr().unwrap();
     let (c, m) = (C::ChaCha20Poly1305, M::None);
     let keyed = move |p: &mut Packetizer<TcpStream>, out: u8, inn: u8| {
-        p.set_outbound_cipher(keys_for(c, m, out)).unwrap();
+        p.send_newkeys(keys_for(c, m, out)).unwrap();
+        assert_eq!(p.read_message().unwrap().msg_type(), 21);
         p.set_inbound_cipher(keys_for(c, m, inn)).unwrap();
     };
     let server = thread::spawn(move || {
@@ -59,7 +60,8 @@ fn full_duplex_on_two_threads_over_tcp() {
         let mut msg = payload(i % 5000 + 1, i as u64 + 7);
         msg[0] = 94;
         let m = reader.read_message().unwrap();
-        assert_eq!((m.payload(), m.seqno()), (&msg[..], i as u32));
+        // The server's NEWKEYS took sequence number 0.
+        assert_eq!((m.payload(), m.seqno()), (&msg[..], i as u32 + 1));
     }
     sender.join().unwrap();
     server.join().unwrap();
@@ -91,7 +93,10 @@ fn a_broken_pipe_on_the_writer_closes_the_reader_too() {
     let err = writer.send_message(&[94]).unwrap_err();
     assert_eq!(err.io_kind(), Some(std::io::ErrorKind::BrokenPipe));
     assert!(reader.is_closed());
-    assert!(matches!(reader.read_message(), Err(Error::Closed)));
+    // The reader names the writer's broken pipe as the cause.
+    let later = reader.read_message().map(|_| ()).unwrap_err();
+    assert!(matches!(later, Error::Failed(_)), "{later:?}");
+    assert_eq!(later.io_kind(), Some(std::io::ErrorKind::BrokenPipe));
 }
 
 #[test]
@@ -102,8 +107,7 @@ fn rekey_signalling_is_shared_between_the_halves() {
         max_bytes: Some(1),
         ..RekeyLimits::default()
     });
-    p.set_outbound_cipher(keys_for(C::Aes128Gcm, M::None, 1))
-        .unwrap();
+    p.send_newkeys(keys_for(C::Aes128Gcm, M::None, 1)).unwrap();
     p.set_inbound_cipher(keys_for(C::Aes128Gcm, M::None, 2))
         .unwrap();
     let (mut reader, writer) = p.split().unwrap();
@@ -114,7 +118,7 @@ fn rekey_signalling_is_shared_between_the_halves() {
         "the writer's spent budget shows on the reader"
     );
     writer
-        .set_outbound_cipher(keys_for(C::Aes128Gcm, M::None, 3))
+        .send_newkeys(keys_for(C::Aes128Gcm, M::None, 3))
         .unwrap();
     assert!(writer.need_rekey());
     reader
@@ -136,7 +140,10 @@ fn the_readers_keepalive_sends_through_the_writer_half() {
         reader: script,
         writer: out.clone(),
     };
-    let p = Packetizer::with_clock(stream, clock);
+    let mut p = Packetizer::with_clock(stream, clock);
+    // Keys switched both ways (to the clear mode): keepalives may run.
+    p.send_newkeys(ssh_packetizer::Keys::clear()).unwrap();
+    p.set_inbound_cipher(ssh_packetizer::Keys::clear()).unwrap();
     let (mut reader, writer) = p.split().unwrap();
     reader.set_keepalive(Some(Duration::from_secs(15)), |w| {
         w.send_message(&[2, 0, 0, 0, 0]).map(|_| ())
@@ -144,12 +151,14 @@ fn the_readers_keepalive_sends_through_the_writer_half() {
     assert_eq!(reader.read_message().unwrap().msg_type(), 94);
     let mut o = Opener::new();
     o.feed(&out.0.lock().unwrap());
-    for seqno in 0..2 {
+    assert!(matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 21));
+    o.set_keys(ssh_packetizer::Keys::clear()).unwrap();
+    for seqno in 1..3 {
         assert!(
             matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 2 && p.seqno() == seqno)
         );
     }
-    assert_eq!(writer.seqno_out(), 2);
+    assert_eq!(writer.seqno_out(), 3);
 }
 
 #[test]

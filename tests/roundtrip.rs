@@ -113,6 +113,7 @@ fn run_with(
                             assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
                             break;
                         }
+                        other => panic!("{label}: {other:?}"),
                     }
                 }
             }
@@ -135,6 +136,7 @@ fn run_with(
                             assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
                             break;
                         }
+                        other => panic!("{label}: {other:?}"),
                     }
                 }
             }

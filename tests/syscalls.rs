@@ -64,8 +64,12 @@ fn counted_pair() -> (Side, Side, Arc<Mutex<Calls>>, Arc<Mutex<Calls>>) {
         calls: cb.clone(),
     });
     let (c, m) = (CipherAlgorithm::Aes128Ctr, MacAlgorithm::HmacSha256Etm);
-    tx.set_outbound_cipher(keys_for(c, m, 1)).unwrap();
+    tx.send_newkeys(keys_for(c, m, 1)).unwrap();
+    assert_eq!(rx.read_message().unwrap().msg_type(), 21);
     rx.set_inbound_cipher(keys_for(c, m, 1)).unwrap();
+    // Count from here: the key switch's own write and read are setup.
+    *ca.lock().unwrap() = Calls::default();
+    *cb.lock().unwrap() = Calls::default();
     (tx, rx, ca, cb)
 }
 

@@ -55,6 +55,7 @@ fn run(c: CipherAlgorithm, m: MacAlgorithm, wire: &[u8]) -> (Vec<Vec<u8>>, Resul
                     }
                     break;
                 }
+                Ok(other) => panic!("{other:?}"),
                 Err(e) => return (out, Err(e)),
             }
         }

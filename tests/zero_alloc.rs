@@ -86,7 +86,8 @@ fn pair(
 ) {
     let (a, b) = pipe();
     let (mut tx, mut rx) = (Packetizer::new(a), Packetizer::new(b));
-    tx.set_outbound_cipher(keys_out).unwrap();
+    tx.send_newkeys(keys_out).unwrap();
+    assert_eq!(rx.read_message().unwrap().msg_type(), 21);
     rx.set_inbound_cipher(keys_in).unwrap();
     (tx, rx)
 }

@@ -351,7 +351,7 @@ pub fn open_batch(opener: &mut Opener, wire: &mut [u8], form: OpenForm) -> usize
                         at += wire_len;
                         opened += 1;
                     }
-                    Frame::NeedMore(n) => panic!("whole packets given, {n} more wanted"),
+                    other => panic!("whole packets given, yet {other:?}"),
                 }
             }
         }

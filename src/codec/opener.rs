@@ -374,9 +374,6 @@ impl OpenCore {
         }
     }
 
-
-
-
     /// The wire length of the packet last returned.
     pub(crate) fn last_wire_len(&self) -> usize {
         self.last_wire_len
@@ -402,7 +399,6 @@ impl OpenCore {
         let wanted = self.still_needed(input.buffered());
         input.room(wanted, self.input_limit())
     }
-
 
     /// The bytes the packet being read needs in all (for an EOF report):
     /// the whole wire length once the length is known, else the head.
@@ -441,8 +437,7 @@ impl OpenCore {
             None => PayloadAt::Wire(payload),
             Some(inflater) => {
                 let max = self.state.max_packet_len;
-                if let Err(e) = inflater.decompress(input.slice(payload), &mut self.inflated, max)
-                {
+                if let Err(e) = inflater.decompress(input.slice(payload), &mut self.inflated, max) {
                     return Err(self.latch.record(e));
                 }
                 if self.inflated.capacity() > READ_ROOM && self.inflated.len() <= READ_ROOM / 4 {

@@ -461,7 +461,8 @@ impl Connection {
         if self.policy.hexdump {
             hexdump("in", seqno, packet.payload());
         }
-        let disconnect = (msg_type == msg::DISCONNECT).then(|| msg::parse_disconnect(packet.payload()));
+        let disconnect =
+            (msg_type == msg::DISCONNECT).then(|| msg::parse_disconnect(packet.payload()));
         let wire_len = core.last_wire_len();
         let budget_spent = core.budget_spent();
         if msg_type == msg::NEWKEYS && self.policy.strict_kex {
@@ -511,7 +512,6 @@ impl Connection {
         self.opener.consume_raw(n)
     }
 
-
     /// One line of at most 8192 bytes from the raw input, without its CR LF
     /// (or bare LF), if a whole one is buffered; the bytes after it stay.
     pub fn poll_line(&mut self) -> Result<Option<Vec<u8>>, Error> {
@@ -522,11 +522,11 @@ impl Connection {
 
     pub(crate) fn poll_raw_line_in(
         &mut self,
-        mut external: Option<&mut InputBuffer>,
+        external: Option<&mut InputBuffer>,
         max: usize,
     ) -> Result<Option<(Vec<u8>, usize)>, Error> {
         self.check()?;
-        let (core, input) = inbound(&mut self.opener, external.as_deref_mut());
+        let (core, input) = inbound(&mut self.opener, external);
         match banner::scan_line(core.raw_buffered(input), max) {
             LineScan::Line { content, consumed } => {
                 let line = core.raw_buffered(input)[..content].to_vec();
@@ -692,6 +692,9 @@ impl Connection {
 
     /// Installs the inbound keys, at a packet boundary: normally right after
     /// the peer's NEWKEYS, which holds further packets until this call.
+    /// Like [`Connection::send_newkeys`], the switch is stamped (for the
+    /// key age limit) with the latest `now` the core was given: run
+    /// [`Connection::handle_timeout`] first if time passed since.
     pub fn set_inbound_keys(&mut self, keys: Keys) -> Result<(), Error> {
         self.check()?;
         log::debug!("inbound keys: {} + {}", keys.cipher(), keys.mac());
@@ -804,7 +807,12 @@ impl Connection {
             return;
         }
         let now = self.policy.timers.now;
-        if self.policy.timers.handshake_deadline().is_some_and(|d| now >= d) {
+        if self
+            .policy
+            .timers
+            .handshake_deadline()
+            .is_some_and(|d| now >= d)
+        {
             self.policy.timers.handshake = Handshake::TimedOut;
             self.policy.raise(Event::HandshakeTimedOut);
             self.policy.latch.record_unreported(Error::HandshakeTimeout);
@@ -866,6 +874,16 @@ impl Connection {
     /// true from the request until both directions switched keys.
     pub fn need_rekey(&self) -> bool {
         self.policy.rekey.is_some()
+    }
+
+    /// As [`Connection::need_rekey`], also counting a key that reached its
+    /// age limit by `now` though the timers have not run yet (a query, for
+    /// drivers that answer `need_rekey` without a `&mut`).
+    pub fn need_rekey_at(&self, now: Instant) -> bool {
+        let policy = &self.policy;
+        self.need_rekey()
+            || (policy.initial_kex_done
+                && policy.timers.key_age_deadline().is_some_and(|d| now >= d))
     }
 
     /// Asks for a rekey now, as if a budget were spent (no-op before the

@@ -110,12 +110,19 @@ fn a_pending_rekey_masks_neither_the_deadline_nor_the_keepalive() {
     p.advance(3600 * SEC);
     assert!(p.client.handshake_timed_out());
     assert_eq!(drain_events(&mut p.client), [Event::HandshakeTimedOut]);
-    assert!(matches!(p.client.poll_packet(), Err(Error::HandshakeTimeout)));
+    assert!(matches!(
+        p.client.poll_packet(),
+        Err(Error::HandshakeTimeout)
+    ));
     assert!(matches!(
         p.client.send_message(&[94, 1]),
         Err(Error::Failed(ref first)) if matches!(**first, Error::HandshakeTimeout)
     ));
-    assert_eq!(p.client.poll_timeout(), None, "a dead connection wants no wake-up");
+    assert_eq!(
+        p.client.poll_timeout(),
+        None,
+        "a dead connection wants no wake-up"
+    );
 }
 
 // Finding 2: need_rekey must not come back after a finished rekey when the
@@ -193,7 +200,11 @@ fn every_order_of_the_two_switches_and_the_request() {
                     }
                 }
                 let expect = requested && switched_since < 2;
-                assert_eq!(p.client.need_rekey(), expect, "{request_at} {inbound_first} {step}");
+                assert_eq!(
+                    p.client.need_rekey(),
+                    expect,
+                    "{request_at} {inbound_first} {step}"
+                );
             }
         }
     }
@@ -308,7 +319,10 @@ fn the_initial_kex_is_done_by_itself_and_sequence_numbers_may_wrap() {
     let mut q = Pair::new();
     q.client.set_seqnos(0, u32::MAX - 1);
     q.client.send_message(&[msg::KEXINIT]).unwrap();
-    assert!(matches!(q.client.send_message(&[msg::IGNORE]), Err(Error::SequenceWrapped)));
+    assert!(matches!(
+        q.client.send_message(&[msg::IGNORE]),
+        Err(Error::SequenceWrapped)
+    ));
 }
 
 // Finding 6: after NEWKEYS nothing more is read until the keys are in.
@@ -316,7 +330,9 @@ fn the_initial_kex_is_done_by_itself_and_sequence_numbers_may_wrap() {
 fn newkeys_holds_the_packets_after_it_until_the_keys_are_in() {
     let mut p = Pair::new();
     p.client.send_newkeys(keys(1)).unwrap();
-    p.client.send_message(&[msg::SERVICE_REQUEST, 1, 2]).unwrap();
+    p.client
+        .send_message(&[msg::SERVICE_REQUEST, 1, 2])
+        .unwrap();
     p.move_bytes();
     assert_eq!(p.server.poll_packet().unwrap(), Step::Ready);
     assert_eq!(p.server.packet().unwrap().msg_type(), msg::NEWKEYS);
@@ -348,12 +364,24 @@ fn strict_kex_resets_sequence_numbers_at_each_newkeys_by_itself() {
 #[test]
 fn messages_during_our_kex_are_held_and_follow_newkeys_in_order() {
     let mut p = Pair::keyed();
-    assert_eq!(p.client.send_message(&[94, 0]).unwrap(), Sent::Sealed { seqno: 1 });
+    assert_eq!(
+        p.client.send_message(&[94, 0]).unwrap(),
+        Sent::Sealed { seqno: 1 }
+    );
     p.client.send_message(&[msg::KEXINIT]).unwrap();
     assert_eq!(p.client.send_message(&[94, 1]).unwrap(), Sent::Held);
-    assert_eq!(p.client.send_message(&[msg::SERVICE_REQUEST]).unwrap(), Sent::Held);
-    assert!(matches!(p.client.send_message(&[31]).unwrap(), Sent::Sealed { .. }));
-    assert!(matches!(p.client.send_message(&[msg::IGNORE]).unwrap(), Sent::Sealed { .. }));
+    assert_eq!(
+        p.client.send_message(&[msg::SERVICE_REQUEST]).unwrap(),
+        Sent::Held
+    );
+    assert!(matches!(
+        p.client.send_message(&[31]).unwrap(),
+        Sent::Sealed { .. }
+    ));
+    assert!(matches!(
+        p.client.send_message(&[msg::IGNORE]).unwrap(),
+        Sent::Sealed { .. }
+    ));
     assert!(matches!(
         p.client.send_message(&[msg::NEWKEYS]),
         Err(Error::InvalidCall { .. })
@@ -364,7 +392,10 @@ fn messages_during_our_kex_are_held_and_follow_newkeys_in_order() {
         assert_eq!(p.client.send_message(&big).unwrap(), Sent::Held);
     }
     let held = p.client.held_bytes();
-    assert!(matches!(p.client.send_message(&big), Err(Error::KexHoldFull { .. })));
+    assert!(matches!(
+        p.client.send_message(&big),
+        Err(Error::KexHoldFull { .. })
+    ));
     assert_eq!(p.client.held_bytes(), held);
 
     p.client.send_newkeys(keys(7)).unwrap();
@@ -385,7 +416,7 @@ fn messages_during_our_kex_are_held_and_follow_newkeys_in_order() {
     }
     assert_eq!(after[0], (94, 6));
     assert_eq!(after[1], (msg::SERVICE_REQUEST, 7));
-    assert_eq!(after.len(), 2 + held / big.len() - 0, "{after:?}");
+    assert_eq!(after.len(), 2 + held / big.len(), "{after:?}");
 }
 
 #[test]
@@ -427,13 +458,18 @@ fn a_disconnect_is_a_typed_error_for_every_later_call() {
     assert!(matches!(p.server.send_message(&[94]), Err(Error::Closed)));
     p.move_bytes();
     match p.client.poll_packet() {
-        Err(Error::Disconnected { reason, description }) => {
+        Err(Error::Disconnected {
+            reason,
+            description,
+        }) => {
             assert_eq!((reason, description.as_str()), (11, "bye now"));
         }
         other => panic!("{other:?}"),
     }
     match p.client.send_message(&[94]) {
-        Err(Error::Failed(first)) => assert!(matches!(*first, Error::Disconnected { reason: 11, .. })),
+        Err(Error::Failed(first)) => {
+            assert!(matches!(*first, Error::Disconnected { reason: 11, .. }))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -449,7 +485,10 @@ fn a_mac_failure_is_the_cause_of_every_later_error_and_the_peer_is_told() {
     let last = wire.len() - 1;
     wire[last] ^= 1;
     p.server.feed(&wire, p.now);
-    assert!(matches!(p.server.poll_packet(), Err(Error::MacMismatch { seqno: 1 })));
+    assert!(matches!(
+        p.server.poll_packet(),
+        Err(Error::MacMismatch { seqno: 1 })
+    ));
     for e in [
         p.server.send_message(&[94]).unwrap_err(),
         p.server.poll_packet().unwrap_err(),
@@ -561,8 +600,13 @@ fn a_clean_eof_and_one_inside_a_packet_say_so() {
     p.client.send_message(&[94; 100]).unwrap();
     let wire = p.client.pending_output().to_vec();
     p.server.feed(&wire[..50], p.now);
-    assert_eq!(p.server.poll_packet().unwrap(), Step::NeedMore(wire.len() - 50));
-    assert!(matches!(p.server.recv_eof(None), Error::Eof { needed, got: 50 } if needed == wire.len()));
+    assert_eq!(
+        p.server.poll_packet().unwrap(),
+        Step::NeedMore(wire.len() - 50)
+    );
+    assert!(
+        matches!(p.server.recv_eof(None), Error::Eof { needed, got: 50 } if needed == wire.len())
+    );
     assert!(matches!(p.server.poll_packet(), Err(Error::Failed(_))));
 }
 
@@ -571,7 +615,10 @@ fn the_server_refuses_lines_before_the_identification_the_client_takes_them() {
     let now = Instant::now();
     let mut server = Connection::new(Role::Server, now);
     server.feed(b"hello\r\nSSH-2.0-x\r\n", now);
-    assert!(matches!(server.poll_identification(), Err(Error::BadIdentification { .. })));
+    assert!(matches!(
+        server.poll_identification(),
+        Err(Error::BadIdentification { .. })
+    ));
     let mut client = Connection::new(Role::Client, now);
     client.feed(b"hello\r\nSSH-2.0-x\r\n\x00\x00", now);
     let id = client.poll_identification().unwrap().unwrap();

@@ -72,7 +72,11 @@ impl Timers {
     /// When the oldest key reaches its age limit.
     pub(crate) fn key_age_deadline(&self) -> Option<Instant> {
         let max = self.max_key_age?;
-        self.keys_since.iter().flatten().min().map(|&since| since + max)
+        self.keys_since
+            .iter()
+            .flatten()
+            .min()
+            .map(|&since| since + max)
     }
 
     pub(crate) fn keepalive_deadline(&self) -> Option<Instant> {

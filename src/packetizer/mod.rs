@@ -290,7 +290,10 @@ impl<S: Read + Write> Packetizer<S> {
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         let (mut side, state) = self.whole();
         wait_for(&mut side, state, true, None, poll_packet)?;
-        Ok(self.core.packet().expect("the read loop saw a packet ready"))
+        Ok(self
+            .core
+            .packet()
+            .expect("the read loop saw a packet ready"))
     }
 
     /// Exactly `n` raw bytes, through the same buffer as the packets
@@ -308,6 +311,8 @@ impl<S: Read + Write> Packetizer<S> {
     /// kex the outbound sequence number resets, and messages held during
     /// the exchange follow under the new keys.
     pub fn send_newkeys(&mut self, keys: Keys) -> Result<u32, Error> {
+        // The core stamps the switch with the latest time it was given.
+        self.core.handle_timeout(self.clock.now());
         let seqno = self.core.send_newkeys(keys)?;
         self.flush()?;
         Ok(seqno)
@@ -317,6 +322,7 @@ impl<S: Read + Write> Packetizer<S> {
     /// packets, normally right after the peer's NEWKEYS was read (which
     /// holds further packets until this call).
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
+        self.core.handle_timeout(self.clock.now());
         self.core.set_inbound_keys(keys)
     }
 
@@ -345,7 +351,7 @@ impl<S: Read + Write> Packetizer<S> {
     /// Whether a key exchange should start; true from the request until both
     /// directions have switched keys.
     pub fn need_rekey(&self) -> bool {
-        self.core.need_rekey()
+        self.core.need_rekey_at(self.clock.now())
     }
 
     /// Sets byte and time limits on each key and the grace allowance.
@@ -426,7 +432,10 @@ impl<S: Read + Write> Packetizer<S> {
 }
 
 /// The read loop's poll for a packet.
-fn poll_packet(core: &mut Connection, input: Option<&mut InputBuffer>) -> Result<Option<()>, Error> {
+fn poll_packet(
+    core: &mut Connection,
+    input: Option<&mut InputBuffer>,
+) -> Result<Option<()>, Error> {
     match core.poll_packet_in(input)? {
         Step::Ready => Ok(Some(())),
         Step::AwaitingKeys => Err(Error::KeysPending),
@@ -434,7 +443,10 @@ fn poll_packet(core: &mut Connection, input: Option<&mut InputBuffer>) -> Result
     }
 }
 
-pub(crate) fn read_line_with<S: Side>(side: &mut S, state: &mut ReadState) -> Result<Vec<u8>, Error> {
+pub(crate) fn read_line_with<S: Side>(
+    side: &mut S,
+    state: &mut ReadState,
+) -> Result<Vec<u8>, Error> {
     wait_for(side, state, false, Some(0), |core, input| {
         let line = core.poll_raw_line_in(input, banner::MAX_PRE_BANNER_LINE_LEN)?;
         Ok(line.map(|(line, _)| line))

@@ -21,6 +21,9 @@ pub(crate) struct ReadState {
     pub(crate) keepalive: Option<KeepaliveCallback>,
     /// A rekey request was raised and not yet reported as `NeedRekey`.
     rekey_pending: bool,
+    /// A keepalive fell due while a packet was half read; it runs at the
+    /// next packet boundary.
+    keepalive_pending: bool,
 }
 
 /// One driver's view of its connection: how it reaches the core, reads the
@@ -28,7 +31,8 @@ pub(crate) struct ReadState {
 pub(crate) trait Side {
     /// Runs `f` on the core and on the input buffer the driver keeps, if it
     /// keeps its own (`None`: the core's).
-    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T) -> T;
+    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T)
+        -> T;
 
     /// One read of the stream into the input buffer, without holding the
     /// core. `until` is the core's next deadline.
@@ -78,11 +82,11 @@ fn wait_inner<S: Side, T>(
         if let Some(found) = side.with_core(|core, input| poll(core, input))? {
             return Ok(found);
         }
-        service_events(side, state)?;
         let at_boundary = side.with_core(|core, input| match input {
             Some(input) => input.buffered() == 0,
             None => core.buffered() == 0,
         });
+        service_events(side, state, at_boundary)?;
         if check_rekey && at_boundary && state.rekey_pending {
             state.rekey_pending = false;
             if side.with_core(|core, _| core.need_rekey()) {
@@ -104,19 +108,26 @@ fn wait_inner<S: Side, T>(
 }
 
 /// Takes the core's events: a rekey request is remembered for the next
-/// packet boundary, a due keepalive runs the callback. A callback error is
-/// returned as it is (nothing buffered is lost).
-fn service_events<S: Side>(side: &mut S, state: &mut ReadState) -> Result<(), Error> {
+/// packet boundary; a due keepalive runs the callback there (as paramiko,
+/// never inside a packet). A callback error is returned as it is (nothing
+/// buffered is lost).
+fn service_events<S: Side>(
+    side: &mut S,
+    state: &mut ReadState,
+    at_boundary: bool,
+) -> Result<(), Error> {
     while let Some(event) = side.with_core(|core, _| core.poll_event()) {
         match event {
             Event::RekeyWanted => state.rekey_pending = true,
-            Event::KeepaliveDue => {
-                if let Some(callback) = &mut state.keepalive {
-                    log::debug!("idle: keepalive");
-                    callback(side.sink())?;
-                }
-            }
+            Event::KeepaliveDue => state.keepalive_pending = true,
             _ => {}
+        }
+    }
+    if state.keepalive_pending && at_boundary {
+        state.keepalive_pending = false;
+        if let Some(callback) = &mut state.keepalive {
+            log::debug!("idle: keepalive");
+            callback(side.sink())?;
         }
     }
     // A deadline that passed is the connection's error now.

@@ -258,7 +258,8 @@ macro_rules! shared_controls {
         /// Whether a key exchange should start; true from the request until
         /// both directions have switched keys.
         pub fn need_rekey(&self) -> bool {
-            self.$($shared).+.lock().need_rekey()
+            let now = self.$($shared).+.clock.now();
+            self.$($shared).+.lock().need_rekey_at(now)
         }
 
         /// Sets byte and time limits on each key and the grace allowance,
@@ -392,7 +393,12 @@ impl<W: Write + Send> PacketWriter<W> {
     /// As [`Packetizer::send_newkeys`]: NEWKEYS and the outbound key switch
     /// in one step, so no other clone's packet can land between them.
     pub fn send_newkeys(&self, keys: Keys) -> Result<u32, Error> {
-        let seqno = self.shared().lock().send_newkeys(keys);
+        let now = self.shared().clock.now();
+        let seqno = {
+            let mut core = self.shared().lock();
+            core.handle_timeout(now);
+            core.send_newkeys(keys)
+        };
         self.shared().changed.notify_all();
         let seqno = seqno?;
         self.outlet.drain(true)?;
@@ -408,7 +414,11 @@ impl<W: Write + Send> PacketWriter<W> {
 
     /// As [`Packetizer::set_write_timeout`].
     pub fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.outlet.io.lock().unwrap_or_else(|e| e.into_inner()).timeout = timeout;
+        self.outlet
+            .io
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .timeout = timeout;
     }
 
     shared_controls!(outlet.shared);
@@ -530,7 +540,8 @@ impl<R: Read> PacketReader<R> {
             PayloadAt::Wire(range) => Held::Wire(range),
             PayloadAt::Inflated => {
                 self.inflated.clear();
-                self.inflated.extend_from_slice(core.opener_core().inflated());
+                self.inflated
+                    .extend_from_slice(core.opener_core().inflated());
                 Held::Inflated
             }
         };
@@ -553,7 +564,8 @@ impl<R: Read> PacketReader<R> {
     pub fn read_line(&mut self) -> Result<String, Error> {
         let (mut side, state) = self.side();
         let result = read_line_with(&mut side, state);
-        self.settle(result).map(|line| String::from_utf8_lossy(&line).into_owned())
+        self.settle(result)
+            .map(|line| String::from_utf8_lossy(&line).into_owned())
     }
 
     /// As [`Packetizer::read_identification`].
@@ -565,7 +577,10 @@ impl<R: Read> PacketReader<R> {
 
     /// As [`Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        self.shared.lock().set_inbound_keys(keys)
+        let now = self.shared.clock.now();
+        let mut core = self.shared.lock();
+        core.handle_timeout(now);
+        core.set_inbound_keys(keys)
     }
 
     /// As [`Packetizer::set_keepalive`]; the callback sends through the

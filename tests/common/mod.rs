@@ -101,17 +101,38 @@ pub fn supported_suites() -> Vec<(CipherAlgorithm, MacAlgorithm)> {
     out
 }
 
-/// A payload of `len` bytes that differs from packet to packet.
+/// A payload of `len` bytes that differs from packet to packet. It never
+/// starts with NEWKEYS (21), after which an Opener stops for new keys.
 pub fn payload(len: usize, salt: u64) -> Vec<u8> {
     let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
+    let mut bytes: Vec<u8> = (0..len)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x as u8
         })
-        .collect()
+        .collect();
+    if bytes.first() == Some(&21) {
+        bytes[0] = 94;
+    }
+    bytes
+}
+
+/// Switches `tx`'s outbound keys and `rx`'s inbound keys the way a key
+/// exchange does: `tx` sends NEWKEYS and switches, `rx` reads it and installs
+/// the keys. Both ends on this thread (the stream must hold one packet).
+pub fn switch_keys<A, B>(
+    tx: &mut ssh_packetizer::Packetizer<A>,
+    rx: &mut ssh_packetizer::Packetizer<B>,
+    keys: Keys,
+) where
+    A: std::io::Read + std::io::Write,
+    B: std::io::Read + std::io::Write,
+{
+    tx.send_newkeys(keys.clone()).unwrap();
+    assert_eq!(rx.read_message().unwrap().msg_type(), 21);
+    rx.set_inbound_cipher(keys).unwrap();
 }
 
 /// A writer whose bytes a test can look at, from any thread.

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """An echo peer on paramiko's own Packetizer, for tests/interop_paramiko.rs.
 
-Connects to 127.0.0.1:PORT, installs the keys given on the command line in
-both directions (no key exchange), then reads COUNT messages, checks each
+Connects to 127.0.0.1:PORT, switches keys as a key exchange ends (reads the
+peer's NEWKEYS in the clear and installs the inbound keys given on the
+command line, sends its own NEWKEYS and installs the outbound keys), then
+reads COUNT messages, checks each
 against the payload formula the Rust side uses, and echoes it back. Exits 0
 when every message matched, non-zero with a message on stderr otherwise.
 """
@@ -70,7 +72,11 @@ def main():
     sock = socket.create_connection(("127.0.0.1", o.port))
     sock.settimeout(30)
     p = Packetizer(sock)
+    cmd, _ = p.read_message()
+    if cmd != 21:
+        sys.exit(f"paramiko: expected NEWKEYS first, got message {cmd}")
     install(p, o.cipher, o.mac, h(o.in_key), h(o.in_iv), h(o.in_mac_key), outbound=False)
+    p.send_message(Message(bytes([21])))
     install(p, o.cipher, o.mac, h(o.out_key), h(o.out_iv), h(o.out_mac_key), outbound=True)
     for i in range(o.count):
         cmd, msg = p.read_message()
