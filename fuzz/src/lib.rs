@@ -7,7 +7,10 @@
 //!   what a Sealer with the same keys would have sent (zero padding, as the
 //!   seeds are made): a forged or corrupted packet can never come out;
 //! - the identification reader never returns a line over its bounds;
-//! - sealing then opening any payloads in any chunking gives them back.
+//! - sealing then opening any payloads in any chunking gives them back;
+//! - the connection core, driven by any interleaving of bytes, time and
+//!   calls, never fails between two honest ends, keeps its input bound and
+//!   never hands a driver a deadline it has already passed.
 
 use std::io::{self, Read, Write};
 
@@ -15,6 +18,9 @@ use ssh_packetizer::{
     CipherAlgorithm as C, Error, Keys, MacAlgorithm as M, Opened, Opener, Packetizer, Sealer,
     ZeroPadding,
 };
+
+mod connection;
+pub use connection::connection;
 
 /// The modes the Opener targets fuzz.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,12 +126,19 @@ pub fn opener(mode: Mode, data: &[u8]) {
                     assert!(n >= 1 && n <= opener.max_wire_len(), "asked for {n}");
                     break;
                 }
+                Ok(Opened::AwaitingKeys) => {
+                    // NEWKEYS: both ends start the same keys afresh.
+                    opener.set_keys(mode.keys()).expect("fixed keys");
+                    mirror.set_keys(mode.keys()).expect("fixed keys");
+                }
+                Ok(other) => panic!("{other:?}"),
                 Err(e) => {
                     assert!(
                         e.is_peer_fault() || matches!(e, Error::SequenceWrapped),
                         "{e:?}"
                     );
-                    assert!(matches!(opener.next_packet(), Err(Error::Closed)));
+                    let later = opener.next_packet().map(|_| ()).unwrap_err();
+                    assert!(matches!(later, Error::Failed(_)), "{later:?}");
                     return;
                 }
             }
@@ -213,23 +226,36 @@ pub fn roundtrip(data: &[u8]) {
     opener.set_keys(mode.keys()).expect("fixed keys");
     let mut wire = Vec::new();
     for p in &payloads {
-        sealer.seal(p, &mut wire).expect("payloads fit");
+        if p[0] == 21 {
+            // NEWKEYS: the Opener stops after it, so both ends re-key.
+            sealer.seal_newkeys(mode.keys(), &mut wire).expect("fits");
+        } else {
+            sealer.seal(p, &mut wire).expect("payloads fit");
+        }
     }
     let mut got = Vec::new();
     let mut at = 0;
     let mut sizes = chunks.iter().cycle();
-    while at < wire.len() {
+    while at < wire.len() || opener.buffered() > 0 {
         let n = sizes
             .next()
             .copied()
             .unwrap_or(usize::MAX)
             .min(wire.len() - at);
         at += opener.feed(&wire[at..at + n]);
-        while let Opened::Packet(p) = opener.next_packet().expect("our own packets open") {
-            got.push(p.payload().to_vec());
+        loop {
+            match opener.next_packet().expect("our own packets open") {
+                Opened::Packet(p) => got.push(p.payload().to_vec()),
+                Opened::AwaitingKeys => opener.set_keys(mode.keys()).expect("fixed keys"),
+                _ => break,
+            }
         }
     }
-    assert_eq!(got, payloads);
+    let expected: Vec<Vec<u8>> = payloads
+        .iter()
+        .map(|p| if p[0] == 21 { vec![21] } else { p.clone() })
+        .collect();
+    assert_eq!(got, expected);
 }
 
 /// The Packetizer target: identification, then packets under the mode the
@@ -248,8 +274,10 @@ pub fn packetizer(data: &[u8]) {
         // The pipe holds 4 MiB: all of any fuzz input, written up front.
         peer.write_all(rest)
             .expect("the pipe takes the whole input");
-        drop(peer);
+        // EOF after the input; our own writes still have somewhere to go.
+        peer.shutdown_write();
         drive(Packetizer::new(ours), mode);
+        drop(peer);
     }
 }
 
@@ -261,11 +289,19 @@ fn drive<S: Read + Write>(mut p: Packetizer<S>, mode: Mode) {
         assert!(p.is_closed());
         return;
     }
+    // Both directions keyed: the initial kex is done, the keepalive runs.
+    // (Over the pipe the peer is gone already: the write fails.)
+    if p.send_newkeys(mode.keys()).is_err() {
+        assert!(p.is_closed());
+        return;
+    }
     p.set_inbound_cipher(mode.keys()).expect("fixed keys");
     for _ in 0..10_000 {
         match p.read_message() {
             Ok(m) => assert!(!m.payload().is_empty()),
-            Err(Error::NeedRekey) => unreachable!("no rekey limits were set"),
+            // The peer's KEXINIT asks for one: reported once, not fatal.
+            Err(Error::NeedRekey) => assert!(p.need_rekey() && !p.is_closed()),
+            Err(Error::KeysPending) => p.set_inbound_cipher(mode.keys()).expect("fixed keys"),
             Err(_) => {
                 assert!(p.is_closed());
                 return;
@@ -277,6 +313,36 @@ fn drive<S: Read + Write>(mut p: Packetizer<S>, mode: Mode) {
 /// The seed corpus: (target, seed) pairs, made the same way every time.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut out = Vec::new();
+    // The connection target: a kex each way with data around it, bytes
+    // moved in pieces, the clock jumping (op >> 1 picks the operation, the
+    // low bit the end).
+    let data = |end: u8| end;
+    let kexinit = |end: u8| 2 | end;
+    let newkeys = |end: u8| 4 | end;
+    let carry = |end: u8| 8 | end;
+    let read = |end: u8| 10 | end;
+    let time = 12u8;
+    for pick in [0u8, 0x81, 2, 0x83, 4] {
+        let mut seed = vec![pick];
+        for end in [0u8, 1] {
+            seed.extend_from_slice(&[data(end), 40, kexinit(end), 0, data(end), 7]);
+            seed.extend_from_slice(&[carry(end), 3, read(end ^ 1), 0, newkeys(end), 0]);
+            seed.extend_from_slice(&[carry(end), 255, read(end ^ 1), 0, time, 100]);
+        }
+        seed.extend_from_slice(&[
+            carry(0),
+            255,
+            carry(1),
+            255,
+            read(0),
+            0,
+            read(1),
+            0,
+            time,
+            80,
+        ]);
+        out.push(("connection", seed));
+    }
     let payloads: [&[u8]; 4] = [&[20; 30], &[94, 1, 2, 3], &[21], &[94; 700]];
     for mode in Mode::ALL {
         let mut sealer = Sealer::new();
@@ -284,7 +350,11 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         sealer.set_padding_source(Box::new(ZeroPadding));
         let mut wire = Vec::new();
         for p in payloads {
-            sealer.seal(p, &mut wire).expect("seed payloads fit");
+            if p == [21] {
+                sealer.seal_newkeys(mode.keys(), &mut wire).expect("fits");
+            } else {
+                sealer.seal(p, &mut wire).expect("seed payloads fit");
+            }
         }
         for chunk in [0u8, 1, 17] {
             out.push((mode.target(), [&[chunk][..], &wire].concat()));
@@ -376,6 +446,7 @@ mod tests {
                 "banner" => banner(&seed),
                 "roundtrip" => roundtrip(&seed),
                 "packetizer" => packetizer(&seed),
+                "connection" => connection(&seed),
                 _ => {
                     let mode = Mode::ALL
                         .into_iter()
@@ -394,8 +465,12 @@ mod tests {
         o.set_keys(Mode::Gcm.keys()).unwrap();
         o.feed(&seed[1..]);
         let mut n = 0;
-        while let Ok(Opened::Packet(_)) = o.next_packet() {
-            n += 1;
+        loop {
+            match o.next_packet() {
+                Ok(Opened::Packet(_)) => n += 1,
+                Ok(Opened::AwaitingKeys) => o.set_keys(Mode::Gcm.keys()).unwrap(),
+                _ => break,
+            }
         }
         assert_eq!(n, 4);
     }

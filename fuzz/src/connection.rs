@@ -1,0 +1,188 @@
+//! The connection target: two honest cores, a client and a server, driven by
+//! whatever interleaving of sends, key switches, byte moves (in any pieces),
+//! clock jumps, polls and events the input spells.
+//!
+//! Between two honest ends nothing may fail, whatever the order: every
+//! message arrives once, each class in the order it was sent (the
+//! transport's own may overtake messages held during a key exchange), the
+//! input bound holds, and a deadline the core reported is never reported
+//! again once handled (a driver sleeping until it would spin otherwise).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use ssh_packetizer::{
+    msg, CipherAlgorithm as C, Connection, Error, Keys, MacAlgorithm as M, RekeyLimits, Role, Sent,
+    Step,
+};
+
+/// Keys for one direction's `epoch`-th switch.
+fn keys(suite: (C, M), toward_server: bool, epoch: u32) -> Keys {
+    let (c, m) = suite;
+    let salt = (epoch as u8) ^ if toward_server { 0x5a } else { 0xa5 };
+    let bytes = |len: usize, k: u8| (0..len).map(|i| (i as u8) ^ k ^ salt).collect::<Vec<_>>();
+    Keys::new(
+        c,
+        m,
+        &bytes(c.spec().key_len, 1),
+        &bytes(c.spec().iv_len, 2),
+        &bytes(m.spec().key_len, 3),
+    )
+    .expect("lengths from the table")
+}
+
+/// One end and what the other end expects from it.
+struct End {
+    core: Connection,
+    toward_server: bool,
+    /// Keys switched outbound so far.
+    out_epoch: u32,
+    /// Keys installed inbound so far.
+    in_epoch: u32,
+    /// What this end sent and the peer has not read yet, per class:
+    /// the transport's own, and the rest (which may be held in a kex).
+    sent_transport: VecDeque<Vec<u8>>,
+    sent_other: VecDeque<Vec<u8>>,
+}
+
+impl End {
+    fn new(role: Role, now: Instant, strict: bool) -> End {
+        let mut core = Connection::new(role, now);
+        core.set_strict_kex(strict);
+        core.set_rekey_limits(RekeyLimits {
+            max_bytes: Some(8192),
+            max_time: Some(Duration::from_secs(30)),
+            ..RekeyLimits::default()
+        });
+        core.set_keepalive(Some(Duration::from_secs(5)), now);
+        End {
+            core,
+            toward_server: role == Role::Client,
+            out_epoch: 0,
+            in_epoch: 0,
+            sent_transport: VecDeque::new(),
+            sent_other: VecDeque::new(),
+        }
+    }
+
+    fn send(&mut self, payload: Vec<u8>) {
+        match self.core.send_message(&payload) {
+            Ok(Sent::Sealed { .. } | Sent::Held) => {
+                if msg::allowed_during_kex(payload[0]) {
+                    self.sent_transport.push_back(payload);
+                } else {
+                    self.sent_other.push_back(payload);
+                }
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(Error::KexHoldFull { .. } | Error::PayloadTooLarge { .. }) => {}
+            Err(e) => panic!("an honest send failed: {e}"),
+        }
+    }
+
+    fn newkeys(&mut self, suite: (C, M)) {
+        self.out_epoch += 1;
+        let k = keys(suite, self.toward_server, self.out_epoch);
+        self.core.send_newkeys(k).expect("an honest key switch");
+    }
+}
+
+/// Moves up to `limit` pending bytes from `from` to `to`.
+fn carry(from: &mut End, to: &mut End, limit: usize, now: Instant) {
+    let out = from.core.pending_output();
+    let n = out.len().min(limit);
+    let taken = to.core.feed(&out[..n], now);
+    from.core.output_written(taken, now);
+    assert!(to.core.buffered() <= to.core.input_limit());
+}
+
+/// Reads what `to` has from `from`, checking each message against what was
+/// sent.
+fn read(from: &mut End, to: &mut End, suite: (C, M)) {
+    loop {
+        match to.core.poll_packet().expect("honest bytes open") {
+            Step::Ready => {
+                let p = to.core.packet().expect("ready");
+                let payload = p.payload();
+                if payload == [msg::NEWKEYS] {
+                    continue;
+                }
+                let queue = if msg::allowed_during_kex(payload[0]) {
+                    &mut from.sent_transport
+                } else {
+                    &mut from.sent_other
+                };
+                let expected = queue.pop_front().expect("nothing more was sent");
+                assert_eq!(payload, &expected[..], "out of order or corrupted");
+            }
+            Step::AwaitingKeys => {
+                to.in_epoch += 1;
+                assert!(to.in_epoch <= from.out_epoch);
+                let k = keys(suite, from.toward_server, to.in_epoch);
+                to.core.set_inbound_keys(k).expect("at a packet boundary");
+            }
+            _ => return,
+        }
+    }
+}
+
+/// The target: a suite byte (and strict kex in its high bit), then
+/// (operation, argument) pairs.
+pub fn connection(data: &[u8]) {
+    let Some((&pick, mut ops)) = data.split_first() else {
+        return;
+    };
+    let suites = [
+        (C::Aes128Gcm, M::None),
+        (C::ChaCha20Poly1305, M::None),
+        (C::Aes128Ctr, M::HmacSha256Etm),
+        (C::Aes256Ctr, M::HmacSha1),
+        (C::None, M::None),
+    ];
+    let suite = suites[usize::from(pick & 0x7f) % suites.len()];
+    let strict = pick & 0x80 != 0;
+    let mut now = Instant::now();
+    let mut ends = [
+        End::new(Role::Client, now, strict),
+        End::new(Role::Server, now, strict),
+    ];
+    while let [op, arg, rest @ ..] = ops {
+        ops = rest;
+        let who = usize::from(op & 1);
+        let (this, other) = if who == 0 {
+            let (a, b) = ends.split_at_mut(1);
+            (&mut a[0], &mut b[0])
+        } else {
+            let (a, b) = ends.split_at_mut(1);
+            (&mut b[0], &mut a[0])
+        };
+        let arg = usize::from(*arg);
+        match (op >> 1) % 9 {
+            0 => {
+                let len = arg * 37 % 3000 + 2;
+                let mut payload = vec![msg::CHANNEL_DATA; len];
+                payload[1] = arg as u8;
+                this.send(payload);
+            }
+            1 => this.send(vec![msg::KEXINIT, arg as u8]),
+            2 => this.newkeys(suite),
+            3 => this.send(vec![if arg % 2 == 0 { msg::IGNORE } else { 31 }, arg as u8]),
+            4 => carry(this, other, arg * 97 + 1, now),
+            5 => read(other, this, suite),
+            6 => {
+                now += Duration::from_millis(arg as u64 * 250);
+                for end in [&mut *this, &mut *other] {
+                    end.core.handle_timeout(now);
+                    if let Some(next) = end.core.poll_timeout() {
+                        assert!(next > now, "a handled deadline came back");
+                    }
+                }
+            }
+            7 => while this.core.poll_event().is_some() {},
+            _ => this.core.request_rekey(),
+        }
+        for end in &ends {
+            assert!(end.core.error().is_none(), "{:?}", end.core.error());
+        }
+    }
+}
