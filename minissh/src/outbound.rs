@@ -79,7 +79,9 @@ impl Outbound {
     }
 
     /// Sends a connection-layer message, waiting while a key exchange has
-    /// the gate shut. Starts a rekey afterwards if our budget is spent.
+    /// the gate shut. A spent budget is the reader thread's to act on: the
+    /// packet layer raises it there (a peer's KEXINIT raises it too, and a
+    /// sender starting an exchange then would race the reader answering it).
     pub fn send(&self, payload: &[u8]) -> Result<()> {
         {
             let mut gate = self.lock();
@@ -90,9 +92,6 @@ impl Outbound {
                 return Err(Error::Protocol(why.clone()));
             }
             self.writer.send_message(payload)?;
-        }
-        if self.writer.need_rekey() {
-            self.begin_kex()?;
         }
         Ok(())
     }

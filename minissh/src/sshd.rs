@@ -89,6 +89,15 @@ pub fn current_user() -> String {
         .unwrap_or_else(|| "root".into())
 }
 
+/// Why OpenSSH cannot run here (its server, client or ssh-keygen is not
+/// installed), if it cannot.
+pub fn missing() -> Option<String> {
+    [SSHD, SSH_KEYGEN, "/usr/bin/ssh"]
+        .into_iter()
+        .find(|tool| !Path::new(tool).exists())
+        .map(|tool| format!("{tool} not found (apt-get install openssh-server openssh-client)"))
+}
+
 impl Sshd {
     /// For tests: a server, or `None` with a `SKIPPED` line when OpenSSH is
     /// not installed. Under `CI=true` a missing OpenSSH panics, and an

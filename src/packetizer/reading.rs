@@ -86,7 +86,9 @@ fn wait_inner<S: Side, T>(
             Some(input) => input.buffered() == 0,
             None => core.buffered() == 0,
         });
-        service_events(side, state, at_boundary)?;
+        // Raw bytes waiting for the rest of a raw read are no half-read
+        // packet: the keepalive may run then.
+        service_events(side, state, at_boundary || raw_needed.is_some())?;
         if check_rekey && at_boundary && state.rekey_pending {
             state.rekey_pending = false;
             if side.with_core(|core, _| core.need_rekey()) {

@@ -347,6 +347,8 @@ pub struct Scripted {
     pub max_read: usize,
     /// Fail writes with this kind, once set.
     pub write_error: Option<std::io::ErrorKind>,
+    /// Each failed write lets this much time pass (a write timeout).
+    pub write_tick: std::time::Duration,
 }
 
 impl Scripted {
@@ -357,6 +359,7 @@ impl Scripted {
             written: Default::default(),
             max_read: usize::MAX,
             write_error: None,
+            write_tick: std::time::Duration::ZERO,
         }
     }
 
@@ -395,6 +398,7 @@ impl std::io::Read for Scripted {
 impl std::io::Write for Scripted {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if let Some(kind) = self.write_error {
+            self.clock.advance(self.write_tick);
             return Err(kind.into());
         }
         self.written.lock().unwrap().extend_from_slice(buf);
