@@ -10,6 +10,7 @@
 //! (large payload size, default 32768), `--small BYTES` (default 64),
 //! `--suite FILTER` (suites whose name contains it), `--quiet` (no progress).
 
+use ssh_packetizer::KeyMaterial;
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::thread;
@@ -70,9 +71,11 @@ fn keys(c: CipherAlgorithm, m: MacAlgorithm, salt: u8) -> Keys {
     Keys::new(
         c,
         m,
-        &bytes(spec.key_len, 1),
-        &bytes(spec.iv_len, 2),
-        &bytes(m.spec().key_len, 3),
+        KeyMaterial {
+            key: &bytes(spec.key_len(), 1),
+            iv: &bytes(spec.iv_len(), 2),
+            mac_key: &bytes(m.spec().key_len(), 3),
+        },
     )
     .expect("lengths from the table")
 }

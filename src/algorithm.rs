@@ -11,6 +11,7 @@ use crate::error::Error;
 
 /// How a cipher family turns plaintext into ciphertext.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CipherFamily {
     /// No encryption (before the first NEWKEYS).
     Clear,
@@ -32,39 +33,88 @@ impl CipherFamily {
 /// One row of the cipher table.
 #[derive(Debug)]
 pub struct CipherSpec {
+    name: &'static str,
+    family: CipherFamily,
+    key_len: usize,
+    iv_len: usize,
+    block_size: usize,
+    tag_len: usize,
+}
+
+impl CipherSpec {
     /// The SSH name, as negotiated in KEXINIT.
-    pub name: &'static str,
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// The family, which decides the wire mode.
-    pub family: CipherFamily,
+    pub fn family(&self) -> CipherFamily {
+        self.family
+    }
+
     /// Key length in bytes.
-    pub key_len: usize,
+    pub fn key_len(&self) -> usize {
+        self.key_len
+    }
+
     /// IV length in bytes (0 when the cipher takes none).
-    pub iv_len: usize,
+    pub fn iv_len(&self) -> usize {
+        self.iv_len
+    }
+
     /// The block size packets are aligned to. ChaCha20-Poly1305 and the clear
     /// mode use 8, as OpenSSH does; this is also the size rekey budgets count.
-    pub block_size: usize,
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
     /// The AEAD tag length in bytes (0 for non-AEAD ciphers).
-    pub tag_len: usize,
+    pub fn tag_len(&self) -> usize {
+        self.tag_len
+    }
 }
 
 /// One row of the MAC table.
 #[derive(Debug)]
 pub struct MacSpec {
+    name: &'static str,
+    hash: Option<MacHash>,
+    key_len: usize,
+    mac_len: usize,
+    etm: bool,
+}
+
+impl MacSpec {
     /// The SSH name, as negotiated in KEXINIT.
-    pub name: &'static str,
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// The hash under the HMAC, or `None` for the `none` MAC.
-    pub hash: Option<MacHash>,
+    pub fn hash(&self) -> Option<MacHash> {
+        self.hash
+    }
+
     /// MAC key length in bytes.
-    pub key_len: usize,
+    pub fn key_len(&self) -> usize {
+        self.key_len
+    }
+
     /// MAC output length in bytes, as sent on the wire.
-    pub mac_len: usize,
+    pub fn mac_len(&self) -> usize {
+        self.mac_len
+    }
+
     /// Encrypt-then-MAC (`-etm@openssh.com`): the length travels in the clear
     /// and the MAC covers the ciphertext.
-    pub etm: bool,
+    pub fn etm(&self) -> bool {
+        self.etm
+    }
 }
 
 /// The hash functions an HMAC can be built on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MacHash {
     /// SHA-1 (hmac-sha1).
     Sha1,
@@ -76,6 +126,7 @@ pub enum MacHash {
 
 /// How length, encryption and authentication combine for a cipher and MAC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Mode {
     /// No encryption, no MAC: before the first NEWKEYS.
     Clear,
@@ -98,6 +149,7 @@ macro_rules! algorithm_enum {
     ) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
         }
@@ -212,13 +264,27 @@ algorithm_enum! {
 /// One row of the compression table.
 #[derive(Debug)]
 pub struct CompressionSpec {
+    name: &'static str,
+    deflates: bool,
+    delayed: bool,
+}
+
+impl CompressionSpec {
     /// The SSH name, as negotiated in KEXINIT.
-    pub name: &'static str,
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Whether payloads are deflated at all.
-    pub deflates: bool,
+    pub fn deflates(&self) -> bool {
+        self.deflates
+    }
+
     /// Whether compression waits for user authentication to succeed
     /// (`zlib@openssh.com`) rather than starting with the keys (`zlib`).
-    pub delayed: bool,
+    pub fn delayed(&self) -> bool {
+        self.delayed
+    }
 }
 
 const fn compression(name: &'static str, deflates: bool, delayed: bool) -> CompressionSpec {
@@ -257,7 +323,7 @@ impl Mode {
         let mode = match (family, mac) {
             (Clear, MacAlgorithm::None) => Some(Mode::Clear),
             (AesGcm | ChaChaPoly, MacAlgorithm::None) => Some(Mode::Aead),
-            (AesCtr, m) if m != MacAlgorithm::None => Some(if m.spec().etm {
+            (AesCtr, m) if m != MacAlgorithm::None => Some(if m.spec().etm() {
                 Mode::EncryptThenMac
             } else {
                 Mode::EncryptAndMac

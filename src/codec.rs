@@ -45,7 +45,7 @@ impl Framing {
     fn of(keys: &Keys) -> Framing {
         let mode = keys.mode();
         Framing {
-            block: keys.cipher().spec().block_size,
+            block: keys.cipher().spec().block_size(),
             aligned_prefix: if mode.length_outside_alignment() {
                 0
             } else {
@@ -109,7 +109,7 @@ impl DirectionState {
     /// Whether payloads are compressed now under the current keys.
     fn compressing(&self) -> bool {
         let spec = self.compression.spec();
-        spec.deflates && (!spec.delayed || self.authenticated)
+        spec.deflates() && (!spec.delayed() || self.authenticated)
     }
 
     /// Switches to `keys`, starting a fresh rekey budget. Nothing changes if
@@ -241,15 +241,18 @@ direction_controls!(Opener, core.state);
 mod tests {
     use super::*;
     use crate::algorithm::MacAlgorithm;
+    use crate::keys::KeyMaterial;
 
     fn framing(cipher: CipherAlgorithm, mac: MacAlgorithm) -> Framing {
         let spec = cipher.spec();
         let keys = Keys::new(
             cipher,
             mac,
-            &vec![0; spec.key_len],
-            &vec![0; spec.iv_len],
-            &vec![0; mac.spec().key_len],
+            KeyMaterial {
+                key: &vec![0; spec.key_len()],
+                iv: &vec![0; spec.iv_len()],
+                mac_key: &vec![0; mac.spec().key_len()],
+            },
         )
         .unwrap();
         Framing::of(&keys)

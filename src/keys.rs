@@ -13,7 +13,43 @@ use zeroize::Zeroizing;
 use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Mode};
 use crate::error::Error;
 
+/// The three pieces of one direction's key material, each by name, so a key
+/// and an IV of the same length cannot trade places unnoticed at the call
+/// site (aes128-ctr's are both 16 bytes).
+#[derive(Clone, Copy)]
+pub struct KeyMaterial<'a> {
+    /// The cipher key (RFC 4253 §7.2 letters C and D).
+    pub key: &'a [u8],
+    /// The IV (letters A and B); empty for ciphers that take none.
+    pub iv: &'a [u8],
+    /// The MAC key (letters E and F); empty with an AEAD cipher.
+    pub mac_key: &'a [u8],
+}
+
+impl fmt::Debug for KeyMaterial<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyMaterial")
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("iv", &format_args!("<{} bytes>", self.iv.len()))
+            .field("mac_key", &format_args!("<{} bytes>", self.mac_key.len()))
+            .finish()
+    }
+}
+
 /// Key material for one direction of a connection.
+///
+/// ```
+/// use ssh_packetizer::{CipherAlgorithm, KeyMaterial, Keys, MacAlgorithm};
+///
+/// let keys = Keys::new(
+///     CipherAlgorithm::Aes128Ctr,
+///     MacAlgorithm::HmacSha256Etm,
+///     KeyMaterial { key: &[1; 16], iv: &[2; 16], mac_key: &[3; 32] },
+/// )?;
+/// assert_eq!(keys.cipher().name(), "aes128-ctr");
+/// assert!(format!("{keys:?}").contains("<16 bytes>")); // sizes only, never bytes
+/// # Ok::<(), ssh_packetizer::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Keys {
     cipher: CipherAlgorithm,
@@ -32,17 +68,16 @@ impl Keys {
     pub fn new(
         cipher: CipherAlgorithm,
         mac: MacAlgorithm,
-        key: &[u8],
-        iv: &[u8],
-        mac_key: &[u8],
+        material: KeyMaterial<'_>,
     ) -> Result<Keys, Error> {
+        let KeyMaterial { key, iv, mac_key } = material;
         let mode = Mode::of(cipher, mac)?;
         let c = cipher.spec();
         let m = mac.spec();
         for (what, expected, got) in [
-            ("key", c.key_len, key.len()),
-            ("iv", c.iv_len, iv.len()),
-            ("mac key", m.key_len, mac_key.len()),
+            ("key", c.key_len(), key.len()),
+            ("iv", c.iv_len(), iv.len()),
+            ("mac key", m.key_len(), mac_key.len()),
         ] {
             if expected != got {
                 return Err(Error::BadKeyLength {
@@ -236,9 +271,11 @@ impl KeyDerivation {
         Keys::new(
             cipher,
             mac,
-            &self.derive(key, cipher.spec().key_len),
-            &self.derive(iv, cipher.spec().iv_len),
-            &self.derive(mac_key, mac.spec().key_len),
+            KeyMaterial {
+                key: &self.derive(key, cipher.spec().key_len()),
+                iv: &self.derive(iv, cipher.spec().iv_len()),
+                mac_key: &self.derive(mac_key, mac.spec().key_len()),
+            },
         )
     }
 }
@@ -279,8 +316,26 @@ mod tests {
     fn lengths_are_checked_field_by_field() {
         let c = CipherAlgorithm::Aes128Ctr;
         let m = MacAlgorithm::HmacSha256;
-        assert!(Keys::new(c, m, &[0; 16], &[0; 16], &[0; 32]).is_ok());
-        let err = Keys::new(c, m, &[0; 15], &[0; 16], &[0; 32]).unwrap_err();
+        assert!(Keys::new(
+            c,
+            m,
+            KeyMaterial {
+                key: &[0; 16],
+                iv: &[0; 16],
+                mac_key: &[0; 32],
+            },
+        )
+        .is_ok());
+        let err = Keys::new(
+            c,
+            m,
+            KeyMaterial {
+                key: &[0; 15],
+                iv: &[0; 16],
+                mac_key: &[0; 32],
+            },
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             Error::BadKeyLength {
@@ -289,9 +344,27 @@ mod tests {
                 got: 15
             }
         ));
-        let err = Keys::new(c, m, &[0; 16], &[0; 12], &[0; 32]).unwrap_err();
+        let err = Keys::new(
+            c,
+            m,
+            KeyMaterial {
+                key: &[0; 16],
+                iv: &[0; 12],
+                mac_key: &[0; 32],
+            },
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::BadKeyLength { what: "iv", .. }));
-        let err = Keys::new(c, m, &[0; 16], &[0; 16], &[0; 20]).unwrap_err();
+        let err = Keys::new(
+            c,
+            m,
+            KeyMaterial {
+                key: &[0; 16],
+                iv: &[0; 16],
+                mac_key: &[0; 20],
+            },
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             Error::BadKeyLength {
@@ -307,9 +380,11 @@ mod tests {
         let keys = Keys::new(
             CipherAlgorithm::Aes128Ctr,
             MacAlgorithm::HmacSha1,
-            &[0xAB; 16],
-            &[0xCD; 16],
-            &[0xEF; 20],
+            KeyMaterial {
+                key: &[0xAB; 16],
+                iv: &[0xCD; 16],
+                mac_key: &[0xEF; 20],
+            },
         )
         .unwrap();
         let shown = format!("{keys:?}");

@@ -25,7 +25,7 @@
 //!
 //! ```
 //! use ssh_packetizer::pipe::pipe; // an in-memory socket (feature `test-util`)
-//! use ssh_packetizer::{msg, CipherAlgorithm, Keys, MacAlgorithm, Packetizer};
+//! use ssh_packetizer::{msg, CipherAlgorithm, KeyMaterial, Keys, MacAlgorithm, Packetizer};
 //!
 //! let (a, b) = pipe();
 //! let (mut client, mut server) = (Packetizer::new(a), Packetizer::new(b));
@@ -33,7 +33,11 @@
 //! assert_eq!(server.read_identification()?.as_str(), "SSH-2.0-quickstart");
 //!
 //! // ... KEXINIT and the key exchange go here; it yields keys per direction:
-//! let keys = Keys::new(CipherAlgorithm::Aes256Gcm, MacAlgorithm::None, &[7; 32], &[9; 12], &[])?;
+//! let keys = Keys::new(
+//!     CipherAlgorithm::Aes256Gcm,
+//!     MacAlgorithm::None,
+//!     KeyMaterial { key: &[7; 32], iv: &[9; 12], mac_key: &[] },
+//! )?;
 //! client.send_newkeys(keys.clone())?; // NEWKEYS, then the switch, in one step
 //! assert_eq!(server.read_message()?.msg_type(), msg::NEWKEYS);
 //! server.set_inbound_cipher(keys)?;   // the server held everything after NEWKEYS
@@ -47,14 +51,12 @@
 //! The codec alone, with no I/O at all:
 //!
 //! ```
-//! use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Opened, Opener, Sealer};
+//! use ssh_packetizer::{CipherAlgorithm, KeyMaterial, Keys, MacAlgorithm, Opened, Opener, Sealer};
 //!
 //! let keys = Keys::new(
 //!     CipherAlgorithm::Aes128Ctr,
 //!     MacAlgorithm::HmacSha256Etm,
-//!     &[7; 16],  // key
-//!     &[9; 16],  // IV
-//!     &[3; 32],  // MAC key
+//!     KeyMaterial { key: &[7; 16], iv: &[9; 16], mac_key: &[3; 32] },
 //! )?;
 //! let (mut sealer, mut opener) = (Sealer::new(), Opener::new());
 //! sealer.set_keys(keys.clone())?;
@@ -93,34 +95,44 @@
 //! opt-level = 3
 //! ```
 //!
-//! Features: `test-util` adds the in-memory [`pipe`], the manual clock and
-//! arbitrary sequence numbers, for tests and harnesses.
+//! Features: `test-util` adds the in-memory `pipe` module, `ManualClock` and
+//! arbitrary sequence numbers (`set_seqno`), for tests and harnesses.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod algorithm;
+mod algorithm;
 pub mod banner;
-pub mod codec;
+mod codec;
 mod compress;
 mod connection;
 mod crypto;
-pub mod error;
-pub mod keys;
+mod error;
+mod keys;
 pub mod msg;
-pub mod packetizer;
-pub mod padding;
+mod packetizer;
+mod padding;
 #[cfg(any(test, feature = "test-util"))]
 pub mod pipe;
-pub mod rekey;
+mod rekey;
 
-pub use algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Mode};
-pub use banner::Identification;
-pub use codec::{Frame, Opened, Opener, Packet, Sealer, Step};
+pub use algorithm::{
+    CipherAlgorithm, CipherFamily, CipherSpec, CompressionAlgorithm, CompressionSpec, MacAlgorithm,
+    MacHash, MacSpec, Mode,
+};
+pub use codec::{
+    Frame, Opened, Opener, Packet, Sealer, Step, DEFAULT_MAX_PACKET_LEN, MAX_MAX_PACKET_LEN,
+    MIN_MAX_PACKET_LEN,
+};
 pub use connection::{Connection, Event, Role, Sent, HOLD_LIMIT};
 pub use error::{Error, Result};
-pub use keys::{Direction, KdfHash, KeyDerivation, Keys};
-pub use packetizer::{PacketReader, PacketWriter, Packetizer, SendMessage};
+pub use keys::{encode_mpint, Direction, KdfHash, KeyDerivation, KeyMaterial, Keys};
+#[cfg(any(test, feature = "test-util"))]
+pub use packetizer::ManualClock;
+pub use packetizer::{
+    Clock, Duplex, Halves, KeepaliveCallback, PacketReader, PacketWriter, Packetizer, SendMessage,
+    SplitStream, SystemClock, DEFAULT_TICK, NONBLOCKING_BACKOFF,
+};
 pub use padding::{PaddingSource, RandomPadding, ZeroPadding};
 pub use rekey::RekeyLimits;
 

@@ -71,8 +71,8 @@ impl Budget {
     /// A fresh budget for `cipher` under `limits`.
     pub(crate) fn new(cipher: CipherAlgorithm, limits: RekeyLimits) -> Budget {
         let spec = cipher.spec();
-        let block = spec.block_size as u64;
-        let block_limit = match spec.family {
+        let block = spec.block_size() as u64;
+        let block_limit = match spec.family() {
             CipherFamily::Clear => None,
             _ if block >= 16 => Some((block, 1u64 << (2 * block).min(63))),
             _ => Some((block, SMALL_BLOCK_BYTE_LIMIT / block)),

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{aead_ciphers, craft_aead, keys_for, payload, plain_packet};
+use ssh_packetizer::KeyMaterial;
 use ssh_packetizer::{CipherAlgorithm, Error, MacAlgorithm, Opened, Opener, Sealer};
 
 const LENGTHS: [usize; 6] = [1, 14, 100, 300, 16, 57];
@@ -102,9 +103,11 @@ fn a_wrong_mac_key_half_is_a_mac_mismatch_for_chacha() {
     let wrong = ssh_packetizer::Keys::new(
         CipherAlgorithm::ChaCha20Poly1305,
         MacAlgorithm::None,
-        &key,
-        &[],
-        &[],
+        KeyMaterial {
+            key: &key,
+            iv: &[],
+            mac_key: &[],
+        },
     )
     .unwrap();
     let mut opener = Opener::new();
@@ -174,7 +177,7 @@ fn crafted_packets_that_are_valid_open_as_the_reference_made_them() {
 #[test]
 fn misaligned_and_oversized_lengths() {
     for cipher in aead_ciphers() {
-        let block = cipher.spec().block_size;
+        let block = cipher.spec().block_size();
         // Aligned for 8 but not 16 (GCM), or not aligned for 8 at all.
         let len = if block == 16 { 24 } else { 20 };
         let wire = craft_aead(

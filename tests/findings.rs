@@ -12,8 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{clear_stream, keys_for, switch_keys, Scripted, Step};
-use ssh_packetizer::packetizer::ManualClock;
 use ssh_packetizer::pipe::{pipe, pipe_with_capacity};
+use ssh_packetizer::ManualClock;
 use ssh_packetizer::{
     banner, msg, CipherAlgorithm as C, Error, Keys, MacAlgorithm as M, Opened, Opener, Packet,
     Packetizer, RekeyLimits, Sealer,

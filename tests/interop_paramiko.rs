@@ -15,6 +15,7 @@
 
 mod common;
 
+use ssh_packetizer::KeyMaterial;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
@@ -86,7 +87,18 @@ fn hex(b: &[u8]) -> String {
 fn run(c: C, m: M) {
     let material = |seed: u8| common::material(c, m, seed);
     let (to_peer, from_peer) = (material(1), material(2));
-    let keys = |mat: &common::Material| Keys::new(c, m, &mat.key, &mat.iv, &mat.mac_key).unwrap();
+    let keys = |mat: &common::Material| {
+        Keys::new(
+            c,
+            m,
+            KeyMaterial {
+                key: &mat.key,
+                iv: &mat.iv,
+                mac_key: &mat.mac_key,
+            },
+        )
+        .unwrap()
+    };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/paramiko_peer.py");

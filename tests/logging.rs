@@ -1,6 +1,7 @@
 //! What reaches the `log` facade: key switches and rekeys at debug, and
 //! plaintext only when the hexdump is turned on.
 
+use ssh_packetizer::KeyMaterial;
 use std::sync::Mutex;
 
 use ssh_packetizer::pipe::pipe;
@@ -38,9 +39,11 @@ fn hexdump_only_when_asked_and_key_switches_logged() {
         Keys::new(
             CipherAlgorithm::Aes128Gcm,
             MacAlgorithm::None,
-            &[9; 16],
-            &[8; 12],
-            &[],
+            KeyMaterial {
+                key: &[9; 16],
+                iv: &[8; 12],
+                mac_key: &[],
+            },
         )
         .unwrap()
     };

@@ -8,8 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::{clear_stream, keys_for, payload, Recorded, Scripted, Step};
-use ssh_packetizer::packetizer::Duplex;
 use ssh_packetizer::pipe::pipe;
+use ssh_packetizer::Duplex;
 use ssh_packetizer::{
     CipherAlgorithm as C, Error, MacAlgorithm as M, Opened, Opener, Packetizer, RekeyLimits,
 };

@@ -11,6 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use poly1305::Poly1305;
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
+use ssh_packetizer::KeyMaterial;
 use std::hint::black_box;
 
 use ssh_packetizer::{
@@ -98,8 +99,8 @@ fn with_mac<S: StreamCipher + StreamCipherSeek + KeyIvInit + 'static>(
     m: M,
     key: &[u8],
 ) -> Box<dyn RawOps> {
-    let mac_key = vec![0x33; m.spec().key_len];
-    let etm = m.spec().etm;
+    let mac_key = vec![0x33; m.spec().key_len()];
+    let etm = m.spec().etm();
     match m {
         M::HmacSha1 | M::HmacSha1Etm => ctr_hmac::<S, Hmac<Sha1>>(key, &mac_key, etm),
         M::HmacSha256 | M::HmacSha256Etm => ctr_hmac::<S, Hmac<Sha256>>(key, &mac_key, etm),
@@ -225,7 +226,7 @@ pub struct RawSuite(Box<dyn RawOps>);
 
 impl RawSuite {
     pub fn new(c: C, m: M) -> RawSuite {
-        let key = vec![0x11; c.spec().key_len];
+        let key = vec![0x11; c.spec().key_len()];
         RawSuite(match c {
             C::Aes128Ctr => with_mac::<Ctr128BE<Aes128>>(m, &key),
             C::Aes192Ctr => with_mac::<Ctr128BE<Aes192>>(m, &key),
@@ -294,9 +295,11 @@ pub fn keys(c: C, m: M) -> Keys {
     Keys::new(
         c,
         m,
-        &vec![0x11; spec.key_len],
-        &vec![0x22; spec.iv_len],
-        &vec![0x33; m.spec().key_len],
+        KeyMaterial {
+            key: &vec![0x11; spec.key_len()],
+            iv: &vec![0x22; spec.iv_len()],
+            mac_key: &vec![0x33; m.spec().key_len()],
+        },
     )
     .expect("lengths from the table")
 }

@@ -8,6 +8,7 @@
 //! input bound holds, and a deadline the core reported is never reported
 //! again once handled (a driver sleeping until it would spin otherwise).
 
+use ssh_packetizer::KeyMaterial;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,11 @@ fn keys(suite: (C, M), toward_server: bool, epoch: u32) -> Keys {
     Keys::new(
         c,
         m,
-        &bytes(c.spec().key_len, 1),
-        &bytes(c.spec().iv_len, 2),
-        &bytes(m.spec().key_len, 3),
+        KeyMaterial {
+            key: &bytes(c.spec().key_len(), 1),
+            iv: &bytes(c.spec().iv_len(), 2),
+            mac_key: &bytes(m.spec().key_len(), 3),
+        },
     )
     .expect("lengths from the table")
 }

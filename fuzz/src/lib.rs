@@ -12,6 +12,7 @@
 //!   calls, never fails between two honest ends, keeps its input bound and
 //!   never hands a driver a deadline it has already passed.
 
+use ssh_packetizer::KeyMaterial;
 use std::io::{self, Read, Write};
 
 use ssh_packetizer::{
@@ -75,9 +76,11 @@ impl Mode {
         Keys::new(
             c,
             m,
-            &bytes(c.spec().key_len, 0x11),
-            &bytes(c.spec().iv_len, 0x22),
-            &bytes(m.spec().key_len, 0x33),
+            KeyMaterial {
+                key: &bytes(c.spec().key_len(), 0x11),
+                iv: &bytes(c.spec().iv_len(), 0x22),
+                mac_key: &bytes(m.spec().key_len(), 0x33),
+            },
         )
         .expect("lengths from the table")
     }

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use ssh_packetizer::packetizer::PacketReader;
+use ssh_packetizer::PacketReader;
 use ssh_packetizer::{CompressionAlgorithm, Keys};
 
 use crate::channel;

@@ -284,7 +284,7 @@ pub fn finish(
             "curve25519 shared secret is all zero".into(),
         ));
     }
-    let encoded_k = ssh_packetizer::keys::encode_mpint(&shared[..]);
+    let encoded_k = ssh_packetizer::encode_mpint(&shared[..]);
 
     let mut h = Sha256::new();
     for field in [

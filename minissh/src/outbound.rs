@@ -8,8 +8,8 @@
 use std::net::TcpStream;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use ssh_packetizer::packetizer::PacketWriter;
 use ssh_packetizer::Keys;
+use ssh_packetizer::PacketWriter;
 
 use crate::error::{Error, Result};
 use crate::kex::{self, Preferences};

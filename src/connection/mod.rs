@@ -1,55 +1,5 @@
-//! The connection core: one sans-IO state machine for both directions.
-//!
-//! [`Connection`] owns the outbound [`Sealer`] and the inbound [`Opener`]
-//! and every rule that needs both, in the manner of quinn-proto: it never
-//! touches a socket or a clock. A driver hands it the bytes it read
-//! ([`Connection::recv_buf`] / [`Connection::recv_filled`], or
-//! [`Connection::feed`]) and the current time; it hands back packets
-//! ([`Connection::poll_packet`]), bytes to write
-//! ([`Connection::pending_output`]), the next instant it wants to be woken
-//! at ([`Connection::poll_timeout`]) and one-shot [`Event`]s.
-//!
-//! What it decides, once, for every driver:
-//! - NEWKEYS: after the peer's NEWKEYS nothing more is read until the
-//!   inbound keys are installed; [`Connection::send_newkeys`] seals NEWKEYS
-//!   and switches the outbound keys in one call. With strict kex on,
-//!   sequence numbers reset at each NEWKEYS by themselves. The initial kex
-//!   is done once both directions switched.
-//! - Rekeys: one `need_rekey` (either budget, the peer's KEXINIT, key age,
-//!   or the caller), only once keys are on, cleared once both directions
-//!   switched in either order, raised once per request as
-//!   [`Event::RekeyWanted`]; the peer's grace allowance, then
-//!   [`Error::RekeyIgnored`].
-//! - Timers: the handshake deadline, the keepalive (only after the initial
-//!   kex and never during one) and the key age, whatever the rekey state.
-//! - During our key exchange, messages other than the transport's own are
-//!   held and sent after the switch, as OpenSSH does (bounded).
-//! - DISCONNECT: a received one is [`Error::Disconnected`]; a fatal error
-//!   caused by the peer's bytes queues one with the matching reason.
-//! - The first fatal error is kept; every later call reports it as the
-//!   cause ([`Error::Failed`]).
-//! - Input is bounded: at most one maximum packet plus one 64 KiB read is
-//!   taken until packets are drained.
-//!
-//! ```
-//! use std::time::Instant;
-//! use ssh_packetizer::{Connection, Role, Step};
-//!
-//! let now = Instant::now();
-//! let (mut client, mut server) = (Connection::new(Role::Client, now), Connection::new(Role::Server, now));
-//! client.send_message(&[20, 1, 2, 3])?; // a KEXINIT, in the clear
-//!
-//! // The driver's job: move bytes and tell the time.
-//! let wire = client.pending_output().to_vec();
-//! client.output_written(wire.len(), now);
-//! assert_eq!(server.feed(&wire, now), wire.len());
-//!
-//! assert_eq!(server.poll_packet()?, Step::Ready);
-//! let packet = server.packet().unwrap();
-//! assert_eq!((packet.msg_type(), packet.seqno()), (20, 0));
-//! assert_eq!(server.poll_packet()?, Step::NeedMore(4));
-//! # Ok::<(), ssh_packetizer::Error>(())
-//! ```
+//! The connection core: one sans-IO state machine for both directions
+//! (see [`Connection`]).
 
 mod hold;
 mod rekey;
@@ -189,7 +139,58 @@ impl Policy {
 }
 
 /// The sans-IO SSH connection: both directions' packet codecs and every
-/// policy that spans them. See the [module docs](self) for what it decides.
+/// policy that spans them.
+///
+/// It owns the outbound [`Sealer`] and the inbound [`Opener`]
+/// and every rule that needs both, in the manner of quinn-proto: it never
+/// touches a socket or a clock. A driver hands it the bytes it read
+/// ([`Connection::recv_buf`] / [`Connection::recv_filled`], or
+/// [`Connection::feed`]) and the current time; it hands back packets
+/// ([`Connection::poll_packet`]), bytes to write
+/// ([`Connection::pending_output`]), the next instant it wants to be woken
+/// at ([`Connection::poll_timeout`]) and one-shot [`Event`]s.
+///
+/// What it decides, once, for every driver:
+/// - NEWKEYS: after the peer's NEWKEYS nothing more is read until the
+///   inbound keys are installed; [`Connection::send_newkeys`] seals NEWKEYS
+///   and switches the outbound keys in one call. With strict kex on,
+///   sequence numbers reset at each NEWKEYS by themselves. The initial kex
+///   is done once both directions switched.
+/// - Rekeys: one `need_rekey` (either budget, the peer's KEXINIT, key age,
+///   or the caller), only once keys are on, cleared once both directions
+///   switched in either order, raised once per request as
+///   [`Event::RekeyWanted`]; the peer's grace allowance, then
+///   [`Error::RekeyIgnored`].
+/// - Timers: the handshake deadline, the keepalive (only after the initial
+///   kex and never during one) and the key age, whatever the rekey state.
+/// - During our key exchange, messages other than the transport's own are
+///   held and sent after the switch, as OpenSSH does (bounded).
+/// - DISCONNECT: a received one is [`Error::Disconnected`]; a fatal error
+///   caused by the peer's bytes queues one with the matching reason.
+/// - The first fatal error is kept; every later call reports it as the
+///   cause ([`Error::Failed`]).
+/// - Input is bounded: at most one maximum packet plus one 64 KiB read is
+///   taken until packets are drained.
+///
+/// ```
+/// use std::time::Instant;
+/// use ssh_packetizer::{Connection, Role, Step};
+///
+/// let now = Instant::now();
+/// let (mut client, mut server) = (Connection::new(Role::Client, now), Connection::new(Role::Server, now));
+/// client.send_message(&[20, 1, 2, 3])?; // a KEXINIT, in the clear
+///
+/// // The driver's job: move bytes and tell the time.
+/// let wire = client.pending_output().to_vec();
+/// client.output_written(wire.len(), now);
+/// assert_eq!(server.feed(&wire, now), wire.len());
+///
+/// assert_eq!(server.poll_packet()?, Step::Ready);
+/// let packet = server.packet().unwrap();
+/// assert_eq!((packet.msg_type(), packet.seqno()), (20, 0));
+/// assert_eq!(server.poll_packet()?, Step::NeedMore(4));
+/// # Ok::<(), ssh_packetizer::Error>(())
+/// ```
 ///
 /// Errors follow one rule: a fatal error is kept, and every later call
 /// answers [`Error::Failed`] with it (or [`Error::Closed`] after a clean

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::algorithm::{CipherAlgorithm, MacAlgorithm};
+use crate::keys::KeyMaterial;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -12,9 +13,11 @@ fn keys(seed: u8) -> Keys {
     Keys::new(
         CipherAlgorithm::Aes128Gcm,
         MacAlgorithm::None,
-        &[seed; 16],
-        &[seed ^ 0x55; 12],
-        &[],
+        KeyMaterial {
+            key: &[seed; 16],
+            iv: &[seed ^ 0x55; 12],
+            mac_key: &[],
+        },
     )
     .unwrap()
 }

@@ -26,7 +26,7 @@ enum AesCtr {
 fn keystream<C: KeyIvInit>(keys: &Keys) -> Result<C, Error> {
     C::new_from_slices(keys.key(), keys.iv()).map_err(|_| Error::BadKeyLength {
         what: "key",
-        expected: keys.cipher().spec().key_len,
+        expected: keys.cipher().spec().key_len(),
         got: keys.key().len(),
     })
 }
@@ -64,14 +64,14 @@ pub(crate) struct CtrHmac {
 impl CtrHmac {
     pub(crate) fn new(keys: &Keys) -> Result<CtrHmac, Error> {
         let spec = keys.mac().spec();
-        let hash = spec.hash.ok_or(Error::IncompatibleAlgorithms {
+        let hash = spec.hash().ok_or(Error::IncompatibleAlgorithms {
             cipher: keys.cipher().name(),
-            mac: spec.name,
+            mac: spec.name(),
         })?;
         Ok(CtrHmac {
             cipher: AesCtr::new(keys)?,
             mac: PacketMac::new(hash, keys.mac_key())?,
-            etm: spec.etm,
+            etm: spec.etm(),
         })
     }
 

@@ -30,7 +30,7 @@ fn keyed<C: KeyInit>(keys: &Keys) -> Result<Box<C>, Error> {
         .map(Box::new)
         .map_err(|_| Error::BadKeyLength {
             what: "key",
-            expected: keys.cipher().spec().key_len,
+            expected: keys.cipher().spec().key_len(),
             got: keys.key().len(),
         })
 }

@@ -51,7 +51,7 @@ impl Engine {
 
     /// Expands `keys` into a ready engine.
     pub(crate) fn new(keys: &Keys) -> Result<Engine, Error> {
-        match keys.cipher().spec().family {
+        match keys.cipher().spec().family() {
             CipherFamily::Clear => Ok(Engine::clear()),
             CipherFamily::AesCtr => Ok(Engine::Ctr(Box::new(CtrHmac::new(keys)?))),
             CipherFamily::AesGcm => Ok(Engine::Gcm(Box::new(Gcm::new(keys)?))),

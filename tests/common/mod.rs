@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use ssh_packetizer::KeyMaterial;
 use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Opened, Opener};
 
 /// Decodes a hex string.
@@ -33,7 +34,16 @@ pub struct Suite {
 
 impl Suite {
     pub fn keys(&self) -> Keys {
-        Keys::new(self.cipher, self.mac, &self.key, &self.iv, &self.mac_key).expect("vector keys")
+        Keys::new(
+            self.cipher,
+            self.mac,
+            KeyMaterial {
+                key: &self.key,
+                iv: &self.iv,
+                mac_key: &self.mac_key,
+            },
+        )
+        .expect("vector keys")
     }
 
     pub fn name(&self) -> String {
@@ -82,7 +92,16 @@ pub fn suites() -> Vec<Suite> {
 /// Keys of the right lengths for `cipher` and `mac`, filled from `seed`.
 pub fn keys_for(cipher: CipherAlgorithm, mac: MacAlgorithm, seed: u8) -> Keys {
     let m = material(cipher, mac, seed);
-    Keys::new(cipher, mac, &m.key, &m.iv, &m.mac_key).expect("lengths from the table")
+    Keys::new(
+        cipher,
+        mac,
+        KeyMaterial {
+            key: &m.key,
+            iv: &m.iv,
+            mac_key: &m.mac_key,
+        },
+    )
+    .expect("lengths from the table")
 }
 
 /// Every cipher and MAC pair the crate can run today.
@@ -194,9 +213,9 @@ pub fn material(cipher: CipherAlgorithm, mac: MacAlgorithm, seed: u8) -> Materia
             .collect()
     };
     Material {
-        key: fill(cipher.spec().key_len, 1),
-        iv: fill(cipher.spec().iv_len, 2),
-        mac_key: fill(mac.spec().key_len, 3),
+        key: fill(cipher.spec().key_len(), 1),
+        iv: fill(cipher.spec().iv_len(), 2),
+        mac_key: fill(mac.spec().key_len(), 3),
     }
 }
 
@@ -341,7 +360,7 @@ pub enum Step {
 /// once the script runs out.
 pub struct Scripted {
     pub steps: std::collections::VecDeque<Step>,
-    pub clock: std::sync::Arc<ssh_packetizer::packetizer::ManualClock>,
+    pub clock: std::sync::Arc<ssh_packetizer::ManualClock>,
     pub written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     /// Hand out at most this many bytes per read.
     pub max_read: usize,
@@ -355,7 +374,7 @@ impl Scripted {
     pub fn new(steps: Vec<Step>) -> Scripted {
         Scripted {
             steps: steps.into(),
-            clock: std::sync::Arc::new(ssh_packetizer::packetizer::ManualClock::new()),
+            clock: std::sync::Arc::new(ssh_packetizer::ManualClock::new()),
             written: Default::default(),
             max_read: usize::MAX,
             write_error: None,
