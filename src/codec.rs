@@ -173,9 +173,10 @@ macro_rules! direction_controls {
                 self.$($state).+.seqno
             }
 
-            /// Sets the next sequence number. The transport normally only
-            /// resets it (see [`Self::reset_seqno`]); this is for resuming a
-            /// stream and for test vectors.
+            /// Sets the next sequence number, for test vectors and tests
+            /// that start near a wrap (feature `test-util`). The transport
+            /// only ever resets it (see [`Self::reset_seqno`]).
+            #[cfg(any(test, feature = "test-util"))]
             pub fn set_seqno(&mut self, seqno: u32) {
                 self.$($state).+.seqno = seqno;
             }

@@ -243,14 +243,20 @@ impl KeyDerivation {
         prefix.update(&*self.encoded_k);
         prefix.update(&self.exchange_hash);
         let mut out = Zeroizing::new(Vec::with_capacity(len + 64));
+        // Each digest is key material: wipe it once it is copied out.
+        let append = |digest: D, out: &mut Vec<u8>| {
+            let mut block = digest.finalize();
+            out.extend_from_slice(&block);
+            zeroize::Zeroize::zeroize(&mut block[..]);
+        };
         let mut first = prefix.clone();
         first.update([letter]);
         first.update(&self.session_id);
-        out.extend_from_slice(&first.finalize());
+        append(first, &mut out);
         while out.len() < len {
             let mut next = prefix.clone();
             next.update(&*out);
-            out.extend_from_slice(&next.finalize());
+            append(next, &mut out);
         }
         out.truncate(len);
         out

@@ -35,6 +35,13 @@ fn keyed<C: KeyInit>(keys: &Keys) -> Result<Box<C>, Error> {
         })
 }
 
+impl Drop for Gcm {
+    fn drop(&mut self) {
+        // The nonce is a copy of the IV (and the counter since).
+        zeroize::Zeroize::zeroize(&mut self.nonce[..]);
+    }
+}
+
 impl Gcm {
     pub(crate) fn new(keys: &Keys) -> Result<Gcm, Error> {
         let cipher = match keys.cipher() {
