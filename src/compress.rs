@@ -35,7 +35,7 @@ impl Deflater {
         let start_in = self.stream.total_in();
         loop {
             let consumed = (self.stream.total_in() - start_in) as usize;
-            out.reserve(payload.len() - consumed + STEP);
+            crate::wipe::reserve_wiped(out, payload.len() - consumed + STEP);
             let (before_in, before_out) = (self.stream.total_in(), self.stream.total_out());
             self.stream
                 .compress_vec(&payload[consumed..], out, FlushCompress::Sync)
@@ -84,7 +84,7 @@ impl Inflater {
             let consumed = (self.stream.total_in() - start_in) as usize;
             // Room for one byte past the cap, to tell "exactly max" from more.
             let room = (max + 1 - out.len()).min(STEP.max(compressed.len() * 4));
-            out.reserve_exact(room);
+            crate::wipe::reserve_exact_wiped(out, room);
             let (in_before, out_before) = (self.stream.total_in(), out.len());
             let status = self
                 .stream

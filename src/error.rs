@@ -347,7 +347,7 @@ pub(crate) struct Latch {
     first: Option<Arc<Error>>,
     /// Whether a caller has been handed the first error itself. One kept by
     /// a timer is handed out as it is, once, before `Failed` wraps it.
-    reported: std::cell::Cell<bool>,
+    reported: std::sync::atomic::AtomicBool,
 }
 
 impl Latch {
@@ -357,7 +357,13 @@ impl Latch {
         match &self.first {
             None => Ok(()),
             Some(first) if matches!(**first, Error::Closed) => Err(Error::Closed),
-            Some(first) if !self.reported.replace(true) => Err(first.duplicate()),
+            Some(first)
+                if !self
+                    .reported
+                    .swap(true, std::sync::atomic::Ordering::Relaxed) =>
+            {
+                Err(first.duplicate())
+            }
             Some(first) => Err(Error::Failed(first.clone())),
         }
     }
@@ -367,7 +373,8 @@ impl Latch {
     pub(crate) fn record_unreported(&mut self, e: Error) {
         if self.first.is_none() {
             self.record(e);
-            self.reported.set(false);
+            self.reported
+                .store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -381,7 +388,21 @@ impl Latch {
             };
             log::debug!("fatal: {kept}");
             self.first = Some(kept);
-            self.reported.set(true);
+            self.reported
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        e
+    }
+
+    /// Keeps `e` as the first error even if it is not fatal by itself: it
+    /// left the connection in a state that cannot go on (a held message that
+    /// could not be sealed after the key switch).
+    pub(crate) fn record_fatal(&mut self, e: Error) -> Error {
+        if self.first.is_none() {
+            log::debug!("fatal: {e}");
+            self.first = Some(Arc::new(e.duplicate()));
+            self.reported
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         e
     }

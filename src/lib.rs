@@ -115,6 +115,7 @@ mod padding;
 #[cfg(any(test, feature = "test-util"))]
 pub mod pipe;
 mod rekey;
+mod wipe;
 
 pub use algorithm::{
     CipherAlgorithm, CipherFamily, CipherSpec, CompressionAlgorithm, CompressionSpec, MacAlgorithm,

@@ -121,7 +121,11 @@ const MAX_DESCRIPTION: usize = 1024;
 
 /// A DISCONNECT payload: reason, description, empty language tag.
 pub(crate) fn disconnect_payload(reason: u32, description: &str) -> Vec<u8> {
-    let description = &description.as_bytes()[..description.len().min(MAX_DESCRIPTION)];
+    let mut end = description.len().min(MAX_DESCRIPTION);
+    while !description.is_char_boundary(end) {
+        end -= 1;
+    }
+    let description = &description.as_bytes()[..end];
     let mut payload = Vec::with_capacity(13 + description.len());
     payload.push(DISCONNECT);
     payload.extend_from_slice(&reason.to_be_bytes());

@@ -158,3 +158,18 @@ fn open_in_place_refuses_while_compressing() {
         Ok(Frame::NeedMore(1))
     ));
 }
+
+#[test]
+fn a_large_inflated_payload_then_a_small_one() {
+    // The inflate buffer gives back the room a large payload took, once that
+    // packet is done: the next payload must come out whole.
+    let (a, b) = pipe();
+    let (mut client, mut server) = (Packetizer::new(a), Packetizer::new(b));
+    common::switch_keys(&mut client, &mut server, keys(1, Z::Zlib));
+    let large = text(7).repeat(20);
+    assert!(large.len() > 200_000);
+    for m in [large.clone(), vec![94, 1], large, vec![94, 2, 3]] {
+        client.send_message(&m).unwrap();
+        assert_eq!(server.read_message().unwrap().payload(), &m[..]);
+    }
+}

@@ -33,6 +33,8 @@ pub(crate) struct InputBuffer {
     /// Length of the packet last returned, released on the next call (its
     /// payload is borrowed until then).
     consumed: usize,
+    /// The end of the room last offered: `filled` never counts past it.
+    offered_end: usize,
 }
 
 impl InputBuffer {
@@ -99,17 +101,18 @@ impl InputBuffer {
                 self.start = 0;
             }
             if self.buf.len() - self.end < room {
-                self.buf.resize(self.end + room, 0);
+                crate::wipe::resize_wiped(&mut self.buf, self.end + room);
             }
         }
         let end = self.end;
+        self.offered_end = end + room;
         &mut self.buf[end..end + room]
     }
 
     /// Records that `n` bytes were written at the start of [`Self::room`].
-    /// Clamped to the buffer.
+    /// Clamped to the room that was offered.
     pub(crate) fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        self.end = (self.end + n).min(self.offered_end.max(self.end));
     }
 
     /// How much of the buffer is allocated, for the memory tests.

@@ -12,6 +12,11 @@ use crate::error::{Error, Latch};
 use crate::keys::Keys;
 use crate::msg::NEWKEYS;
 
+/// The inflate buffer's steady capacity bound: payloads up to 64 KiB never
+/// grow it past this; after a larger one it is given back, wiped, once that
+/// packet is done.
+const INFLATED_STEADY: usize = 2 * READ_ROOM + 16 * 1024;
+
 /// One packet taken off the wire: its payload, borrowed from the Opener's
 /// buffer, and its sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,9 +35,10 @@ impl<'a> Packet<'a> {
         self.payload
     }
 
-    /// The SSH message number (the payload's first byte).
+    /// The SSH message number (the payload's first byte; payloads are never
+    /// empty).
     pub fn msg_type(&self) -> u8 {
-        self.payload[0]
+        self.payload.first().copied().unwrap_or(0)
     }
 
     /// The inbound sequence number this packet carried.
@@ -231,10 +237,7 @@ impl Opener {
     /// that is more, but never past one maximum packet plus 64 KiB held in
     /// all: empty when the buffer is full (drain packets first).
     pub fn unfilled(&mut self) -> &mut [u8] {
-        self.core.current = None;
-        let wanted = self.core.still_needed(self.input.buffered());
-        let limit = self.core.input_limit();
-        self.input.room(wanted, limit)
+        self.core.room(&mut self.input)
     }
 
     /// Records that `n` bytes were written at the start of
@@ -403,10 +406,7 @@ impl OpenCore {
     /// The bytes the packet being read needs in all (for an EOF report):
     /// the whole wire length once the length is known, else the head.
     pub(crate) fn wanted_total(&self) -> usize {
-        match self.progress {
-            Progress::Head => self.state.engine.head_len(),
-            Progress::Body { packet_len } => 4 + packet_len + self.state.engine.tag_len(),
-        }
+        self.still_needed(0)
     }
 
     pub(crate) fn advance(&mut self, input: &mut InputBuffer) -> Result<Step, Error> {
@@ -436,14 +436,15 @@ impl OpenCore {
         let at = match &mut self.inflater {
             None => PayloadAt::Wire(payload),
             Some(inflater) => {
+                if self.inflated.capacity() > INFLATED_STEADY {
+                    // The last payload was large and has been given up:
+                    // back to the steady size, wiped.
+                    self.inflated.zeroize();
+                    self.inflated.shrink_to(READ_ROOM);
+                }
                 let max = self.state.max_packet_len;
                 if let Err(e) = inflater.decompress(input.slice(payload), &mut self.inflated, max) {
                     return Err(self.latch.record(e));
-                }
-                if self.inflated.capacity() > READ_ROOM && self.inflated.len() <= READ_ROOM / 4 {
-                    // A large payload grew the buffer; small ones follow.
-                    self.inflated.zeroize();
-                    self.inflated.shrink_to(READ_ROOM);
                 }
                 PayloadAt::Inflated
             }

@@ -15,6 +15,25 @@ const MAX_PADDING: usize = 32;
 
 /// Turns payloads into wire packets for one direction.
 ///
+/// ```
+/// use ssh_packetizer::{CipherAlgorithm, KeyMaterial, Keys, MacAlgorithm, Sealer};
+///
+/// let mut sealer = Sealer::new();
+/// let mut wire = Vec::new();
+/// // In the clear: 4 length bytes, the padding length, the payload, padding.
+/// assert_eq!(sealer.seal(b"\x14kexinit", &mut wire)?, 0);
+/// assert_eq!(wire.len() % 8, 0);
+/// // NEWKEYS and the switch to the next keys in one step.
+/// let keys = Keys::new(
+///     CipherAlgorithm::ChaCha20Poly1305,
+///     MacAlgorithm::None,
+///     KeyMaterial { key: &[7; 64], iv: &[], mac_key: &[] },
+/// )?;
+/// assert_eq!(sealer.seal_newkeys(keys, &mut wire)?, 1);
+/// assert_eq!(sealer.cipher(), CipherAlgorithm::ChaCha20Poly1305);
+/// # Ok::<(), ssh_packetizer::Error>(())
+/// ```
+///
 /// Starts in the clear mode; [`Sealer::set_keys`] switches keys at a packet
 /// boundary. Padding is the minimum that aligns, random whenever a cipher is
 /// on (from a [`PaddingSource`], [`RandomPadding`] unless replaced) and zeros

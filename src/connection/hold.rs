@@ -37,6 +37,7 @@ impl Hold {
     }
 
     pub(crate) fn push(&mut self, payload: &[u8]) {
+        crate::wipe::reserve_wiped(&mut self.bytes, 4 + payload.len());
         // Payloads were checked to fit a packet, far below u32::MAX.
         self.bytes
             .extend_from_slice(&(payload.len() as u32).to_be_bytes());

@@ -125,8 +125,21 @@ impl Policy {
             return;
         }
         log::debug!("rekey needed: {why}");
-        self.rekey = Some(rekey::Request::default());
-        self.raise(Event::RekeyWanted);
+        // An exchange under way satisfies the request: the directions it
+        // already switched count, and nobody needs telling to start one.
+        let mut request = rekey::Request::default();
+        match self.kex {
+            Some(kex) => {
+                for (direction, &done) in kex.switched.iter().enumerate() {
+                    if done {
+                        request.switched(direction);
+                    }
+                }
+            }
+            None if self.holding => {}
+            None => self.raise(Event::RekeyWanted),
+        }
+        self.rekey = Some(request);
     }
 
     fn kex_started(&mut self) {
@@ -481,8 +494,10 @@ impl Connection {
         }
         let policy = &mut self.policy;
         if msg_type == msg::KEXINIT {
-            policy.kex_started();
+            // The request first: if no exchange of ours is under way, the
+            // transport must be told to answer this one.
             policy.want_rekey("the peer sent KEXINIT");
+            policy.kex_started();
         }
         if budget_spent {
             policy.want_rekey("the inbound budget is spent");
@@ -598,9 +613,14 @@ impl Connection {
     }
 
     /// Queues raw bytes for the wire as they are (an identification line a
-    /// caller built itself). Only sensible before the first packet.
+    /// caller built itself); refused once a packet was sealed.
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.check()?;
+        if self.sealer.seqno() != 0 || self.policy.switched_once[OUT] {
+            return Err(Error::InvalidCall {
+                reason: "raw bytes after the first packet would break the packet stream",
+            });
+        }
         self.out.extend_from_slice(bytes);
         Ok(())
     }
@@ -680,15 +700,17 @@ impl Connection {
         self.policy.holding = false;
         self.switched(OUT, cipher_on);
         let held = self.hold.take();
-        let mut result = Ok(());
+        let mut result = Ok(seqno);
         for payload in hold::payloads(&held) {
             if let Err(e) = self.seal(payload) {
-                result = Err(e);
+                // The keys switched and the message was promised: the
+                // connection cannot go on without it, whatever the error.
+                result = Err(self.policy.latch.record_fatal(e));
                 break;
             }
         }
         self.hold.restore(held);
-        result.map(|()| seqno)
+        result
     }
 
     /// Installs the inbound keys, at a packet boundary: normally right after
@@ -819,6 +841,7 @@ impl Connection {
             self.policy.latch.record_unreported(Error::HandshakeTimeout);
             return;
         }
+        let keepalive_allowed = self.keepalive_allowed();
         let policy = &mut self.policy;
         if policy.initial_kex_done
             && policy.rekey.is_none()
@@ -826,10 +849,7 @@ impl Connection {
         {
             policy.want_rekey("the keys reached their age limit");
         }
-        if policy.initial_kex_done
-            && !policy.is_kex_in_progress()
-            && policy.timers.keepalive_deadline().is_some_and(|d| now >= d)
-        {
+        if keepalive_allowed && policy.timers.keepalive_deadline().is_some_and(|d| now >= d) {
             // The interval starts again whether or not anything is sent.
             policy.timers.touch();
             policy.raise(Event::KeepaliveDue);
@@ -844,7 +864,11 @@ impl Connection {
     /// Starts the key exchange deadline: `timeout` from `now`.
     pub fn start_handshake(&mut self, timeout: Duration, now: Instant) {
         self.policy.timers.advance(now);
-        self.policy.timers.handshake = Handshake::Until(now + timeout);
+        // A deadline past the end of time is no deadline.
+        self.policy.timers.handshake = match now.checked_add(timeout) {
+            Some(deadline) => Handshake::Until(deadline),
+            None => Handshake::Off,
+        };
     }
 
     /// Ends the key exchange deadline.
@@ -862,10 +886,12 @@ impl Connection {
 
     /// Raises [`Event::KeepaliveDue`] after `interval` without traffic
     /// either way (only after the initial kex, never during one); `None`
-    /// turns it off. Idle time before this call does not count.
+    /// turns it off. Idle time before this call does not count. Intervals
+    /// (and key age limits) under a millisecond count as one, so a deadline
+    /// always lies ahead of the instant that fired the last one.
     pub fn set_keepalive(&mut self, interval: Option<Duration>, now: Instant) {
         self.policy.timers.advance(now);
-        self.policy.timers.keepalive = interval;
+        self.policy.timers.keepalive = interval.map(timers::at_least_a_tick);
         self.policy.timers.touch();
     }
 
@@ -899,6 +925,13 @@ impl Connection {
         self.policy.is_kex_in_progress()
     }
 
+    /// Whether a keepalive may go out now: after the initial kex and not
+    /// during a key exchange. A driver that runs a keepalive callback some
+    /// time after [`Event::KeepaliveDue`] asks this first.
+    pub fn keepalive_allowed(&self) -> bool {
+        self.policy.initial_kex_done && !self.policy.is_kex_in_progress()
+    }
+
     /// Whether both directions have switched keys at least once.
     pub fn is_initial_kex_done(&self) -> bool {
         self.policy.initial_kex_done
@@ -929,7 +962,7 @@ impl Connection {
         self.sealer.set_rekey_limits(limits);
         self.opener.set_rekey_limits(limits);
         self.policy.limits = limits;
-        self.policy.timers.max_key_age = limits.max_time;
+        self.policy.timers.max_key_age = limits.max_time.map(timers::at_least_a_tick);
     }
 
     /// Sets the largest `packet_length` sent and accepted (default 256 KiB,

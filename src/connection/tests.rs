@@ -628,3 +628,94 @@ fn the_server_refuses_lines_before_the_identification_the_client_takes_them() {
     assert_eq!((id.as_str(), id.pre_banner.len()), ("SSH-2.0-x", 1));
     assert_eq!(client.raw_buffered(), b"\x00\x00");
 }
+
+#[test]
+fn zero_and_endless_intervals_neither_spin_nor_panic() {
+    let mut p = Pair::keyed();
+    p.client.set_keepalive(Some(Duration::ZERO), p.now);
+    p.client.set_rekey_limits(RekeyLimits {
+        max_time: Some(Duration::ZERO),
+        ..RekeyLimits::default()
+    });
+    for _ in 0..5 {
+        let next = p.client.poll_timeout().unwrap();
+        p.now = next;
+        p.client.handle_timeout(next);
+        assert!(p.client.poll_timeout().is_none_or(|after| after > next));
+    }
+    let mut q = Pair::keyed();
+    q.client.set_keepalive(Some(Duration::MAX), q.now);
+    q.client.set_rekey_limits(RekeyLimits {
+        max_time: Some(Duration::MAX),
+        ..RekeyLimits::default()
+    });
+    q.client.start_handshake(Duration::MAX, q.now);
+    assert_eq!(
+        q.client.poll_timeout(),
+        None,
+        "deadlines past the end of time"
+    );
+    q.advance(3600 * SEC);
+    assert!(!q.client.is_closed() && !q.client.need_rekey());
+}
+
+#[test]
+fn a_request_during_an_exchange_under_way_is_no_call_to_start_another() {
+    // We began an exchange on our own; the peer's answering KEXINIT is a
+    // request the exchange already satisfies.
+    let mut p = Pair::keyed();
+    p.client.send_message(&[msg::KEXINIT]).unwrap();
+    p.server.send_message(&[msg::KEXINIT]).unwrap();
+    p.move_bytes();
+    packets(&mut p.client);
+    assert_eq!(drain_events(&mut p.client), []);
+    p.client.send_newkeys(keys(5)).unwrap();
+    p.server.send_newkeys(keys(6)).unwrap();
+    p.move_bytes();
+    packets(&mut p.client);
+    p.client.set_inbound_keys(keys(6)).unwrap();
+    assert!(!p.client.need_rekey(), "the exchange satisfied it");
+
+    // A budget spent after our NEWKEYS, before the peer's: the switch still
+    // to come is the only one missing.
+    let mut p = Pair::keyed();
+    p.client.send_message(&[msg::KEXINIT]).unwrap();
+    p.client.send_newkeys(keys(7)).unwrap();
+    p.client.request_rekey();
+    assert!(p.client.need_rekey());
+    p.server.send_newkeys(keys(8)).unwrap();
+    p.move_bytes();
+    packets(&mut p.client);
+    p.client.set_inbound_keys(keys(8)).unwrap();
+    assert!(!p.client.need_rekey());
+    assert_eq!(drain_events(&mut p.client), []);
+}
+
+#[test]
+fn a_held_message_that_cannot_follow_the_switch_is_fatal_not_lost() {
+    let mut p = Pair::keyed();
+    p.client.send_message(&[msg::KEXINIT]).unwrap();
+    let big = vec![msg::CHANNEL_DATA; 100_000];
+    assert_eq!(p.client.send_message(&big).unwrap(), Sent::Held);
+    // The maximum shrinks during the exchange: the held message no longer
+    // fits once the keys switched.
+    p.client.set_max_packet_len(35_000).unwrap();
+    let err = p.client.send_newkeys(keys(3)).unwrap_err();
+    assert!(matches!(err, Error::PayloadTooLarge { .. }), "{err:?}");
+    assert!(p.client.is_closed(), "a promised message was lost: fatal");
+    assert!(matches!(
+        p.client.send_message(&[94]),
+        Err(Error::Failed(_))
+    ));
+}
+
+#[test]
+fn raw_bytes_are_refused_once_packets_flow() {
+    let mut p = Pair::new();
+    p.client.send_raw(b"SSH-2.0-raw\r\n").unwrap();
+    p.client.send_message(&[msg::KEXINIT]).unwrap();
+    assert!(matches!(
+        p.client.send_raw(b"x"),
+        Err(Error::InvalidCall { .. })
+    ));
+}

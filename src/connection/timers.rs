@@ -69,19 +69,27 @@ impl Timers {
         }
     }
 
-    /// When the oldest key reaches its age limit.
+    /// When the oldest key reaches its age limit (`None` past the end of
+    /// time).
     pub(crate) fn key_age_deadline(&self) -> Option<Instant> {
         let max = self.max_key_age?;
-        self.keys_since
-            .iter()
-            .flatten()
-            .min()
-            .map(|&since| since + max)
+        let since = self.keys_since.iter().flatten().min()?;
+        since.checked_add(max)
     }
 
     pub(crate) fn keepalive_deadline(&self) -> Option<Instant> {
-        self.keepalive.map(|interval| self.last_activity + interval)
+        self.last_activity.checked_add(self.keepalive?)
     }
+}
+
+/// The shortest interval a timer runs at: a zero interval would give a
+/// deadline equal to the instant that fired the last one, and a driver that
+/// sleeps until it would spin.
+const TICK: Duration = Duration::from_millis(1);
+
+/// `interval`, or one millisecond if it is shorter.
+pub(crate) fn at_least_a_tick(interval: Duration) -> Duration {
+    interval.max(TICK)
 }
 
 /// The earlier of two optional instants.

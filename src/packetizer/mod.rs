@@ -89,7 +89,7 @@ impl<S: Read + Write> Side for Whole<'_, S> {
         f(self.core, None)
     }
 
-    fn read_stream(&mut self, until: Option<Instant>) -> io::Result<Read1> {
+    fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
         let read = read_once(self.io, self.core.recv_buf(), until)?;
         if let Read1::Data(n) = read {
             // The core learns the time in `received`; the bytes are in now.

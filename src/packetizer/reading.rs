@@ -3,7 +3,7 @@
 //! reads the clock and runs the caller's keepalive callback.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::stream::Read1;
 use super::SendMessage;
@@ -35,8 +35,8 @@ pub(crate) trait Side {
         -> T;
 
     /// One read of the stream into the input buffer, without holding the
-    /// core. `until` is the core's next deadline.
-    fn read_stream(&mut self, until: Option<Instant>) -> io::Result<Read1>;
+    /// core. `until` is the time left to the core's next deadline.
+    fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1>;
 
     /// The time, from the driver's clock.
     fn now(&self) -> Instant;
@@ -64,7 +64,8 @@ pub(crate) fn wait_for<S: Side, T>(
 ) -> Result<T, Error> {
     let result = wait_inner(side, state, check_rekey, raw_needed, &mut poll);
     if let Err(e) = &result {
-        if e.is_peer_fault() {
+        // Exactly the errors for which the core queued a DISCONNECT.
+        if e.disconnect_reason().is_some() {
             side.flush_after_failure();
         }
     }
@@ -95,7 +96,10 @@ fn wait_inner<S: Side, T>(
                 return Err(Error::NeedRekey);
             }
         }
-        let until = side.with_core(|core, _| core.poll_timeout());
+        // How long a non-blocking stream may be left alone: until the
+        // core's next deadline, on the driver's clock.
+        let next = side.with_core(|core, _| core.poll_timeout());
+        let until = next.map(|deadline| deadline.saturating_duration_since(side.now()));
         let read = side.read_stream(until);
         let now = side.now();
         match read {
@@ -127,7 +131,10 @@ fn service_events<S: Side>(
     }
     if state.keepalive_pending && at_boundary {
         state.keepalive_pending = false;
-        if let Some(callback) = &mut state.keepalive {
+        // The core says whether it may go now: a key exchange may have
+        // begun since it fell due.
+        let allowed = side.with_core(|core, _| core.keepalive_allowed());
+        if let (true, Some(callback)) = (allowed, &mut state.keepalive) {
             log::debug!("idle: keepalive");
             callback(side.sink())?;
         }

@@ -14,7 +14,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -133,9 +132,9 @@ impl<S: SplitStream> Packetizer<S> {
             io: Mutex::new(WriterIo {
                 io: writer_io,
                 spare: Vec::new(),
-                timeout: write_timeout,
                 broken: false,
             }),
+            timeout: Mutex::new(write_timeout),
         });
         let writer = PacketWriter {
             outlet: outlet.clone(),
@@ -162,8 +161,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        // The core changes state only inside its own calls, which do not
-        // panic on any input: a poisoned lock still guards a whole state.
+        // A poisoned lock means a panic inside a core call, a bug: the other
+        // half goes on with the state as the panic left it rather than
+        // panicking too.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -173,7 +173,6 @@ struct WriterIo<W> {
     io: W,
     /// The buffer swapped with the core's output, so neither allocates.
     spare: Vec<u8>,
-    timeout: Option<Duration>,
     /// A write failed: part of a packet may be out, nothing may follow.
     broken: bool,
 }
@@ -181,7 +180,12 @@ struct WriterIo<W> {
 /// The stream's writing end with the core it writes for.
 struct Outlet<W> {
     shared: Arc<Shared>,
+    /// Held only by whoever writes, and only while writing: everyone who
+    /// takes it drains the core's output before letting go.
     io: Mutex<WriterIo<W>>,
+    /// The write timeout, apart from `io` so that setting it never holds the
+    /// write lock (a reader finding it taken leaves its output to the holder).
+    timeout: Mutex<Option<Duration>>,
 }
 
 /// Writes the core's output; object-safe so the reader need not know `W`.
@@ -232,13 +236,11 @@ impl<W: Write> Outlet<W> {
             if n == 0 {
                 return Ok(());
             }
+            let timeout = *self.timeout.lock().unwrap_or_else(|e| e.into_inner());
             let WriterIo {
-                io: stream,
-                spare,
-                timeout,
-                ..
+                io: stream, spare, ..
             } = &mut *io;
-            let written = write_fully(stream, spare, *timeout, clock);
+            let written = write_fully(stream, spare, timeout, clock);
             spare.clear();
             let mut core = self.shared.lock();
             if let Err(e) = written {
@@ -334,6 +336,23 @@ macro_rules! shared_controls {
 /// The writing half of a split Packetizer. Clones share one stream and one
 /// core, so several threads may send; each message goes out whole, in the
 /// order sealed.
+///
+/// ```
+/// use std::thread;
+/// use ssh_packetizer::pipe::pipe;
+/// use ssh_packetizer::{msg, Packetizer};
+///
+/// let (ours, theirs) = pipe();
+/// let (mut reader, writer) = Packetizer::new(ours).split()?;
+/// let mut peer = Packetizer::new(theirs);
+/// // One thread sends while another reads.
+/// let sender = thread::spawn(move || writer.send_message(&[msg::CHANNEL_DATA, 1]));
+/// assert_eq!(peer.read_message()?.payload(), [94, 1]);
+/// peer.send_message(&[msg::CHANNEL_DATA, 2])?;
+/// assert_eq!(reader.read_message()?.payload(), [94, 2]);
+/// sender.join().unwrap()?;
+/// # Ok::<(), ssh_packetizer::Error>(())
+/// ```
 pub struct PacketWriter<W> {
     outlet: Arc<Outlet<W>>,
 }
@@ -353,9 +372,19 @@ impl<W: Write + Send> PacketWriter<W> {
 
     /// As [`Packetizer::send_message`]. During our key exchange a message
     /// that must wait is held; once the hold is full this waits until the
-    /// exchange is done (the writer's back-pressure).
+    /// exchange is done (the writer's back-pressure). The thread that drives
+    /// the key exchange must not wait for itself: it sends connection
+    /// messages with [`PacketWriter::try_send_message`].
     pub fn send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
         let sent = self.seal(payload)?;
+        self.outlet.drain(true)?;
+        Ok(sent)
+    }
+
+    /// As [`PacketWriter::send_message`], but a full hold during a key
+    /// exchange is [`Error::KexHoldFull`] at once (nothing sent, not fatal).
+    pub fn try_send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
+        let sent = self.shared().lock().send_message(payload)?;
         self.outlet.drain(true)?;
         Ok(sent)
     }
@@ -414,11 +443,11 @@ impl<W: Write + Send> PacketWriter<W> {
 
     /// As [`Packetizer::set_write_timeout`].
     pub fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.outlet
-            .io
+        *self
+            .outlet
+            .timeout
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .timeout = timeout;
+            .unwrap_or_else(|e| e.into_inner()) = timeout;
     }
 
     shared_controls!(outlet.shared);
@@ -430,15 +459,9 @@ impl<W: Write + Send> SendMessage for PacketWriter<W> {
     }
 }
 
-/// Where the payload of the packet a reader returned lies.
-enum Held {
-    /// In the reader's input buffer.
-    Wire(Range<usize>),
-    /// Copied out of the core's inflate buffer (compression on).
-    Inflated,
-}
-
-/// The reading half of a split Packetizer.
+/// The reading half of a split Packetizer (see [`PacketWriter`] for an
+/// example). It keeps the inbound buffer itself: packets it returns borrow
+/// from it, with no copy and no lock held.
 pub struct PacketReader<R> {
     io: R,
     /// The inbound bytes, kept here so reads need no lock.
@@ -481,7 +504,7 @@ impl<R: Read> Side for ReaderSide<'_, R> {
         f(&mut core, Some(self.input))
     }
 
-    fn read_stream(&mut self, until: Option<Instant>) -> io::Result<Read1> {
+    fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
         let room = self.sink.shared.lock().recv_room_in(self.input);
         let read = read_once(self.io, room, until)?;
         if let Read1::Data(n) = read {
@@ -528,27 +551,46 @@ impl<R: Read> PacketReader<R> {
 
     /// As [`Packetizer::read_message`].
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
-        let (mut side, state) = self.side();
-        let result = wait_for(&mut side, state, true, None, poll_packet);
-        self.settle(result)?;
-        let core = self.shared.lock();
-        let (at, seqno) = core
-            .opener_core()
-            .current()
-            .expect("the read loop saw a packet ready");
-        let held = match at {
-            PayloadAt::Wire(range) => Held::Wire(range),
-            PayloadAt::Inflated => {
-                self.inflated.clear();
-                self.inflated
-                    .extend_from_slice(core.opener_core().inflated());
-                Held::Inflated
-            }
+        let PacketReader {
+            io,
+            input,
+            shared,
+            outlet,
+            reading,
+            inflated,
+        } = self;
+        let mut side = ReaderSide {
+            io,
+            input,
+            sink: ReaderSink {
+                shared,
+                outlet: &**outlet,
+            },
         };
-        drop(core);
-        let payload = match &held {
-            Held::Wire(range) => self.input.slice(range.clone()),
-            Held::Inflated => &self.inflated[..],
+        // Where the packet is, found under the same lock that opened it; an
+        // inflated payload is copied out of the core while it is held.
+        let result = wait_for(&mut side, reading, true, None, |core, input| {
+            if poll_packet(core, input)?.is_none() {
+                return Ok(None);
+            }
+            let (at, seqno) = core.opener_core().current().ok_or(Error::InvalidCall {
+                reason: "the core said a packet was ready, yet none is",
+            })?;
+            Ok(Some(match at {
+                PayloadAt::Wire(range) => (Some(range), seqno),
+                PayloadAt::Inflated => {
+                    inflated.clear();
+                    let payload = core.opener_core().inflated();
+                    crate::wipe::reserve_wiped(inflated, payload.len());
+                    inflated.extend_from_slice(payload);
+                    (None, seqno)
+                }
+            }))
+        });
+        let (range, seqno) = self.settle(result)?;
+        let payload = match range {
+            Some(range) => self.input.slice(range),
+            None => &self.inflated[..],
         };
         Ok(Packet::new(payload, seqno))
     }

@@ -32,12 +32,13 @@ pub(crate) enum Read1 {
     Tick,
 }
 
-/// One read into `buf`; interruptions are retried. `until` is the core's
-/// next deadline, which bounds the back-off of a non-blocking stream.
+/// One read into `buf`; interruptions are retried. `until` is the time left
+/// to the core's next deadline, which bounds the back-off of a non-blocking
+/// stream.
 pub(crate) fn read_once(
     io: &mut impl Read,
     buf: &mut [u8],
-    until: Option<Instant>,
+    until: Option<Duration>,
 ) -> io::Result<Read1> {
     loop {
         let started = Instant::now();
@@ -59,15 +60,14 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// Sleeps after a `WouldBlock` that came back at once, so a non-blocking
-/// stream is polled a few hundred times a second rather than spun on.
-fn back_off(started: Instant, until: Option<Instant>) {
+/// stream is polled a few hundred times a second rather than spun on; never
+/// past `until`, the time left to the next deadline (which the core moves on
+/// once it fires, so a zero here happens once per deadline).
+fn back_off(started: Instant, until: Option<Duration>) {
     if started.elapsed() >= INSTANT {
         return;
     }
-    let mut pause = NONBLOCKING_BACKOFF;
-    if let Some(until) = until {
-        pause = pause.min(until.saturating_duration_since(Instant::now()));
-    }
+    let pause = until.map_or(NONBLOCKING_BACKOFF, |left| left.min(NONBLOCKING_BACKOFF));
     if !pause.is_zero() {
         std::thread::sleep(pause);
     }
@@ -84,6 +84,16 @@ pub(crate) fn write_fully(
 ) -> Result<(), Error> {
     let mut written = 0;
     let mut last_progress = clock.now();
+    // A stream that waits reports it as `WouldBlock` or `TimedOut`, on a
+    // write or on the flush (a buffered writer): both count against `stall`.
+    let waited = |started: Instant, last_progress: Instant| {
+        let waited = clock.now().saturating_duration_since(last_progress);
+        if stall.is_some_and(|limit| waited >= limit) {
+            return Err(Error::WriteStalled { waited });
+        }
+        back_off(started, None);
+        Ok(())
+    };
     while written < bytes.len() {
         let started = Instant::now();
         match io.write(&bytes[written..]) {
@@ -93,20 +103,16 @@ pub(crate) fn write_fully(
                 last_progress = clock.now();
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => {
-                let waited = clock.now().saturating_duration_since(last_progress);
-                if stall.is_some_and(|limit| waited >= limit) {
-                    return Err(Error::WriteStalled { waited });
-                }
-                back_off(started, None);
-            }
+            Err(e) if is_timeout(&e) => waited(started, last_progress)?,
             Err(e) => return Err(Error::Io(e)),
         }
     }
     loop {
+        let started = Instant::now();
         match io.flush() {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => waited(started, last_progress)?,
             Err(e) => return Err(Error::Io(e)),
         }
     }
