@@ -8,8 +8,8 @@
 //! allowance (paramiko's 2^29 packets or bytes) to start the key exchange;
 //! past it the peer is taken to be ignoring the request.
 //!
-//! Time limits need a clock, which this layer does not have: the I/O layer
-//! asks [`RekeyLimits::time_exceeded`] with the time since the key switch.
+//! Time limits need a clock, which the codec does not have: the connection
+//! core turns `max_time` into a deadline from the `now` its driver gives it.
 
 use std::time::Duration;
 

@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::harness;
+
 use std::io::{self, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -397,78 +399,60 @@ fn exec_returns_when_the_command_ignores_a_stdin_that_never_ends() {
     session.disconnect().unwrap();
 }
 
-/// The tests, run by libtest-mimic so that a missing peer shows as ignored
-/// (outside CI) rather than as passed; under `CI=true` they run and fail.
+/// The tests (name, body, whether it needs the peer); a missing peer shows
+/// them as ignored outside CI.
 fn main() -> std::process::ExitCode {
-    let tests: &[(&str, fn())] = &[
-        (
-            "aes128_ctr_with_every_mac",
-            aes128_ctr_with_every_mac as fn(),
-        ),
-        (
-            "aes192_ctr_with_every_mac",
-            aes192_ctr_with_every_mac as fn(),
-        ),
-        (
-            "aes256_ctr_with_every_mac",
-            aes256_ctr_with_every_mac as fn(),
-        ),
-        ("aead_ciphers", aead_ciphers as fn()),
+    let tests: &[harness::PeerTest] = &[
+        ("aes128_ctr_with_every_mac", aes128_ctr_with_every_mac, true),
+        ("aes192_ctr_with_every_mac", aes192_ctr_with_every_mac, true),
+        ("aes256_ctr_with_every_mac", aes256_ctr_with_every_mac, true),
+        ("aead_ciphers", aead_ciphers, true),
         (
             "server_initiated_rekey_mid_transfer",
-            server_initiated_rekey_mid_transfer as fn(),
+            server_initiated_rekey_mid_transfer,
+            true,
         ),
         (
             "client_initiated_rekey_mid_transfer",
-            client_initiated_rekey_mid_transfer as fn(),
+            client_initiated_rekey_mid_transfer,
+            true,
         ),
-        ("strict_kex_on_and_off", strict_kex_on_and_off as fn()),
+        ("strict_kex_on_and_off", strict_kex_on_and_off, true),
         (
             "delayed_compression_with_openssh",
-            delayed_compression_with_openssh as fn(),
+            delayed_compression_with_openssh,
+            true,
         ),
         (
             "a_wrong_host_key_is_refused",
-            a_wrong_host_key_is_refused as fn(),
+            a_wrong_host_key_is_refused,
+            true,
         ),
         (
             "an_unknown_user_key_is_refused_cleanly",
-            an_unknown_user_key_is_refused_cleanly as fn(),
+            an_unknown_user_key_is_refused_cleanly,
+            true,
         ),
         (
             "a_command_that_fails_reports_its_status_and_stderr",
-            a_command_that_fails_reports_its_status_and_stderr as fn(),
+            a_command_that_fails_reports_its_status_and_stderr,
+            true,
         ),
         (
             "an_scp_error_line_is_reported",
-            an_scp_error_line_is_reported as fn(),
+            an_scp_error_line_is_reported,
+            true,
         ),
         (
             "a_peer_that_closes_is_reported",
-            a_peer_that_closes_is_reported as fn(),
+            a_peer_that_closes_is_reported,
+            true,
         ),
         (
             "exec_returns_when_the_command_ignores_a_stdin_that_never_ends",
-            exec_returns_when_the_command_ignores_a_stdin_that_never_ends as fn(),
+            exec_returns_when_the_command_ignores_a_stdin_that_never_ends,
+            true,
         ),
     ];
-    let missing = minissh::sshd::missing();
-    let ignore = match &missing {
-        Some(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("ignored: {why}");
-            true
-        }
-        _ => false,
-    };
-    let trials = tests
-        .iter()
-        .map(|&(name, test)| {
-            libtest_mimic::Trial::test(name, move || {
-                test();
-                Ok(())
-            })
-            .with_ignored_flag(ignore)
-        })
-        .collect();
-    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit_code()
+    harness::run_peer_tests(tests, minissh::sshd::missing())
 }

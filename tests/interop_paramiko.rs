@@ -15,6 +15,8 @@
 
 mod common;
 
+use common::harness;
+
 use ssh_packetizer::KeyMaterial;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -322,40 +324,25 @@ mod server_transport {
     }
 }
 
-/// The tests, run by libtest-mimic so that a missing peer shows as ignored
-/// (outside CI) rather than as passed; under `CI=true` they run and fail.
+/// The tests (name, body, whether it needs the peer); a missing peer shows
+/// them as ignored outside CI.
 fn main() -> std::process::ExitCode {
-    let tests: &[(&str, fn())] = &[
+    let tests: &[harness::PeerTest] = &[
         (
             "paramiko_and_we_agree_in_every_suite_both_ways",
-            paramiko_and_we_agree_in_every_suite_both_ways as fn(),
+            paramiko_and_we_agree_in_every_suite_both_ways,
+            true,
         ),
         (
-            "server_transport::an_auth_failure_is_reported_cleanly",
-            server_transport::an_auth_failure_is_reported_cleanly as fn(),
+            "an_auth_failure_is_reported_cleanly",
+            server_transport::an_auth_failure_is_reported_cleanly,
+            true,
         ),
         (
-            "server_transport::every_cipher_paramiko_serves_runs_a_channel",
-            server_transport::every_cipher_paramiko_serves_runs_a_channel as fn(),
+            "every_cipher_paramiko_serves_runs_a_channel",
+            server_transport::every_cipher_paramiko_serves_runs_a_channel,
+            true,
         ),
     ];
-    let missing = paramiko_missing();
-    let ignore = match &missing {
-        Some(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("ignored: {why}");
-            true
-        }
-        _ => false,
-    };
-    let trials = tests
-        .iter()
-        .map(|&(name, test)| {
-            libtest_mimic::Trial::test(name, move || {
-                test();
-                Ok(())
-            })
-            .with_ignored_flag(ignore)
-        })
-        .collect();
-    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit_code()
+    harness::run_peer_tests(tests, paramiko_missing())
 }

@@ -4,6 +4,9 @@
 //! closes. Without openssh-server the tests say so and pass, except under
 //! CI=true.
 
+#[path = "../../tests/common/harness.rs"]
+mod harness;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
@@ -189,11 +192,10 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// The tests, run by libtest-mimic so that a missing peer shows as ignored
-/// (outside CI) rather than as passed; under `CI=true` they run and fail.
+/// The tests (name, body, whether it needs the peer); a missing peer shows
+/// them as ignored outside CI.
 fn main() -> std::process::ExitCode {
-    // (name, test, whether it needs OpenSSH)
-    let tests: &[(&str, fn(), bool)] = &[
+    let tests: &[harness::PeerTest] = &[
         (
             "exec_carries_stdin_stdout_stderr_and_the_exit_status",
             exec_carries_stdin_stdout_stderr_and_the_exit_status,
@@ -207,23 +209,5 @@ fn main() -> std::process::ExitCode {
         ),
         ("usage_errors_exit_2", usage_errors_exit_2, false),
     ];
-    let missing = minissh::sshd::missing();
-    let ignore = match &missing {
-        Some(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("ignored: {why}");
-            true
-        }
-        _ => false,
-    };
-    let trials = tests
-        .iter()
-        .map(|&(name, test, needs_peer)| {
-            libtest_mimic::Trial::test(name, move || {
-                test();
-                Ok(())
-            })
-            .with_ignored_flag(ignore && needs_peer)
-        })
-        .collect();
-    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit_code()
+    harness::run_peer_tests(tests, minissh::sshd::missing())
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod harness;
+
 use serde_json::Value;
 use ssh_packetizer::KeyMaterial;
 use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Opened, Opener};
