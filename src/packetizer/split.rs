@@ -626,7 +626,11 @@ impl<R: Read> PacketReader<R> {
     }
 
     /// As [`Packetizer::set_keepalive`]; the callback sends through the
-    /// writer half (and never waits for a writer that is stuck).
+    /// writer half and never waits for a writer: while one is writing, the
+    /// keepalive is sealed and left for it. With no writer busy the reader
+    /// writes it itself, and on a socket the peer has stopped reading that
+    /// write waits like any other (bounded by
+    /// [`PacketWriter::set_write_timeout`] on a stream with a write timeout).
     pub fn set_keepalive<F>(&mut self, interval: Option<Duration>, callback: F)
     where
         F: FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send + 'static,
