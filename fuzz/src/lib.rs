@@ -190,6 +190,8 @@ impl Write for FuzzStream<'_> {
 /// The identification target: the bytes a peer sends before its first packet.
 pub fn banner(data: &[u8]) {
     let mut p = Packetizer::new(FuzzStream { input: data });
+    // The stream's timeouts are scripted: no real waiting for them.
+    p.set_nonblocking_backoff(std::time::Duration::ZERO);
     match p.read_identification() {
         Ok(id) => {
             assert!(id.line.starts_with(b"SSH-"));
@@ -285,6 +287,8 @@ pub fn packetizer(data: &[u8]) {
 }
 
 fn drive<S: Read + Write>(mut p: Packetizer<S>, mode: Mode) {
+    // The stream's timeouts are scripted: no real waiting for them.
+    p.set_nonblocking_backoff(std::time::Duration::ZERO);
     p.set_keepalive(Some(std::time::Duration::ZERO), |w| {
         w.send_message(&[2]).map(|_| ())
     });

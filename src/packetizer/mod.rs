@@ -71,6 +71,8 @@ pub struct Packetizer<S> {
     clock: Arc<dyn Clock>,
     reading: ReadState,
     write_timeout: Option<Duration>,
+    /// How long to wait after a read that returned `WouldBlock` at once.
+    backoff: Duration,
 }
 
 /// The whole Packetizer seen by the read loop.
@@ -79,6 +81,7 @@ struct Whole<'a, S> {
     core: &'a mut Connection,
     clock: &'a dyn Clock,
     write_timeout: Option<Duration>,
+    backoff: Duration,
 }
 
 impl<S: Read + Write> Side for Whole<'_, S> {
@@ -90,7 +93,8 @@ impl<S: Read + Write> Side for Whole<'_, S> {
     }
 
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
-        let read = read_once(self.io, self.core.recv_buf(), until)?;
+        let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
+        let read = read_once(self.io, self.core.recv_buf(), pause)?;
         if let Read1::Data(n) = read {
             // The core learns the time in `received`; the bytes are in now.
             self.core.recv_filled_bytes(n);
@@ -180,6 +184,7 @@ impl<S: Read + Write> Packetizer<S> {
             clock,
             reading: ReadState::default(),
             write_timeout: None,
+            backoff: NONBLOCKING_BACKOFF,
         }
     }
 
@@ -216,6 +221,7 @@ impl<S: Read + Write> Packetizer<S> {
                 core: &mut self.core,
                 clock: &*self.clock,
                 write_timeout: self.write_timeout,
+                backoff: self.backoff,
             },
             &mut self.reading,
         )
@@ -402,6 +408,14 @@ impl<S: Read + Write> Packetizer<S> {
     /// `set_write_timeout`); [`Packetizer::tcp`] does not.
     pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
         self.write_timeout = timeout;
+    }
+
+    /// How long a read that came back with `WouldBlock` at once (a
+    /// non-blocking stream) waits before the next try, at most: by default
+    /// [`NONBLOCKING_BACKOFF`]. A harness whose stream answers `WouldBlock`
+    /// from a script (a fuzzer) sets zero.
+    pub fn set_nonblocking_backoff(&mut self, backoff: Duration) {
+        self.backoff = backoff;
     }
 
     /// Logs every message's plaintext (target `ssh_packetizer::hexdump`, at

@@ -35,7 +35,8 @@ pub(crate) trait Side {
         -> T;
 
     /// One read of the stream into the input buffer, without holding the
-    /// core. `until` is the time left to the core's next deadline.
+    /// core. `until` is the time left to the core's next deadline, which
+    /// bounds the driver's back-off on a non-blocking stream.
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1>;
 
     /// The time, from the driver's clock.

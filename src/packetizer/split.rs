@@ -119,6 +119,7 @@ impl<S: SplitStream> Packetizer<S> {
             clock,
             reading,
             write_timeout,
+            backoff,
         } = self;
         let (reader_io, writer_io) = io.split_stream().map_err(Error::Io)?;
         let input = core.take_input();
@@ -145,6 +146,7 @@ impl<S: SplitStream> Packetizer<S> {
             shared,
             outlet,
             reading,
+            backoff,
             inflated: Zeroizing::new(Vec::new()),
         };
         Ok((reader, writer))
@@ -469,6 +471,8 @@ pub struct PacketReader<R> {
     shared: Arc<Shared>,
     outlet: Arc<dyn Drain>,
     reading: ReadState,
+    /// How long a read that came back with `WouldBlock` at once waits.
+    backoff: Duration,
     /// The last payload, inflated, while compression is on.
     inflated: Zeroizing<Vec<u8>>,
 }
@@ -478,6 +482,7 @@ struct ReaderSide<'a, R> {
     io: &'a mut R,
     input: &'a mut InputBuffer,
     sink: ReaderSink<'a>,
+    backoff: Duration,
 }
 
 /// How the reader's keepalive sends: seal under the lock, then write only
@@ -506,7 +511,8 @@ impl<R: Read> Side for ReaderSide<'_, R> {
 
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
         let room = self.sink.shared.lock().recv_room_in(self.input);
-        let read = read_once(self.io, room, until)?;
+        let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
+        let read = read_once(self.io, room, pause)?;
         if let Read1::Data(n) = read {
             self.input.filled(n);
         }
@@ -536,6 +542,7 @@ impl<R: Read> PacketReader<R> {
                     shared: &self.shared,
                     outlet: &*self.outlet,
                 },
+                backoff: self.backoff,
             },
             &mut self.reading,
         )
@@ -557,6 +564,7 @@ impl<R: Read> PacketReader<R> {
             shared,
             outlet,
             reading,
+            backoff,
             inflated,
         } = self;
         let mut side = ReaderSide {
@@ -566,6 +574,7 @@ impl<R: Read> PacketReader<R> {
                 shared,
                 outlet: &**outlet,
             },
+            backoff: *backoff,
         };
         // Where the packet is, found under the same lock that opened it; an
         // inflated payload is copied out of the core while it is held.
@@ -623,6 +632,11 @@ impl<R: Read> PacketReader<R> {
         let mut core = self.shared.lock();
         core.handle_timeout(now);
         core.set_inbound_keys(keys)
+    }
+
+    /// As [`Packetizer::set_nonblocking_backoff`].
+    pub fn set_nonblocking_backoff(&mut self, backoff: Duration) {
+        self.backoff = backoff;
     }
 
     /// As [`Packetizer::set_keepalive`]; the callback sends through the

@@ -32,9 +32,8 @@ pub(crate) enum Read1 {
     Tick,
 }
 
-/// One read into `buf`; interruptions are retried. `until` is the time left
-/// to the core's next deadline, which bounds the back-off of a non-blocking
-/// stream.
+/// One read into `buf`; interruptions are retried. `until` bounds the
+/// back-off after a `WouldBlock` that came back at once.
 pub(crate) fn read_once(
     io: &mut impl Read,
     buf: &mut [u8],
@@ -60,14 +59,14 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// Sleeps after a `WouldBlock` that came back at once, so a non-blocking
-/// stream is polled a few hundred times a second rather than spun on; never
-/// past `until`, the time left to the next deadline (which the core moves on
-/// once it fires, so a zero here happens once per deadline).
+/// stream is polled a few hundred times a second rather than spun on; for
+/// `until` at most (the driver's back-off, or less when the core's next
+/// deadline is nearer; the core moves a deadline on once it fires).
 fn back_off(started: Instant, until: Option<Duration>) {
     if started.elapsed() >= INSTANT {
         return;
     }
-    let pause = until.map_or(NONBLOCKING_BACKOFF, |left| left.min(NONBLOCKING_BACKOFF));
+    let pause = until.unwrap_or(NONBLOCKING_BACKOFF);
     if !pause.is_zero() {
         std::thread::sleep(pause);
     }

@@ -387,7 +387,10 @@ impl Scripted {
     /// A Packetizer over this stream, its timers on the script's clock.
     pub fn packetizer(self) -> ssh_packetizer::Packetizer<Scripted> {
         let clock = self.clock.clone();
-        ssh_packetizer::Packetizer::with_clock(self, clock)
+        let mut p = ssh_packetizer::Packetizer::with_clock(self, clock);
+        // The script's timeouts take no real time.
+        p.set_nonblocking_backoff(std::time::Duration::ZERO);
+        p
     }
 }
 
