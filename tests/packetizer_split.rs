@@ -175,3 +175,18 @@ fn buffered_bytes_and_queued_packets_survive_the_split() {
     writer.flush().unwrap();
     assert_eq!(peer.read_message().unwrap().payload(), [20, 2]);
 }
+
+#[test]
+fn the_writer_half_sends_the_identification_and_refuses_raw_bytes_later() {
+    let (a, b) = pipe();
+    let (_reader, writer) = Packetizer::new(a).split().unwrap();
+    let mut peer = Packetizer::new(b);
+    writer.send_identification("SSH-2.0-half").unwrap();
+    assert_eq!(peer.read_identification().unwrap().as_str(), "SSH-2.0-half");
+    writer.send_message(&[20]).unwrap();
+    assert!(matches!(
+        writer.write_all(b"x"),
+        Err(Error::InvalidCall { .. })
+    ));
+    assert_eq!(peer.read_message().unwrap().msg_type(), 20);
+}

@@ -415,6 +415,18 @@ impl<W: Write + Send> PacketWriter<W> {
         }
     }
 
+    /// As [`Packetizer::send_identification`].
+    pub fn send_identification(&self, id: &str) -> Result<(), Error> {
+        self.shared().lock().send_identification(id)?;
+        self.outlet.drain(true)
+    }
+
+    /// As [`Packetizer::write_all`]: raw bytes, before the first packet.
+    pub fn write_all(&self, bytes: &[u8]) -> Result<(), Error> {
+        self.shared().lock().send_raw(bytes)?;
+        self.outlet.drain(true)
+    }
+
     /// As [`Packetizer::flush`].
     pub fn flush(&self) -> Result<(), Error> {
         self.shared().lock().check()?;
