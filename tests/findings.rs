@@ -467,3 +467,24 @@ fn a_non_blocking_stream_is_polled_not_spun_on() {
     let n = reads.load(Ordering::SeqCst);
     assert!(n < 1_000, "{n} reads in 100 ms");
 }
+
+#[test]
+fn a_tcp_write_into_a_peer_that_never_reads_fails_after_the_write_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    let _peer = listener.accept().unwrap(); // accepted, never read
+    let mut p = Packetizer::tcp(stream).unwrap();
+    p.set_write_timeout(Some(Duration::from_millis(300)));
+    let chunk = vec![msg::CHANNEL_DATA; 200_000];
+    let err = loop {
+        if let Err(e) = p.send_message(&chunk) {
+            break e;
+        }
+    };
+    assert!(matches!(err, Error::WriteStalled { .. }), "{err:?}");
+    assert!(matches!(
+        p.send_message(&[2]).unwrap_err().cause(),
+        Error::WriteStalled { .. }
+    ));
+}

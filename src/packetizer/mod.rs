@@ -158,11 +158,14 @@ fn flush_core(
 }
 
 impl Packetizer<TcpStream> {
-    /// A Packetizer over a TCP stream, set up the way SSH wants it: a read
-    /// timeout of [`DEFAULT_TICK`] so timers fire, and no Nagle delay (every
-    /// write is a whole packet or batch already).
+    /// A Packetizer over a TCP stream, set up the way SSH wants it: read and
+    /// write timeouts of [`DEFAULT_TICK`] so timers fire and a stalled write
+    /// can be noticed (writes go on after a timeout unless
+    /// [`Packetizer::set_write_timeout`] says otherwise), and no Nagle delay
+    /// (every write is a whole packet or batch already).
     pub fn tcp(stream: TcpStream) -> io::Result<Packetizer<TcpStream>> {
         stream.set_read_timeout(Some(DEFAULT_TICK))?;
+        stream.set_write_timeout(Some(DEFAULT_TICK))?;
         stream.set_nodelay(true)?;
         Ok(Packetizer::new(stream))
     }
@@ -404,8 +407,8 @@ impl<S: Read + Write> Packetizer<S> {
 
     /// Fails a write that makes no progress for `timeout` with
     /// [`Error::WriteStalled`] (off by default). The stream must report
-    /// its waits: give it a write timeout (a `TcpStream`'s
-    /// `set_write_timeout`); [`Packetizer::tcp`] does not.
+    /// its waits: [`Packetizer::tcp`] gives the socket a write timeout;
+    /// other streams need one of their own.
     pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
         self.write_timeout = timeout;
     }
