@@ -8,7 +8,6 @@
 //! input bound holds, and a deadline the core reported is never reported
 //! again once handled (a driver sleeping until it would spin otherwise).
 
-use ssh_packetizer::KeyMaterial;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -19,19 +18,8 @@ use ssh_packetizer::{
 
 /// Keys for one direction's `epoch`-th switch.
 fn keys(suite: (C, M), toward_server: bool, epoch: u32) -> Keys {
-    let (c, m) = suite;
     let salt = (epoch as u8) ^ if toward_server { 0x5a } else { 0xa5 };
-    let bytes = |len: usize, k: u8| (0..len).map(|i| (i as u8) ^ k ^ salt).collect::<Vec<_>>();
-    Keys::new(
-        c,
-        m,
-        KeyMaterial {
-            key: &bytes(c.spec().key_len(), 1),
-            iv: &bytes(c.spec().iv_len(), 2),
-            mac_key: &bytes(m.spec().key_len(), 3),
-        },
-    )
-    .expect("lengths from the table")
+    crate::patterned_keys(suite.0, suite.1, salt)
 }
 
 /// One end and what the other end expects from it.

@@ -72,18 +72,23 @@ impl Mode {
     /// The fixed keys of this mode.
     pub fn keys(self) -> Keys {
         let (c, m) = self.suite();
-        let bytes = |len: usize, salt: u8| (0..len).map(|i| (i as u8) ^ salt).collect::<Vec<_>>();
-        Keys::new(
-            c,
-            m,
-            KeyMaterial {
-                key: &bytes(c.spec().key_len(), 0x11),
-                iv: &bytes(c.spec().iv_len(), 0x22),
-                mac_key: &bytes(m.spec().key_len(), 0x33),
-            },
-        )
-        .expect("lengths from the table")
+        patterned_keys(c, m, 0)
     }
+}
+
+/// Keys of the lengths `c` and `m` take, in a pattern `salt` varies.
+pub(crate) fn patterned_keys(c: C, m: M, salt: u8) -> Keys {
+    let bytes = |len: usize, k: u8| (0..len).map(|i| (i as u8) ^ k ^ salt).collect::<Vec<_>>();
+    Keys::new(
+        c,
+        m,
+        KeyMaterial {
+            key: &bytes(c.spec().key_len(), 0x11),
+            iv: &bytes(c.spec().iv_len(), 0x22),
+            mac_key: &bytes(m.spec().key_len(), 0x33),
+        },
+    )
+    .expect("lengths from the table")
 }
 
 /// The first input byte sets how many bytes each feed hands over (0: all).
