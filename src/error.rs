@@ -400,9 +400,12 @@ impl Latch {
     pub(crate) fn record_fatal(&mut self, e: Error) -> Error {
         if self.first.is_none() {
             log::debug!("fatal: {e}");
-            self.first = Some(Arc::new(e.duplicate()));
+            let first = Arc::new(e);
+            self.first = Some(first.clone());
             self.reported
                 .store(true, std::sync::atomic::Ordering::Relaxed);
+            // Returned as `Failed`, so it reads as fatal to the caller too.
+            return Error::Failed(first);
         }
         e
     }

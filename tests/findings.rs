@@ -46,24 +46,35 @@ fn spend_outbound_budget<S: Read + Write>(p: &mut Packetizer<S>) {
 
 #[test]
 fn finding_01_a_pending_rekey_masks_neither_the_deadline_nor_the_keepalive() {
-    // A peer that goes silent after our KEXINIT is cut off at the deadline.
-    let ticks = (0..120).map(|_| Step::Tick(60 * SEC)).collect();
-    let mut p = Scripted::new(ticks).packetizer();
-    keyed(&mut p);
-    spend_outbound_budget(&mut p);
-    p.start_handshake(5 * SEC);
-    p.send_message(&[msg::KEXINIT]).unwrap();
-    let mut need_rekey = 0;
-    let err = loop {
-        match p.read_message() {
-            Err(Error::NeedRekey) => need_rekey += 1,
-            Err(e) => break e,
-            Ok(m) => panic!("nothing was sent, yet {:?}", m.payload()),
+    // A rekey wanted and a deadline set: NeedRekey once, then the deadline.
+    // Then the same with our KEXINIT out (it answers the request): a peer
+    // that goes silent after it is cut off at the deadline.
+    for kexinit_sent in [false, true] {
+        let ticks = (0..120).map(|_| Step::Tick(60 * SEC)).collect();
+        let mut p = Scripted::new(ticks).packetizer();
+        keyed(&mut p);
+        spend_outbound_budget(&mut p);
+        p.start_handshake(5 * SEC);
+        if kexinit_sent {
+            p.send_message(&[msg::KEXINIT]).unwrap();
         }
-        assert!(need_rekey < 3, "NeedRekey again and again");
-    };
-    assert!(matches!(err, Error::HandshakeTimeout), "{err:?}");
-    assert_eq!(need_rekey, 1, "reported once per request");
+        let mut need_rekey = 0;
+        let err = loop {
+            match p.read_message() {
+                Err(Error::NeedRekey) => need_rekey += 1,
+                Err(e) => break e,
+                Ok(m) => panic!("nothing was sent, yet {:?}", m.payload()),
+            }
+            assert!(need_rekey < 3, "NeedRekey again and again");
+        };
+        assert!(matches!(err, Error::HandshakeTimeout), "{err:?}");
+        assert!(p.handshake_timed_out());
+        let expected = if kexinit_sent { 0 } else { 1 };
+        assert_eq!(
+            need_rekey, expected,
+            "reported once per request, not once answered"
+        );
+    }
 
     // With a rekey wanted (and no exchange begun), the keepalive still runs.
     let ticks = (0..6).map(|_| Step::Tick(10 * SEC)).collect();
@@ -487,4 +498,32 @@ fn a_tcp_write_into_a_peer_that_never_reads_fails_after_the_write_timeout() {
         p.send_message(&[2]).unwrap_err().cause(),
         Error::WriteStalled { .. }
     ));
+}
+
+#[test]
+fn filled_without_a_fresh_offer_counts_nothing() {
+    // A large packet, taken out (its buffer shrinks once empty), then a
+    // `filled` with no `unfilled` before it: nothing is counted, no panic.
+    let mut sealer = Sealer::new();
+    let mut wire = Vec::new();
+    sealer
+        .seal(&vec![msg::CHANNEL_DATA; 200_000], &mut wire)
+        .unwrap();
+    let mut o = Opener::new();
+    let mut at = 0;
+    while at < wire.len() {
+        let room = o.unfilled();
+        let n = room.len().min(wire.len() - at);
+        room[..n].copy_from_slice(&wire[at..at + n]);
+        o.filled(n);
+        at += n;
+        if let Opened::Packet(p) = o.next_packet().unwrap() {
+            assert_eq!(p.payload().len(), 200_000);
+        }
+    }
+    assert!(matches!(o.next_packet().unwrap(), Opened::NeedMore(_)));
+    o.filled(16);
+    o.filled(16);
+    assert_eq!(o.buffered(), 0);
+    assert!(matches!(o.next_packet().unwrap(), Opened::NeedMore(_)));
 }

@@ -51,7 +51,8 @@ impl InputBuffer {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.buf.len() > STEADY_LEN {
+            self.offered_end = 0;
+            if self.buf.capacity() > STEADY_LEN {
                 // Plaintext of the last packets lies here: wipe it before the
                 // allocator gets the memory back.
                 self.buf.zeroize();
@@ -93,7 +94,12 @@ impl InputBuffer {
     pub(crate) fn room(&mut self, wanted: usize, limit: usize) -> &mut [u8] {
         self.release_consumed();
         let have = self.end - self.start;
-        let room = wanted.max(READ_ROOM).min(limit.saturating_sub(have));
+        // Never less than the rest of the packet being read, even if the
+        // limit was lowered since its length was accepted.
+        let room = wanted
+            .max(READ_ROOM)
+            .min(limit.saturating_sub(have))
+            .max(wanted);
         if self.buf.len() - self.end < room {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -112,7 +118,10 @@ impl InputBuffer {
     /// Records that `n` bytes were written at the start of [`Self::room`].
     /// Clamped to the room that was offered.
     pub(crate) fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.offered_end.max(self.end));
+        let end = (self.end + n).min(self.offered_end).min(self.buf.len());
+        self.end = end.max(self.end);
+        // The offer is used up: a second `filled` without `room` adds nothing.
+        self.offered_end = self.end;
     }
 
     /// How much of the buffer is allocated, for the memory tests.

@@ -12,11 +12,6 @@ use crate::error::{Error, Latch};
 use crate::keys::Keys;
 use crate::msg::NEWKEYS;
 
-/// The inflate buffer's steady capacity bound: payloads up to 64 KiB never
-/// grow it past this; after a larger one it is given back, wiped, once that
-/// packet is done.
-const INFLATED_STEADY: usize = 2 * READ_ROOM + 16 * 1024;
-
 /// One packet taken off the wire: its payload, borrowed from the Opener's
 /// buffer, and its sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -436,9 +431,10 @@ impl OpenCore {
         let at = match &mut self.inflater {
             None => PayloadAt::Wire(payload),
             Some(inflater) => {
-                if self.inflated.capacity() > INFLATED_STEADY {
-                    // The last payload was large and has been given up:
-                    // back to the steady size, wiped.
+                if self.inflated.len() > READ_ROOM {
+                    // The last payload was larger than the steady state
+                    // needs and has been given up: back to the steady size,
+                    // wiped.
                     self.inflated.zeroize();
                     self.inflated.shrink_to(READ_ROOM);
                 }

@@ -139,6 +139,9 @@ impl Sealer {
     /// number that would wrap during the initial key exchange, or a failing
     /// padding source.
     pub fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<u32, Error> {
+        // Room for the whole packet first: growing `out` once the plaintext
+        // is in would leave a copy of it in the freed block.
+        crate::wipe::reserve_wiped(out, self.sealed_len(payload.len()));
         let start = self.start_packet(out);
         out.extend_from_slice(payload);
         self.finish_packet(out, start)
@@ -201,6 +204,9 @@ impl Sealer {
             }
             self.compressed.clear();
             deflater.compress(&out[start + HEADER_LEN..], &mut self.compressed)?;
+            // The plaintext goes: a shorter compressed copy must not leave
+            // its tail in `out`'s spare room.
+            zeroize::Zeroize::zeroize(&mut out[start + HEADER_LEN..]);
             out.truncate(start + HEADER_LEN);
             out.extend_from_slice(&self.compressed);
             payload_len = self.compressed.len();
@@ -219,7 +225,7 @@ impl Sealer {
         let tag_len = self.state.engine.tag_len();
         // Zeros for the padding and the tag; the padding is overwritten below
         // when a cipher is on, the tag by the engine.
-        out.resize(start + 4 + packet_len + tag_len, 0);
+        crate::wipe::resize_wiped(out, start + 4 + packet_len + tag_len);
         let (packet, tag) = out[start..].split_at_mut(4 + packet_len);
         // packet_len <= MAX_MAX_PACKET_LEN and padding_len < 20: both fit.
         packet[..4].copy_from_slice(&(packet_len as u32).to_be_bytes());

@@ -136,7 +136,6 @@ impl Policy {
                     }
                 }
             }
-            None if self.holding => {}
             None => self.raise(Event::RekeyWanted),
         }
         self.rekey = Some(request);
@@ -607,6 +606,7 @@ impl Connection {
     /// line ending: CR LF is added). The key exchange hashes `id` as given.
     pub fn send_identification(&mut self, id: &str) -> Result<(), Error> {
         self.check()?;
+        self.raw_allowed()?;
         let line = banner::identification_line(id)?;
         self.out.extend_from_slice(&line);
         Ok(())
@@ -616,12 +616,18 @@ impl Connection {
     /// caller built itself); refused once a packet was sealed.
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.check()?;
+        self.raw_allowed()?;
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Raw bytes go only before the first packet.
+    fn raw_allowed(&self) -> Result<(), Error> {
         if self.sealer.seqno() != 0 || self.policy.switched_once[OUT] {
             return Err(Error::InvalidCall {
                 reason: "raw bytes after the first packet would break the packet stream",
             });
         }
-        self.out.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -655,12 +661,25 @@ impl Connection {
             self.hold.push(payload);
             return Ok(Sent::Held);
         }
-        let seqno = self.seal(payload)?;
-        if msg_type == msg::KEXINIT {
-            self.policy.holding = true;
-            self.policy.kex_started();
+        if msg_type != msg::KEXINIT {
+            return self.seal(payload).map(|seqno| Sent::Sealed { seqno });
         }
-        Ok(Sent::Sealed { seqno })
+        // Our KEXINIT: the exchange is under way from this packet on, so a
+        // budget it spends asks for nothing more, and a request already
+        // queued is answered.
+        let before = (self.policy.holding, self.policy.kex);
+        self.policy.holding = true;
+        self.policy.kex_started();
+        match self.seal(payload) {
+            Ok(seqno) => {
+                self.policy.events.retain(|&e| e != Event::RekeyWanted);
+                Ok(Sent::Sealed { seqno })
+            }
+            Err(e) => {
+                (self.policy.holding, self.policy.kex) = before;
+                Err(e)
+            }
+        }
     }
 
     fn seal(&mut self, payload: &[u8]) -> Result<u32, Error> {
@@ -917,6 +936,13 @@ impl Connection {
     /// initial kex is done or while one is wanted already).
     pub fn request_rekey(&mut self) {
         self.policy.want_rekey("the caller asked");
+    }
+
+    /// Whether a key exchange should be started now: a rekey is wanted and
+    /// none is under way (during one, [`Connection::need_rekey`] stays true
+    /// until both directions switched).
+    pub fn should_start_kex(&self) -> bool {
+        self.need_rekey() && !self.is_kex_in_progress()
     }
 
     /// Whether a key exchange is under way (a KEXINIT went either way and

@@ -701,7 +701,11 @@ fn a_held_message_that_cannot_follow_the_switch_is_fatal_not_lost() {
     // fits once the keys switched.
     p.client.set_max_packet_len(35_000).unwrap();
     let err = p.client.send_newkeys(keys(3)).unwrap_err();
-    assert!(matches!(err, Error::PayloadTooLarge { .. }), "{err:?}");
+    assert!(err.is_fatal(), "{err:?}");
+    assert!(
+        matches!(err.cause(), Error::PayloadTooLarge { .. }),
+        "{err:?}"
+    );
     assert!(p.client.is_closed(), "a promised message was lost: fatal");
     assert!(matches!(
         p.client.send_message(&[94]),

@@ -27,7 +27,7 @@ pub use self::split::{Duplex, Halves, PacketReader, PacketWriter, SplitStream};
 pub use self::stream::NONBLOCKING_BACKOFF;
 
 use self::reading::{wait_for, ReadState, Side};
-use self::stream::{read_once, write_fully, Read1};
+use self::stream::{read_once, write_fully, Patience, Read1};
 use crate::banner::{self, Identification};
 use crate::codec::input::InputBuffer;
 use crate::codec::{Packet, Step};
@@ -113,7 +113,16 @@ impl<S: Read + Write> Side for Whole<'_, S> {
     fn flush_after_failure(&mut self) {
         let out = self.core.pending_output();
         if !out.is_empty() {
-            let _ = write_fully(self.io, out, Some(DEFAULT_TICK), self.clock);
+            // Best effort, briefly: the peer may have stopped reading.
+            let patience = Patience {
+                stall: Some(
+                    self.write_timeout
+                        .map_or(DEFAULT_TICK, |t| t.min(DEFAULT_TICK)),
+                ),
+                backoff: self.backoff,
+                cancelled: &|| false,
+            };
+            let _ = write_fully(self.io, out, &patience, self.clock);
             let now = self.clock.now();
             let n = out.len();
             self.core.output_written(n, now);
@@ -124,7 +133,17 @@ impl<S: Read + Write> Side for Whole<'_, S> {
 impl<S: Write> Whole<'_, S> {
     fn flush(&mut self) -> Result<(), Error> {
         self.core.check()?;
-        flush_core(self.io, self.core, self.clock, self.write_timeout)
+        flush_core(self.io, self.core, self.clock, self.patience())
+    }
+
+    /// How writes wait: one thread owns the whole Packetizer, so nothing
+    /// can close it during a write.
+    fn patience(&self) -> Patience<'static> {
+        Patience {
+            stall: self.write_timeout,
+            backoff: self.backoff,
+            cancelled: &|| false,
+        }
     }
 }
 
@@ -141,14 +160,14 @@ fn flush_core(
     io: &mut impl Write,
     core: &mut Connection,
     clock: &dyn Clock,
-    write_timeout: Option<Duration>,
+    patience: Patience<'_>,
 ) -> Result<(), Error> {
     let out = core.pending_output();
     if out.is_empty() {
         return Ok(());
     }
     let n = out.len();
-    match write_fully(io, out, write_timeout, clock) {
+    match write_fully(io, out, &patience, clock) {
         Ok(()) => {
             core.output_written(n, clock.now());
             Ok(())
@@ -162,7 +181,9 @@ impl Packetizer<TcpStream> {
     /// write timeouts of [`DEFAULT_TICK`] so timers fire and a stalled write
     /// can be noticed (writes go on after a timeout unless
     /// [`Packetizer::set_write_timeout`] says otherwise), and no Nagle delay
-    /// (every write is a whole packet or batch already).
+    /// (every write is a whole packet or batch already). The timeouts stay
+    /// on the socket: one taken back with [`Packetizer::into_inner`] reports
+    /// them as `WouldBlock` until reset.
     pub fn tcp(stream: TcpStream) -> io::Result<Packetizer<TcpStream>> {
         stream.set_read_timeout(Some(DEFAULT_TICK))?;
         stream.set_write_timeout(Some(DEFAULT_TICK))?;
@@ -432,7 +453,8 @@ impl<S: Read + Write> Packetizer<S> {
     pub fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
         self.core.send_disconnect(reason, description)?;
         let (side, _) = self.whole();
-        flush_core(side.io, side.core, side.clock, side.write_timeout)
+        let patience = side.patience();
+        flush_core(side.io, side.core, side.clock, patience)
     }
 
     /// Closes the Packetizer: every call after this returns

@@ -93,7 +93,7 @@ fn wait_inner<S: Side, T>(
         service_events(side, state, at_boundary || raw_needed.is_some())?;
         if check_rekey && at_boundary && state.rekey_pending {
             state.rekey_pending = false;
-            if side.with_core(|core, _| core.need_rekey()) {
+            if side.with_core(|core, _| core.should_start_kex()) {
                 return Err(Error::NeedRekey);
             }
         }
@@ -104,6 +104,13 @@ fn wait_inner<S: Side, T>(
         let read = side.read_stream(until);
         let now = side.now();
         match read {
+            Ok(Read1::Data(0)) => {
+                // No room and no whole packet: the core's bound says the
+                // input is full (it never is, with a packet to finish).
+                return Err(Error::InvalidCall {
+                    reason: "the input buffer is full and holds no whole packet",
+                });
+            }
             Ok(Read1::Data(n)) => side.with_core(|core, _| core.received(n, now)),
             Ok(Read1::Tick) => side.with_core(|core, _| core.handle_timeout(now)),
             Ok(Read1::Eof) => {

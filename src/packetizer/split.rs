@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use super::clock::Clock;
 use super::reading::{wait_for, ReadState, Side};
-use super::stream::{read_once, write_fully, Read1};
+use super::stream::{read_once, write_fully, Patience, Read1};
 use super::{
     poll_packet, read_all_with, read_identification_with, read_line_with, KeepaliveCallback,
     Packetizer, SendMessage, DEFAULT_TICK,
@@ -196,9 +196,23 @@ trait Drain: Send + Sync {
     /// sender); otherwise leave the output to whoever holds it (the
     /// reader, whose keepalive must never wait behind a stuck write).
     fn drain(&self, wait: bool) -> Result<(), Error>;
+
+    /// After a fatal error: writes what is pending (the DISCONNECT) if no
+    /// one is writing, waiting at most one tick without progress.
+    fn drain_after_failure(&self);
 }
 
 impl<W: Write + Send> Drain for Outlet<W> {
+    fn drain_after_failure(&self) {
+        let guard = match self.io.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            // A writer is busy: it writes the DISCONNECT after its bytes.
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let _ = self.write_pending(guard, Some(DEFAULT_TICK));
+    }
+
     fn drain(&self, wait: bool) -> Result<(), Error> {
         let mut first = true;
         loop {
@@ -212,7 +226,7 @@ impl<W: Write + Send> Drain for Outlet<W> {
                 }
             };
             first = false;
-            self.write_pending(guard)?;
+            self.write_pending(guard, None)?;
             // Output sealed after the last look but before the lock was
             // released found it taken: look once more.
             if self.shared.lock().pending_output().is_empty() {
@@ -223,8 +237,15 @@ impl<W: Write + Send> Drain for Outlet<W> {
 }
 
 impl<W: Write> Outlet<W> {
-    fn write_pending(&self, mut io: MutexGuard<'_, WriterIo<W>>) -> Result<(), Error> {
+    /// Writes the core's output until none is left; `cap` shortens the stall
+    /// limit (a best-effort write).
+    fn write_pending(
+        &self,
+        mut io: MutexGuard<'_, WriterIo<W>>,
+        cap: Option<Duration>,
+    ) -> Result<(), Error> {
         let clock = &*self.shared.clock;
+        let closed = || self.shared.lock().is_closed();
         loop {
             let n = {
                 let mut core = self.shared.lock();
@@ -239,10 +260,24 @@ impl<W: Write> Outlet<W> {
                 return Ok(());
             }
             let timeout = *self.timeout.lock().unwrap_or_else(|e| e.into_inner());
+            let stall = match (timeout, cap) {
+                (Some(t), Some(c)) => Some(t.min(c)),
+                (t, c) => t.or(c),
+            };
+            // A write stuck on a full socket gives up once the connection
+            // closed (or failed) meanwhile, so it holds the write lock no
+            // longer than that; a best-effort write after a failure only
+            // minds its stall limit.
+            let cancelled: &dyn Fn() -> bool = if cap.is_some() { &|| false } else { &closed };
+            let patience = Patience {
+                stall,
+                backoff: super::NONBLOCKING_BACKOFF,
+                cancelled,
+            };
             let WriterIo {
                 io: stream, spare, ..
             } = &mut *io;
-            let written = write_fully(stream, spare, timeout, clock);
+            let written = write_fully(stream, spare, &patience, clock);
             spare.clear();
             let mut core = self.shared.lock();
             if let Err(e) = written {
@@ -540,7 +575,7 @@ impl<R: Read> Side for ReaderSide<'_, R> {
     }
 
     fn flush_after_failure(&mut self) {
-        let _ = self.sink.outlet.drain(false);
+        self.sink.outlet.drain_after_failure();
     }
 }
 
@@ -600,6 +635,12 @@ impl<R: Read> PacketReader<R> {
             Ok(Some(match at {
                 PayloadAt::Wire(range) => (Some(range), seqno),
                 PayloadAt::Inflated => {
+                    if inflated.len() > crate::codec::input::READ_ROOM {
+                        // As the core's own: a large payload's room is given
+                        // back, wiped, once it is done.
+                        zeroize::Zeroize::zeroize(&mut **inflated);
+                        inflated.shrink_to(crate::codec::input::READ_ROOM);
+                    }
                     inflated.clear();
                     let payload = core.opener_core().inflated();
                     crate::wipe::reserve_wiped(inflated, payload.len());

@@ -72,25 +72,40 @@ fn back_off(started: Instant, until: Option<Duration>) {
     }
 }
 
-/// Writes all of `bytes` and flushes. `stall` bounds the time without
-/// progress (a stream with a write timeout reports it as `WouldBlock` or
-/// `TimedOut`); `None` waits as long as the stream does.
+/// How a write waits on a stream that reports its waits.
+pub(crate) struct Patience<'a> {
+    /// The longest time without progress; `None` waits as long as the
+    /// stream does.
+    pub(crate) stall: Option<Duration>,
+    /// The pause after a `WouldBlock` that came back at once.
+    pub(crate) backoff: Duration,
+    /// Asked on each wait: the connection closed meanwhile (another thread
+    /// closed it, or it failed), so waiting on is pointless.
+    pub(crate) cancelled: &'a dyn Fn() -> bool,
+}
+
+/// Writes all of `bytes` and flushes, waiting as `patience` says on a
+/// stream with a write timeout (which reports each wait as `WouldBlock` or
+/// `TimedOut`).
 pub(crate) fn write_fully(
     io: &mut impl Write,
     bytes: &[u8],
-    stall: Option<Duration>,
+    patience: &Patience<'_>,
     clock: &dyn Clock,
 ) -> Result<(), Error> {
     let mut written = 0;
     let mut last_progress = clock.now();
-    // A stream that waits reports it as `WouldBlock` or `TimedOut`, on a
-    // write or on the flush (a buffered writer): both count against `stall`.
+    // A wait on a write or on the flush (a buffered writer) counts against
+    // the stall limit alike.
     let waited = |started: Instant, last_progress: Instant| {
         let waited = clock.now().saturating_duration_since(last_progress);
-        if stall.is_some_and(|limit| waited >= limit) {
+        if patience.stall.is_some_and(|limit| waited >= limit) {
             return Err(Error::WriteStalled { waited });
         }
-        back_off(started, None);
+        if (patience.cancelled)() {
+            return Err(Error::Closed);
+        }
+        back_off(started, Some(patience.backoff));
         Ok(())
     };
     while written < bytes.len() {
