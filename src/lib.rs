@@ -115,6 +115,8 @@ mod padding;
 #[cfg(any(test, feature = "test-util"))]
 pub mod pipe;
 mod rekey;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod wipe;
 
 pub use algorithm::{

@@ -35,6 +35,9 @@ pub(crate) struct InputBuffer {
     consumed: usize,
     /// The end of the room last offered: `filled` never counts past it.
     offered_end: usize,
+    /// The furthest end ever filled since the buffer was last given back:
+    /// everything past it is still the zeros it was grown with.
+    high_water: usize,
 }
 
 impl InputBuffer {
@@ -57,6 +60,7 @@ impl InputBuffer {
                 // allocator gets the memory back.
                 self.buf.zeroize();
                 self.buf.shrink_to(STEADY_LEN);
+                self.high_water = 0;
             }
         }
     }
@@ -92,14 +96,17 @@ impl InputBuffer {
     /// being read) or one read, whichever is more, but never past `limit`
     /// bytes held in all. Empty when the buffer is full: drain packets.
     pub(crate) fn room(&mut self, wanted: usize, limit: usize) -> &mut [u8] {
+        self.room_at_least(wanted, READ_ROOM, limit)
+    }
+
+    /// As [`Self::room`], with `read` in place of the 64 KiB read: a driver
+    /// that copies in bytes it already has (a feed) asks for just those.
+    pub(crate) fn room_at_least(&mut self, wanted: usize, read: usize, limit: usize) -> &mut [u8] {
         self.release_consumed();
         let have = self.end - self.start;
         // Never less than the rest of the packet being read, even if the
         // limit was lowered since its length was accepted.
-        let room = wanted
-            .max(READ_ROOM)
-            .min(limit.saturating_sub(have))
-            .max(wanted);
+        let room = wanted.max(read).min(limit.saturating_sub(have)).max(wanted);
         if self.buf.len() - self.end < room {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -120,12 +127,28 @@ impl InputBuffer {
     pub(crate) fn filled(&mut self, n: usize) {
         let end = (self.end + n).min(self.offered_end).min(self.buf.len());
         self.end = end.max(self.end);
+        self.high_water = self.high_water.max(self.end);
         // The offer is used up: a second `filled` without `room` adds nothing.
         self.offered_end = self.end;
     }
 
+    /// Gives the whole allocation back if nothing is held (a connection at
+    /// rest): the bytes ever filled are wiped first. The next read grows it
+    /// again. Returns whether there was anything to give back.
+    pub(crate) fn release_idle(&mut self) -> bool {
+        self.release_consumed();
+        if self.start != self.end || self.buf.capacity() == 0 {
+            return false;
+        }
+        let used = self.high_water.min(self.buf.len());
+        self.buf[..used].zeroize();
+        // The rest is the zeros it was grown with: no need to wipe it.
+        self.buf = Vec::new();
+        self.high_water = 0;
+        true
+    }
+
     /// How much of the buffer is allocated, for the memory tests.
-    #[cfg(test)]
     pub(crate) fn allocated(&self) -> usize {
         self.buf.capacity()
     }
@@ -176,5 +199,23 @@ mod tests {
         b.claim(n - n / 2);
         b.release_consumed();
         assert!(b.allocated() <= STEADY_LEN, "{}", b.allocated());
+    }
+
+    #[test]
+    fn an_idle_buffer_is_given_back_and_a_busy_one_kept() {
+        let mut b = InputBuffer::default();
+        assert!(!b.release_idle(), "nothing allocated: nothing to give");
+        let room = b.room_at_least(0, 100, 1000);
+        assert_eq!(room.len(), 100, "only what the feed needs");
+        room.fill(7);
+        b.filled(100);
+        b.claim(40);
+        assert!(!b.release_idle(), "60 bytes still held");
+        assert!(b.allocated() >= 100);
+        b.claim(60);
+        assert!(b.release_idle());
+        assert_eq!(b.allocated(), 0);
+        // It grows again on demand.
+        assert_eq!(b.room(0, 100_000).len(), READ_ROOM);
     }
 }

@@ -246,7 +246,9 @@ impl Opener {
     /// drained the buffer. Takes nothing once one maximum packet plus 64 KiB
     /// is held.
     pub fn feed(&mut self, data: &[u8]) -> usize {
-        let room = self.unfilled();
+        // Room for these bytes (or the rest of the packet), not a whole
+        // socket read: a feeding driver has its bytes already.
+        let room = self.core.feed_room(&mut self.input, data.len());
         let n = room.len().min(data.len());
         room[..n].copy_from_slice(&data[..n]);
         self.filled(n);
@@ -333,6 +335,17 @@ impl Opener {
         (&mut self.core, &mut self.input)
     }
 
+    /// Bytes the input buffer has allocated.
+    pub(crate) fn input_allocated(&self) -> usize {
+        self.input.allocated()
+    }
+
+    /// Gives the input buffer's memory back if no byte is held and no packet
+    /// is half read.
+    pub(crate) fn release_idle(&mut self) -> bool {
+        !self.core.mid_packet() && self.input.release_idle()
+    }
+
     /// The buffer, for a driver that reads its bytes elsewhere (a split
     /// reader); the Opener's own stays empty then.
     pub(crate) fn take_input(&mut self) -> InputBuffer {
@@ -396,6 +409,14 @@ impl OpenCore {
         self.current = None;
         let wanted = self.still_needed(input.buffered());
         input.room(wanted, self.input_limit())
+    }
+
+    /// Room for `len` bytes the caller already has (or the rest of the
+    /// packet, if that is more), under the input bound.
+    pub(crate) fn feed_room<'a>(&mut self, input: &'a mut InputBuffer, len: usize) -> &'a mut [u8] {
+        self.current = None;
+        let wanted = self.still_needed(input.buffered());
+        input.room_at_least(wanted, len, self.input_limit())
     }
 
     /// The bytes the packet being read needs in all (for an EOF report):

@@ -52,6 +52,22 @@ impl Hold {
         std::mem::take(&mut self.bytes)
     }
 
+    /// Gives the buffer back while nothing is held (it was wiped when last
+    /// emptied); returns the bytes freed.
+    pub(crate) fn release_idle(&mut self) -> usize {
+        if !self.is_empty() || self.bytes.capacity() == 0 {
+            return 0;
+        }
+        let freed = self.bytes.capacity();
+        self.bytes = Zeroizing::new(Vec::new());
+        freed
+    }
+
+    /// Bytes allocated.
+    pub(crate) fn allocated(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     pub(crate) fn restore(&mut self, mut bytes: Zeroizing<Vec<u8>>) {
         zeroize::Zeroize::zeroize(&mut *bytes);
         if self.bytes.capacity() == 0 {

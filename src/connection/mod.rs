@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::banner::{self, Identification, LineScan};
 use crate::codec::input::InputBuffer;
 use crate::codec::opener::OpenCore;
-use crate::codec::{Opener, Packet, Sealer, Step};
+use crate::codec::{Frame, Opener, Packet, Sealer, Step};
 use crate::error::{Error, Latch};
 use crate::keys::Keys;
 use crate::msg;
@@ -407,6 +407,44 @@ impl Connection {
         self.fail(e)
     }
 
+    /// Copies bytes a driver read elsewhere into the input, without the time
+    /// (the driver reports it with `received` right after).
+    pub(crate) fn feed_bytes(&mut self, data: &[u8]) -> usize {
+        self.opener.feed(data)
+    }
+
+    /// As `feed_bytes`, into a driver's own input buffer.
+    pub(crate) fn feed_in(&mut self, input: &mut InputBuffer, data: &[u8]) -> usize {
+        let room = self.opener.core_mut().feed_room(input, data.len());
+        let n = room.len().min(data.len());
+        room[..n].copy_from_slice(&data[..n]);
+        input.filled(n);
+        n
+    }
+
+    /// Bytes the connection's own input buffer has allocated.
+    pub(crate) fn input_allocated(&self) -> usize {
+        self.opener.input_allocated()
+    }
+
+    /// As [`Connection::recv_eof`] for a driver that reads packets in place
+    /// from its own buffer, which holds `got` bytes.
+    pub(crate) fn recv_eof_in_place(&mut self, got: usize) -> Error {
+        if let Err(e) = self.check() {
+            return e;
+        }
+        let core = self.opener.core();
+        let e = if got == 0 && !core.mid_packet() {
+            Error::Closed
+        } else {
+            Error::Eof {
+                needed: core.wanted_total().max(got + 1),
+                got,
+            }
+        };
+        self.fail(e)
+    }
+
     /// Records bytes read into [`Connection::recv_buf`] without the time
     /// (the driver reports it with `received` right after).
     pub(crate) fn recv_filled_bytes(&mut self, n: usize) {
@@ -471,16 +509,26 @@ impl Connection {
             return Ok(Step::NeedMore(0));
         };
         let (msg_type, seqno) = (packet.msg_type(), packet.seqno());
-        if self.policy.hexdump {
-            hexdump("in", seqno, packet.payload());
-        }
-        let disconnect =
-            (msg_type == msg::DISCONNECT).then(|| msg::parse_disconnect(packet.payload()));
+        let disconnect = inspect_inbound(self.policy.hexdump, packet.payload(), seqno);
         let wire_len = core.last_wire_len();
         let budget_spent = core.budget_spent();
         if msg_type == msg::NEWKEYS && self.policy.strict_kex {
             core.reset_seqno();
         }
+        self.after_inbound(msg_type, wire_len, budget_spent, disconnect)?;
+        Ok(Step::Ready)
+    }
+
+    /// The rules every packet read passes, whichever buffer it was read
+    /// from: a DISCONNECT ends the connection, the grace allowance is
+    /// counted, a KEXINIT or a spent budget asks for a rekey.
+    fn after_inbound(
+        &mut self,
+        msg_type: u8,
+        wire_len: usize,
+        budget_spent: bool,
+        disconnect: Option<Error>,
+    ) -> Result<(), Error> {
         if let Some(e) = disconnect {
             return Err(self.fail(e));
         }
@@ -501,7 +549,39 @@ impl Connection {
         if budget_spent {
             policy.want_rekey("the inbound budget is spent");
         }
-        Ok(Step::Ready)
+        Ok(())
+    }
+
+    /// Reads the next packet straight from a caller's buffer, decrypting it
+    /// in place (see [`Opener::open_in_place`]), under every rule
+    /// [`Connection::poll_packet`] applies: for a driver that owns its
+    /// buffer (the tokio codec's `BytesMut`). Do not mix with the
+    /// connection's own input ([`Connection::feed`], `recv_buf`).
+    /// [`Frame::AwaitingKeys`] after the peer's NEWKEYS until
+    /// [`Connection::set_inbound_keys`]. Not while compression is on.
+    pub fn open_in_place(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
+        self.check()?;
+        let core = self.opener.core_mut();
+        let frame = match core.open_in_place(buf) {
+            Ok(frame) => frame,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let Frame::Packet {
+            payload,
+            wire_len,
+            seqno,
+        } = &frame
+        else {
+            return Ok(frame);
+        };
+        let budget_spent = core.budget_spent();
+        let msg_type = buf[payload.start];
+        if msg_type == msg::NEWKEYS && self.policy.strict_kex {
+            self.opener.core_mut().reset_seqno();
+        }
+        let disconnect = inspect_inbound(self.policy.hexdump, &buf[payload.clone()], *seqno);
+        self.after_inbound(msg_type, *wire_len, budget_spent, disconnect)?;
+        Ok(frame)
     }
 
     /// The packet the last [`Connection::poll_packet`] made ready, until the
@@ -817,6 +897,55 @@ impl Connection {
         self.handle_timeout(now);
     }
 
+    /// Gives back the buffers that hold nothing, wiped: the input buffer if
+    /// no byte is buffered, the output if none is pending, and the hold if it
+    /// is empty. A driver calls this when the connection goes idle (a read
+    /// found nothing to read), so a connection at rest keeps no read room or
+    /// write buffer; they grow again on demand. Returns the bytes given
+    /// back.
+    pub fn release_idle_memory(&mut self) -> usize {
+        let input = self.opener.input_allocated();
+        let mut freed = 0;
+        if self.opener.release_idle() {
+            freed += input;
+        }
+        freed + self.release_idle_output()
+    }
+
+    /// [`Connection::release_idle_memory`] for a driver that keeps the input
+    /// buffer itself.
+    pub(crate) fn release_idle_memory_in(&mut self, input: &mut InputBuffer) -> usize {
+        let held = input.allocated();
+        let mut freed = 0;
+        if !self.opener_core().mid_packet() && input.release_idle() {
+            freed += held;
+        }
+        freed + self.release_idle_output()
+    }
+
+    fn release_idle_output(&mut self) -> usize {
+        let mut freed = 0;
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            // Sealed bytes are ciphertext (or cleartext before the keys):
+            // nothing secret is left behind.
+            freed += self.out.capacity();
+            self.out = Vec::new();
+        }
+        freed + self.hold.release_idle()
+    }
+
+    /// Nothing buffered either way and no packet half read: the connection
+    /// is at rest.
+    pub(crate) fn is_at_rest(&self) -> bool {
+        self.opener.buffered() == 0 && !self.opener.core().mid_packet() && self.out.is_empty()
+    }
+
+    /// Heap bytes the connection's buffers hold now (input, output, hold),
+    /// for memory accounting.
+    pub fn buffer_bytes(&self) -> usize {
+        self.opener.input_allocated() + self.out.capacity() + self.hold.allocated()
+    }
+
     /// Payload bytes held for after our key exchange.
     pub fn held_bytes(&self) -> usize {
         self.hold.len()
@@ -1066,6 +1195,15 @@ impl Connection {
     pub(crate) fn take_input(&mut self) -> InputBuffer {
         self.opener.take_input()
     }
+}
+
+/// Logs a packet just read (if the hexdump is on) and parses it if it is a
+/// DISCONNECT.
+fn inspect_inbound(hexdump_on: bool, payload: &[u8], seqno: u32) -> Option<Error> {
+    if hexdump_on {
+        hexdump("in", seqno, payload);
+    }
+    (payload[0] == msg::DISCONNECT).then(|| msg::parse_disconnect(payload))
 }
 
 /// Logs a message for the hexdump the caller turned on; never the body of

@@ -10,7 +10,7 @@
 //! [`Packetizer::tcp`]) to get ticks.
 
 mod clock;
-mod reading;
+pub(crate) mod reading;
 mod split;
 mod stream;
 
@@ -26,7 +26,7 @@ pub use self::reading::KeepaliveCallback;
 pub use self::split::{Duplex, Halves, PacketReader, PacketWriter, SplitStream};
 pub use self::stream::NONBLOCKING_BACKOFF;
 
-use self::reading::{wait_for, ReadState, Side};
+use self::reading::{wait_for, CoreSide, ReadState, Side};
 use self::stream::{read_once, write_fully, Patience, Read1};
 use crate::banner::{self, Identification};
 use crate::codec::input::InputBuffer;
@@ -84,7 +84,7 @@ struct Whole<'a, S> {
     backoff: Duration,
 }
 
-impl<S: Read + Write> Side for Whole<'_, S> {
+impl<S: Read + Write> CoreSide for Whole<'_, S> {
     fn with_core<T>(
         &mut self,
         f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
@@ -92,6 +92,12 @@ impl<S: Read + Write> Side for Whole<'_, S> {
         f(self.core, None)
     }
 
+    fn sink(&mut self) -> &mut dyn SendMessage {
+        self
+    }
+}
+
+impl<S: Read + Write> Side for Whole<'_, S> {
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
         let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
         let read = read_once(self.io, self.core.recv_buf(), pause)?;
@@ -104,10 +110,6 @@ impl<S: Read + Write> Side for Whole<'_, S> {
 
     fn now(&self) -> Instant {
         self.clock.now()
-    }
-
-    fn sink(&mut self) -> &mut dyn SendMessage {
-        self
     }
 
     fn flush_after_failure(&mut self) {
@@ -471,7 +473,7 @@ impl<S: Read + Write> Packetizer<S> {
 }
 
 /// The read loop's poll for a packet.
-fn poll_packet(
+pub(crate) fn poll_packet(
     core: &mut Connection,
     input: Option<&mut InputBuffer>,
 ) -> Result<Option<()>, Error> {
@@ -482,23 +484,44 @@ fn poll_packet(
     }
 }
 
+/// The read loop's poll for one line.
+pub(crate) fn poll_line(
+    core: &mut Connection,
+    input: Option<&mut InputBuffer>,
+) -> Result<Option<Vec<u8>>, Error> {
+    let line = core.poll_raw_line_in(input, banner::MAX_PRE_BANNER_LINE_LEN)?;
+    Ok(line.map(|(line, _)| line))
+}
+
+/// The read loop's poll for the peer's identification line.
+pub(crate) fn poll_identification(
+    core: &mut Connection,
+    input: Option<&mut InputBuffer>,
+) -> Result<Option<Identification>, Error> {
+    core.poll_identification_in(input)
+}
+
+/// Refuses a raw read larger than the input can ever hold.
+pub(crate) fn check_raw_len(core: &Connection, n: usize) -> Result<(), Error> {
+    let max = core.input_limit();
+    if n > max {
+        return Err(Error::ReadTooLarge { requested: n, max });
+    }
+    Ok(())
+}
+
 pub(crate) fn read_line_with<S: Side>(
     side: &mut S,
     state: &mut ReadState,
 ) -> Result<Vec<u8>, Error> {
-    wait_for(side, state, false, Some(0), |core, input| {
-        let line = core.poll_raw_line_in(input, banner::MAX_PRE_BANNER_LINE_LEN)?;
-        Ok(line.map(|(line, _)| line))
-    })
+    wait_for(side, state, false, Some(0), poll_line)
 }
 
 pub(crate) fn read_identification_with<S: Side>(
     side: &mut S,
     state: &mut ReadState,
 ) -> Result<Identification, Error> {
-    wait_for(side, state, false, Some(0), |core, input| {
-        core.poll_identification_in(input)
-    })
+    wait_for(side, state, false, Some(0), poll_identification)
 }
 
 pub(crate) fn read_all_with<S: Side>(
@@ -507,10 +530,7 @@ pub(crate) fn read_all_with<S: Side>(
     n: usize,
     check_rekey: bool,
 ) -> Result<Vec<u8>, Error> {
-    let max = side.with_core(|core, _| core.input_limit());
-    if n > max {
-        return Err(Error::ReadTooLarge { requested: n, max });
-    }
+    side.with_core(|core, _| check_raw_len(core, n))?;
     wait_for(side, state, check_rekey, Some(n), |core, input| {
         core.take_raw_in(input, n)
     })

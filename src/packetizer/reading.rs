@@ -26,14 +26,38 @@ pub(crate) struct ReadState {
     keepalive_pending: bool,
 }
 
-/// One driver's view of its connection: how it reaches the core, reads the
-/// stream and sends a keepalive.
-pub(crate) trait Side {
+impl ReadState {
+    /// Whether a read that checks for rekeys must stop now with
+    /// [`Error::NeedRekey`]: a request is pending, this is a packet boundary
+    /// and no exchange is under way yet. Reported once per request.
+    pub(crate) fn rekey_due(
+        &mut self,
+        check_rekey: bool,
+        at_boundary: bool,
+        core: &Connection,
+    ) -> bool {
+        if !(check_rekey && at_boundary && self.rekey_pending) {
+            return false;
+        }
+        self.rekey_pending = false;
+        core.should_start_kex()
+    }
+}
+
+/// How a driver, sync or async, reaches its core and sends a keepalive.
+pub(crate) trait CoreSide {
     /// Runs `f` on the core and on the input buffer the driver keeps, if it
     /// keeps its own (`None`: the core's).
     fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T)
         -> T;
 
+    /// Where the keepalive callback sends.
+    fn sink(&mut self) -> &mut dyn SendMessage;
+}
+
+/// One sync driver's view of its connection: the core, and how it reads
+/// the stream.
+pub(crate) trait Side: CoreSide {
     /// One read of the stream into the input buffer, without holding the
     /// core. `until` is the time left to the core's next deadline, which
     /// bounds the driver's back-off on a non-blocking stream.
@@ -41,9 +65,6 @@ pub(crate) trait Side {
 
     /// The time, from the driver's clock.
     fn now(&self) -> Instant;
-
-    /// Where the keepalive callback sends.
-    fn sink(&mut self) -> &mut dyn SendMessage;
 
     /// Writes what the core queued after a fatal error (its DISCONNECT),
     /// best effort.
@@ -91,11 +112,8 @@ fn wait_inner<S: Side, T>(
         // Raw bytes waiting for the rest of a raw read are no half-read
         // packet: the keepalive may run then.
         service_events(side, state, at_boundary || raw_needed.is_some())?;
-        if check_rekey && at_boundary && state.rekey_pending {
-            state.rekey_pending = false;
-            if side.with_core(|core, _| core.should_start_kex()) {
-                return Err(Error::NeedRekey);
-            }
+        if side.with_core(|core, _| state.rekey_due(check_rekey, at_boundary, core)) {
+            return Err(Error::NeedRekey);
         }
         // How long a non-blocking stream may be left alone: until the
         // core's next deadline, on the driver's clock.
@@ -125,7 +143,7 @@ fn wait_inner<S: Side, T>(
 /// packet boundary; a due keepalive runs the callback there (as paramiko,
 /// never inside a packet). A callback error is returned as it is (nothing
 /// buffered is lost).
-fn service_events<S: Side>(
+pub(crate) fn service_events<S: CoreSide>(
     side: &mut S,
     state: &mut ReadState,
     at_boundary: bool,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::clock::Clock;
-use super::reading::{wait_for, ReadState, Side};
+use super::reading::{wait_for, CoreSide, ReadState, Side};
 use super::stream::{read_once, write_fully, Patience, Read1};
 use super::{
     poll_packet, read_all_with, read_identification_with, read_line_with, KeepaliveCallback,
@@ -547,7 +547,7 @@ impl SendMessage for ReaderSink<'_> {
     }
 }
 
-impl<R: Read> Side for ReaderSide<'_, R> {
+impl<R: Read> CoreSide for ReaderSide<'_, R> {
     fn with_core<T>(
         &mut self,
         f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
@@ -556,6 +556,12 @@ impl<R: Read> Side for ReaderSide<'_, R> {
         f(&mut core, Some(self.input))
     }
 
+    fn sink(&mut self) -> &mut dyn SendMessage {
+        &mut self.sink
+    }
+}
+
+impl<R: Read> Side for ReaderSide<'_, R> {
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
         let room = self.sink.shared.lock().recv_room_in(self.input);
         let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
@@ -568,10 +574,6 @@ impl<R: Read> Side for ReaderSide<'_, R> {
 
     fn now(&self) -> Instant {
         self.sink.shared.clock.now()
-    }
-
-    fn sink(&mut self) -> &mut dyn SendMessage {
-        &mut self.sink
     }
 
     fn flush_after_failure(&mut self) {

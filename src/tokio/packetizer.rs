@@ -1,0 +1,511 @@
+//! The async Packetizer: the sync one's surface over any
+//! `AsyncRead + AsyncWrite + Unpin`, its timers on `tokio::time`.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ::tokio::io::{AsyncRead, AsyncWrite};
+use bytes::BytesMut;
+use tokio_util::codec::{Framed, FramedParts};
+
+use super::codec::PacketCodec;
+use super::driver::{poll_read_into, poll_wait, AsyncSide, Got};
+use super::split::{self, PacketReader, PacketWriter};
+use super::timer::{now, Timer};
+use crate::banner::Identification;
+use crate::codec::input::InputBuffer;
+use crate::codec::Packet;
+use crate::connection::{Connection, Role, Sent};
+use crate::error::Error;
+use crate::keys::Keys;
+use crate::packetizer::reading::{CoreSide, KeepaliveCallback, ReadState};
+use crate::packetizer::{self as sync, SendMessage};
+use crate::rekey::RekeyLimits;
+
+/// The SSH binary packet protocol over an async byte stream: the sync
+/// [`crate::Packetizer`]'s surface, its timers (handshake deadline,
+/// keepalive, key age) driven by `tokio::time` from the core's deadlines,
+/// so the stream needs no read timeout.
+///
+/// A thin driver over [`Connection`]; the first fatal error is kept and
+/// every later call answers [`Error::Failed`] with it as the cause.
+///
+/// # Cancel safety
+/// Every byte read sits in the core's input buffer and every byte to write
+/// in its output before a poll returns, so:
+/// - [`read_message`](Packetizer::read_message),
+///   [`read_line`](Packetizer::read_line),
+///   [`read_identification`](Packetizer::read_identification) and
+///   [`read_all`](Packetizer::read_all) are cancel-safe: dropped (a
+///   `tokio::select!` branch that lost), they lose no byte and the next
+///   call carries on where they stopped; `read_all` takes nothing until all
+///   its bytes are in.
+/// - [`flush`](Packetizer::flush) is cancel-safe: what was not written yet
+///   stays queued.
+/// - [`send_message`](Packetizer::send_message),
+///   [`send_newkeys`](Packetizer::send_newkeys) and the other sends seal
+///   their packet on the first poll; dropped after that, the packet stays
+///   queued (sent once, by the next send or flush), never lost or doubled.
+///   Dropped before the first poll, they did nothing.
+///
+/// # Timers and memory
+/// The timers run, and a keepalive goes out, while a read is being polled
+/// (as the sync Packetizer's run while a read waits): keep one pending, as a
+/// task that loops on `read_message` does. A connection that rests for
+/// [`IDLE_RELEASE`](super::IDLE_RELEASE) with nothing buffered gives its
+/// read and write buffers back; reads at rest go through a stack buffer,
+/// so an idle connection holds no read room.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ssh_packetizer::Error> {
+/// use ssh_packetizer::tokio::Packetizer;
+///
+/// let (a, b) = tokio::io::duplex(64 * 1024);
+/// let (mut client, mut server) = (Packetizer::new(a), Packetizer::new(b));
+/// client.send_identification("SSH-2.0-client").await?;
+/// assert_eq!(server.read_identification().await?.software_version(), "client");
+/// client.send_message(b"\x14 a KEXINIT").await?;
+/// let kexinit = server.read_message().await?;
+/// assert_eq!((kexinit.msg_type(), kexinit.seqno()), (20, 0));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Packetizer<S> {
+    io: S,
+    core: Connection,
+    reading: ReadState,
+    timer: Timer,
+    /// Bytes were written since the stream was last flushed.
+    unflushed: bool,
+}
+
+/// The whole Packetizer seen by the read loop.
+struct Whole<'a, S> {
+    io: &'a mut S,
+    core: &'a mut Connection,
+    timer: &'a mut Timer,
+    unflushed: &'a mut bool,
+}
+
+/// The keepalive callback's handle: it seals into the core's output, which
+/// the read loop writes without waiting.
+impl<S> SendMessage for Whole<'_, S> {
+    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        self.core.send_message(payload)
+    }
+}
+
+impl<S> CoreSide for Whole<'_, S> {
+    fn with_core<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
+    ) -> T {
+        f(self.core, None)
+    }
+
+    fn sink(&mut self) -> &mut dyn SendMessage {
+        self
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSide for Whole<'_, S> {
+    fn poll_read_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Got>> {
+        poll_read_into(self.io, self.core, None, cx)
+    }
+
+    fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        poll_write_core(self.io, self.core, self.unflushed, cx)
+    }
+
+    fn timer(&mut self) -> &mut Timer {
+        self.timer
+    }
+
+    fn holds_idle_memory(&mut self) -> bool {
+        self.core.is_at_rest() && self.core.buffer_bytes() > 0
+    }
+
+    fn release_idle(&mut self) {
+        self.core.release_idle_memory();
+    }
+}
+
+/// Writes the core's output as far as the stream takes it, then flushes
+/// the stream. Does not look at the core's error first: a DISCONNECT queued
+/// by a failure or a close goes out too.
+fn poll_write_core<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    core: &mut Connection,
+    unflushed: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    loop {
+        let out = core.pending_output();
+        if out.is_empty() {
+            break;
+        }
+        match Pin::new(&mut *io).poll_write(cx, out) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(Err(core.fail_io(io::ErrorKind::WriteZero.into())))
+            }
+            Poll::Ready(Ok(n)) => {
+                *unflushed = true;
+                core.output_written(n, now());
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(core.fail_io(e))),
+        }
+    }
+    if *unflushed {
+        match Pin::new(&mut *io).poll_flush(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(())) => *unflushed = false,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(core.fail_io(e))),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
+    /// A client-side Packetizer in the clear mode, sequence numbers 0, over
+    /// `stream`.
+    pub fn new(stream: S) -> Packetizer<S> {
+        Packetizer::with_role(stream, Role::Client)
+    }
+
+    /// As [`Packetizer::new`], for `role`.
+    pub fn with_role(stream: S, role: Role) -> Packetizer<S> {
+        Packetizer {
+            io: stream,
+            core: Connection::new(role, now()),
+            reading: ReadState::default(),
+            timer: Timer::default(),
+            unflushed: false,
+        }
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The stream, mutably (to set options; reading or writing it directly
+    /// desynchronises the packet stream).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// The stream back. Bytes already read but not yet returned are dropped.
+    pub fn into_inner(self) -> S {
+        self.io
+    }
+
+    /// The connection core, for inspection.
+    pub fn connection(&self) -> &Connection {
+        &self.core
+    }
+
+    fn whole(&mut self) -> (Whole<'_, S>, &mut ReadState) {
+        (
+            Whole {
+                io: &mut self.io,
+                core: &mut self.core,
+                timer: &mut self.timer,
+                unflushed: &mut self.unflushed,
+            },
+            &mut self.reading,
+        )
+    }
+
+    /// Polls the read loop until `poll` finds what it wants.
+    async fn wait_for<T>(
+        &mut self,
+        check_rekey: bool,
+        raw_needed: Option<usize>,
+        mut poll: impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+    ) -> Result<T, Error> {
+        poll_fn(|cx| {
+            let (mut side, state) = self.whole();
+            poll_wait(&mut side, state, cx, check_rekey, raw_needed, &mut poll)
+        })
+        .await
+    }
+
+    /// Sends our identification line (e.g. `SSH-2.0-myssh_1.0`); CR LF is
+    /// added. The key exchange hashes `id` as given.
+    pub async fn send_identification(&mut self, id: &str) -> Result<(), Error> {
+        self.core.send_identification(id)?;
+        self.flush().await
+    }
+
+    /// Writes raw bytes (an identification line built by hand), after
+    /// anything queued; only before the first packet.
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.core.send_raw(bytes)?;
+        self.flush().await
+    }
+
+    /// One line, CR LF (or bare LF) stripped, at most 8192 bytes; bytes
+    /// after it stay buffered. Invalid UTF-8 is replaced with U+FFFD.
+    pub async fn read_line(&mut self) -> Result<String, Error> {
+        let line = self.wait_for(false, Some(0), sync::poll_line).await?;
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// The peer's identification line, after up to 1024 other lines on the
+    /// client side (returned too). Bytes after it stay buffered.
+    pub async fn read_identification(&mut self) -> Result<Identification, Error> {
+        self.wait_for(false, Some(0), sync::poll_identification)
+            .await
+    }
+
+    /// Sends one message (message type byte first), written together with
+    /// anything queued before it; during our key exchange a message that
+    /// must wait is held ([`Sent::Held`]).
+    pub async fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        let sent = self.core.send_message(payload)?;
+        self.flush().await?;
+        Ok(sent)
+    }
+
+    /// Seals a message into the output without writing it; a later
+    /// [`Packetizer::flush`] (or send) writes the batch at once.
+    pub fn queue_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        self.core.send_message(payload)
+    }
+
+    /// Writes every queued message.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.core.check()?;
+        poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
+    }
+
+    /// Bytes queued but not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.core.pending_output().len()
+    }
+
+    /// The next message, borrowed from the read buffer: no copy.
+    ///
+    /// As the sync [`crate::Packetizer::read_message`]: [`Error::NeedRekey`]
+    /// once per rekey request at a packet boundary, [`Error::KeysPending`]
+    /// after the peer's NEWKEYS until
+    /// [`Packetizer::set_inbound_cipher`], [`Error::Closed`] for a clean
+    /// EOF, [`Error::Eof`] inside a packet, [`Error::Disconnected`] for a
+    /// DISCONNECT. Cancel-safe.
+    pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
+        self.wait_for(true, None, sync::poll_packet).await?;
+        self.core.packet().ok_or(Error::InvalidCall {
+            reason: "the core said a packet was ready, yet none is",
+        })
+    }
+
+    /// Exactly `n` raw bytes through the same buffer as the packets
+    /// (paramiko's `read_all`), at most [`Connection::input_limit`]; nothing
+    /// is taken until all `n` are in. With `check_rekey`, a pending rekey
+    /// with nothing of them read yet gives [`Error::NeedRekey`].
+    pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
+        sync::check_raw_len(&self.core, n)?;
+        self.wait_for(check_rekey, Some(n), |core, input| {
+            core.take_raw_in(input, n)
+        })
+        .await
+    }
+
+    /// Sends NEWKEYS and switches the outbound keys in one step; with
+    /// strict kex the outbound sequence number resets, and messages held
+    /// during the exchange follow under the new keys.
+    pub async fn send_newkeys(&mut self, keys: Keys) -> Result<u32, Error> {
+        self.core.handle_timeout(now());
+        let seqno = self.core.send_newkeys(keys)?;
+        self.flush().await?;
+        Ok(seqno)
+    }
+
+    /// Switches the keys of the packets read from now on; normally right
+    /// after the peer's NEWKEYS (which holds further packets until then).
+    pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
+        self.core.handle_timeout(now());
+        self.core.set_inbound_keys(keys)
+    }
+
+    /// Strict kex: sequence numbers reset at each NEWKEYS by themselves.
+    pub fn set_strict_kex(&mut self, on: bool) {
+        self.core.set_strict_kex(on);
+    }
+
+    /// Starts `zlib@openssh.com` compression both ways (after user
+    /// authentication succeeded).
+    pub fn start_delayed_compression(&mut self) {
+        self.core.start_delayed_compression();
+    }
+
+    /// The next outbound sequence number.
+    pub fn seqno_out(&self) -> u32 {
+        self.core.seqno_out()
+    }
+
+    /// The next inbound sequence number.
+    pub fn seqno_in(&self) -> u32 {
+        self.core.seqno_in()
+    }
+
+    /// Whether a key exchange should start; true from the request until both
+    /// directions have switched keys.
+    pub fn need_rekey(&self) -> bool {
+        self.core.need_rekey_at(now())
+    }
+
+    /// Asks for a rekey now (see [`Connection::request_rekey`]).
+    pub fn request_rekey(&mut self) {
+        self.core.request_rekey();
+    }
+
+    /// Sets byte and time limits on each key and the grace allowance.
+    pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
+        self.core.set_rekey_limits(limits);
+    }
+
+    /// Sets the largest `packet_length` sent and accepted (default 256 KiB).
+    pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
+        self.core.set_max_packet_len(len)
+    }
+
+    /// Starts the key exchange deadline: a read still waiting when it
+    /// passes fails with [`Error::HandshakeTimeout`].
+    pub fn start_handshake(&mut self, timeout: Duration) {
+        self.core.start_handshake(timeout, now());
+    }
+
+    /// Whether the deadline passed; false before `start_handshake` and after
+    /// `complete_handshake`.
+    pub fn handshake_timed_out(&mut self) -> bool {
+        self.core.handle_timeout(now());
+        self.core.handshake_timed_out()
+    }
+
+    /// Ends the key exchange deadline.
+    pub fn complete_handshake(&mut self) {
+        self.core.complete_handshake();
+    }
+
+    /// Runs `callback` when `interval` passes with no traffic either way
+    /// (after the initial kex, never during one) while a read is polled;
+    /// the callback's sends are sealed at once and written by the read
+    /// loop without holding up the read. `None` turns it off.
+    pub fn set_keepalive<F>(&mut self, interval: Option<Duration>, callback: F)
+    where
+        F: FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send + 'static,
+    {
+        self.core.set_keepalive(interval, now());
+        self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
+    }
+
+    /// Logs every message's plaintext (target `ssh_packetizer::hexdump`, at
+    /// debug level) while on, never the bodies of authentication messages.
+    pub fn set_hexdump(&mut self, on: bool) {
+        self.core.set_hexdump(on);
+    }
+
+    /// Sends a DISCONNECT (`reason` from [`crate::msg::reason`]) and closes.
+    pub async fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
+        self.core.send_disconnect(reason, description)?;
+        poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
+    }
+
+    /// Closes the Packetizer: every call after this returns
+    /// [`Error::Closed`]. The stream closes when it is dropped.
+    pub fn close(&mut self) {
+        self.core.close();
+    }
+
+    /// Whether the Packetizer is closed or failed.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Gives the read and write buffers back now if they hold nothing (the
+    /// read loop does it by itself after [`super::IDLE_RELEASE`] at rest);
+    /// returns the bytes freed.
+    pub fn release_idle_memory(&mut self) -> usize {
+        self.core.release_idle_memory()
+    }
+
+    /// Heap bytes the buffers hold now (input, output, hold).
+    pub fn buffer_bytes(&self) -> usize {
+        self.core.buffer_bytes()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> Packetizer<S> {
+    /// Splits into a reader and a writer for two tasks, over
+    /// `tokio::io::split`. Buffered inbound bytes, queued outbound packets,
+    /// keys, sequence numbers, limits and the keepalive carry over. For a
+    /// stream with halves of its own (`TcpStream::into_split`) see
+    /// [`Packetizer::split_with`].
+    pub fn into_split(
+        self,
+    ) -> (
+        PacketReader<::tokio::io::ReadHalf<S>>,
+        PacketWriter<::tokio::io::WriteHalf<S>>,
+    ) {
+        self.split_with(::tokio::io::split)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Packetizer<S> {
+    /// Hands the connection to a `tokio_util` [`Framed`] with a
+    /// [`PacketCodec`]: bytes read but not yet returned become `Framed`'s
+    /// read buffer, queued output its write buffer. For the identification
+    /// exchange through the Packetizer, then packets through `Framed`.
+    /// Only between packets (a read cancelled inside one leaves a packet
+    /// half read): [`Error::NotAtPacketBoundary`] otherwise, and the
+    /// Packetizer is dropped.
+    pub fn into_framed(self) -> Result<Framed<S, PacketCodec>, Error> {
+        let Packetizer { io, mut core, .. } = self;
+        if core.opener_core().mid_packet() {
+            return Err(Error::NotAtPacketBoundary);
+        }
+        let read_buf = BytesMut::from(core.raw_buffered());
+        let write_buf = BytesMut::from(core.pending_output());
+        let (buffered, pending) = (read_buf.len(), write_buf.len());
+        core.consume_raw(buffered)?;
+        core.output_written(pending, now());
+        let mut parts = FramedParts::new::<&[u8]>(io, PacketCodec::from_connection(core));
+        parts.read_buf = read_buf;
+        parts.write_buf = write_buf;
+        Ok(Framed::from_parts(parts))
+    }
+}
+
+impl<S> Packetizer<S> {
+    /// As [`Packetizer::into_split`], with the stream's own split: `split`
+    /// turns the stream into its read and write halves.
+    pub fn split_with<R, W>(
+        self,
+        split: impl FnOnce(S) -> (R, W),
+    ) -> (PacketReader<R>, PacketWriter<W>)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let Packetizer {
+            io, core, reading, ..
+        } = self;
+        let (reader, writer) = split(io);
+        split::halves(reader, writer, core, reading)
+    }
+}
+
+impl<S> std::fmt::Debug for Packetizer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packetizer")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
+    }
+}

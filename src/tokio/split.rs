@@ -1,0 +1,639 @@
+//! The async Packetizer's two halves, for a reading task and writing
+//! tasks, with the sync halves' guarantees: the core sits behind one short
+//! lock (never held across an await), so a key switch is one step; the
+//! reader keeps the inbound buffer itself; the writer's stream sits behind
+//! an async lock that the reader only ever tries, so a writer waiting on a
+//! full socket never holds up a read.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ::tokio::io::{AsyncRead, AsyncWrite};
+use ::tokio::sync::Notify;
+use zeroize::Zeroizing;
+
+use super::driver::{poll_read_into, poll_wait, AsyncSide, Got};
+use super::timer::{now, Timer};
+use crate::banner::Identification;
+use crate::codec::input::InputBuffer;
+use crate::codec::opener::PayloadAt;
+use crate::codec::Packet;
+use crate::connection::{Connection, Sent};
+use crate::error::Error;
+use crate::keys::Keys;
+use crate::packetizer::reading::{CoreSide, KeepaliveCallback, ReadState};
+use crate::packetizer::{self as sync, SendMessage};
+use crate::rekey::RekeyLimits;
+
+/// What both halves share.
+struct Shared {
+    core: Mutex<Connection>,
+    /// Wakes senders waiting for a key exchange's hold to empty, and every
+    /// waiter once the connection failed or closed.
+    changed: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A poisoned lock means a panic inside a core call, a bug: go on
+        // with the state as the panic left it rather than panic too.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The writing end of the stream and the bytes in flight on it.
+struct WriterIo<W> {
+    io: W,
+    /// Bytes taken from the core (swapped with its output, so neither
+    /// allocates), written up to `written`.
+    spare: Vec<u8>,
+    written: usize,
+    /// Bytes were written since the stream was last flushed.
+    unflushed: bool,
+    /// A write failed: part of a packet may be out, nothing may follow.
+    broken: bool,
+}
+
+/// The stream's writing end with the core it writes for.
+struct Outlet<W> {
+    shared: Arc<Shared>,
+    /// Held by whoever writes. Writers wait for it; the reader only tries
+    /// it, and never across a poll.
+    io: ::tokio::sync::Mutex<WriterIo<W>>,
+}
+
+impl<W: AsyncWrite + Unpin> Outlet<W> {
+    /// Writes the bytes in flight and then the core's output, as far as the
+    /// stream takes them now, then flushes.
+    fn poll_write_some(
+        &self,
+        w: &mut WriterIo<W>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        loop {
+            if w.written == w.spare.len() {
+                w.spare.clear();
+                w.written = 0;
+                let mut core = self.shared.lock();
+                if w.broken {
+                    return Poll::Ready(core.check());
+                }
+                core.take_output(&mut w.spare);
+                if w.spare.is_empty() {
+                    break;
+                }
+            }
+            match Pin::new(&mut w.io).poll_write(cx, &w.spare[w.written..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    w.written += n;
+                    w.unflushed = true;
+                    if w.written == w.spare.len() {
+                        self.shared.lock().output_sent(w.spare.len(), now());
+                    }
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(result) => {
+                    let e = result
+                        .err()
+                        .unwrap_or_else(|| io::ErrorKind::WriteZero.into());
+                    return Poll::Ready(Err(self.broke(w, e)));
+                }
+            }
+        }
+        if w.unflushed {
+            match Pin::new(&mut w.io).poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => w.unflushed = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.broke(w, e))),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn broke(&self, w: &mut WriterIo<W>, e: io::Error) -> Error {
+        w.broken = true;
+        w.spare.clear();
+        w.written = 0;
+        let e = self.shared.lock().fail_io(e);
+        self.shared.changed.notify_waiters();
+        e
+    }
+
+    /// Writes everything pending, waiting for the stream and for the lock.
+    async fn drain(&self) -> Result<(), Error> {
+        loop {
+            {
+                let mut w = self.io.lock().await;
+                poll_fn(|cx| self.poll_write_some(&mut w, cx)).await?;
+            }
+            // Output sealed while the lock was held, by a reader that found
+            // it taken, is ours to write: look once more after letting go.
+            match self.io.try_lock() {
+                Ok(w) if w.written < w.spare.len() => {}
+                Ok(_) if !self.shared.lock().pending_output().is_empty() => {}
+                // Nothing left, or someone else holds the lock (and looks
+                // again after letting go).
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Writes the core's output without knowing `W`: the reader's view of the
+/// outlet.
+trait Drain: Send + Sync {
+    /// Writes what is pending as far as the stream takes it now, if no one
+    /// else is writing (a busy writer writes it next); never waits.
+    fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>>;
+
+    /// Gives the write buffer back if nothing is in flight.
+    fn release_idle(&self);
+}
+
+impl<W: AsyncWrite + Unpin + Send> Drain for Outlet<W> {
+    fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.io.try_lock() {
+            Ok(mut w) => self.poll_write_some(&mut w, cx),
+            Err(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn release_idle(&self) {
+        if let Ok(mut w) = self.io.try_lock() {
+            if w.written == w.spare.len() && w.spare.capacity() > 0 {
+                w.spare = Vec::new();
+                w.written = 0;
+            }
+        }
+    }
+}
+
+/// Builds the halves from a Packetizer's parts.
+pub(super) fn halves<R, W>(
+    reader: R,
+    writer: W,
+    mut core: Connection,
+    reading: ReadState,
+) -> (PacketReader<R>, PacketWriter<W>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let input = core.take_input();
+    let shared = Arc::new(Shared {
+        core: Mutex::new(core),
+        changed: Notify::new(),
+    });
+    let outlet = Arc::new(Outlet {
+        shared: shared.clone(),
+        io: ::tokio::sync::Mutex::new(WriterIo {
+            io: writer,
+            spare: Vec::new(),
+            written: 0,
+            unflushed: false,
+            broken: false,
+        }),
+    });
+    let reader = PacketReader {
+        io: reader,
+        input,
+        shared,
+        outlet: outlet.clone(),
+        reading,
+        timer: Timer::default(),
+        inflated: Zeroizing::new(Vec::new()),
+    };
+    (reader, PacketWriter { outlet })
+}
+
+/// Methods both halves have: they only change the shared core.
+macro_rules! shared_controls {
+    ($($shared:ident).+) => {
+        /// Whether a key exchange should start; true from the request until
+        /// both directions have switched keys.
+        pub fn need_rekey(&self) -> bool {
+            self.$($shared).+.lock().need_rekey_at(now())
+        }
+
+        /// Asks for a rekey now (see [`Connection::request_rekey`]).
+        pub fn request_rekey(&self) {
+            self.$($shared).+.lock().request_rekey();
+        }
+
+        /// Sets byte and time limits on each key and the grace allowance.
+        pub fn set_rekey_limits(&self, limits: RekeyLimits) {
+            self.$($shared).+.lock().set_rekey_limits(limits);
+        }
+
+        /// Sets the largest `packet_length` sent and accepted.
+        pub fn set_max_packet_len(&self, len: usize) -> Result<(), Error> {
+            self.$($shared).+.lock().set_max_packet_len(len)
+        }
+
+        /// Strict kex: sequence numbers reset at each NEWKEYS by themselves.
+        pub fn set_strict_kex(&self, on: bool) {
+            self.$($shared).+.lock().set_strict_kex(on);
+        }
+
+        /// Starts `zlib@openssh.com` compression both ways.
+        pub fn start_delayed_compression(&self) {
+            self.$($shared).+.lock().start_delayed_compression();
+        }
+
+        /// Logs every message's plaintext while on (see
+        /// [`Connection::set_hexdump`]).
+        pub fn set_hexdump(&self, on: bool) {
+            self.$($shared).+.lock().set_hexdump(on);
+        }
+
+        /// The next outbound sequence number.
+        pub fn seqno_out(&self) -> u32 {
+            self.$($shared).+.lock().seqno_out()
+        }
+
+        /// The next inbound sequence number.
+        pub fn seqno_in(&self) -> u32 {
+            self.$($shared).+.lock().seqno_in()
+        }
+
+        /// Starts the key exchange deadline.
+        pub fn start_handshake(&self, timeout: Duration) {
+            self.$($shared).+.lock().start_handshake(timeout, now());
+        }
+
+        /// Whether the deadline passed.
+        pub fn handshake_timed_out(&self) -> bool {
+            let mut core = self.$($shared).+.lock();
+            core.handle_timeout(now());
+            core.handshake_timed_out()
+        }
+
+        /// Ends the key exchange deadline.
+        pub fn complete_handshake(&self) {
+            self.$($shared).+.lock().complete_handshake();
+        }
+
+        /// Closes both halves: every call after this returns
+        /// [`Error::Closed`].
+        pub fn close(&self) {
+            self.$($shared).+.lock().close();
+            self.$($shared).+.changed.notify_waiters();
+        }
+
+        /// Whether the connection is closed or failed.
+        pub fn is_closed(&self) -> bool {
+            self.$($shared).+.lock().is_closed()
+        }
+    };
+}
+
+/// The writing half of a split async Packetizer; clones share it, each
+/// packet sealed and switched under the core's lock, so a NEWKEYS and the
+/// key switch are one step whichever clone sends.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ssh_packetizer::Error> {
+/// use ssh_packetizer::msg;
+/// use ssh_packetizer::tokio::Packetizer;
+///
+/// let (ours, theirs) = tokio::io::duplex(64 * 1024);
+/// let (mut reader, writer) = Packetizer::new(ours).into_split();
+/// let mut peer = Packetizer::new(theirs);
+/// // One task sends while another reads.
+/// let sender = tokio::spawn(async move { writer.send_message(&[msg::CHANNEL_DATA, 1]).await });
+/// assert_eq!(peer.read_message().await?.payload(), [94, 1]);
+/// peer.send_message(&[msg::CHANNEL_DATA, 2]).await?;
+/// assert_eq!(reader.read_message().await?.payload(), [94, 2]);
+/// sender.await.unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct PacketWriter<W> {
+    outlet: Arc<Outlet<W>>,
+}
+
+impl<W> Clone for PacketWriter<W> {
+    fn clone(&self) -> Self {
+        PacketWriter {
+            outlet: self.outlet.clone(),
+        }
+    }
+}
+
+impl<W> std::fmt::Debug for PacketWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketWriter").finish_non_exhaustive()
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
+    fn shared(&self) -> &Shared {
+        &self.outlet.shared
+    }
+
+    /// As [`super::Packetizer::send_message`]. During our key exchange a
+    /// message that must wait is held; once the hold is full this waits
+    /// until the exchange is done (the writer's back-pressure). The task
+    /// that drives the key exchange must not wait for itself: it sends
+    /// connection messages with [`PacketWriter::try_send_message`].
+    /// Cancel-safe as the Packetizer's sends: once sealed, the packet goes
+    /// out with the next write.
+    pub async fn send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
+        let sent = self.queue_message(payload).await?;
+        self.outlet.drain().await?;
+        Ok(sent)
+    }
+
+    /// As [`PacketWriter::send_message`], but a full hold during a key
+    /// exchange is [`Error::KexHoldFull`] at once (nothing sent, not fatal).
+    pub async fn try_send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
+        let sent = self.shared().lock().send_message(payload)?;
+        self.outlet.drain().await?;
+        Ok(sent)
+    }
+
+    /// Seals a message without writing it (waits like `send_message` while
+    /// a key exchange's hold is full); [`PacketWriter::flush`] writes the
+    /// batch.
+    pub async fn queue_message(&self, payload: &[u8]) -> Result<Sent, Error> {
+        let shared = self.shared();
+        loop {
+            // Registered before the look, so a wake between the two is kept.
+            let changed = shared.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let sealed = shared.lock().send_message(payload);
+            match sealed {
+                Err(Error::KexHoldFull { .. }) => changed.await,
+                other => return other,
+            }
+        }
+    }
+
+    /// As [`super::Packetizer::send_identification`].
+    pub async fn send_identification(&self, id: &str) -> Result<(), Error> {
+        self.shared().lock().send_identification(id)?;
+        self.outlet.drain().await
+    }
+
+    /// As [`super::Packetizer::write_all`]: raw bytes, before the first
+    /// packet.
+    pub async fn write_all(&self, bytes: &[u8]) -> Result<(), Error> {
+        self.shared().lock().send_raw(bytes)?;
+        self.outlet.drain().await
+    }
+
+    /// Writes every queued message.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.shared().lock().check()?;
+        self.outlet.drain().await
+    }
+
+    /// As [`super::Packetizer::send_newkeys`]: NEWKEYS and the outbound key
+    /// switch in one step, so no other clone's packet lands between them.
+    pub async fn send_newkeys(&self, keys: Keys) -> Result<u32, Error> {
+        let seqno = {
+            let mut core = self.shared().lock();
+            core.handle_timeout(now());
+            core.send_newkeys(keys)
+        };
+        // The hold emptied (or the connection failed): wake waiting senders.
+        self.shared().changed.notify_waiters();
+        let seqno = seqno?;
+        self.outlet.drain().await?;
+        Ok(seqno)
+    }
+
+    /// As [`super::Packetizer::disconnect`].
+    pub async fn disconnect(&self, reason: u32, description: &str) -> Result<(), Error> {
+        self.shared().lock().send_disconnect(reason, description)?;
+        self.shared().changed.notify_waiters();
+        self.outlet.drain().await
+    }
+
+    shared_controls!(outlet.shared);
+}
+
+/// The reading half of a split async Packetizer (see [`PacketWriter`] for
+/// an example). It keeps the inbound buffer itself: packets it returns
+/// borrow from it, with no copy and no lock held. Its reads are cancel-safe
+/// as the Packetizer's.
+pub struct PacketReader<R> {
+    io: R,
+    /// The inbound bytes, kept here so reads need no lock.
+    input: InputBuffer,
+    shared: Arc<Shared>,
+    outlet: Arc<dyn Drain>,
+    reading: ReadState,
+    timer: Timer,
+    /// The last payload, inflated, while compression is on.
+    inflated: Zeroizing<Vec<u8>>,
+}
+
+impl<R> std::fmt::Debug for PacketReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketReader")
+            .field("buffered", &self.input.buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reader seen by the read loop.
+struct ReaderSide<'a, R> {
+    io: &'a mut R,
+    input: &'a mut InputBuffer,
+    timer: &'a mut Timer,
+    sink: ReaderSink<'a>,
+}
+
+/// How the reader's keepalive sends: seal under the lock; the read loop
+/// writes it if no writer is busy (a busy one writes it next).
+struct ReaderSink<'a> {
+    shared: &'a Shared,
+    outlet: &'a dyn Drain,
+}
+
+impl SendMessage for ReaderSink<'_> {
+    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
+        self.shared.lock().send_message(payload)
+    }
+}
+
+impl<R> CoreSide for ReaderSide<'_, R> {
+    fn with_core<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
+    ) -> T {
+        let mut core = self.sink.shared.lock();
+        f(&mut core, Some(self.input))
+    }
+
+    fn sink(&mut self) -> &mut dyn SendMessage {
+        &mut self.sink
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
+    fn poll_read_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Got>> {
+        // The lock is held only while the room is found and the stream
+        // polled once: a poll never waits.
+        let mut core = self.sink.shared.lock();
+        poll_read_into(self.io, &mut core, Some(self.input), cx)
+    }
+
+    fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.sink.outlet.poll_drain(cx)
+    }
+
+    fn timer(&mut self) -> &mut Timer {
+        self.timer
+    }
+
+    fn holds_idle_memory(&mut self) -> bool {
+        let core = self.sink.shared.lock();
+        self.input.buffered() == 0
+            && !core.opener_core().mid_packet()
+            && core.pending_output().is_empty()
+            && self.input.allocated() + core.buffer_bytes() > 0
+    }
+
+    fn release_idle(&mut self) {
+        self.sink.shared.lock().release_idle_memory_in(self.input);
+        self.sink.outlet.release_idle();
+    }
+}
+
+impl<R: AsyncRead + Unpin> PacketReader<R> {
+    fn side(&mut self) -> (ReaderSide<'_, R>, &mut ReadState) {
+        (
+            ReaderSide {
+                io: &mut self.io,
+                input: &mut self.input,
+                timer: &mut self.timer,
+                sink: ReaderSink {
+                    shared: &self.shared,
+                    outlet: &*self.outlet,
+                },
+            },
+            &mut self.reading,
+        )
+    }
+
+    /// Wakes waiting senders after a fatal error, so none waits forever.
+    fn settle<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if result.as_ref().is_err_and(Error::is_fatal) {
+            self.shared.changed.notify_waiters();
+        }
+        result
+    }
+
+    async fn wait_for<T>(
+        &mut self,
+        check_rekey: bool,
+        raw_needed: Option<usize>,
+        mut poll: impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+    ) -> Result<T, Error> {
+        let result = poll_fn(|cx| {
+            let (mut side, state) = self.side();
+            poll_wait(&mut side, state, cx, check_rekey, raw_needed, &mut poll)
+        })
+        .await;
+        self.settle(result)
+    }
+
+    /// As [`super::Packetizer::read_message`].
+    pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
+        let mut inflated = std::mem::take(&mut self.inflated);
+        // Where the packet is, found under the same lock that opened it; an
+        // inflated payload is copied out of the core while it is held.
+        let result = self
+            .wait_for(true, None, |core, input| {
+                if sync::poll_packet(core, input)?.is_none() {
+                    return Ok(None);
+                }
+                let (at, seqno) = core.opener_core().current().ok_or(Error::InvalidCall {
+                    reason: "the core said a packet was ready, yet none is",
+                })?;
+                Ok(Some(match at {
+                    PayloadAt::Wire(range) => (Some(range), seqno),
+                    PayloadAt::Inflated => {
+                        copy_inflated(&mut inflated, core.opener_core().inflated());
+                        (None, seqno)
+                    }
+                }))
+            })
+            .await;
+        self.inflated = inflated;
+        let (range, seqno) = result?;
+        let payload = match range {
+            Some(range) => self.input.slice(range),
+            None => &self.inflated[..],
+        };
+        Ok(Packet::new(payload, seqno))
+    }
+
+    /// As [`super::Packetizer::read_all`].
+    pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
+        sync::check_raw_len(&self.shared.lock(), n)?;
+        self.wait_for(check_rekey, Some(n), |core, input| {
+            core.take_raw_in(input, n)
+        })
+        .await
+    }
+
+    /// As [`super::Packetizer::read_line`].
+    pub async fn read_line(&mut self) -> Result<String, Error> {
+        let line = self.wait_for(false, Some(0), sync::poll_line).await?;
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// As [`super::Packetizer::read_identification`].
+    pub async fn read_identification(&mut self) -> Result<Identification, Error> {
+        self.wait_for(false, Some(0), sync::poll_identification)
+            .await
+    }
+
+    /// As [`super::Packetizer::set_inbound_cipher`].
+    pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
+        let mut core = self.shared.lock();
+        core.handle_timeout(now());
+        core.set_inbound_keys(keys)
+    }
+
+    /// As [`super::Packetizer::set_keepalive`]; the callback's messages are
+    /// sealed at once and written by the read loop when no writer is busy
+    /// (a busy writer writes them next). Neither way does the read wait for
+    /// the write: a peer that stopped reading does not stop us reading.
+    pub fn set_keepalive<F>(&mut self, interval: Option<Duration>, callback: F)
+    where
+        F: FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send + 'static,
+    {
+        self.shared.lock().set_keepalive(interval, now());
+        self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
+    }
+
+    /// Heap bytes the reader's buffer and the core's hold now.
+    pub fn buffer_bytes(&self) -> usize {
+        self.input.allocated() + self.shared.lock().buffer_bytes()
+    }
+
+    shared_controls!(shared);
+}
+
+/// Copies an inflated payload out of the core, giving a large one's room
+/// back (wiped) once it is done, as the core does with its own.
+fn copy_inflated(into: &mut Zeroizing<Vec<u8>>, payload: &[u8]) {
+    if into.len() > crate::codec::input::READ_ROOM {
+        zeroize::Zeroize::zeroize(&mut **into);
+        into.shrink_to(crate::codec::input::READ_ROOM);
+    }
+    into.clear();
+    crate::wipe::reserve_wiped(into, payload.len());
+    into.extend_from_slice(payload);
+}
