@@ -409,11 +409,13 @@ impl Connection {
 
     /// Copies bytes a driver read elsewhere into the input, without the time
     /// (the driver reports it with `received` right after).
+    #[cfg(feature = "tokio")]
     pub(crate) fn feed_bytes(&mut self, data: &[u8]) -> usize {
         self.opener.feed(data)
     }
 
     /// As `feed_bytes`, into a driver's own input buffer.
+    #[cfg(feature = "tokio")]
     pub(crate) fn feed_in(&mut self, input: &mut InputBuffer, data: &[u8]) -> usize {
         let room = self.opener.core_mut().feed_room(input, data.len());
         let n = room.len().min(data.len());
@@ -423,12 +425,14 @@ impl Connection {
     }
 
     /// Bytes the connection's own input buffer has allocated.
+    #[cfg(feature = "tokio")]
     pub(crate) fn input_allocated(&self) -> usize {
         self.opener.input_allocated()
     }
 
     /// As [`Connection::recv_eof`] for a driver that reads packets in place
     /// from its own buffer, which holds `got` bytes.
+    #[cfg(feature = "tokio")]
     pub(crate) fn recv_eof_in_place(&mut self, got: usize) -> Error {
         if let Err(e) = self.check() {
             return e;
@@ -914,6 +918,7 @@ impl Connection {
 
     /// [`Connection::release_idle_memory`] for a driver that keeps the input
     /// buffer itself.
+    #[cfg(feature = "tokio")]
     pub(crate) fn release_idle_memory_in(&mut self, input: &mut InputBuffer) -> usize {
         let held = input.allocated();
         let mut freed = 0;
@@ -936,6 +941,7 @@ impl Connection {
 
     /// Nothing buffered either way and no packet half read: the connection
     /// is at rest.
+    #[cfg(feature = "tokio")]
     pub(crate) fn is_at_rest(&self) -> bool {
         self.opener.buffered() == 0 && !self.opener.core().mid_packet() && self.out.is_empty()
     }
