@@ -117,7 +117,10 @@ async fn polling_before_the_keys_are_in_decodes_nothing() {
     sealer.seal_newkeys(keys_for(c, m, 7), &mut wire).unwrap();
     sealer.seal(&message(0, 300), &mut wire).unwrap();
     theirs.write_all(&wire).await.unwrap();
-    assert_eq!(framed.next().await.unwrap().unwrap().msg_type(), msg::NEWKEYS);
+    assert_eq!(
+        framed.next().await.unwrap().unwrap().msg_type(),
+        msg::NEWKEYS
+    );
     // The documented mistake: Framed then waits for the peer, and the
     // packet under the new keys is not decoded with the old ones.
     let waited = tokio::time::timeout(Duration::from_millis(50), framed.next()).await;
@@ -131,10 +134,12 @@ async fn a_spent_budget_asks_for_a_rekey_without_failing_a_send() {
     let (mut a, mut b) = framed_pair();
     switch(&mut a, &mut b, c, m, 1).await;
     switch(&mut b, &mut a, c, m, 2).await;
-    a.codec_mut().connection_mut().set_rekey_limits(RekeyLimits {
-        max_bytes: Some(64 * 1024),
-        ..RekeyLimits::default()
-    });
+    a.codec_mut()
+        .connection_mut()
+        .set_rekey_limits(RekeyLimits {
+            max_bytes: Some(64 * 1024),
+            ..RekeyLimits::default()
+        });
     let mut wanted_at = None;
     for i in 0..20 {
         a.send(&message(i, 10_000)[..]).await.unwrap();
@@ -173,7 +178,9 @@ async fn eof_inside_a_packet_is_an_error_and_at_a_boundary_the_end() {
     theirs.write_all(&wire[..wire.len() - 1]).await.unwrap();
     drop(theirs);
     match framed.next().await {
-        Some(Err(Error::Eof { needed, got })) => assert_eq!((needed, got), (wire.len(), wire.len() - 1)),
+        Some(Err(Error::Eof { needed, got })) => {
+            assert_eq!((needed, got), (wire.len(), wire.len() - 1))
+        }
         other => panic!("{other:?}"),
     }
     let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
@@ -196,8 +203,14 @@ async fn a_tampered_packet_ends_the_stream_with_the_error() {
     let at = wire.len() - 30;
     wire[at] ^= 0x40;
     theirs.write_all(&wire).await.unwrap();
-    assert_eq!(framed.next().await.unwrap().unwrap().msg_type(), msg::NEWKEYS);
-    framed.codec_mut().set_inbound_keys(keys_for(c, m, 1)).unwrap();
+    assert_eq!(
+        framed.next().await.unwrap().unwrap().msg_type(),
+        msg::NEWKEYS
+    );
+    framed
+        .codec_mut()
+        .set_inbound_keys(keys_for(c, m, 1))
+        .unwrap();
     match framed.next().await {
         Some(Err(Error::MacMismatch { .. })) => {}
         other => panic!("{other:?}"),
@@ -219,10 +232,19 @@ async fn a_packetizer_hands_its_buffered_bytes_to_framed() {
     sealer.seal(&message(0, 100), &mut wire).unwrap();
     sealer.seal(&message(1, 200), &mut wire).unwrap();
     theirs.write_all(&wire).await.unwrap();
-    assert_eq!(p.read_identification().await.unwrap().software_version(), "peer");
+    assert_eq!(
+        p.read_identification().await.unwrap().software_version(),
+        "peer"
+    );
     p.send_identification("SSH-2.0-us").await.unwrap();
     let mut framed = p.into_framed().unwrap();
-    assert_eq!(framed.next().await.unwrap().unwrap().payload(), &message(0, 100)[..]);
+    assert_eq!(
+        framed.next().await.unwrap().unwrap().payload(),
+        &message(0, 100)[..]
+    );
     let second = framed.next().await.unwrap().unwrap();
-    assert_eq!((second.payload(), second.seqno()), (&message(1, 200)[..], 1));
+    assert_eq!(
+        (second.payload(), second.seqno()),
+        (&message(1, 200)[..], 1)
+    );
 }

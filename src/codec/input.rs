@@ -13,9 +13,14 @@ use zeroize::Zeroize;
 use crate::codec::MIN_MAX_PACKET_LEN;
 use crate::crypto::MAX_TAG_LEN;
 
-/// Free room offered for each read, so a socket reader fills large chunks
-/// and many small packets are parsed per read.
+/// Free room offered for each read at most, so a socket reader fills large
+/// chunks and many small packets are parsed per read.
 pub(crate) const READ_ROOM: usize = 64 * 1024;
+
+/// The room offered for the first reads: it doubles, up to [`READ_ROOM`],
+/// each time a read fills it, so a connection that only ever sees small
+/// packets never grows a 64 KiB buffer.
+const FIRST_READ_ROOM: usize = 16 * 1024;
 
 /// The buffer size that packets up to the RFC's 35000 bytes never exceed:
 /// a partial packet, one read and the room for the next. Larger buffers are
@@ -38,6 +43,8 @@ pub(crate) struct InputBuffer {
     /// The furthest end ever filled since the buffer was last given back:
     /// everything past it is still the zeros it was grown with.
     high_water: usize,
+    /// The room offered for a read now (0: not grown yet, the first size).
+    read_room: usize,
 }
 
 impl InputBuffer {
@@ -96,7 +103,8 @@ impl InputBuffer {
     /// being read) or one read, whichever is more, but never past `limit`
     /// bytes held in all. Empty when the buffer is full: drain packets.
     pub(crate) fn room(&mut self, wanted: usize, limit: usize) -> &mut [u8] {
-        self.room_at_least(wanted, READ_ROOM, limit)
+        let read = self.read_room.max(FIRST_READ_ROOM);
+        self.room_at_least(wanted, read, limit)
     }
 
     /// As [`Self::room`], with `read` in place of the 64 KiB read: a driver
@@ -126,6 +134,10 @@ impl InputBuffer {
     /// Clamped to the room that was offered.
     pub(crate) fn filled(&mut self, n: usize) {
         let end = (self.end + n).min(self.offered_end).min(self.buf.len());
+        if end == self.offered_end && n > 0 {
+            // The read filled all it was offered: more may be waiting.
+            self.read_room = (self.read_room.max(FIRST_READ_ROOM) * 2).min(READ_ROOM);
+        }
         self.end = end.max(self.end);
         self.high_water = self.high_water.max(self.end);
         // The offer is used up: a second `filled` without `room` adds nothing.
@@ -145,6 +157,7 @@ impl InputBuffer {
         // The rest is the zeros it was grown with: no need to wipe it.
         self.buf = Vec::new();
         self.high_water = 0;
+        self.read_room = 0;
         true
     }
 
@@ -183,7 +196,11 @@ mod tests {
         assert_eq!(taken, limit);
         b.claim(limit);
         b.release_consumed();
-        assert_eq!(b.room(0, limit).len(), READ_ROOM);
+        assert_eq!(
+            b.room(0, limit).len(),
+            READ_ROOM,
+            "full reads grew the room"
+        );
     }
 
     #[test]
@@ -202,6 +219,23 @@ mod tests {
     }
 
     #[test]
+    fn the_read_room_grows_only_while_reads_fill_it() {
+        let mut b = InputBuffer::default();
+        assert_eq!(b.room(0, 1 << 20).len(), FIRST_READ_ROOM);
+        b.filled(100);
+        assert_eq!(b.room(0, 1 << 20).len(), FIRST_READ_ROOM, "a short read");
+        b.filled(FIRST_READ_ROOM);
+        assert_eq!(b.room(0, 1 << 20).len(), 2 * FIRST_READ_ROOM);
+        b.filled(2 * FIRST_READ_ROOM);
+        b.room(0, 1 << 20);
+        b.filled(4 * FIRST_READ_ROOM);
+        assert_eq!(b.room(0, 1 << 20).len(), READ_ROOM, "at most READ_ROOM");
+        // The rest of a large packet is offered whatever the read size.
+        b.claim(b.buffered());
+        assert_eq!(b.room(200_000, 1 << 20).len(), 200_000);
+    }
+
+    #[test]
     fn an_idle_buffer_is_given_back_and_a_busy_one_kept() {
         let mut b = InputBuffer::default();
         assert!(!b.release_idle(), "nothing allocated: nothing to give");
@@ -215,7 +249,7 @@ mod tests {
         b.claim(60);
         assert!(b.release_idle());
         assert_eq!(b.allocated(), 0);
-        // It grows again on demand.
-        assert_eq!(b.room(0, 100_000).len(), READ_ROOM);
+        // It grows again on demand, from the first size.
+        assert_eq!(b.room(0, 100_000).len(), FIRST_READ_ROOM);
     }
 }

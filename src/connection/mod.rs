@@ -424,12 +424,6 @@ impl Connection {
         n
     }
 
-    /// Bytes the connection's own input buffer has allocated.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn input_allocated(&self) -> usize {
-        self.opener.input_allocated()
-    }
-
     /// As [`Connection::recv_eof`] for a driver that reads packets in place
     /// from its own buffer, which holds `got` bytes.
     #[cfg(feature = "tokio")]

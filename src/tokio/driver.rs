@@ -20,9 +20,10 @@ use crate::connection::Connection;
 use crate::error::Error;
 use crate::packetizer::reading::{service_events, CoreSide, ReadState};
 
-/// Bytes read on the stack when the input buffer holds nothing (after it
-/// was given back), so a connection at rest allocates nothing to wait
-/// with; the bytes are then copied into a buffer of just their size.
+/// Bytes read on the stack at a packet boundary with nothing buffered, so a
+/// connection at rest allocates nothing to wait with and small packets
+/// never grow a large buffer: the bytes are copied into one of just their
+/// size (or of the packet's, if it is larger).
 const SCRATCH: usize = 16 * 1024;
 
 /// What one read of the stream gave.
@@ -168,20 +169,20 @@ fn poll_timer<S: AsyncSide>(side: &mut S, cx: &mut Context<'_>) -> Poll<()> {
     Poll::Ready(())
 }
 
-/// Reads from `io` into `input`: straight into its free room when it holds
-/// a buffer, or through a stack buffer when it gave its buffer back (a
-/// connection at rest), so that waiting allocates nothing.
+/// Reads from `io` into `input`: through a stack buffer at a packet
+/// boundary with nothing buffered (see [`SCRATCH`]), else straight into its
+/// free room.
 pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
     io: &mut R,
     core: &mut Connection,
     input: Option<&mut InputBuffer>,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Got>> {
-    let (allocated, buffered) = match &input {
-        Some(input) => (input.allocated(), input.buffered()),
-        None => (core.input_allocated(), core.buffered()),
+    let buffered = match &input {
+        Some(input) => input.buffered(),
+        None => core.buffered(),
     };
-    if allocated == 0 && buffered == 0 {
+    if buffered == 0 && !core.opener_core().mid_packet() {
         let mut scratch = [0u8; SCRATCH];
         let mut buf = ReadBuf::new(&mut scratch);
         match Pin::new(io).poll_read(cx, &mut buf) {
