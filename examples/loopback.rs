@@ -8,7 +8,12 @@
 //! Options: `--mib N` (volume of large payloads per suite, default 512),
 //! `--packets N` (small payloads per suite, default 500000), `--size BYTES`
 //! (large payload size, default 32768), `--small BYTES` (default 64),
-//! `--suite FILTER` (suites whose name contains it), `--quiet` (no progress).
+//! `--suite FILTER` (suites whose name contains it), `--quiet` (no progress),
+//! `--async` (the tokio Packetizer, one current-thread runtime per side, in
+//! place of the sync one; needs `--features tokio`), `--compare` (both, side
+//! by side, with the async/sync ratios), `--rounds N` (each figure the
+//! median of N runs, sync and async alternating; default 3 with
+//! `--compare`, else 1).
 
 use ssh_packetizer::KeyMaterial;
 use std::io::Write as _;
@@ -25,6 +30,16 @@ struct Options {
     small: usize,
     filter: String,
     quiet: bool,
+    drivers: Drivers,
+    rounds: usize,
+}
+
+/// Which Packetizer the runs use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drivers {
+    Sync,
+    Async,
+    Both,
 }
 
 fn options() -> Result<Options, String> {
@@ -35,6 +50,8 @@ fn options() -> Result<Options, String> {
         small: 64,
         filter: String::new(),
         quiet: false,
+        drivers: Drivers::Sync,
+        rounds: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -49,6 +66,9 @@ fn options() -> Result<Options, String> {
             "--small" => o.small = number("--small")?,
             "--suite" => o.filter = args.next().ok_or("--suite needs a name or part of one")?,
             "--quiet" => o.quiet = true,
+            "--async" => o.drivers = Drivers::Async,
+            "--compare" => o.drivers = Drivers::Both,
+            "--rounds" => o.rounds = number("--rounds")?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -56,10 +76,18 @@ fn options() -> Result<Options, String> {
     if o.size == 0 || o.small == 0 || o.size > 200_000 || o.small > 200_000 {
         return Err("payload sizes must be 1 to 200000 bytes".into());
     }
+    if o.rounds == 0 {
+        // Side by side, the two alternate and each figure is the median of
+        // three, so a burst of load elsewhere does not decide the ratio.
+        o.rounds = if o.drivers == Drivers::Both { 3 } else { 1 };
+    }
+    if o.drivers != Drivers::Sync && !cfg!(feature = "tokio") {
+        return Err("--async and --compare need the tokio feature: cargo run --release --features tokio --example loopback".into());
+    }
     Ok(o)
 }
 
-const USAGE: &str = "usage: loopback [--mib N] [--packets N] [--size BYTES] [--small BYTES] [--suite FILTER] [--quiet]";
+const USAGE: &str = "usage: loopback [--mib N] [--packets N] [--size BYTES] [--small BYTES] [--suite FILTER] [--quiet] [--async | --compare] [--rounds N]";
 
 fn keys(c: CipherAlgorithm, m: MacAlgorithm, salt: u8) -> Keys {
     let spec = c.spec();
@@ -188,6 +216,201 @@ fn run(
     })
 }
 
+/// As [`run`], with the tokio Packetizer: each side on its own thread with
+/// a current-thread runtime, as the sync sides each have a thread.
+#[cfg(feature = "tokio")]
+fn run_async(
+    c: CipherAlgorithm,
+    m: MacAlgorithm,
+    size: usize,
+    count: usize,
+    progress: &dyn Fn(usize),
+) -> Result<Run, String> {
+    use ssh_packetizer::tokio::Packetizer as AsyncPacketizer;
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let server = thread::spawn(move || -> Result<Option<Duration>, String> {
+        runtime()?.block_on(async move {
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+            let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            let mut p = AsyncPacketizer::new(stream);
+            let newkeys = p
+                .read_message()
+                .await
+                .map_err(|e| e.to_string())?
+                .msg_type();
+            if newkeys != 21 {
+                return Err(format!("expected NEWKEYS, got message {newkeys}"));
+            }
+            p.set_inbound_cipher(keys(c, m, 1))
+                .map_err(|e| e.to_string())?;
+            let start = thread_cpu();
+            for i in 0..count {
+                let msg = p
+                    .read_message()
+                    .await
+                    .map_err(|e| format!("server, packet {i}: {e}"))?;
+                if msg.payload().len() != size {
+                    return Err(format!(
+                        "packet {i} arrived with {} bytes",
+                        msg.payload().len()
+                    ));
+                }
+            }
+            p.send_newkeys(keys(c, m, 2))
+                .await
+                .map_err(|e| e.to_string())?;
+            p.send_message(&[82]).await.map_err(|e| e.to_string())?;
+            Ok(start.zip(thread_cpu()).map(|(a, b)| b - a))
+        })
+    });
+    let (wall, client_cpu) = runtime()?.block_on(async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut p = AsyncPacketizer::new(stream);
+        p.send_newkeys(keys(c, m, 1))
+            .await
+            .map_err(|e| e.to_string())?;
+        let payload = vec![0x5e; size];
+        let started = Instant::now();
+        let cpu0 = thread_cpu();
+        let batch = if size < 1024 { 64 } else { 1 };
+        let mut sent = 0;
+        while sent < count {
+            let n = batch.min(count - sent);
+            for _ in 0..n {
+                p.queue_message(&payload)
+                    .map_err(|e| format!("client: {e}"))?;
+            }
+            p.flush().await.map_err(|e| format!("client: {e}"))?;
+            sent += n;
+            if sent % (count / 50).max(1) < n {
+                progress(sent);
+            }
+        }
+        let client_cpu = cpu0.zip(thread_cpu()).map(|(a, b)| b - a);
+        let newkeys = p
+            .read_message()
+            .await
+            .map_err(|e| format!("client: {e}"))?
+            .msg_type();
+        if newkeys != 21 {
+            return Err(format!("expected NEWKEYS, got message {newkeys}"));
+        }
+        p.set_inbound_cipher(keys(c, m, 2))
+            .map_err(|e| e.to_string())?;
+        let done = p
+            .read_message()
+            .await
+            .map_err(|e| format!("client: {e}"))?
+            .msg_type();
+        if done != 82 {
+            return Err(format!("unexpected reply {done}"));
+        }
+        Ok::<_, String>((started.elapsed(), client_cpu))
+    })?;
+    let server_cpu = server
+        .join()
+        .map_err(|_| "server thread panicked".to_string())??;
+    Ok(Run {
+        wall,
+        client_cpu,
+        server_cpu,
+    })
+}
+
+#[cfg(not(feature = "tokio"))]
+fn run_async(
+    _: CipherAlgorithm,
+    _: MacAlgorithm,
+    _: usize,
+    _: usize,
+    _: &dyn Fn(usize),
+) -> Result<Run, String> {
+    Err("built without the tokio feature".into())
+}
+
+/// One suite's figures with one kind of Packetizer.
+struct Measured {
+    mb_per_s: f64,
+    packets_per_s: f64,
+    client_per_gib: Option<f64>,
+    server_per_gib: Option<f64>,
+}
+
+/// The bulk run and the small-packet run of one suite.
+fn measure(
+    runner: fn(CipherAlgorithm, MacAlgorithm, usize, usize, &dyn Fn(usize)) -> Result<Run, String>,
+    (c, m): (CipherAlgorithm, MacAlgorithm),
+    o: &Options,
+    show: &dyn Fn(&str, usize, usize),
+) -> Result<Measured, String> {
+    let big_count = (o.mib << 20).div_ceil(o.size);
+    let big = runner(c, m, o.size, big_count, &|n| show("bulk ", n, big_count))?;
+    let small = runner(c, m, o.small, o.packets, &|n| show("small", n, o.packets))?;
+    let bytes = (big_count * o.size) as f64;
+    let per_gib =
+        |cpu: Option<Duration>| cpu.map(|t| t.as_secs_f64() / (bytes / (1u64 << 30) as f64));
+    Ok(Measured {
+        mb_per_s: bytes / big.wall.as_secs_f64() / 1e6,
+        packets_per_s: o.packets as f64 / small.wall.as_secs_f64(),
+        client_per_gib: per_gib(big.client_cpu),
+        server_per_gib: per_gib(big.server_cpu),
+    })
+}
+
+/// `o.rounds` measurements with each driver `o.drivers` names, the two
+/// alternating; each figure is the median of its rounds.
+fn rounds(
+    o: &Options,
+    suite: (CipherAlgorithm, MacAlgorithm),
+    show: &dyn Fn(&str, usize, usize),
+) -> Result<(Option<Measured>, Option<Measured>), String> {
+    let (mut sync, mut tokio) = (Vec::new(), Vec::new());
+    for _ in 0..o.rounds {
+        if o.drivers != Drivers::Async {
+            sync.push(measure(run, suite, o, show)?);
+        }
+        if o.drivers != Drivers::Sync {
+            tokio.push(measure(run_async, suite, o, show)?);
+        }
+    }
+    Ok((median(sync), median(tokio)))
+}
+
+/// Each figure's median over the rounds (the upper one of an even count).
+fn median(mut runs: Vec<Measured>) -> Option<Measured> {
+    if runs.is_empty() {
+        return None;
+    }
+    let mid = runs.len() / 2;
+    let pick = |runs: &mut Vec<Measured>, key: fn(&Measured) -> f64| {
+        runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        key(&runs[mid])
+    };
+    let mb_per_s = pick(&mut runs, |r| r.mb_per_s);
+    let packets_per_s = pick(&mut runs, |r| r.packets_per_s);
+    let client = pick(&mut runs, |r| r.client_per_gib.unwrap_or(f64::NAN));
+    let server = pick(&mut runs, |r| r.server_per_gib.unwrap_or(f64::NAN));
+    Some(Measured {
+        mb_per_s,
+        packets_per_s,
+        client_per_gib: (!client.is_nan()).then_some(client),
+        server_per_gib: (!server.is_nan()).then_some(server),
+    })
+}
+
 fn main() {
     let o = match options() {
         Ok(o) => o,
@@ -214,23 +437,45 @@ fn main() {
         eprintln!("no suite matches {:?}", o.filter);
         std::process::exit(2);
     }
-    let big_count = (o.mib << 20).div_ceil(o.size);
+    let drivers = match o.drivers {
+        Drivers::Sync => "the sync Packetizer",
+        Drivers::Async => "the tokio Packetizer",
+        Drivers::Both => "the sync and the tokio Packetizer, one after the other",
+    };
     println!(
-        "127.0.0.1 TCP, client and server on two threads: {} MiB in {}-byte payloads, then {} payloads of {} bytes, per suite\n",
+        "127.0.0.1 TCP, client and server on two threads, {drivers}: {} MiB in {}-byte payloads, then {} payloads of {} bytes, per suite\n",
         o.mib, o.size, o.packets, o.small
     );
-    println!(
-        "{:44} {:>9} {:>12} {:>10} {:>10}",
-        "suite", "MB/s", "packets/s", "client", "server"
-    );
-    println!(
-        "{:44} {:>9} {:>12} {:>10} {:>10}",
-        "",
-        format!("@{}", o.size),
-        format!("@{}", o.small),
-        "CPU s/GiB",
-        "CPU s/GiB"
-    );
+    if o.drivers == Drivers::Both {
+        println!(
+            "{:44} {:>9} {:>9} {:>6} {:>11} {:>11} {:>6}",
+            "suite", "sync", "async", "ratio", "sync", "async", "ratio"
+        );
+        println!(
+            "{:44} {:>9} {:>9} {:>6} {:>11} {:>11} {:>6}",
+            "",
+            "MB/s",
+            format!("@{}", o.size),
+            "",
+            "packets/s",
+            format!("@{}", o.small),
+            ""
+        );
+    } else {
+        println!(
+            "{:44} {:>9} {:>12} {:>10} {:>10}",
+            "suite", "MB/s", "packets/s", "client", "server"
+        );
+        println!(
+            "{:44} {:>9} {:>12} {:>10} {:>10}",
+            "",
+            format!("@{}", o.size),
+            format!("@{}", o.small),
+            "CPU s/GiB",
+            "CPU s/GiB"
+        );
+    }
+    let mut worst: Option<(f64, f64)> = None;
     for (c, m, name) in &suites {
         let show = |phase: &str, done: usize, of: usize| {
             if !o.quiet {
@@ -244,30 +489,28 @@ fn main() {
                 let _ = std::io::stderr().flush();
             }
         };
-        let result =
-            run(*c, *m, o.size, big_count, &|n| show("bulk ", n, big_count)).and_then(|big| {
-                Ok((
-                    big,
-                    run(*c, *m, o.small, o.packets, &|n| show("small", n, o.packets))?,
-                ))
-            });
+        let result = rounds(&o, (*c, *m), &show);
         if !o.quiet {
             eprint!("\r{:90}\r", "");
         }
+        let cpu = |t: Option<f64>| t.map_or("n/a".to_string(), |t| format!("{t:.2}"));
         match result {
-            Ok((big, small)) => {
-                let bytes = (big_count * o.size) as f64;
-                let per_gib = |cpu: Option<Duration>| {
-                    cpu.map_or("n/a".to_string(), |t| {
-                        format!("{:.2}", t.as_secs_f64() / (bytes / (1u64 << 30) as f64))
-                    })
-                };
+            Ok((Some(s), Some(a))) => {
+                let (bulk, small) = (a.mb_per_s / s.mb_per_s, a.packets_per_s / s.packets_per_s);
+                worst = Some(worst.map_or((bulk, small), |(b, p)| (b.min(bulk), p.min(small))));
+                println!(
+                    "{name:44} {:>9.0} {:>9.0} {:>6.2} {:>11.0} {:>11.0} {:>6.2}",
+                    s.mb_per_s, a.mb_per_s, bulk, s.packets_per_s, a.packets_per_s, small
+                );
+            }
+            Ok((one, other)) => {
+                let Some(x) = one.or(other) else { continue };
                 println!(
                     "{name:44} {:>9.0} {:>12.0} {:>10} {:>10}",
-                    bytes / big.wall.as_secs_f64() / 1e6,
-                    o.packets as f64 / small.wall.as_secs_f64(),
-                    per_gib(big.client_cpu),
-                    per_gib(big.server_cpu)
+                    x.mb_per_s,
+                    x.packets_per_s,
+                    cpu(x.client_per_gib),
+                    cpu(x.server_per_gib)
                 );
             }
             Err(e) => {
@@ -275,6 +518,12 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+    if let Some((bulk, small)) = worst {
+        println!(
+            "\nlowest async/sync ratio: {bulk:.2} at {} bytes, {small:.2} at {} bytes",
+            o.size, o.small
+        );
     }
     if let Some(kib) = peak_rss_kib() {
         println!("\npeak resident memory: {:.1} MiB", kib as f64 / 1024.0);

@@ -5,6 +5,9 @@
 //! directions, both implementations' framing, random padding ours, zero
 //! padding paramiko's.
 //!
+//! With the `tokio` feature, the same through the async Packetizer's
+//! halves (a writer task and the reader at once).
+//!
 //! Then minissh against paramiko's server Transport
 //! (tests/peers/paramiko_server.py): ed25519 host key, kex with strict kex,
 //! service request, a refused key reported cleanly, and an echoing exec
@@ -86,7 +89,15 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn run(c: C, m: M) {
+/// The keys each way and a running paramiko peer that connects to
+/// `listener` and echoes what we send under them.
+struct Peer {
+    child: std::process::Child,
+    to_peer: Keys,
+    from_peer: Keys,
+}
+
+fn start_peer(c: C, m: M, listener: &TcpListener) -> Peer {
     let material = |seed: u8| common::material(c, m, seed);
     let (to_peer, from_peer) = (material(1), material(2));
     let keys = |mat: &common::Material| {
@@ -101,10 +112,9 @@ fn run(c: C, m: M) {
         )
         .unwrap()
     };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/paramiko_peer.py");
-    let mut peer = Command::new("python3")
+    let child = Command::new("python3")
         .args([
             script,
             "--port",
@@ -132,12 +142,22 @@ fn run(c: C, m: M) {
         .args(["--out-mac-key", &hex(&from_peer.mac_key)])
         .spawn()
         .expect("python3 runs");
+    Peer {
+        child,
+        to_peer: keys(&to_peer),
+        from_peer: keys(&from_peer),
+    }
+}
+
+fn run(c: C, m: M) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = start_peer(c, m, &listener);
     let (stream, _) = listener.accept().unwrap();
     let mut p = Packetizer::tcp(stream).unwrap();
     // As a key exchange ends: NEWKEYS each way, each side switching.
-    p.send_newkeys(keys(&to_peer)).unwrap();
+    p.send_newkeys(peer.to_peer.clone()).unwrap();
     assert_eq!(p.read_message().unwrap().msg_type(), 21);
-    p.set_inbound_cipher(keys(&from_peer)).unwrap();
+    p.set_inbound_cipher(peer.from_peer.clone()).unwrap();
     for i in 0..COUNT {
         let sent = payload(i);
         p.send_message(&sent)
@@ -149,8 +169,60 @@ fn run(c: C, m: M) {
         // paramiko's NEWKEYS took its sequence number 0.
         assert_eq!(echo.seqno(), i as u32 + 1);
     }
-    let status = peer.wait().unwrap();
+    let status = peer.child.wait().unwrap();
     assert!(status.success(), "{c}+{m}: the paramiko peer failed");
+}
+
+/// As `run`, through the async Packetizer's halves: a writer task sends
+/// every packet while the reader checks the echoes as they come.
+#[cfg(feature = "tokio")]
+fn run_async(c: C, m: M) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = start_peer(c, m, &listener);
+    let (stream, _) = listener.accept().unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::from_std(stream).unwrap();
+        let mut p = ssh_packetizer::tokio::Packetizer::new(stream);
+        p.send_newkeys(peer.to_peer.clone()).await.unwrap();
+        assert_eq!(p.read_message().await.unwrap().msg_type(), 21);
+        p.set_inbound_cipher(peer.from_peer.clone()).unwrap();
+        let (mut reader, writer) = p.split_with(tokio::net::TcpStream::into_split);
+        let sender = tokio::spawn(async move {
+            for i in 0..COUNT {
+                writer
+                    .send_message(&payload(i))
+                    .await
+                    .unwrap_or_else(|e| panic!("{c}+{m}: sending {i}: {e}"));
+            }
+        });
+        for i in 0..COUNT {
+            let echo = reader
+                .read_message()
+                .await
+                .unwrap_or_else(|e| panic!("{c}+{m}: reading echo {i}: {e}"));
+            assert_eq!(echo.payload(), &payload(i)[..], "{c}+{m}: echo {i}");
+            assert_eq!(echo.seqno(), i as u32 + 1);
+        }
+        sender.await.unwrap();
+    });
+    let status = peer.child.wait().unwrap();
+    assert!(status.success(), "{c}+{m}: the paramiko peer failed");
+}
+
+#[cfg(feature = "tokio")]
+fn paramiko_and_our_async_packetizer_agree_in_every_suite_both_ways() {
+    if !paramiko_ready() {
+        return;
+    }
+    for (c, m) in paramiko_suites() {
+        run_async(c, m);
+    }
 }
 
 fn paramiko_and_we_agree_in_every_suite_both_ways() {
@@ -331,6 +403,12 @@ fn main() -> std::process::ExitCode {
         (
             "paramiko_and_we_agree_in_every_suite_both_ways",
             paramiko_and_we_agree_in_every_suite_both_ways,
+            true,
+        ),
+        #[cfg(feature = "tokio")]
+        (
+            "paramiko_and_our_async_packetizer_agree_in_every_suite_both_ways",
+            paramiko_and_our_async_packetizer_agree_in_every_suite_both_ways,
             true,
         ),
         (

@@ -43,7 +43,10 @@ pub(crate) struct InputBuffer {
     /// The furthest end ever filled since the buffer was last given back:
     /// everything past it is still the zeros it was grown with.
     high_water: usize,
-    /// The room offered for a read now (0: not grown yet, the first size).
+    /// Reads start small and grow while they fill their room (the async
+    /// drivers); otherwise every read offers [`READ_ROOM`].
+    adaptive: bool,
+    /// The room offered for an adaptive read now (0: the first size).
     read_room: usize,
 }
 
@@ -103,7 +106,10 @@ impl InputBuffer {
     /// being read) or one read, whichever is more, but never past `limit`
     /// bytes held in all. Empty when the buffer is full: drain packets.
     pub(crate) fn room(&mut self, wanted: usize, limit: usize) -> &mut [u8] {
-        let read = self.read_room.max(FIRST_READ_ROOM);
+        let read = match self.adaptive {
+            true => self.read_room.max(FIRST_READ_ROOM),
+            false => READ_ROOM,
+        };
         self.room_at_least(wanted, read, limit)
     }
 
@@ -142,6 +148,13 @@ impl InputBuffer {
         self.high_water = self.high_water.max(self.end);
         // The offer is used up: a second `filled` without `room` adds nothing.
         self.offered_end = self.end;
+    }
+
+    /// Reads start at 16 KiB and double, up to 64 KiB, while they fill
+    /// their room: for drivers that keep many connections, most of which
+    /// trade small packets.
+    pub(crate) fn set_adaptive_reads(&mut self) {
+        self.adaptive = true;
     }
 
     /// Gives the whole allocation back if nothing is held (a connection at
@@ -221,6 +234,8 @@ mod tests {
     #[test]
     fn the_read_room_grows_only_while_reads_fill_it() {
         let mut b = InputBuffer::default();
+        assert_eq!(b.room(0, 1 << 20).len(), READ_ROOM, "fixed unless asked");
+        b.set_adaptive_reads();
         assert_eq!(b.room(0, 1 << 20).len(), FIRST_READ_ROOM);
         b.filled(100);
         assert_eq!(b.room(0, 1 << 20).len(), FIRST_READ_ROOM, "a short read");
@@ -249,7 +264,15 @@ mod tests {
         b.claim(60);
         assert!(b.release_idle());
         assert_eq!(b.allocated(), 0);
-        // It grows again on demand, from the first size.
-        assert_eq!(b.room(0, 100_000).len(), FIRST_READ_ROOM);
+        // It grows again on demand.
+        assert_eq!(b.room(0, 100_000).len(), READ_ROOM);
+        b.claim(b.buffered());
+        b.set_adaptive_reads();
+        assert!(b.release_idle());
+        assert_eq!(
+            b.room(0, 100_000).len(),
+            FIRST_READ_ROOM,
+            "from the first size"
+        );
     }
 }

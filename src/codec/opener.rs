@@ -340,6 +340,12 @@ impl Opener {
         self.input.allocated()
     }
 
+    /// Reads into the input buffer start small (see
+    /// `InputBuffer::set_adaptive_reads`).
+    pub(crate) fn set_adaptive_reads(&mut self) {
+        self.input.set_adaptive_reads();
+    }
+
     /// Gives the input buffer's memory back if no byte is held and no packet
     /// is half read.
     pub(crate) fn release_idle(&mut self) -> bool {

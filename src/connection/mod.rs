@@ -443,6 +443,19 @@ impl Connection {
         self.fail(e)
     }
 
+    /// Reads start at 16 KiB and grow while they fill their room, up to
+    /// 64 KiB (the async drivers, which keep many connections).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn set_adaptive_reads(&mut self) {
+        self.opener.set_adaptive_reads();
+    }
+
+    /// Bytes the connection's own input buffer has allocated.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn input_allocated(&self) -> usize {
+        self.opener.input_allocated()
+    }
+
     /// Records bytes read into [`Connection::recv_buf`] without the time
     /// (the driver reports it with `received` right after).
     pub(crate) fn recv_filled_bytes(&mut self, n: usize) {

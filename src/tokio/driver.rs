@@ -20,10 +20,11 @@ use crate::connection::Connection;
 use crate::error::Error;
 use crate::packetizer::reading::{service_events, CoreSide, ReadState};
 
-/// Bytes read on the stack at a packet boundary with nothing buffered, so a
-/// connection at rest allocates nothing to wait with and small packets
-/// never grow a large buffer: the bytes are copied into one of just their
-/// size (or of the packet's, if it is larger).
+/// Bytes read on the stack at a packet boundary with nothing buffered and
+/// less than this allocated, so a connection at rest allocates nothing to
+/// wait with and one trading small packets never grows a large buffer: the
+/// bytes are copied into one of just their size (or of the packet's, if it
+/// is larger). A buffer grown by a stream of packets is read into directly.
 const SCRATCH: usize = 16 * 1024;
 
 /// What one read of the stream gave.
@@ -170,19 +171,21 @@ fn poll_timer<S: AsyncSide>(side: &mut S, cx: &mut Context<'_>) -> Poll<()> {
 }
 
 /// Reads from `io` into `input`: through a stack buffer at a packet
-/// boundary with nothing buffered (see [`SCRATCH`]), else straight into its
-/// free room.
+/// boundary with nothing buffered and a small buffer (see [`SCRATCH`]),
+/// else straight into its free room.
 pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
     io: &mut R,
     core: &mut Connection,
     input: Option<&mut InputBuffer>,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Got>> {
-    let buffered = match &input {
-        Some(input) => input.buffered(),
-        None => core.buffered(),
+    let (allocated, buffered) = match &input {
+        Some(input) => (input.allocated(), input.buffered()),
+        None => (core.input_allocated(), core.buffered()),
     };
-    if buffered == 0 && !core.opener_core().mid_packet() {
+    // A buffer a stream of packets grew reads straight in; a connection
+    // that rests or trades small packets copies them from the stack.
+    if allocated < SCRATCH && buffered == 0 && !core.opener_core().mid_packet() {
         let mut scratch = [0u8; SCRATCH];
         let mut buf = ReadBuf::new(&mut scratch);
         match Pin::new(io).poll_read(cx, &mut buf) {

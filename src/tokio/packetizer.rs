@@ -180,9 +180,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
 
     /// As [`Packetizer::new`], for `role`.
     pub fn with_role(stream: S, role: Role) -> Packetizer<S> {
+        let mut core = Connection::new(role, now());
+        core.set_adaptive_reads();
         Packetizer {
             io: stream,
-            core: Connection::new(role, now()),
+            core,
             reading: ReadState::default(),
             timer: Timer::default(),
             unflushed: false,
