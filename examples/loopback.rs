@@ -341,6 +341,10 @@ fn run_async(
     Err("built without the tokio feature".into())
 }
 
+/// One run of a suite with one kind of Packetizer: `run` or `run_async`.
+type Runner =
+    fn(CipherAlgorithm, MacAlgorithm, usize, usize, &dyn Fn(usize)) -> Result<Run, String>;
+
 /// One suite's figures with one kind of Packetizer.
 struct Measured {
     mb_per_s: f64,
@@ -351,7 +355,7 @@ struct Measured {
 
 /// The bulk run and the small-packet run of one suite.
 fn measure(
-    runner: fn(CipherAlgorithm, MacAlgorithm, usize, usize, &dyn Fn(usize)) -> Result<Run, String>,
+    runner: Runner,
     (c, m): (CipherAlgorithm, MacAlgorithm),
     o: &Options,
     show: &dyn Fn(&str, usize, usize),

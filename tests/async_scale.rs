@@ -56,7 +56,7 @@ const ECHOES: usize = 10;
 
 fn keys(seed: u8) -> Keys {
     let key: Vec<u8> = (0..16).map(|i| i ^ seed).collect();
-    let iv: Vec<u8> = (0..12).map(|i| i * 3 ^ seed).collect();
+    let iv: Vec<u8> = (0..12).map(|i| (i * 3) ^ seed).collect();
     Keys::new(
         C::Aes128Gcm,
         M::None,

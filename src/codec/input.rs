@@ -153,6 +153,7 @@ impl InputBuffer {
     /// Reads start at 16 KiB and double, up to 64 KiB, while they fill
     /// their room: for drivers that keep many connections, most of which
     /// trade small packets.
+    #[cfg(any(test, feature = "tokio"))]
     pub(crate) fn set_adaptive_reads(&mut self) {
         self.adaptive = true;
     }

@@ -342,6 +342,7 @@ impl Opener {
 
     /// Reads into the input buffer start small (see
     /// `InputBuffer::set_adaptive_reads`).
+    #[cfg(feature = "tokio")]
     pub(crate) fn set_adaptive_reads(&mut self) {
         self.input.set_adaptive_reads();
     }

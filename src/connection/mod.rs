@@ -953,6 +953,33 @@ impl Connection {
         self.opener.buffered() == 0 && !self.opener.core().mid_packet() && self.out.is_empty()
     }
 
+    /// The bytes [`Connection::release_idle_memory`] would give back now
+    /// (with `input` in place of the core's own input buffer, for a driver
+    /// that keeps it).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn releasable_bytes(&self, input: Option<&InputBuffer>) -> usize {
+        let (held, buffered) = match input {
+            Some(input) => (input.allocated(), input.buffered()),
+            None => (self.opener.input_allocated(), self.opener.buffered()),
+        };
+        let input = if buffered == 0 && !self.opener.core().mid_packet() {
+            held
+        } else {
+            0
+        };
+        let out = if self.out.is_empty() {
+            self.out.capacity()
+        } else {
+            0
+        };
+        let hold = if self.hold.is_empty() {
+            self.hold.allocated()
+        } else {
+            0
+        };
+        input + out + hold
+    }
+
     /// Heap bytes the connection's buffers hold now (input, output, hold),
     /// for memory accounting.
     pub fn buffer_bytes(&self) -> usize {

@@ -75,6 +75,13 @@ impl OwnedPacket {
 /// `poll_timeout` / `handle_timeout` on `connection_mut()` from a timer of
 /// their own.
 ///
+/// # Errors
+/// A decode error ends `Framed`'s stream and is kept: later sends answer
+/// [`Error::Failed`] with it. A fatal error caused by the peer's bytes
+/// queues a DISCONNECT in the core, which the codec cannot write (a decoder
+/// has no write buffer): `connection().pending_output()` holds it for a
+/// caller who wants to send it on the raw stream.
+///
 /// # Memory
 /// `Framed` keeps its own read buffer (8 KiB to start, grown to the largest
 /// packet read) and write buffer (up to the back-pressure boundary plus one

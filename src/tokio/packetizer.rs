@@ -126,7 +126,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSide for Whole<'_, S> {
     }
 
     fn holds_idle_memory(&mut self) -> bool {
-        self.core.is_at_rest() && self.core.buffer_bytes() > 0
+        self.core.is_at_rest() && self.core.releasable_bytes(None) > 0
     }
 
     fn release_idle(&mut self) {

@@ -500,7 +500,7 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
         self.input.buffered() == 0
             && !core.opener_core().mid_packet()
             && core.pending_output().is_empty()
-            && self.input.allocated() + core.buffer_bytes() > 0
+            && core.releasable_bytes(Some(self.input)) > 0
     }
 
     fn release_idle(&mut self) {
