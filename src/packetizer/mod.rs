@@ -10,6 +10,7 @@
 //! [`Packetizer::tcp`]) to get ticks.
 
 mod clock;
+pub(crate) mod controls;
 pub(crate) mod reading;
 mod split;
 mod stream;
@@ -26,6 +27,7 @@ pub use self::reading::KeepaliveCallback;
 pub use self::split::{Duplex, Halves, PacketReader, PacketWriter, SplitStream};
 pub use self::stream::NONBLOCKING_BACKOFF;
 
+use self::controls::core_controls;
 use self::reading::{wait_for, CoreSide, ReadState, Side};
 use self::stream::{read_once, write_fully, Patience, Read1};
 use crate::banner::{self, Identification};
@@ -219,6 +221,13 @@ impl<S: Read + Write> Packetizer<S> {
         Packetizer::with_role(stream, Role::Client, clock)
     }
 
+    core_controls!();
+
+    /// The time, from the Packetizer's clock.
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
     /// The stream.
     pub fn get_ref(&self) -> &S {
         &self.io
@@ -233,11 +242,6 @@ impl<S: Read + Write> Packetizer<S> {
     /// The stream back. Bytes already read but not yet returned are dropped.
     pub fn into_inner(self) -> S {
         self.io
-    }
-
-    /// The connection core, for inspection.
-    pub fn connection(&self) -> &Connection {
-        &self.core
     }
 
     fn whole(&mut self) -> (Whole<'_, S>, &mut ReadState) {
@@ -306,11 +310,6 @@ impl<S: Read + Write> Packetizer<S> {
         side.flush()
     }
 
-    /// Bytes queued but not yet written.
-    pub fn queued_bytes(&self) -> usize {
-        self.core.pending_output().len()
-    }
-
     /// The next message, borrowed from the read buffer: no copy.
     ///
     /// [`Error::NeedRekey`] once per rekey request, at a packet boundary
@@ -358,63 +357,6 @@ impl<S: Read + Write> Packetizer<S> {
         self.core.set_inbound_keys(keys)
     }
 
-    /// Strict kex: sequence numbers reset at each NEWKEYS by themselves.
-    pub fn set_strict_kex(&mut self, on: bool) {
-        self.core.set_strict_kex(on);
-    }
-
-    /// Starts `zlib@openssh.com` compression both ways: user authentication
-    /// succeeded (the server after sending USERAUTH_SUCCESS, the client after
-    /// reading it). Plain `zlib` starts with the keys and needs no call.
-    pub fn start_delayed_compression(&mut self) {
-        self.core.start_delayed_compression();
-    }
-
-    /// The next outbound sequence number.
-    pub fn seqno_out(&self) -> u32 {
-        self.core.seqno_out()
-    }
-
-    /// The next inbound sequence number.
-    pub fn seqno_in(&self) -> u32 {
-        self.core.seqno_in()
-    }
-
-    /// Whether a key exchange should start; true from the request until both
-    /// directions have switched keys.
-    pub fn need_rekey(&self) -> bool {
-        self.core.need_rekey_at(self.clock.now())
-    }
-
-    /// Sets byte and time limits on each key and the grace allowance.
-    pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
-        self.core.set_rekey_limits(limits);
-    }
-
-    /// Sets the largest `packet_length` sent and accepted (default 256 KiB).
-    pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
-        self.core.set_max_packet_len(len)
-    }
-
-    /// Starts the key exchange deadline.
-    pub fn start_handshake(&mut self, timeout: Duration) {
-        let now = self.clock.now();
-        self.core.start_handshake(timeout, now);
-    }
-
-    /// Whether the deadline passed; false before `start_handshake` and after
-    /// `complete_handshake`.
-    pub fn handshake_timed_out(&mut self) -> bool {
-        let now = self.clock.now();
-        self.core.handle_timeout(now);
-        self.core.handshake_timed_out()
-    }
-
-    /// Ends the key exchange deadline.
-    pub fn complete_handshake(&mut self) {
-        self.core.complete_handshake();
-    }
-
     /// Runs `callback` when `interval` passes with no traffic either way
     /// (after the initial kex, never during one), while a read waits; the
     /// timer then restarts. The callback gets a handle to send through (an
@@ -444,31 +386,12 @@ impl<S: Read + Write> Packetizer<S> {
         self.backoff = backoff;
     }
 
-    /// Logs every message's plaintext (target `ssh_packetizer::hexdump`, at
-    /// debug level) while on, never the bodies of authentication messages.
-    /// Off by default.
-    pub fn set_hexdump(&mut self, on: bool) {
-        self.core.set_hexdump(on);
-    }
-
     /// Sends a DISCONNECT (`reason` from [`crate::msg::reason`]) and closes.
     pub fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
         self.core.send_disconnect(reason, description)?;
         let (side, _) = self.whole();
         let patience = side.patience();
         flush_core(side.io, side.core, side.clock, patience)
-    }
-
-    /// Closes the Packetizer: every call after this returns
-    /// [`Error::Closed`]. The stream itself closes when the Packetizer (or
-    /// what [`Packetizer::into_inner`] returned) is dropped.
-    pub fn close(&mut self) {
-        self.core.close();
-    }
-
-    /// Whether the Packetizer is closed or failed.
-    pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
     }
 }
 

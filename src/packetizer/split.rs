@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::clock::Clock;
+use super::controls::shared_controls;
 use super::reading::{wait_for, CoreSide, ReadState, Side};
 use super::stream::{read_once, write_fully, Patience, Read1};
 use super::{
@@ -162,6 +163,17 @@ struct Shared {
 }
 
 impl Shared {
+    /// The time, from the driver's clock.
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Closes the connection and wakes every waiter.
+    fn close(&self) {
+        self.lock().close();
+        self.changed.notify_all();
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock means a panic inside a core call, a bug: the other
         // half goes on with the state as the panic left it rather than
@@ -289,85 +301,6 @@ impl<W: Write> Outlet<W> {
             core.output_sent(n, clock.now());
         }
     }
-}
-
-/// Methods both halves have: they only change the shared core.
-macro_rules! shared_controls {
-    ($($shared:ident).+) => {
-        /// Whether a key exchange should start; true from the request until
-        /// both directions have switched keys.
-        pub fn need_rekey(&self) -> bool {
-            let now = self.$($shared).+.clock.now();
-            self.$($shared).+.lock().need_rekey_at(now)
-        }
-
-        /// Sets byte and time limits on each key and the grace allowance,
-        /// both directions.
-        pub fn set_rekey_limits(&self, limits: RekeyLimits) {
-            self.$($shared).+.lock().set_rekey_limits(limits);
-        }
-
-        /// Sets the largest `packet_length` sent and accepted.
-        pub fn set_max_packet_len(&self, len: usize) -> Result<(), Error> {
-            self.$($shared).+.lock().set_max_packet_len(len)
-        }
-
-        /// Strict kex: sequence numbers reset at each NEWKEYS by themselves.
-        pub fn set_strict_kex(&self, on: bool) {
-            self.$($shared).+.lock().set_strict_kex(on);
-        }
-
-        /// Starts `zlib@openssh.com` compression both ways.
-        pub fn start_delayed_compression(&self) {
-            self.$($shared).+.lock().start_delayed_compression();
-        }
-
-        /// As [`Packetizer::set_hexdump`], both directions.
-        pub fn set_hexdump(&self, on: bool) {
-            self.$($shared).+.lock().set_hexdump(on);
-        }
-
-        /// The next outbound sequence number.
-        pub fn seqno_out(&self) -> u32 {
-            self.$($shared).+.lock().seqno_out()
-        }
-
-        /// The next inbound sequence number.
-        pub fn seqno_in(&self) -> u32 {
-            self.$($shared).+.lock().seqno_in()
-        }
-
-        /// As [`Packetizer::start_handshake`].
-        pub fn start_handshake(&self, timeout: Duration) {
-            let now = self.$($shared).+.clock.now();
-            self.$($shared).+.lock().start_handshake(timeout, now);
-        }
-
-        /// As [`Packetizer::handshake_timed_out`].
-        pub fn handshake_timed_out(&self) -> bool {
-            let now = self.$($shared).+.clock.now();
-            let mut core = self.$($shared).+.lock();
-            core.handle_timeout(now);
-            core.handshake_timed_out()
-        }
-
-        /// As [`Packetizer::complete_handshake`].
-        pub fn complete_handshake(&self) {
-            self.$($shared).+.lock().complete_handshake();
-        }
-
-        /// Closes both halves. A reader blocked in `read` notices at its next
-        /// read timeout; give the stream one.
-        pub fn close(&self) {
-            self.$($shared).+.lock().close();
-            self.$($shared).+.changed.notify_all();
-        }
-
-        /// Whether the connection is closed or failed.
-        pub fn is_closed(&self) -> bool {
-            self.$($shared).+.lock().is_closed()
-        }
-    };
 }
 
 /// The writing half of a split Packetizer. Clones share one stream and one
@@ -500,6 +433,12 @@ impl<W: Write + Send> PacketWriter<W> {
     }
 
     shared_controls!(outlet.shared);
+
+    /// Closes both halves. A reader blocked in `read` notices at its next
+    /// read timeout; give the stream one.
+    pub fn close(&self) {
+        self.outlet.shared.close();
+    }
 }
 
 impl<W: Write + Send> SendMessage for PacketWriter<W> {
@@ -710,4 +649,10 @@ impl<R: Read> PacketReader<R> {
     }
 
     shared_controls!(shared);
+
+    /// Closes both halves. A reader blocked in `read` notices at its next
+    /// read timeout; give the stream one.
+    pub fn close(&self) {
+        self.shared.close();
+    }
 }

@@ -176,7 +176,7 @@ fn poll_timer<S: AsyncSide>(side: &mut S, cx: &mut Context<'_>) -> Poll<()> {
 pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
     io: &mut R,
     core: &mut Connection,
-    input: Option<&mut InputBuffer>,
+    mut input: Option<&mut InputBuffer>,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Got>> {
     let (allocated, buffered) = match &input {
@@ -211,33 +211,27 @@ pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
         }
         return Poll::Ready(Ok(Got::Data(taken)));
     }
-    let room = match input {
-        Some(input) => {
-            let room = core.recv_room_in(input);
-            let mut buf = ReadBuf::new(room);
-            match Pin::new(io).poll_read(cx, &mut buf) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
-            }
-            let (n, empty) = (buf.filled().len(), buf.capacity() == 0);
-            input.filled(n);
-            (n, empty)
+    let (n, offered) = {
+        let room = match input.as_deref_mut() {
+            Some(input) => core.recv_room_in(input),
+            None => core.recv_buf(),
+        };
+        let offered = room.len();
+        let mut buf = ReadBuf::new(room);
+        match Pin::new(io).poll_read(cx, &mut buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {}
         }
-        None => {
-            let mut buf = ReadBuf::new(core.recv_buf());
-            match Pin::new(io).poll_read(cx, &mut buf) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
-            }
-            let (n, empty) = (buf.filled().len(), buf.capacity() == 0);
-            core.recv_filled_bytes(n);
-            (n, empty)
-        }
+        (buf.filled().len(), offered)
     };
-    Poll::Ready(Ok(match room {
-        (0, false) => Got::Eof,
+    match input {
+        Some(input) => input.filled(n),
+        None => core.recv_filled_bytes(n),
+    }
+    // Nothing read into room that was there: the peer closed.
+    Poll::Ready(Ok(match (n, offered) {
+        (0, 1..) => Got::Eof,
         (n, _) => Got::Data(n),
     }))
 }

@@ -21,6 +21,7 @@ use crate::codec::Packet;
 use crate::connection::{Connection, Role, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
+use crate::packetizer::controls::core_controls;
 use crate::packetizer::reading::{CoreSide, KeepaliveCallback, ReadState};
 use crate::packetizer::{self as sync, SendMessage};
 use crate::rekey::RekeyLimits;
@@ -191,6 +192,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         }
     }
 
+    core_controls!();
+
+    /// The time, from tokio's clock.
+    fn now(&self) -> std::time::Instant {
+        now()
+    }
+
     /// The stream.
     pub fn get_ref(&self) -> &S {
         &self.io
@@ -205,11 +213,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// The stream back. Bytes already read but not yet returned are dropped.
     pub fn into_inner(self) -> S {
         self.io
-    }
-
-    /// The connection core, for inspection.
-    pub fn connection(&self) -> &Connection {
-        &self.core
     }
 
     fn whole(&mut self) -> (Whole<'_, S>, &mut ReadState) {
@@ -287,11 +290,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
     }
 
-    /// Bytes queued but not yet written.
-    pub fn queued_bytes(&self) -> usize {
-        self.core.pending_output().len()
-    }
-
     /// The next message, borrowed from the read buffer: no copy.
     ///
     /// As the sync [`crate::Packetizer::read_message`]: [`Error::NeedRekey`]
@@ -336,66 +334,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         self.core.set_inbound_keys(keys)
     }
 
-    /// Strict kex: sequence numbers reset at each NEWKEYS by themselves.
-    pub fn set_strict_kex(&mut self, on: bool) {
-        self.core.set_strict_kex(on);
-    }
-
-    /// Starts `zlib@openssh.com` compression both ways (after user
-    /// authentication succeeded).
-    pub fn start_delayed_compression(&mut self) {
-        self.core.start_delayed_compression();
-    }
-
-    /// The next outbound sequence number.
-    pub fn seqno_out(&self) -> u32 {
-        self.core.seqno_out()
-    }
-
-    /// The next inbound sequence number.
-    pub fn seqno_in(&self) -> u32 {
-        self.core.seqno_in()
-    }
-
-    /// Whether a key exchange should start; true from the request until both
-    /// directions have switched keys.
-    pub fn need_rekey(&self) -> bool {
-        self.core.need_rekey_at(now())
-    }
-
-    /// Asks for a rekey now (see [`Connection::request_rekey`]).
-    pub fn request_rekey(&mut self) {
-        self.core.request_rekey();
-    }
-
-    /// Sets byte and time limits on each key and the grace allowance.
-    pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
-        self.core.set_rekey_limits(limits);
-    }
-
-    /// Sets the largest `packet_length` sent and accepted (default 256 KiB).
-    pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
-        self.core.set_max_packet_len(len)
-    }
-
-    /// Starts the key exchange deadline: a read still waiting when it
-    /// passes fails with [`Error::HandshakeTimeout`].
-    pub fn start_handshake(&mut self, timeout: Duration) {
-        self.core.start_handshake(timeout, now());
-    }
-
-    /// Whether the deadline passed; false before `start_handshake` and after
-    /// `complete_handshake`.
-    pub fn handshake_timed_out(&mut self) -> bool {
-        self.core.handle_timeout(now());
-        self.core.handshake_timed_out()
-    }
-
-    /// Ends the key exchange deadline.
-    pub fn complete_handshake(&mut self) {
-        self.core.complete_handshake();
-    }
-
     /// Runs `callback` when `interval` passes with no traffic either way
     /// (after the initial kex, never during one) while a read is polled;
     /// the callback's sends are sealed at once and written by the read
@@ -408,27 +346,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
     }
 
-    /// Logs every message's plaintext (target `ssh_packetizer::hexdump`, at
-    /// debug level) while on, never the bodies of authentication messages.
-    pub fn set_hexdump(&mut self, on: bool) {
-        self.core.set_hexdump(on);
-    }
-
     /// Sends a DISCONNECT (`reason` from [`crate::msg::reason`]) and closes.
     pub async fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
         self.core.send_disconnect(reason, description)?;
         poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
-    }
-
-    /// Closes the Packetizer: every call after this returns
-    /// [`Error::Closed`]. The stream closes when it is dropped.
-    pub fn close(&mut self) {
-        self.core.close();
-    }
-
-    /// Whether the Packetizer is closed or failed.
-    pub fn is_closed(&self) -> bool {
-        self.core.is_closed()
     }
 
     /// Gives the read and write buffers back now if they hold nothing (the

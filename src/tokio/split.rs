@@ -25,6 +25,7 @@ use crate::codec::Packet;
 use crate::connection::{Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
+use crate::packetizer::controls::shared_controls;
 use crate::packetizer::reading::{CoreSide, KeepaliveCallback, ReadState};
 use crate::packetizer::{self as sync, SendMessage};
 use crate::rekey::RekeyLimits;
@@ -38,6 +39,17 @@ struct Shared {
 }
 
 impl Shared {
+    /// The time, from tokio's clock.
+    fn now(&self) -> std::time::Instant {
+        now()
+    }
+
+    /// Closes the connection and wakes every waiting sender.
+    fn close(&self) {
+        self.lock().close();
+        self.changed.notify_waiters();
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock means a panic inside a core call, a bug: go on
         // with the state as the panic left it rather than panic too.
@@ -211,87 +223,6 @@ where
     (reader, PacketWriter { outlet })
 }
 
-/// Methods both halves have: they only change the shared core.
-macro_rules! shared_controls {
-    ($($shared:ident).+) => {
-        /// Whether a key exchange should start; true from the request until
-        /// both directions have switched keys.
-        pub fn need_rekey(&self) -> bool {
-            self.$($shared).+.lock().need_rekey_at(now())
-        }
-
-        /// Asks for a rekey now (see [`Connection::request_rekey`]).
-        pub fn request_rekey(&self) {
-            self.$($shared).+.lock().request_rekey();
-        }
-
-        /// Sets byte and time limits on each key and the grace allowance.
-        pub fn set_rekey_limits(&self, limits: RekeyLimits) {
-            self.$($shared).+.lock().set_rekey_limits(limits);
-        }
-
-        /// Sets the largest `packet_length` sent and accepted.
-        pub fn set_max_packet_len(&self, len: usize) -> Result<(), Error> {
-            self.$($shared).+.lock().set_max_packet_len(len)
-        }
-
-        /// Strict kex: sequence numbers reset at each NEWKEYS by themselves.
-        pub fn set_strict_kex(&self, on: bool) {
-            self.$($shared).+.lock().set_strict_kex(on);
-        }
-
-        /// Starts `zlib@openssh.com` compression both ways.
-        pub fn start_delayed_compression(&self) {
-            self.$($shared).+.lock().start_delayed_compression();
-        }
-
-        /// Logs every message's plaintext while on (see
-        /// [`Connection::set_hexdump`]).
-        pub fn set_hexdump(&self, on: bool) {
-            self.$($shared).+.lock().set_hexdump(on);
-        }
-
-        /// The next outbound sequence number.
-        pub fn seqno_out(&self) -> u32 {
-            self.$($shared).+.lock().seqno_out()
-        }
-
-        /// The next inbound sequence number.
-        pub fn seqno_in(&self) -> u32 {
-            self.$($shared).+.lock().seqno_in()
-        }
-
-        /// Starts the key exchange deadline.
-        pub fn start_handshake(&self, timeout: Duration) {
-            self.$($shared).+.lock().start_handshake(timeout, now());
-        }
-
-        /// Whether the deadline passed.
-        pub fn handshake_timed_out(&self) -> bool {
-            let mut core = self.$($shared).+.lock();
-            core.handle_timeout(now());
-            core.handshake_timed_out()
-        }
-
-        /// Ends the key exchange deadline.
-        pub fn complete_handshake(&self) {
-            self.$($shared).+.lock().complete_handshake();
-        }
-
-        /// Closes both halves: every call after this returns
-        /// [`Error::Closed`].
-        pub fn close(&self) {
-            self.$($shared).+.lock().close();
-            self.$($shared).+.changed.notify_waiters();
-        }
-
-        /// Whether the connection is closed or failed.
-        pub fn is_closed(&self) -> bool {
-            self.$($shared).+.lock().is_closed()
-        }
-    };
-}
-
 /// The writing half of a split async Packetizer; clones share it, each
 /// packet sealed and switched under the core's lock, so a NEWKEYS and the
 /// key switch are one step whichever clone sends.
@@ -418,6 +349,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     }
 
     shared_controls!(outlet.shared);
+
+    /// Closes both halves: every call after this returns [`Error::Closed`].
+    pub fn close(&self) {
+        self.outlet.shared.close();
+    }
 }
 
 /// The reading half of a split async Packetizer (see [`PacketWriter`] for
@@ -624,6 +560,11 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     }
 
     shared_controls!(shared);
+
+    /// Closes both halves: every call after this returns [`Error::Closed`].
+    pub fn close(&self) {
+        self.shared.close();
+    }
 }
 
 /// Copies an inflated payload out of the core, giving a large one's room
