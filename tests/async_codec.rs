@@ -248,3 +248,38 @@ async fn a_packetizer_hands_its_buffered_bytes_to_framed() {
         (&message(1, 200)[..], 1)
     );
 }
+
+#[tokio::test]
+async fn bytes_piling_up_while_the_keys_are_not_in_are_bounded() {
+    let (ours, mut theirs) = tokio::io::duplex(4 << 20);
+    let mut framed = Framed::new(ours, PacketCodec::new(Role::Client));
+    let limit = framed.codec().connection().input_limit();
+    let mut wire = Vec::new();
+    Sealer::new()
+        .seal_newkeys(keys_for(C::Aes128Gcm, M::None, 1), &mut wire)
+        .unwrap();
+    wire.resize(wire.len() + 4 * limit, 0x5a);
+    let writer = tokio::spawn(async move { theirs.write_all(&wire).await.map(|_| theirs) });
+    assert_eq!(
+        framed.next().await.unwrap().unwrap().msg_type(),
+        msg::NEWKEYS
+    );
+    // Polled without the keys: Framed reads on, and the codec stops it at
+    // the input bound rather than buffer everything the peer sends.
+    let next = tokio::time::timeout(Duration::from_secs(20), framed.next())
+        .await
+        .expect("the codec stopped the pile-up");
+    match next {
+        Some(Err(Error::InvalidCall { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    // Framed's buffer grows by doubling, so one read may take it up to
+    // twice the bound; not to the 4x the peer sent.
+    let held = framed.read_buffer().len();
+    assert!(
+        held > limit && held <= 2 * limit + 64 * 1024,
+        "{held} against {limit}"
+    );
+    drop(framed);
+    let _ = writer.await;
+}

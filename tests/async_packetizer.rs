@@ -497,3 +497,76 @@ async fn a_disconnect_from_the_peer_is_reported_with_its_reason() {
     }
     assert!(b.is_closed());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_set_through_the_writer_wakes_the_waiting_reader() {
+    let (a, _silent_peer) = pair();
+    let (mut reader, writer) = a.into_split();
+    let started = tokio::time::Instant::now();
+    let read = tokio::spawn(async move { reader.read_message().await.map(|p| p.msg_type()) });
+    // The reader is waiting before the deadline exists.
+    tokio::task::yield_now().await;
+    writer.start_handshake(Duration::from_secs(5));
+    let result = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the reader saw the deadline")
+        .unwrap();
+    assert!(matches!(result, Err(Error::HandshakeTimeout)), "{result:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_through_the_writer_ends_the_waiting_read() {
+    let (a, _silent_peer) = pair();
+    let (mut reader, writer) = a.into_split();
+    let read = tokio::spawn(async move { reader.read_message().await.map(|p| p.msg_type()) });
+    tokio::task::yield_now().await;
+    writer.close();
+    let result = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the reader saw the close")
+        .unwrap();
+    assert!(matches!(result, Err(Error::Closed)), "{result:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_send_is_finished_by_the_waiting_reader() {
+    let (ours, theirs) = tokio::io::duplex(1024);
+    let (mut reader, writer) = Packetizer::new(ours).into_split();
+    let mut peer = Packetizer::new(theirs);
+    let reading = tokio::spawn(async move {
+        let got = reader.read_message().await.map(|p| p.payload().to_vec());
+        (got, reader)
+    });
+    tokio::task::yield_now().await;
+    // The stream takes 1 KiB: the send waits, and is given up half done.
+    let big = message(0, 10_000);
+    let sent = tokio::time::timeout(Duration::from_millis(10), writer.send_message(&big)).await;
+    assert!(sent.is_err(), "the send could not finish");
+    // As the peer reads, the waiting reader writes the rest.
+    let got = tokio::time::timeout(Duration::from_secs(10), peer.read_message())
+        .await
+        .expect("the rest of the packet was written")
+        .unwrap();
+    assert_eq!(got.payload(), &big[..]);
+    peer.send_message(&message(1, 10)).await.unwrap();
+    let (got, _reader) = reading.await.unwrap();
+    assert_eq!(got.unwrap(), message(1, 10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_select_tick_at_rest_does_not_keep_the_buffers() {
+    let (mut a, mut b) = keyed_pair(C::Aes128Gcm, M::None).await;
+    echo(&mut a, &mut b, 0, 20).await;
+    assert!(a.buffer_bytes() > 0);
+    // The read is dropped and made again every 300 ms: still at rest.
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    let until = tokio::time::Instant::now() + IDLE_RELEASE * 3;
+    while tokio::time::Instant::now() < until {
+        tokio::select! {
+            packet = a.read_message() => panic!("{:?}", packet.map(|p| p.msg_type())),
+            _ = tick.tick() => {}
+        }
+    }
+    assert_eq!(a.buffer_bytes(), 0);
+}

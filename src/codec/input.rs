@@ -48,6 +48,9 @@ pub(crate) struct InputBuffer {
     adaptive: bool,
     /// The room offered for an adaptive read now (0: the first size).
     read_room: usize,
+    /// The last offer was a read's (not a feed's, which is always filled):
+    /// filling it grows the next read's room.
+    offered_for_read: bool,
 }
 
 impl InputBuffer {
@@ -110,12 +113,21 @@ impl InputBuffer {
             true => self.read_room.max(FIRST_READ_ROOM),
             false => READ_ROOM,
         };
-        self.room_at_least(wanted, read, limit)
+        let room = self.offer(wanted, read, limit);
+        self.offered_for_read = true;
+        &mut self.buf[room]
     }
 
     /// As [`Self::room`], with `read` in place of the 64 KiB read: a driver
     /// that copies in bytes it already has (a feed) asks for just those.
     pub(crate) fn room_at_least(&mut self, wanted: usize, read: usize, limit: usize) -> &mut [u8] {
+        let room = self.offer(wanted, read, limit);
+        &mut self.buf[room]
+    }
+
+    /// Makes room as [`Self::room_at_least`] says and returns where it lies.
+    fn offer(&mut self, wanted: usize, read: usize, limit: usize) -> std::ops::Range<usize> {
+        self.offered_for_read = false;
         self.release_consumed();
         let have = self.end - self.start;
         // Never less than the rest of the packet being read, even if the
@@ -133,14 +145,14 @@ impl InputBuffer {
         }
         let end = self.end;
         self.offered_end = end + room;
-        &mut self.buf[end..end + room]
+        end..end + room
     }
 
     /// Records that `n` bytes were written at the start of [`Self::room`].
     /// Clamped to the room that was offered.
     pub(crate) fn filled(&mut self, n: usize) {
         let end = (self.end + n).min(self.offered_end).min(self.buf.len());
-        if end == self.offered_end && n > 0 {
+        if self.offered_for_read && end == self.offered_end && n > 0 {
             // The read filled all it was offered: more may be waiting.
             self.read_room = (self.read_room.max(FIRST_READ_ROOM) * 2).min(READ_ROOM);
         }
@@ -252,6 +264,18 @@ mod tests {
     }
 
     #[test]
+    fn feeds_do_not_grow_the_read_room() {
+        let mut b = InputBuffer::default();
+        b.set_adaptive_reads();
+        for _ in 0..5 {
+            let n = b.room_at_least(0, 500, 1 << 20).len();
+            b.filled(n);
+            b.claim(n);
+        }
+        assert_eq!(b.room(0, 1 << 20).len(), FIRST_READ_ROOM);
+    }
+
+    #[test]
     fn an_idle_buffer_is_given_back_and_a_busy_one_kept() {
         let mut b = InputBuffer::default();
         assert!(!b.release_idle(), "nothing allocated: nothing to give");
@@ -267,6 +291,7 @@ mod tests {
         assert_eq!(b.allocated(), 0);
         // It grows again on demand.
         assert_eq!(b.room(0, 100_000).len(), READ_ROOM);
+        b.filled(0);
         b.claim(b.buffered());
         b.set_adaptive_reads();
         assert!(b.release_idle());

@@ -426,6 +426,8 @@ pub(crate) fn poll_identification(
 
 /// Refuses a raw read larger than the input can ever hold.
 pub(crate) fn check_raw_len(core: &Connection, n: usize) -> Result<(), Error> {
+    // A failed connection says so first, whatever was asked.
+    core.check()?;
     let max = core.input_limit();
     if n > max {
         return Err(Error::ReadTooLarge { requested: n, max });

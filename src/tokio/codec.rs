@@ -211,7 +211,12 @@ impl Decoder for PacketCodec {
                 src.reserve(n);
                 Ok(None)
             }
-            // Nothing until the keys are in; `src` keeps the bytes.
+            // Nothing until the keys are in; `src` keeps the bytes, but no
+            // more than the core would hold: `Framed` reads on while
+            // `decode` says nothing.
+            _ if src.len() > self.core.input_limit() => Err(self.core.fail_with(Error::InvalidCall {
+                reason: "more than the input bound arrived after NEWKEYS: install the keys before polling again",
+            })),
             _ => Ok(None),
         }
     }

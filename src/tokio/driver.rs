@@ -46,6 +46,10 @@ pub(crate) trait AsyncSide: CoreSide {
     /// The driver's timer.
     fn timer(&mut self) -> &mut Timer;
 
+    /// Registers the pending read to be woken when another task changes
+    /// the core (a split reader); the whole Packetizer has no other task.
+    fn park(&mut self, _cx: &Context<'_>) {}
+
     /// Nothing is buffered either way and buffers are held: the connection
     /// rests, and may give them back later.
     fn holds_idle_memory(&mut self) -> bool;
@@ -64,6 +68,9 @@ pub(crate) fn poll_wait<S: AsyncSide, T>(
     raw_needed: Option<usize>,
     poll: &mut impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
 ) -> Poll<Result<T, Error>> {
+    // Before any look at the core: a change made after this wakes us, one
+    // made before is seen by the looks below.
+    side.park(cx);
     let result = match poll_inner(side, state, cx, check_rekey, raw_needed, poll) {
         Poll::Pending => return Poll::Pending,
         Poll::Ready(result) => result,

@@ -7,7 +7,9 @@
 //! as the sync ones, so every rule (NEWKEYS, rekeys, deadlines, keepalive,
 //! holds during a kex, the first fatal error) is the same. The timers run on
 //! `tokio::time` (tests can pause the clock); the streams need no read
-//! timeout. Which calls are cancel-safe is said on [`Packetizer`].
+//! timeout, but the runtime needs its time driver (`enable_time` or
+//! `enable_all` on the builder; `#[tokio::main]` turns it on). Which calls
+//! are cancel-safe is said on [`Packetizer`].
 
 mod codec;
 mod driver;

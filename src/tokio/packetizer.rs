@@ -388,7 +388,8 @@ impl<S: AsyncRead + AsyncWrite> Packetizer<S> {
     /// exchange through the Packetizer, then packets through `Framed`.
     /// Only between packets (a read cancelled inside one leaves a packet
     /// half read): [`Error::NotAtPacketBoundary`] otherwise, and the
-    /// Packetizer is dropped.
+    /// Packetizer is dropped. The keepalive callback stays behind, and the
+    /// timers become the `Framed` user's (see [`PacketCodec`]).
     pub fn into_framed(self) -> Result<Framed<S, PacketCodec>, Error> {
         let Packetizer { io, mut core, .. } = self;
         if core.opener_core().mid_packet() {

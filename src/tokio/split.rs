@@ -9,7 +9,7 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ::tokio::io::{AsyncRead, AsyncWrite};
@@ -36,9 +36,70 @@ struct Shared {
     /// Wakes senders waiting for a key exchange's hold to empty, and every
     /// waiter once the connection failed or closed.
     changed: Notify,
+    /// The waker of the reader's pending read, woken when the writer's side
+    /// changes what the read waits for (see [`Watched`]).
+    reader: Mutex<Option<Waker>>,
+}
+
+/// The core locked from the writer's side or the controls: a call that
+/// moves the core's next deadline, ends the connection or leaves output
+/// pending wakes a waiting reader, which then re-arms its timer, sees the
+/// error, or writes what was left.
+struct Watched<'a> {
+    core: MutexGuard<'a, Connection>,
+    shared: &'a Shared,
+    before: (Option<std::time::Instant>, bool),
+}
+
+impl std::ops::Deref for Watched<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for Watched<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.core
+    }
+}
+
+impl Drop for Watched<'_> {
+    fn drop(&mut self) {
+        if (self.core.poll_timeout(), self.core.is_closed()) != self.before {
+            self.shared.wake_reader();
+        }
+    }
 }
 
 impl Shared {
+    /// The core, for the writer's side and the controls (see [`Watched`]).
+    fn lock(&self) -> Watched<'_> {
+        let core = self.lock_quiet();
+        let before = (core.poll_timeout(), core.is_closed());
+        Watched {
+            core,
+            shared: self,
+            before,
+        }
+    }
+
+    /// Registers the reader's pending read to be woken by the writer's side.
+    fn park_reader(&self, cx: &Context<'_>) {
+        let mut slot = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+    }
+
+    fn wake_reader(&self) {
+        let waker = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     /// The time, from tokio's clock.
     fn now(&self) -> std::time::Instant {
         now()
@@ -50,7 +111,8 @@ impl Shared {
         self.changed.notify_waiters();
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// The core, for the reader's own loop, which sees its own changes.
+    fn lock_quiet(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock means a panic inside a core call, a bug: go on
         // with the state as the panic left it rather than panic too.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
@@ -102,7 +164,9 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
             match Pin::new(&mut w.io).poll_write(cx, &w.spare[w.written..]) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(n)) if n > 0 => {
-                    w.written += n;
+                    // A stream that claims more than it was given is not
+                    // believed past the end.
+                    w.written = (w.written + n).min(w.spare.len());
                     w.unflushed = true;
                     if w.written == w.spare.len() {
                         self.shared.lock().output_sent(w.spare.len(), now());
@@ -141,6 +205,9 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
         loop {
             {
                 let mut w = self.io.lock().await;
+                // Cancelled while holding the lock, this leaves output for
+                // the reader, which it wakes to write it.
+                let _handover = Handover(&self.shared);
                 poll_fn(|cx| self.poll_write_some(&mut w, cx)).await?;
             }
             // Output sealed while the lock was held, by a reader that found
@@ -156,6 +223,16 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
     }
 }
 
+/// Wakes the reader when a writer lets go of the stream: anything the
+/// reader sealed meanwhile, or that a cancelled write left, is its to write.
+struct Handover<'a>(&'a Shared);
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        self.0.wake_reader();
+    }
+}
+
 /// Writes the core's output without knowing `W`: the reader's view of the
 /// outlet.
 trait Drain: Send + Sync {
@@ -165,6 +242,9 @@ trait Drain: Send + Sync {
 
     /// Gives the write buffer back if nothing is in flight.
     fn release_idle(&self);
+
+    /// Bytes the write buffer holds (0 while a writer holds it).
+    fn spare_bytes(&self) -> usize;
 }
 
 impl<W: AsyncWrite + Unpin + Send> Drain for Outlet<W> {
@@ -173,6 +253,10 @@ impl<W: AsyncWrite + Unpin + Send> Drain for Outlet<W> {
             Ok(mut w) => self.poll_write_some(&mut w, cx),
             Err(_) => Poll::Ready(Ok(())),
         }
+    }
+
+    fn spare_bytes(&self) -> usize {
+        self.io.try_lock().map_or(0, |w| w.spare.capacity())
     }
 
     fn release_idle(&self) {
@@ -200,6 +284,7 @@ where
     let shared = Arc::new(Shared {
         core: Mutex::new(core),
         changed: Notify::new(),
+        reader: Mutex::new(None),
     });
     let outlet = Arc::new(Outlet {
         shared: shared.clone(),
@@ -397,7 +482,7 @@ struct ReaderSink<'a> {
 
 impl SendMessage for ReaderSink<'_> {
     fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
-        self.shared.lock().send_message(payload)
+        self.shared.lock_quiet().send_message(payload)
     }
 }
 
@@ -406,7 +491,7 @@ impl<R> CoreSide for ReaderSide<'_, R> {
         &mut self,
         f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
     ) -> T {
-        let mut core = self.sink.shared.lock();
+        let mut core = self.sink.shared.lock_quiet();
         f(&mut core, Some(self.input))
     }
 
@@ -419,7 +504,7 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
     fn poll_read_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Got>> {
         // The lock is held only while the room is found and the stream
         // polled once: a poll never waits.
-        let mut core = self.sink.shared.lock();
+        let mut core = self.sink.shared.lock_quiet();
         poll_read_into(self.io, &mut core, Some(self.input), cx)
     }
 
@@ -431,8 +516,12 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
         self.timer
     }
 
+    fn park(&mut self, cx: &Context<'_>) {
+        self.sink.shared.park_reader(cx);
+    }
+
     fn holds_idle_memory(&mut self) -> bool {
-        let core = self.sink.shared.lock();
+        let core = self.sink.shared.lock_quiet();
         self.input.buffered() == 0
             && !core.opener_core().mid_packet()
             && core.pending_output().is_empty()
@@ -516,7 +605,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
 
     /// As [`super::Packetizer::read_all`].
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
-        sync::check_raw_len(&self.shared.lock(), n)?;
+        sync::check_raw_len(&self.shared.lock_quiet(), n)?;
         self.wait_for(check_rekey, Some(n), |core, input| {
             core.take_raw_in(input, n)
         })
@@ -537,7 +626,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
 
     /// As [`super::Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        let mut core = self.shared.lock();
+        let mut core = self.shared.lock_quiet();
         core.handle_timeout(now());
         core.set_inbound_keys(keys)
     }
@@ -550,13 +639,15 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     where
         F: FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send + 'static,
     {
-        self.shared.lock().set_keepalive(interval, now());
+        self.shared.lock_quiet().set_keepalive(interval, now());
         self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
     }
 
-    /// Heap bytes the reader's buffer and the core's hold now.
+    /// Heap bytes the connection's buffers hold now: the reader's input,
+    /// the core's output and hold, and the writer's buffer (unless a writer
+    /// is using it).
     pub fn buffer_bytes(&self) -> usize {
-        self.input.allocated() + self.shared.lock().buffer_bytes()
+        self.input.allocated() + self.shared.lock_quiet().buffer_bytes() + self.outlet.spare_bytes()
     }
 
     shared_controls!(shared);

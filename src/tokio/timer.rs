@@ -33,10 +33,13 @@ pub(crate) struct Timer {
 
 impl Timer {
     /// The connection is at rest, holding buffers: give them back after
-    /// [`IDLE_RELEASE`] unless it moves again first. Pushing the deadline
-    /// later is cheap, so this runs at every rest.
+    /// [`IDLE_RELEASE`] unless bytes move first. A rest that goes on (the
+    /// read polled again for another reason, a `select!` tick) keeps the
+    /// deadline it had.
     pub(crate) fn resting(&mut self, now: Instant) {
-        self.release_at = now.checked_add(IDLE_RELEASE);
+        if self.release_at.is_none() {
+            self.release_at = now.checked_add(IDLE_RELEASE);
+        }
     }
 
     /// The connection moved or gave its buffers back: no release is due.
