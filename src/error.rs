@@ -180,6 +180,17 @@ pub enum Error {
         /// The reason the source gave.
         detail: String,
     },
+    /// Negotiation found no algorithm both sides offer for one list
+    /// (RFC 4253 §7.1): the key exchange cannot go on.
+    NoCommonAlgorithm {
+        /// Which list: `cipher (client to server)`, `MAC (server to
+        /// client)`, ...
+        kind: &'static str,
+        /// The client's list, as given.
+        client: String,
+        /// The server's list, as given.
+        server: String,
+    },
 }
 
 impl Error {
@@ -321,6 +332,15 @@ impl Error {
             Error::NotAtPacketBoundary => Error::NotAtPacketBoundary,
             Error::Random { detail } => Error::Random {
                 detail: detail.clone(),
+            },
+            Error::NoCommonAlgorithm {
+                kind,
+                client,
+                server,
+            } => Error::NoCommonAlgorithm {
+                kind,
+                client: client.clone(),
+                server: server.clone(),
             },
         }
     }
@@ -518,6 +538,14 @@ impl fmt::Display for Error {
                 "only possible between packets, and an inbound packet is half read"
             ),
             Error::Random { detail } => write!(f, "random source failed: {detail}"),
+            Error::NoCommonAlgorithm {
+                kind,
+                client,
+                server,
+            } => write!(
+                f,
+                "no common {kind} algorithm: the client offers {client}, the server offers {server}"
+            ),
         }
     }
 }

@@ -110,6 +110,7 @@ mod crypto;
 mod error;
 mod keys;
 pub mod msg;
+pub mod negotiate;
 mod packetizer;
 mod padding;
 #[cfg(any(test, feature = "test-util"))]

@@ -121,6 +121,15 @@ impl From<ssh_packetizer::Error> for Error {
                 code: *reason,
                 description: description.clone(),
             },
+            ssh_packetizer::Error::NoCommonAlgorithm {
+                kind,
+                client,
+                server,
+            } => Error::NoCommonAlgorithm {
+                what: kind,
+                ours: client.clone(),
+                theirs: server.clone(),
+            },
             _ => Error::Packet(e),
         }
     }

@@ -6,6 +6,7 @@
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
+use ssh_packetizer::negotiate::{self, AlgorithmLists};
 use ssh_packetizer::{
     CipherAlgorithm, CompressionAlgorithm, Direction, KdfHash, KeyDerivation, Keys, MacAlgorithm,
 };
@@ -39,26 +40,11 @@ pub struct Preferences {
 }
 
 impl Default for Preferences {
+    /// The crate's default lists, and no compression unless asked for.
     fn default() -> Self {
-        use CipherAlgorithm as C;
-        use MacAlgorithm as M;
         Preferences {
-            ciphers: vec![
-                C::ChaCha20Poly1305,
-                C::Aes128Gcm,
-                C::Aes256Gcm,
-                C::Aes128Ctr,
-                C::Aes192Ctr,
-                C::Aes256Ctr,
-            ],
-            macs: vec![
-                M::HmacSha256Etm,
-                M::HmacSha512Etm,
-                M::HmacSha1Etm,
-                M::HmacSha256,
-                M::HmacSha512,
-                M::HmacSha1,
-            ],
+            ciphers: negotiate::DEFAULT_CIPHERS.to_vec(),
+            macs: negotiate::DEFAULT_MACS.to_vec(),
             compression: vec![CompressionAlgorithm::None],
             strict_kex: true,
         }
@@ -152,47 +138,32 @@ pub fn negotiate(prefs: &Preferences, server_kexinit: &[u8]) -> Result<Negotiate
 
     let kex_method = pick("key exchange", &KEX_METHODS, |m| m, &kex)?;
     pick("host key", &[HOST_KEY_ALG], |m| m, &host_key)?;
-    let cipher_c2s = pick(
-        "cipher (client to server)",
-        &prefs.ciphers,
-        CipherAlgorithm::name,
-        &lists[0],
-    )?;
-    let cipher_s2c = pick(
-        "cipher (server to client)",
-        &prefs.ciphers,
-        CipherAlgorithm::name,
-        &lists[1],
-    )?;
-    let mac_for = |cipher: CipherAlgorithm, what, list: &[&str]| {
-        if cipher.is_aead() {
-            Ok(MacAlgorithm::None)
-        } else {
-            pick(what, &prefs.macs, MacAlgorithm::name, list)
-        }
+    // Ciphers, MACs and compression: the crate's RFC 4253 §7.1 rule.
+    let (ciphers, macs, compression) = (
+        negotiate::name_list(&prefs.ciphers),
+        negotiate::name_list(&prefs.macs),
+        negotiate::name_list(&prefs.compression),
+    );
+    let ours = AlgorithmLists::both_ways(&ciphers, &macs, &compression);
+    let theirs: Vec<String> = lists.iter().map(|list| list.join(",")).collect();
+    let theirs = AlgorithmLists {
+        ciphers_client_to_server: &theirs[0],
+        ciphers_server_to_client: &theirs[1],
+        macs_client_to_server: &theirs[2],
+        macs_server_to_client: &theirs[3],
+        compression_client_to_server: &theirs[4],
+        compression_server_to_client: &theirs[5],
     };
-    let mac_c2s = mac_for(cipher_c2s, "MAC (client to server)", &lists[2])?;
-    let mac_s2c = mac_for(cipher_s2c, "MAC (server to client)", &lists[3])?;
-    let comp_c2s = pick(
-        "compression (client to server)",
-        &prefs.compression,
-        CompressionAlgorithm::name,
-        &lists[4],
-    )?;
-    let comp_s2c = pick(
-        "compression (server to client)",
-        &prefs.compression,
-        CompressionAlgorithm::name,
-        &lists[5],
-    )?;
+    let chosen = negotiate::negotiate(&ours, &theirs)?;
+    let (c2s, s2c) = (chosen.client_to_server, chosen.server_to_client);
     Ok(Negotiated {
         kex: kex_method,
-        cipher_c2s,
-        cipher_s2c,
-        mac_c2s,
-        mac_s2c,
-        comp_c2s,
-        comp_s2c,
+        cipher_c2s: c2s.cipher,
+        cipher_s2c: s2c.cipher,
+        mac_c2s: c2s.mac,
+        mac_s2c: s2c.mac,
+        comp_c2s: c2s.compression,
+        comp_s2c: s2c.compression,
         server_strict: kex.contains(&STRICT_SERVER),
     })
 }
