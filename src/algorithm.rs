@@ -21,6 +21,9 @@ pub enum CipherFamily {
     AesGcm,
     /// ChaCha20 with Poly1305 as OpenSSH defines it; its tag replaces the MAC.
     ChaChaPoly,
+    /// A block cipher in CBC mode (AES or 3DES; feature `legacy`); needs a
+    /// separate MAC.
+    Cbc,
 }
 
 impl CipherFamily {
@@ -39,6 +42,7 @@ pub struct CipherSpec {
     iv_len: usize,
     block_size: usize,
     tag_len: usize,
+    legacy: bool,
 }
 
 impl CipherSpec {
@@ -82,6 +86,7 @@ pub struct MacSpec {
     key_len: usize,
     mac_len: usize,
     etm: bool,
+    legacy: bool,
 }
 
 impl MacSpec {
@@ -122,6 +127,8 @@ pub enum MacHash {
     Sha256,
     /// SHA-512 (hmac-sha2-512).
     Sha512,
+    /// MD5 (hmac-md5; feature `legacy`).
+    Md5,
 }
 
 /// How length, encryption and authentication combine for a cipher and MAC.
@@ -138,6 +145,12 @@ pub enum Mode {
     EncryptThenMac,
     /// An AEAD cipher with its own tag (GCM, ChaCha20-Poly1305).
     Aead,
+}
+
+/// What negotiation needs of an algorithm kind: its names, and whether this
+/// build runs it.
+pub(crate) trait Named: FromStr + Copy {
+    fn is_available(self) -> bool;
 }
 
 macro_rules! algorithm_enum {
@@ -168,6 +181,25 @@ macro_rules! algorithm_enum {
             /// The SSH name.
             pub fn name(self) -> &'static str {
                 self.spec().name
+            }
+
+            /// Whether this is one of the legacy algorithms (CBC, 3DES,
+            /// MD5, the truncated MACs), which run only with the `legacy`
+            /// feature and are never in the default preference lists.
+            pub fn is_legacy(self) -> bool {
+                self.spec().legacy
+            }
+
+            /// Whether this build can run it: every algorithm but the
+            /// legacy ones, which need the `legacy` feature.
+            pub fn is_available(self) -> bool {
+                !self.is_legacy() || cfg!(feature = "legacy")
+            }
+        }
+
+        impl Named for $name {
+            fn is_available(self) -> bool {
+                $name::is_available(self)
             }
         }
 
@@ -206,6 +238,7 @@ const fn cipher(
         iv_len,
         block_size,
         tag_len,
+        legacy: false,
     }
 }
 
@@ -216,6 +249,39 @@ const fn mac(name: &'static str, hash: MacHash, len: usize, etm: bool) -> MacSpe
         key_len: len,
         mac_len: len,
         etm,
+        legacy: false,
+    }
+}
+
+/// A legacy CBC cipher (feature `legacy`): no AEAD tag, a MAC of its own.
+const fn legacy_cbc(name: &'static str, key_len: usize, block_size: usize) -> CipherSpec {
+    CipherSpec {
+        name,
+        family: CipherFamily::Cbc,
+        key_len,
+        iv_len: block_size,
+        block_size,
+        tag_len: 0,
+        legacy: true,
+    }
+}
+
+/// A legacy HMAC (feature `legacy`): its key is the hash's length, its MAC
+/// `mac_len` bytes (the -96 forms send the first 12).
+const fn legacy_mac(
+    name: &'static str,
+    hash: MacHash,
+    key_len: usize,
+    mac_len: usize,
+    etm: bool,
+) -> MacSpec {
+    MacSpec {
+        name,
+        hash: Some(hash),
+        key_len,
+        mac_len,
+        etm,
+        legacy: true,
     }
 }
 
@@ -238,6 +304,14 @@ algorithm_enum! {
         Aes256Gcm = cipher("aes256-gcm@openssh.com", AesGcm, 32, 12, 16, 16),
         /// `chacha20-poly1305@openssh.com`
         ChaCha20Poly1305 = cipher("chacha20-poly1305@openssh.com", ChaChaPoly, 64, 0, 8, 16),
+        /// `aes128-cbc` (legacy)
+        Aes128Cbc = legacy_cbc("aes128-cbc", 16, 16),
+        /// `aes192-cbc` (legacy)
+        Aes192Cbc = legacy_cbc("aes192-cbc", 24, 16),
+        /// `aes256-cbc` (legacy)
+        Aes256Cbc = legacy_cbc("aes256-cbc", 32, 16),
+        /// `3des-cbc` (legacy): 8-byte blocks, so a 1 GiB rekey budget.
+        TripleDesCbc = legacy_cbc("3des-cbc", 24, 8),
     }
 }
 
@@ -245,7 +319,7 @@ algorithm_enum! {
     /// A MAC, by its SSH name.
     MacAlgorithm, MacSpec, MACS {
         /// `none`: no MAC (the clear mode, or with an AEAD cipher).
-        None = MacSpec { name: "none", hash: None, key_len: 0, mac_len: 0, etm: false },
+        None = MacSpec { name: "none", hash: None, key_len: 0, mac_len: 0, etm: false, legacy: false },
         /// `hmac-sha1`
         HmacSha1 = mac("hmac-sha1", MacHash::Sha1, 20, false),
         /// `hmac-sha2-256`
@@ -258,6 +332,18 @@ algorithm_enum! {
         HmacSha256Etm = mac("hmac-sha2-256-etm@openssh.com", MacHash::Sha256, 32, true),
         /// `hmac-sha2-512-etm@openssh.com`
         HmacSha512Etm = mac("hmac-sha2-512-etm@openssh.com", MacHash::Sha512, 64, true),
+        /// `hmac-sha1-96` (legacy)
+        HmacSha1_96 = legacy_mac("hmac-sha1-96", MacHash::Sha1, 20, 12, false),
+        /// `hmac-md5` (legacy)
+        HmacMd5 = legacy_mac("hmac-md5", MacHash::Md5, 16, 16, false),
+        /// `hmac-md5-96` (legacy)
+        HmacMd5_96 = legacy_mac("hmac-md5-96", MacHash::Md5, 16, 12, false),
+        /// `hmac-sha1-96-etm@openssh.com` (legacy)
+        HmacSha1_96Etm = legacy_mac("hmac-sha1-96-etm@openssh.com", MacHash::Sha1, 20, 12, true),
+        /// `hmac-md5-etm@openssh.com` (legacy)
+        HmacMd5Etm = legacy_mac("hmac-md5-etm@openssh.com", MacHash::Md5, 16, 16, true),
+        /// `hmac-md5-96-etm@openssh.com` (legacy)
+        HmacMd5_96Etm = legacy_mac("hmac-md5-96-etm@openssh.com", MacHash::Md5, 16, 12, true),
     }
 }
 
@@ -267,6 +353,7 @@ pub struct CompressionSpec {
     name: &'static str,
     deflates: bool,
     delayed: bool,
+    legacy: bool,
 }
 
 impl CompressionSpec {
@@ -292,6 +379,7 @@ const fn compression(name: &'static str, deflates: bool, delayed: bool) -> Compr
         name,
         deflates,
         delayed,
+        legacy: false,
     }
 }
 
@@ -323,7 +411,7 @@ impl Mode {
         let mode = match (family, mac) {
             (Clear, MacAlgorithm::None) => Some(Mode::Clear),
             (AesGcm | ChaChaPoly, MacAlgorithm::None) => Some(Mode::Aead),
-            (AesCtr, m) if m != MacAlgorithm::None => Some(if m.spec().etm() {
+            (AesCtr | CipherFamily::Cbc, m) if m != MacAlgorithm::None => Some(if m.spec().etm() {
                 Mode::EncryptThenMac
             } else {
                 Mode::EncryptAndMac
@@ -363,11 +451,25 @@ mod tests {
     }
 
     #[test]
+    fn legacy_algorithms_run_only_with_their_feature() {
+        use MacAlgorithm as M;
+        let legacy: Vec<_> = M::ALL.iter().filter(|m| m.is_legacy()).collect();
+        assert_eq!(legacy.len(), 6, "sha1-96, md5, md5-96, each plain and etm");
+        for m in legacy {
+            assert_eq!(m.is_available(), cfg!(feature = "legacy"), "{m}");
+        }
+        assert!(M::HmacSha256Etm.is_available());
+        assert_eq!(M::HmacMd5_96.spec().mac_len(), 12);
+        assert_eq!(M::HmacMd5_96.spec().key_len(), 16);
+        assert_eq!(M::HmacSha1_96Etm.spec().key_len(), 20);
+    }
+
+    #[test]
     fn unknown_name_is_named_in_the_error() {
-        let err = "aes128-cbc".parse::<CipherAlgorithm>().unwrap_err();
-        assert!(matches!(&err, Error::UnknownAlgorithm { name } if name == "aes128-cbc"));
-        assert!(err.to_string().contains("aes128-cbc"));
-        assert!("hmac-md5".parse::<MacAlgorithm>().is_err());
+        let err = "blowfish-cbc".parse::<CipherAlgorithm>().unwrap_err();
+        assert!(matches!(&err, Error::UnknownAlgorithm { name } if name == "blowfish-cbc"));
+        assert!(err.to_string().contains("blowfish-cbc"));
+        assert!("hmac-ripemd160".parse::<MacAlgorithm>().is_err());
     }
 
     #[test]
@@ -386,7 +488,13 @@ mod tests {
                 (32, 16, 0),
                 (16, 12, 16),
                 (32, 12, 16),
-                (64, 0, 16)
+                (64, 0, 16),
+                // aes128/192/256-cbc, 3des-cbc (OpenSSH's
+                // cipher.c): the IV is one block.
+                (16, 16, 0),
+                (24, 16, 0),
+                (32, 16, 0),
+                (24, 8, 0)
             ]
         );
         assert_eq!(MacAlgorithm::HmacSha1Etm.spec().mac_len, 20);

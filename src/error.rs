@@ -180,6 +180,19 @@ pub enum Error {
         /// The reason the source gave.
         detail: String,
     },
+    /// A CBC packet (encrypt-and-MAC) with a bad length or MAC. As OpenSSH
+    /// does, the input was taken and MACed up to one maximum packet before
+    /// this was reported, and the peer is told the same whatever the
+    /// cause, so neither the time taken, the bytes consumed nor the
+    /// DISCONNECT says which check failed. The cause is kept for the local
+    /// side.
+    PacketCorrupt {
+        /// What was wrong: [`Error::BadPacketLength`],
+        /// [`Error::BadBlockAlignment`] or [`Error::MacMismatch`].
+        cause: Box<Error>,
+        /// The bytes consumed from the start of the bad packet.
+        discarded: usize,
+    },
     /// Negotiation found no algorithm both sides offer for one list
     /// (RFC 4253 §7.1): the key exchange cannot go on.
     NoCommonAlgorithm {
@@ -208,6 +221,7 @@ impl Error {
                 | Error::BadIdentification { .. }
                 | Error::Decompress { .. }
                 | Error::Disconnected { .. }
+                | Error::PacketCorrupt { .. }
         )
     }
 
@@ -333,6 +347,10 @@ impl Error {
             Error::Random { detail } => Error::Random {
                 detail: detail.clone(),
             },
+            Error::PacketCorrupt { cause, discarded } => Error::PacketCorrupt {
+                cause: Box::new(cause.duplicate()),
+                discarded: *discarded,
+            },
             Error::NoCommonAlgorithm {
                 kind,
                 client,
@@ -349,7 +367,10 @@ impl Error {
     /// about this error, for errors caused by the peer's bytes.
     pub fn disconnect_reason(&self) -> Option<u32> {
         match self.cause() {
-            Error::MacMismatch { .. } => Some(crate::msg::reason::MAC_ERROR),
+            // After the discard OpenSSH reports every cause as a bad MAC.
+            Error::MacMismatch { .. } | Error::PacketCorrupt { .. } => {
+                Some(crate::msg::reason::MAC_ERROR)
+            }
             Error::Decompress { .. } => Some(crate::msg::reason::COMPRESSION_ERROR),
             Error::BadPacketLength { .. }
             | Error::BadBlockAlignment { .. }
@@ -538,6 +559,8 @@ impl fmt::Display for Error {
                 "only possible between packets, and an inbound packet is half read"
             ),
             Error::Random { detail } => write!(f, "random source failed: {detail}"),
+            // The same words whatever the cause: they go to the peer.
+            Error::PacketCorrupt { .. } => write!(f, "corrupted MAC on input"),
             Error::NoCommonAlgorithm {
                 kind,
                 client,

@@ -72,6 +72,15 @@ impl Keys {
     ) -> Result<Keys, Error> {
         let KeyMaterial { key, iv, mac_key } = material;
         let mode = Mode::of(cipher, mac)?;
+        for (available, algorithm) in [
+            (cipher.is_available(), cipher.name()),
+            (mac.is_available(), mac.name()),
+        ] {
+            // A legacy algorithm in a build without the `legacy` feature.
+            if !available {
+                return Err(Error::Unsupported { algorithm });
+            }
+        }
         let c = cipher.spec();
         let m = mac.spec();
         for (what, expected, got) in [

@@ -3,7 +3,10 @@
 //!
 //! The rule is the RFC's: for each list, the first algorithm on the
 //! client's list that is also on the server's. Names this crate does not
-//! implement are skipped, so a list may carry them. Under an AEAD cipher
+//! implement are skipped, so a list may carry them, and so are the legacy
+//! ones (CBC, 3DES, MD5, the -96 MACs) in a build without the `legacy`
+//! feature; with it they are chosen only when a list names them, for the
+//! default lists never do. Under an AEAD cipher
 //! (its tag authenticates) the MAC is `none` and the MAC lists are not
 //! consulted at all: they may be empty or share nothing, as OpenSSH allows
 //! (asyncssh#799, paramiko#2491 met peers that rely on it).
@@ -26,9 +29,8 @@
 //! ```
 
 use std::fmt::Display;
-use std::str::FromStr;
 
-use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm};
+use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Named};
 use crate::error::Error;
 
 /// Our preference for ciphers, best first: the AEAD ciphers, then AES-CTR.
@@ -184,14 +186,15 @@ fn kind(way: &'static str, which: usize) -> &'static str {
     }
 }
 
-/// The first name on `client` that is on `server` and that this crate
-/// implements.
-fn first_match<T: FromStr>(kind: &'static str, client: &str, server: &str) -> Result<T, Error> {
+/// The first name on `client` that is on `server` and that this build
+/// runs (a legacy algorithm needs the `legacy` feature).
+fn first_match<T: Named>(kind: &'static str, client: &str, server: &str) -> Result<T, Error> {
     let offered = |list: &str, name: &str| list.split(',').any(|n| n == name);
     client
         .split(',')
         .filter(|name| !name.is_empty() && offered(server, name))
-        .find_map(|name| name.parse().ok())
+        .filter_map(|name| name.parse::<T>().ok())
+        .find(|algorithm| algorithm.is_available())
         .ok_or_else(|| Error::NoCommonAlgorithm {
             kind,
             client: client.to_owned(),
@@ -291,6 +294,22 @@ mod tests {
         let n = negotiate(&client, &server).unwrap();
         assert_eq!(n.client_to_server.cipher, C::Aes128Ctr);
         assert_eq!(n.client_to_server.mac, M::HmacSha1);
+    }
+
+    #[test]
+    fn legacy_macs_are_chosen_by_name_and_only_with_their_feature() {
+        let client = lists("aes128-ctr", "hmac-md5-96,hmac-sha1");
+        let server = lists("aes128-ctr", "hmac-sha1,hmac-md5-96");
+        let n = negotiate(&client, &server).unwrap();
+        let expected = if cfg!(feature = "legacy") {
+            M::HmacMd5_96
+        } else {
+            M::HmacSha1
+        };
+        assert_eq!(n.client_to_server.mac, expected);
+        for m in DEFAULT_MACS {
+            assert!(!m.is_legacy(), "{m}: never in the default list");
+        }
     }
 
     #[test]

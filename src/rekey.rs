@@ -159,6 +159,17 @@ mod tests {
     }
 
     #[test]
+    fn three_des_gets_the_1_gib_budget_of_8_byte_blocks() {
+        let mut b = Budget::new(CipherAlgorithm::TripleDesCbc, RekeyLimits::default());
+        assert_eq!(b.block_limit, Some((8, (1 << 30) / 8)));
+        b.blocks = (1 << 27) - 2;
+        b.record(28, 8);
+        assert!(!b.needs_rekey());
+        b.record(28, 8);
+        assert!(b.needs_rekey());
+    }
+
+    #[test]
     fn chacha_counts_as_an_8_byte_block_cipher() {
         let mut b = Budget::new(CipherAlgorithm::ChaCha20Poly1305, RekeyLimits::default());
         b.blocks = (1 << 27) - 1;

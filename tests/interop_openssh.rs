@@ -134,7 +134,12 @@ fn upload_and_scp(session: &mut Session, sshd: &Sshd, tag: &str) {
 /// Kex, a 1 MiB echo, a 64 MiB download, an upload and an scp of three
 /// files under `cipher` with each MAC in `macs`.
 fn suites(cipher: C, macs: &[M]) {
-    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+    suites_with(&[], cipher, macs);
+}
+
+/// As [`suites`], against an sshd with `extra` config lines.
+fn suites_with(extra: &[&str], cipher: C, macs: &[M]) {
+    let Some(sshd) = Sshd::start_or_skip(extra) else {
         return;
     };
     for &mac in macs {
@@ -180,6 +185,35 @@ fn aes192_ctr_with_every_mac() {
 
 fn aes256_ctr_with_every_mac() {
     suites(C::Aes256Ctr, &CTR_MACS);
+}
+
+/// The legacy MACs (feature `legacy`), which OpenSSH serves only when its
+/// configuration adds them.
+#[cfg(feature = "legacy")]
+fn legacy_macs() {
+    let macs = [
+        M::HmacSha1_96,
+        M::HmacMd5,
+        M::HmacMd5_96,
+        M::HmacSha1_96Etm,
+        M::HmacMd5Etm,
+        M::HmacMd5_96Etm,
+    ];
+    let names: Vec<&str> = macs.iter().map(|m| m.name()).collect();
+    let line = format!("MACs +{}", names.join(","));
+    suites_with(&[&line], C::Aes128Ctr, &macs);
+}
+
+/// The CBC ciphers (feature `legacy`), which OpenSSH serves only when its
+/// configuration adds them, in both MAC modes.
+#[cfg(feature = "legacy")]
+fn legacy_ciphers() {
+    let ciphers = [C::Aes128Cbc, C::Aes192Cbc, C::Aes256Cbc, C::TripleDesCbc];
+    let names: Vec<&str> = ciphers.iter().map(|c| c.name()).collect();
+    let line = format!("Ciphers +{}", names.join(","));
+    for cipher in ciphers {
+        suites_with(&[&line], cipher, &[M::HmacSha256, M::HmacSha1Etm]);
+    }
 }
 
 fn aead_ciphers() {
@@ -404,6 +438,10 @@ fn exec_returns_when_the_command_ignores_a_stdin_that_never_ends() {
 fn main() -> std::process::ExitCode {
     let tests: &[harness::PeerTest] = &[
         ("aes128_ctr_with_every_mac", aes128_ctr_with_every_mac, true),
+        #[cfg(feature = "legacy")]
+        ("legacy_macs", legacy_macs, true),
+        #[cfg(feature = "legacy")]
+        ("legacy_ciphers", legacy_ciphers, true),
         ("aes192_ctr_with_every_mac", aes192_ctr_with_every_mac, true),
         ("aes256_ctr_with_every_mac", aes256_ctr_with_every_mac, true),
         ("aead_ciphers", aead_ciphers, true),

@@ -66,7 +66,9 @@ fn paramiko_ready() -> bool {
     }
 }
 
-/// Every suite paramiko 5 can run: aes-ctr with its HMACs, and GCM.
+/// Every suite paramiko 5 can run: aes-ctr with its HMACs, and GCM (and,
+/// with the `legacy` feature, its hmac-sha1-96, hmac-md5 and hmac-md5-96,
+/// and aes-cbc and 3des-cbc with a sample of MACs, both modes).
 fn paramiko_suites() -> Vec<(C, M)> {
     let mut out = Vec::new();
     for c in [C::Aes128Ctr, C::Aes192Ctr, C::Aes256Ctr] {
@@ -82,6 +84,19 @@ fn paramiko_suites() -> Vec<(C, M)> {
     }
     out.push((C::Aes128Gcm, M::None));
     out.push((C::Aes256Gcm, M::None));
+    // With the legacy feature, paramiko's legacy MACs and CBC ciphers too.
+    #[cfg(feature = "legacy")]
+    for c in [C::Aes128Ctr, C::Aes256Ctr] {
+        for m in [M::HmacSha1_96, M::HmacMd5, M::HmacMd5_96] {
+            out.push((c, m));
+        }
+    }
+    #[cfg(feature = "legacy")]
+    for c in [C::Aes128Cbc, C::Aes192Cbc, C::Aes256Cbc, C::TripleDesCbc] {
+        for m in [M::HmacSha1, M::HmacSha256, M::HmacSha512Etm, M::HmacMd5_96] {
+            out.push((c, m));
+        }
+    }
     out
 }
 

@@ -77,6 +77,13 @@ enum Progress {
     Head,
     /// The length is known and checked; waiting for the rest.
     Body { packet_len: usize },
+    /// CBC encrypt-and-MAC found a bad length or MAC: the input is taken up
+    /// to one maximum packet from the start of the bad one, and MACed,
+    /// before the error is reported (OpenSSH's discard).
+    Discard {
+        /// The bytes of the bad packet's start already MACed for real.
+        mac_done: usize,
+    },
 }
 
 /// What [`Opener::open_in_place`] found in a caller's buffer.
@@ -125,6 +132,8 @@ pub(crate) struct OpenCore {
     current: Option<(PayloadAt, u32)>,
     /// The wire length of the packet last returned.
     last_wire_len: usize,
+    /// What the discard found, reported once it has run.
+    discarded: Option<Error>,
 }
 
 /// Turns wire bytes back into payloads for one direction.
@@ -371,6 +380,7 @@ impl OpenCore {
             inflated: Zeroizing::new(Vec::new()),
             current: None,
             last_wire_len: 0,
+            discarded: None,
         }
     }
 
@@ -560,8 +570,55 @@ impl OpenCore {
         let want = match self.progress {
             Progress::Head => self.state.engine.head_len(),
             Progress::Body { packet_len } => 4 + packet_len + self.state.engine.tag_len(),
+            Progress::Discard { .. } => self.discard_len(),
         };
         want.saturating_sub(have)
+    }
+
+    /// How much the discard takes from the start of the bad packet,
+    /// whatever was wrong with it: the largest packet this side accepts,
+    /// with its length field and MAC.
+    fn discard_len(&self) -> usize {
+        4 + self.state.max_packet_len + self.state.engine.tag_len()
+    }
+
+    /// A bad length or MAC: under CBC encrypt-and-MAC the discard starts
+    /// (and the error waits for it), in every other mode the error is
+    /// returned now. `mac_done`: the bytes already MACed for real.
+    fn corrupt(&mut self, e: Error, mac_done: usize, buf: &mut [u8]) -> Result<Frame, Error> {
+        if self.state.engine.discard_mac().is_none() {
+            return Err(e);
+        }
+        self.discarded = Some(e);
+        self.progress = Progress::Discard { mac_done };
+        self.discard(buf)
+    }
+
+    /// Waits for the whole discard, then MACs what the real checks did not
+    /// (so every failure costs the same time as well as the same bytes) and
+    /// reports the failure as one error, the same for every cause.
+    fn discard(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
+        let Progress::Discard { mac_done } = self.progress else {
+            return Ok(Frame::NeedMore(0));
+        };
+        let total = self.discard_len();
+        if buf.len() < total {
+            return Ok(Frame::NeedMore(total - buf.len()));
+        }
+        if let Some(mac) = self.state.engine.discard_mac() {
+            let tag_len = mac.len();
+            let body = &buf[mac_done.min(total - tag_len)..total - tag_len];
+            let mut tag = [0u8; crate::crypto::MAX_TAG_LEN];
+            mac.sign(self.state.seqno, body, &mut tag[..tag_len]);
+            std::hint::black_box(&tag);
+        }
+        let cause = self.discarded.take().unwrap_or(Error::MacMismatch {
+            seqno: self.state.seqno,
+        });
+        Err(Error::PacketCorrupt {
+            cause: Box::new(cause),
+            discarded: total,
+        })
     }
 
     fn open_frame(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
@@ -569,6 +626,7 @@ impl OpenCore {
         let available = buf.len();
         let packet_len =
             match self.progress {
+                Progress::Discard { .. } => return self.discard(buf),
                 Progress::Body { packet_len } => packet_len,
                 Progress::Head => {
                     let head_len = self.state.engine.head_len();
@@ -586,7 +644,10 @@ impl OpenCore {
                             max: self.max_len_u32(),
                         },
                     )?;
-                    let packet_len = self.check_length(len)?;
+                    let packet_len = match self.check_length(len) {
+                        Ok(packet_len) => packet_len,
+                        Err(e) => return self.corrupt(e, 0, buf),
+                    };
                     self.progress = Progress::Body { packet_len };
                     packet_len
                 }
@@ -600,7 +661,7 @@ impl OpenCore {
         let wire = &mut buf[..total];
         let (packet, tag) = wire.split_at_mut(4 + packet_len);
         if !self.state.engine.open(seqno, packet, tag) {
-            return Err(Error::MacMismatch { seqno });
+            return self.corrupt(Error::MacMismatch { seqno }, 4 + packet_len, buf);
         }
         let padding = packet[4];
         let padding_len = usize::from(padding);

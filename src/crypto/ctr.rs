@@ -64,13 +64,15 @@ pub(crate) struct CtrHmac {
 impl CtrHmac {
     pub(crate) fn new(keys: &Keys) -> Result<CtrHmac, Error> {
         let spec = keys.mac().spec();
-        let hash = spec.hash().ok_or(Error::IncompatibleAlgorithms {
-            cipher: keys.cipher().name(),
-            mac: spec.name(),
-        })?;
+        if spec.hash().is_none() {
+            return Err(Error::IncompatibleAlgorithms {
+                cipher: keys.cipher().name(),
+                mac: spec.name(),
+            });
+        }
         Ok(CtrHmac {
             cipher: AesCtr::new(keys)?,
-            mac: PacketMac::new(hash, keys.mac_key())?,
+            mac: PacketMac::new(spec, keys.mac_key())?,
             etm: spec.etm(),
         })
     }

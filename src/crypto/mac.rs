@@ -1,25 +1,35 @@
 //! HMAC over a sequence number and a byte range, as SSH MACs are defined.
 //!
 //! The keyed HMAC state (inner and outer pads already absorbed) is built once
-//! per key and cloned per packet, so no packet pays for key setup.
+//! per key and cloned per packet, so no packet pays for key setup. The MAC
+//! sent is the first `mac_len` bytes of the HMAC, from the algorithm's row
+//! (the -96 forms send 12).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-use crate::algorithm::MacHash;
+use crate::algorithm::{MacHash, MacSpec};
 use crate::error::Error;
 
 /// The longest MAC any supported algorithm produces (hmac-sha2-512).
 pub(crate) const MAX_MAC_LEN: usize = 64;
 
-/// A keyed HMAC for one direction.
+/// A keyed HMAC for one direction and the length of MAC it sends.
 #[derive(Clone)]
-pub(crate) enum PacketMac {
+pub(crate) struct PacketMac {
+    hmac: KeyedHmac,
+    len: usize,
+}
+
+#[derive(Clone)]
+enum KeyedHmac {
     Sha1(Hmac<Sha1>),
     Sha256(Hmac<Sha256>),
     Sha512(Hmac<Sha512>),
+    #[cfg(feature = "legacy")]
+    Md5(Hmac<md5::Md5>),
 }
 
 fn keyed<M: KeyInit>(key: &[u8]) -> Result<M, Error> {
@@ -30,46 +40,136 @@ fn keyed<M: KeyInit>(key: &[u8]) -> Result<M, Error> {
     })
 }
 
-/// `HMAC(key, u32 seq || data)` written to `out`, which must be the MAC length.
+/// The first `out.len()` bytes of `HMAC(key, u32 seq || data)`, into `out`.
 fn sign_with<M: Mac + Clone>(keyed: &M, seq: u32, data: &[u8], out: &mut [u8]) {
     let mut mac = keyed.clone();
     mac.update(&seq.to_be_bytes());
     mac.update(data);
-    out.copy_from_slice(&mac.finalize().into_bytes());
+    let full = mac.finalize().into_bytes();
+    let n = out.len();
+    out.copy_from_slice(&full[..n]);
 }
 
 impl PacketMac {
-    pub(crate) fn new(hash: MacHash, key: &[u8]) -> Result<PacketMac, Error> {
-        Ok(match hash {
-            MacHash::Sha1 => PacketMac::Sha1(keyed(key)?),
-            MacHash::Sha256 => PacketMac::Sha256(keyed(key)?),
-            MacHash::Sha512 => PacketMac::Sha512(keyed(key)?),
+    /// The MAC of `spec`'s row under `key`.
+    pub(crate) fn new(spec: &MacSpec, key: &[u8]) -> Result<PacketMac, Error> {
+        let hash = spec.hash().ok_or(Error::Unsupported {
+            algorithm: spec.name(),
+        })?;
+        let hmac = match hash {
+            MacHash::Sha1 => KeyedHmac::Sha1(keyed(key)?),
+            MacHash::Sha256 => KeyedHmac::Sha256(keyed(key)?),
+            MacHash::Sha512 => KeyedHmac::Sha512(keyed(key)?),
+            #[cfg(feature = "legacy")]
+            MacHash::Md5 => KeyedHmac::Md5(keyed(key)?),
+            #[cfg(not(feature = "legacy"))]
+            MacHash::Md5 => {
+                return Err(Error::Unsupported {
+                    algorithm: spec.name(),
+                })
+            }
+        };
+        Ok(PacketMac {
+            hmac,
+            len: spec.mac_len(),
         })
     }
 
-    /// The MAC length in bytes.
+    /// The MAC length in bytes, as sent.
     pub(crate) fn len(&self) -> usize {
-        match self {
-            PacketMac::Sha1(_) => 20,
-            PacketMac::Sha256(_) => 32,
-            PacketMac::Sha512(_) => 64,
-        }
+        self.len
     }
 
     /// Writes the MAC of `seq || data` to `out` (exactly [`Self::len`] bytes).
     pub(crate) fn sign(&self, seq: u32, data: &[u8], out: &mut [u8]) {
-        match self {
-            PacketMac::Sha1(m) => sign_with(m, seq, data, out),
-            PacketMac::Sha256(m) => sign_with(m, seq, data, out),
-            PacketMac::Sha512(m) => sign_with(m, seq, data, out),
+        let out = &mut out[..self.len];
+        match &self.hmac {
+            KeyedHmac::Sha1(m) => sign_with(m, seq, data, out),
+            KeyedHmac::Sha256(m) => sign_with(m, seq, data, out),
+            KeyedHmac::Sha512(m) => sign_with(m, seq, data, out),
+            #[cfg(feature = "legacy")]
+            KeyedHmac::Md5(m) => sign_with(m, seq, data, out),
         }
     }
 
     /// Whether `tag` is the MAC of `seq || data`, compared in constant time.
     pub(crate) fn verify(&self, seq: u32, data: &[u8], tag: &[u8]) -> bool {
         let mut expected = [0u8; MAX_MAC_LEN];
-        let expected = &mut expected[..self.len()];
+        let expected = &mut expected[..self.len];
         self.sign(seq, data, expected);
         expected.ct_eq(tag).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::MacAlgorithm;
+
+    /// RFC 2104 / RFC 2202 test case 1 ("Hi There" under 0x0b bytes), fed
+    /// as SSH does: the first 4 bytes of the message stand in for the
+    /// sequence number.
+    fn hi_there(m: MacAlgorithm) -> Vec<u8> {
+        let mac = PacketMac::new(m.spec(), &vec![0x0b; m.spec().key_len()]).unwrap();
+        let mut out = vec![0; mac.len()];
+        mac.sign(u32::from_be_bytes(*b"Hi T"), b"here", &mut out);
+        assert!(mac.verify(u32::from_be_bytes(*b"Hi T"), b"here", &out));
+        out
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn hmac_sha1_and_its_96_bit_form() {
+        assert_eq!(
+            hex(&hi_there(MacAlgorithm::HmacSha1)),
+            "b617318655057264e28bc0b6fb378c8ef146be00"
+        );
+        #[cfg(feature = "legacy")]
+        assert_eq!(
+            hex(&hi_there(MacAlgorithm::HmacSha1_96)),
+            "b617318655057264e28bc0b6"
+        );
+    }
+
+    #[cfg(feature = "legacy")]
+    #[test]
+    fn hmac_md5_and_its_96_bit_form() {
+        assert_eq!(
+            hex(&hi_there(MacAlgorithm::HmacMd5)),
+            "9294727a3638bb1c13f48ef8158bfc9d"
+        );
+        assert_eq!(
+            hex(&hi_there(MacAlgorithm::HmacMd5_96)),
+            "9294727a3638bb1c13f48ef8"
+        );
+        assert_eq!(
+            hex(&hi_there(MacAlgorithm::HmacMd5_96Etm)),
+            "9294727a3638bb1c13f48ef8"
+        );
+    }
+
+    #[test]
+    fn a_truncated_mac_refuses_a_wrong_tail_and_the_full_length() {
+        let m = MacAlgorithm::HmacSha1;
+        let mac = PacketMac::new(m.spec(), &[7; 20]).unwrap();
+        let mut tag = [0; 20];
+        mac.sign(3, b"data", &mut tag);
+        tag[19] ^= 1;
+        assert!(!mac.verify(3, b"data", &tag));
+    }
+
+    #[cfg(not(feature = "legacy"))]
+    #[test]
+    fn md5_is_refused_without_the_feature() {
+        let m = MacAlgorithm::HmacMd5;
+        assert!(matches!(
+            PacketMac::new(m.spec(), &[0; 16]),
+            Err(Error::Unsupported {
+                algorithm: "hmac-md5"
+            })
+        ));
     }
 }

@@ -8,6 +8,8 @@
 //! the rest for encrypt-and-MAC, separately keyed for ChaCha20-Poly1305.
 //! Each engine keeps its expanded key schedule for the life of its keys.
 
+#[cfg(feature = "legacy")]
+mod cbc;
 mod chachapoly;
 mod clear;
 mod ctr;
@@ -18,6 +20,8 @@ use crate::algorithm::CipherFamily;
 use crate::error::Error;
 use crate::keys::Keys;
 
+#[cfg(feature = "legacy")]
+use self::cbc::CbcHmac;
 use self::chachapoly::ChaChaPoly;
 use self::clear::Clear;
 use self::ctr::CtrHmac;
@@ -41,6 +45,8 @@ pub(crate) enum Engine {
     Ctr(Box<CtrHmac>),
     Gcm(Box<Gcm>),
     ChaChaPoly(Box<ChaChaPoly>),
+    #[cfg(feature = "legacy")]
+    Cbc(Box<CbcHmac>),
 }
 
 impl Engine {
@@ -56,6 +62,12 @@ impl Engine {
             CipherFamily::AesCtr => Ok(Engine::Ctr(Box::new(CtrHmac::new(keys)?))),
             CipherFamily::AesGcm => Ok(Engine::Gcm(Box::new(Gcm::new(keys)?))),
             CipherFamily::ChaChaPoly => Ok(Engine::ChaChaPoly(Box::new(ChaChaPoly::new(keys)?))),
+            #[cfg(feature = "legacy")]
+            CipherFamily::Cbc => Ok(Engine::Cbc(Box::new(CbcHmac::new(keys)?))),
+            #[cfg(not(feature = "legacy"))]
+            CipherFamily::Cbc => Err(Error::Unsupported {
+                algorithm: keys.cipher().name(),
+            }),
         }
     }
 
@@ -65,6 +77,8 @@ impl Engine {
             Engine::Clear(_) => 0,
             Engine::Ctr(e) => e.tag_len(),
             Engine::Gcm(_) | Engine::ChaChaPoly(_) => AEAD_TAG_LEN,
+            #[cfg(feature = "legacy")]
+            Engine::Cbc(e) => e.tag_len(),
         }
     }
 
@@ -72,6 +86,8 @@ impl Engine {
     pub(crate) fn head_len(&self) -> usize {
         match self {
             Engine::Ctr(e) => e.head_len(),
+            #[cfg(feature = "legacy")]
+            Engine::Cbc(e) => e.head_len(),
             // The length is in the clear (or, for ChaCha20-Poly1305, in its
             // own 4 encrypted bytes).
             Engine::Clear(_) | Engine::Gcm(_) | Engine::ChaChaPoly(_) => 4,
@@ -86,6 +102,8 @@ impl Engine {
             Engine::Ctr(e) => e.read_length(head),
             Engine::Gcm(_) => length_prefix(head),
             Engine::ChaChaPoly(e) => e.read_length(seq, head),
+            #[cfg(feature = "legacy")]
+            Engine::Cbc(e) => e.read_length(head),
         }
     }
 
@@ -104,6 +122,11 @@ impl Engine {
                 e.seal(seq, packet, tag);
                 true
             }
+            #[cfg(feature = "legacy")]
+            Engine::Cbc(e) => {
+                e.seal(seq, packet, tag);
+                true
+            }
         }
     }
 
@@ -115,6 +138,19 @@ impl Engine {
             Engine::Ctr(e) => e.open(seq, packet, tag),
             Engine::Gcm(e) => e.open(packet, tag),
             Engine::ChaChaPoly(e) => e.open(seq, packet, tag),
+            #[cfg(feature = "legacy")]
+            Engine::Cbc(e) => e.open(seq, packet, tag),
+        }
+    }
+
+    /// CBC in encrypt-and-MAC mode: a bad length or MAC is not reported
+    /// until the discard has run (see the Opener), and here is the MAC it
+    /// spends its time on.
+    pub(crate) fn discard_mac(&self) -> Option<&mac::PacketMac> {
+        match self {
+            #[cfg(feature = "legacy")]
+            Engine::Cbc(e) if e.encrypt_and_mac() => Some(e.mac()),
+            _ => None,
         }
     }
 }

@@ -1,0 +1,180 @@
+//! CBC (feature `legacy`): OpenSSH's discard countermeasure. Under
+//! encrypt-and-MAC a bad length and a bad MAC take the same bytes, cost the
+//! same MAC work and tell the peer the same thing; the local error keeps
+//! its cause. Under encrypt-then-MAC the MAC is checked first, so a failure
+//! is reported at once.
+
+mod common;
+
+use common::{keys_for, payload};
+use ssh_packetizer::{
+    msg, CipherAlgorithm as C, Connection, Error, MacAlgorithm as M, Opened, Opener, Role, Sealer,
+    Step,
+};
+
+const MAX: usize = 35_000;
+
+const CBC: [C; 4] = [C::Aes128Cbc, C::Aes192Cbc, C::Aes256Cbc, C::TripleDesCbc];
+
+/// Two good packets then one that `spoil` damages, then junk.
+fn stream(c: C, m: M, spoil: impl Fn(&mut [u8])) -> Vec<u8> {
+    let mut sealer = Sealer::new();
+    sealer.set_keys(keys_for(c, m, 5)).unwrap();
+    let mut wire = Vec::new();
+    for i in 0..2 {
+        sealer.seal(&payload(300, i), &mut wire).unwrap();
+    }
+    let start = wire.len();
+    sealer.seal(&payload(500, 9), &mut wire).unwrap();
+    spoil(&mut wire[start..]);
+    wire.resize(wire.len() + 2 * MAX, 0x33);
+    wire
+}
+
+/// Feeds `wire` a byte at a time; returns the packets, the bytes taken
+/// after the last good packet when the error came, and the error.
+fn feed_until_error(c: C, m: M, wire: &[u8]) -> (usize, usize, Error) {
+    let mut opener = Opener::new();
+    opener.set_max_packet_len(MAX).unwrap();
+    opener.set_keys(keys_for(c, m, 5)).unwrap();
+    let (mut packets, mut fed, mut after_good) = (0, 0, 0);
+    for &byte in wire {
+        assert_eq!(opener.feed(&[byte]), 1);
+        fed += 1;
+        loop {
+            match opener.next_packet() {
+                Ok(Opened::Packet(_)) => {
+                    packets += 1;
+                    after_good = fed;
+                }
+                Ok(Opened::NeedMore(_)) => break,
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => return (packets, fed - after_good, e),
+            }
+        }
+    }
+    panic!("{c}+{m}: no error after {fed} bytes");
+}
+
+#[test]
+fn a_bad_length_and_a_bad_mac_take_the_same_bytes_and_say_the_same() {
+    for c in CBC {
+        for m in [M::HmacSha1, M::HmacSha256, M::HmacMd5, M::HmacSha1_96] {
+            let bad_length = stream(c, m, |p| p[0] ^= 0x40);
+            let bad_mac = stream(c, m, |p| *p.last_mut().unwrap() ^= 1);
+            let bad_body = stream(c, m, |p| p[40] ^= 0x10);
+            let mut seen = Vec::new();
+            for (what, wire) in [("length", bad_length), ("MAC", bad_mac), ("body", bad_body)] {
+                let (packets, taken, e) = feed_until_error(c, m, &wire);
+                assert_eq!(packets, 2, "{c}+{m} {what}: the good packets came out");
+                let Error::PacketCorrupt { cause, discarded } = &e else {
+                    panic!("{c}+{m} {what}: {e:?}")
+                };
+                assert_eq!(*discarded, taken, "{c}+{m} {what}");
+                // The local error keeps what really happened.
+                match what {
+                    "length" => assert!(
+                        matches!(
+                            **cause,
+                            Error::BadPacketLength { .. } | Error::BadBlockAlignment { .. }
+                        ),
+                        "{c}+{m}: {cause:?}"
+                    ),
+                    _ => assert!(
+                        matches!(**cause, Error::MacMismatch { .. }),
+                        "{c}+{m}: {cause:?}"
+                    ),
+                }
+                seen.push((taken, e.to_string(), e.disconnect_reason()));
+            }
+            // Whatever failed: one maximum packet with its length and MAC
+            // taken, and the same words and reason for the peer.
+            let expected = (
+                4 + MAX + m.spec().mac_len(),
+                "packet corrupt".to_owned(),
+                Some(msg::reason::PROTOCOL_ERROR),
+            );
+            for s in &seen {
+                assert_eq!(*s, expected, "{c}+{m}");
+            }
+        }
+    }
+}
+
+#[test]
+fn encrypt_then_mac_fails_at_once() {
+    for c in CBC {
+        let m = M::HmacSha256Etm;
+        let wire = stream(c, m, |p| *p.last_mut().unwrap() ^= 1);
+        let (packets, taken, e) = feed_until_error(c, m, &wire);
+        assert_eq!(packets, 2);
+        assert!(matches!(e, Error::MacMismatch { .. }), "{c}: {e:?}");
+        // The bad packet itself (a 500-byte payload), nothing of a discard.
+        assert!(taken < 1000, "{c}: {taken} bytes taken");
+    }
+}
+
+#[test]
+fn the_peer_gets_the_same_disconnect_for_every_cause() {
+    let (c, m) = (C::Aes256Cbc, M::HmacSha256);
+    let mut disconnects = Vec::new();
+    for spoil in [0usize, 1] {
+        let wire = stream(c, m, |p| {
+            if spoil == 0 {
+                p[0] ^= 0x40
+            } else {
+                *p.last_mut().unwrap() ^= 1
+            }
+        });
+        let now = std::time::Instant::now();
+        let mut core = Connection::new(Role::Server, now);
+        core.set_max_packet_len(MAX).unwrap();
+        core.send_newkeys(keys_for(c, m, 6)).unwrap();
+        core.set_inbound_keys(keys_for(c, m, 5)).unwrap();
+        let sent_before = core.pending_output().len();
+        let mut rest = &wire[..];
+        let err = loop {
+            let n = core.feed(rest, now);
+            rest = &rest[n..];
+            match core.poll_packet() {
+                Ok(Step::Ready) => continue,
+                Ok(_) => assert!(!rest.is_empty(), "ran out of input"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, Error::PacketCorrupt { .. }));
+        // What the core queued after its NEWKEYS: the DISCONNECT, opened as
+        // the peer would.
+        let mut peer = Opener::new();
+        let out = core.pending_output().to_vec();
+        let opened = common::open_all(&mut peer, &out[..sent_before]).unwrap();
+        assert_eq!(opened.last().unwrap().0, [msg::NEWKEYS]);
+        peer.set_keys(keys_for(c, m, 6)).unwrap();
+        let rest = common::open_all(&mut peer, &out[sent_before..]).unwrap();
+        disconnects.push(rest[0].0.clone());
+    }
+    assert_eq!(disconnects[0][0], msg::DISCONNECT);
+    assert_eq!(
+        disconnects[0], disconnects[1],
+        "the same DISCONNECT for both causes"
+    );
+}
+
+#[test]
+fn three_des_packets_align_to_8_bytes() {
+    let spec = C::TripleDesCbc.spec();
+    assert_eq!(
+        (spec.key_len(), spec.iv_len(), spec.block_size()),
+        (24, 8, 8)
+    );
+    let mut sealer = Sealer::new();
+    sealer
+        .set_keys(keys_for(C::TripleDesCbc, M::HmacSha1, 1))
+        .unwrap();
+    for len in 1..40 {
+        let mut wire = Vec::new();
+        sealer.seal(&payload(len, len as u64), &mut wire).unwrap();
+        // Length, padding length, payload and padding, then the 20-byte MAC.
+        assert_eq!((wire.len() - 20) % 8, 0, "{len}");
+    }
+}
