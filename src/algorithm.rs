@@ -129,6 +129,9 @@ pub enum MacHash {
     Sha512,
     /// MD5 (hmac-md5; feature `legacy`).
     Md5,
+    /// Not a hash under an HMAC: UMAC (RFC 4418) over AES-128, with the
+    /// row's MAC length as its tag length (8 or 16 bytes).
+    Umac,
 }
 
 /// How length, encryption and authentication combine for a cipher and MAC.
@@ -253,6 +256,18 @@ const fn mac(name: &'static str, hash: MacHash, len: usize, etm: bool) -> MacSpe
     }
 }
 
+/// A UMAC row: a 16-byte AES key and a tag of `tag_len` bytes.
+const fn umac(name: &'static str, tag_len: usize, etm: bool) -> MacSpec {
+    MacSpec {
+        name,
+        hash: Some(MacHash::Umac),
+        key_len: 16,
+        mac_len: tag_len,
+        etm,
+        legacy: false,
+    }
+}
+
 /// A legacy CBC cipher (feature `legacy`): no AEAD tag, a MAC of its own.
 const fn legacy_cbc(name: &'static str, key_len: usize, block_size: usize) -> CipherSpec {
     CipherSpec {
@@ -332,6 +347,14 @@ algorithm_enum! {
         HmacSha256Etm = mac("hmac-sha2-256-etm@openssh.com", MacHash::Sha256, 32, true),
         /// `hmac-sha2-512-etm@openssh.com`
         HmacSha512Etm = mac("hmac-sha2-512-etm@openssh.com", MacHash::Sha512, 64, true),
+        /// `umac-64@openssh.com`
+        Umac64 = umac("umac-64@openssh.com", 8, false),
+        /// `umac-128@openssh.com`
+        Umac128 = umac("umac-128@openssh.com", 16, false),
+        /// `umac-64-etm@openssh.com`
+        Umac64Etm = umac("umac-64-etm@openssh.com", 8, true),
+        /// `umac-128-etm@openssh.com`
+        Umac128Etm = umac("umac-128-etm@openssh.com", 16, true),
         /// `hmac-sha1-96` (legacy)
         HmacSha1_96 = legacy_mac("hmac-sha1-96", MacHash::Sha1, 20, 12, false),
         /// `hmac-md5` (legacy)

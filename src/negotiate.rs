@@ -3,7 +3,8 @@
 //!
 //! The rule is the RFC's: for each list, the first algorithm on the
 //! client's list that is also on the server's. Names this crate does not
-//! implement are skipped, so a list may carry them, and so are the legacy
+//! implement are skipped, so a list may carry them; `none` is never chosen
+//! as a cipher or MAC, however both lists name it; and so are the legacy
 //! ones (CBC, 3DES, MD5, the -96 MACs) in a build without the `legacy`
 //! feature; with it they are chosen only when a list names them, for the
 //! default lists never do. Under an AEAD cipher
@@ -30,7 +31,7 @@
 
 use std::fmt::Display;
 
-use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Named};
+use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Mode, Named};
 use crate::error::Error;
 
 /// Our preference for ciphers, best first: the AEAD ciphers, then AES-CTR.
@@ -45,12 +46,17 @@ pub const DEFAULT_CIPHERS: &[CipherAlgorithm] = &[
     CipherAlgorithm::Aes256Ctr,
 ];
 
-/// Our preference for MACs (used with AES-CTR), best first:
-/// encrypt-then-MAC, then the plain forms; SHA-2 before SHA-1.
+/// Our preference for MACs (used with AES-CTR), best first, in OpenSSH's
+/// order: encrypt-then-MAC, then the plain forms; UMAC, the fastest, first
+/// in each.
 pub const DEFAULT_MACS: &[MacAlgorithm] = &[
+    MacAlgorithm::Umac64Etm,
+    MacAlgorithm::Umac128Etm,
     MacAlgorithm::HmacSha256Etm,
     MacAlgorithm::HmacSha512Etm,
     MacAlgorithm::HmacSha1Etm,
+    MacAlgorithm::Umac64,
+    MacAlgorithm::Umac128,
     MacAlgorithm::HmacSha256,
     MacAlgorithm::HmacSha512,
     MacAlgorithm::HmacSha1,
@@ -134,16 +140,22 @@ pub fn negotiate(
                      macs: (&str, &str),
                      compression: (&str, &str)|
      -> Result<DirectionAlgorithms, Error> {
-        let cipher: CipherAlgorithm = first_match(kind(way, 0), ciphers.0, ciphers.1)?;
+        // `none` is never negotiated as a cipher or MAC: it would be a
+        // session in the clear, whatever both lists say.
+        let cipher: CipherAlgorithm = first_match(kind(way, 0), ciphers.0, ciphers.1, |c| {
+            c != CipherAlgorithm::None
+        })?;
         let mac = if cipher.is_aead() {
             MacAlgorithm::None
         } else {
-            first_match(kind(way, 1), macs.0, macs.1)?
+            first_match(kind(way, 1), macs.0, macs.1, |m| {
+                Mode::of(cipher, m).is_ok_and(|mode| mode != Mode::Clear)
+            })?
         };
         Ok(DirectionAlgorithms {
             cipher,
             mac,
-            compression: first_match(kind(way, 2), compression.0, compression.1)?,
+            compression: first_match(kind(way, 2), compression.0, compression.1, |_| true)?,
         })
     };
     Ok(Negotiated {
@@ -186,15 +198,20 @@ fn kind(way: &'static str, which: usize) -> &'static str {
     }
 }
 
-/// The first name on `client` that is on `server` and that this build
-/// runs (a legacy algorithm needs the `legacy` feature).
-fn first_match<T: Named>(kind: &'static str, client: &str, server: &str) -> Result<T, Error> {
+/// The first name on `client` that is on `server`, that this build runs (a
+/// legacy algorithm needs the `legacy` feature) and that `usable` accepts.
+fn first_match<T: Named>(
+    kind: &'static str,
+    client: &str,
+    server: &str,
+    usable: impl Fn(T) -> bool,
+) -> Result<T, Error> {
     let offered = |list: &str, name: &str| list.split(',').any(|n| n == name);
     client
         .split(',')
         .filter(|name| !name.is_empty() && offered(server, name))
         .filter_map(|name| name.parse::<T>().ok())
-        .find(|algorithm| algorithm.is_available())
+        .find(|&algorithm| algorithm.is_available() && usable(algorithm))
         .ok_or_else(|| Error::NoCommonAlgorithm {
             kind,
             client: client.to_owned(),
@@ -313,6 +330,18 @@ mod tests {
     }
 
     #[test]
+    fn none_is_never_chosen_as_a_cipher_or_mac() {
+        let both = lists("none,aes128-ctr", "none,hmac-sha1");
+        let n = negotiate(&both, &both).unwrap();
+        assert_eq!(
+            (n.client_to_server.cipher, n.client_to_server.mac),
+            (C::Aes128Ctr, M::HmacSha1)
+        );
+        assert!(negotiate(&lists("none", "none"), &lists("none", "none")).is_err());
+        assert!(negotiate(&lists("aes128-ctr", "none"), &lists("aes128-ctr", "none")).is_err());
+    }
+
+    #[test]
     fn nothing_in_common_names_the_list_and_both_offers() {
         let err = negotiate(
             &lists("chacha20-poly1305@openssh.com", ""),
@@ -342,7 +371,9 @@ mod tests {
         let macs = name_list(DEFAULT_MACS);
         let compression = name_list(DEFAULT_COMPRESSION);
         assert!(ciphers.starts_with("chacha20-poly1305@openssh.com,aes128-gcm@openssh.com"));
-        assert!(macs.starts_with("hmac-sha2-256-etm@openssh.com"));
+        assert!(macs.starts_with(
+            "umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com"
+        ));
         assert_eq!(compression, "none,zlib@openssh.com");
         for c in DEFAULT_CIPHERS {
             assert!(!c.name().contains("cbc"), "no legacy cipher by default");

@@ -1,8 +1,8 @@
 //! CBC (feature `legacy`): OpenSSH's discard countermeasure. Under
-//! encrypt-and-MAC a bad length and a bad MAC take the same bytes, cost the
-//! same MAC work and tell the peer the same thing; the local error keeps
-//! its cause. Under encrypt-then-MAC the MAC is checked first, so a failure
-//! is reported at once.
+//! encrypt-and-MAC a bad length and a bad MAC take the same bytes, do the
+//! same work once the last of them is in, and tell the peer the same
+//! thing; the local error keeps its cause. Under encrypt-then-MAC the MAC
+//! is checked first, so a failure is reported at once.
 
 mod common;
 
@@ -91,8 +91,8 @@ fn a_bad_length_and_a_bad_mac_take_the_same_bytes_and_say_the_same() {
             // taken, and the same words and reason for the peer.
             let expected = (
                 4 + MAX + m.spec().mac_len(),
-                "packet corrupt".to_owned(),
-                Some(msg::reason::PROTOCOL_ERROR),
+                "corrupted MAC on input".to_owned(),
+                Some(msg::reason::MAC_ERROR),
             );
             for s in &seen {
                 assert_eq!(*s, expected, "{c}+{m}");
@@ -176,5 +176,35 @@ fn three_des_packets_align_to_8_bytes() {
         sealer.seal(&payload(len, len as u64), &mut wire).unwrap();
         // Length, padding length, payload and padding, then the 20-byte MAC.
         assert_eq!((wire.len() - 20) % 8, 0, "{len}");
+    }
+}
+
+#[test]
+fn the_discard_holds_for_packets_read_in_place() {
+    let (c, m) = (C::Aes128Cbc, M::HmacSha256);
+    for spoil in [0usize, 1] {
+        let mut wire = stream(c, m, |p| {
+            if spoil == 0 {
+                p[0] ^= 0x40
+            } else {
+                *p.last_mut().unwrap() ^= 1
+            }
+        });
+        let now = std::time::Instant::now();
+        let mut core = Connection::new(Role::Client, now);
+        core.set_max_packet_len(MAX).unwrap();
+        core.set_inbound_keys(keys_for(c, m, 5)).unwrap();
+        let mut at = 0;
+        let err = loop {
+            match core.open_in_place(&mut wire[at..]) {
+                Ok(ssh_packetizer::Frame::Packet { wire_len, .. }) => at += wire_len,
+                Ok(other) => panic!("all bytes are there: {other:?}"),
+                Err(e) => break e,
+            }
+        };
+        match err {
+            Error::PacketCorrupt { discarded, .. } => assert_eq!(discarded, 4 + MAX + 32),
+            other => panic!("{other:?}"),
+        }
     }
 }

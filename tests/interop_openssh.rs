@@ -166,13 +166,17 @@ fn suites_with(extra: &[&str], cipher: C, macs: &[M]) {
     }
 }
 
-const CTR_MACS: [M; 6] = [
+const CTR_MACS: [M; 10] = [
     M::HmacSha1,
     M::HmacSha256,
     M::HmacSha512,
     M::HmacSha1Etm,
     M::HmacSha256Etm,
     M::HmacSha512Etm,
+    M::Umac64,
+    M::Umac128,
+    M::Umac64Etm,
+    M::Umac128Etm,
 ];
 
 fn aes128_ctr_with_every_mac() {

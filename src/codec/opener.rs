@@ -78,12 +78,9 @@ enum Progress {
     /// The length is known and checked; waiting for the rest.
     Body { packet_len: usize },
     /// CBC encrypt-and-MAC found a bad length or MAC: the input is taken up
-    /// to one maximum packet from the start of the bad one, and MACed,
-    /// before the error is reported (OpenSSH's discard).
-    Discard {
-        /// The bytes of the bad packet's start already MACed for real.
-        mac_done: usize,
-    },
+    /// to one maximum packet from the start of the bad one, and decrypted
+    /// and MACed, before the error is reported (OpenSSH's discard).
+    Discard,
 }
 
 /// What [`Opener::open_in_place`] found in a caller's buffer.
@@ -570,7 +567,7 @@ impl OpenCore {
         let want = match self.progress {
             Progress::Head => self.state.engine.head_len(),
             Progress::Body { packet_len } => 4 + packet_len + self.state.engine.tag_len(),
-            Progress::Discard { .. } => self.discard_len(),
+            Progress::Discard => self.discard_len(),
         };
         want.saturating_sub(have)
     }
@@ -584,34 +581,35 @@ impl OpenCore {
 
     /// A bad length or MAC: under CBC encrypt-and-MAC the discard starts
     /// (and the error waits for it), in every other mode the error is
-    /// returned now. `mac_done`: the bytes already MACed for real.
-    fn corrupt(&mut self, e: Error, mac_done: usize, buf: &mut [u8]) -> Result<Frame, Error> {
-        if self.state.engine.discard_mac().is_none() {
+    /// returned now.
+    fn corrupt(&mut self, e: Error, buf: &mut [u8]) -> Result<Frame, Error> {
+        if !self.state.engine.discards() {
             return Err(e);
         }
         self.discarded = Some(e);
-        self.progress = Progress::Discard { mac_done };
+        self.progress = Progress::Discard;
         self.discard(buf)
     }
 
-    /// Waits for the whole discard, then MACs what the real checks did not
-    /// (so every failure costs the same time as well as the same bytes) and
-    /// reports the failure as one error, the same for every cause.
+    /// Waits for the whole discard, then does the same work whatever
+    /// failed (decrypts and MACs everything it took), so neither the bytes
+    /// taken nor the time from the last of them to the error depends on the
+    /// cause, and reports one error, the same for every cause. (The real
+    /// check of a bad MAC ran earlier, while the rest was still coming, as
+    /// in OpenSSH.)
     fn discard(&mut self, buf: &mut [u8]) -> Result<Frame, Error> {
-        let Progress::Discard { mac_done } = self.progress else {
+        if self.progress != Progress::Discard {
             return Ok(Frame::NeedMore(0));
-        };
+        }
         let total = self.discard_len();
         if buf.len() < total {
             return Ok(Frame::NeedMore(total - buf.len()));
         }
-        if let Some(mac) = self.state.engine.discard_mac() {
-            let tag_len = mac.len();
-            let body = &buf[mac_done.min(total - tag_len)..total - tag_len];
-            let mut tag = [0u8; crate::crypto::MAX_TAG_LEN];
-            mac.sign(self.state.seqno, body, &mut tag[..tag_len]);
-            std::hint::black_box(&tag);
-        }
+        let tag_len = self.state.engine.tag_len();
+        let seqno = self.state.seqno;
+        self.state
+            .engine
+            .discard_work(seqno, &mut buf[..total - tag_len]);
         let cause = self.discarded.take().unwrap_or(Error::MacMismatch {
             seqno: self.state.seqno,
         });
@@ -626,7 +624,7 @@ impl OpenCore {
         let available = buf.len();
         let packet_len =
             match self.progress {
-                Progress::Discard { .. } => return self.discard(buf),
+                Progress::Discard => return self.discard(buf),
                 Progress::Body { packet_len } => packet_len,
                 Progress::Head => {
                     let head_len = self.state.engine.head_len();
@@ -646,7 +644,7 @@ impl OpenCore {
                     )?;
                     let packet_len = match self.check_length(len) {
                         Ok(packet_len) => packet_len,
-                        Err(e) => return self.corrupt(e, 0, buf),
+                        Err(e) => return self.corrupt(e, buf),
                     };
                     self.progress = Progress::Body { packet_len };
                     packet_len
@@ -661,7 +659,7 @@ impl OpenCore {
         let wire = &mut buf[..total];
         let (packet, tag) = wire.split_at_mut(4 + packet_len);
         if !self.state.engine.open(seqno, packet, tag) {
-            return self.corrupt(Error::MacMismatch { seqno }, 4 + packet_len, buf);
+            return self.corrupt(Error::MacMismatch { seqno }, buf);
         }
         let padding = packet[4];
         let padding_len = usize::from(padding);

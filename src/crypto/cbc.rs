@@ -40,12 +40,14 @@ impl<C: BlockCipherEncrypt + BlockCipherDecrypt + KeyInit> Both<C> {
 
     /// Encrypts whole blocks in place (the caller aligned them).
     fn encrypt(&mut self, data: &mut [u8]) {
-        let (blocks, _) = Array::slice_as_chunks_mut(data);
+        let (blocks, rest) = Array::slice_as_chunks_mut(data);
+        debug_assert!(rest.is_empty(), "CBC data is block-aligned");
         self.encrypt.encrypt_blocks(blocks);
     }
 
     fn decrypt(&mut self, data: &mut [u8]) {
-        let (blocks, _) = Array::slice_as_chunks_mut(data);
+        let (blocks, rest) = Array::slice_as_chunks_mut(data);
+        debug_assert!(rest.is_empty(), "CBC data is block-aligned");
         self.decrypt.decrypt_blocks(blocks);
     }
 }
@@ -127,9 +129,19 @@ impl CbcHmac {
         !self.etm
     }
 
-    /// The MAC, for the discard's work over bytes it throws away.
-    pub(crate) fn mac(&self) -> &PacketMac {
-        &self.mac
+    /// The discard's work once its last byte is in, the same whatever
+    /// failed: decrypt every whole block after the first and MAC all of
+    /// `packet` (the chain is dead, so what it decrypts to is thrown away).
+    pub(crate) fn discard_work(&mut self, seq: u32, packet: &mut [u8]) {
+        let block = self.block;
+        let whole = packet.len() / block * block;
+        if whole > block {
+            self.chain.decrypt(&mut packet[block..whole]);
+        }
+        let mut tag = [0u8; super::mac::MAX_MAC_LEN];
+        let n = self.mac.len();
+        self.mac.sign(seq, packet, &mut tag[..n]);
+        std::hint::black_box(&tag);
     }
 
     /// One block when the length is encrypted, the 4 clear bytes with

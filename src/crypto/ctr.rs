@@ -13,10 +13,6 @@ use crate::algorithm::CipherAlgorithm;
 use crate::error::Error;
 use crate::keys::Keys;
 
-/// AES block size: in encrypt-and-MAC mode the first block must be decrypted
-/// to learn the packet length.
-pub(crate) const AES_BLOCK: usize = 16;
-
 enum AesCtr {
     Aes128(Ctr128BE<Aes128>),
     Aes192(Ctr128BE<Aes192>),
@@ -59,6 +55,10 @@ pub(crate) struct CtrHmac {
     cipher: AesCtr,
     mac: PacketMac,
     etm: bool,
+    /// The cipher's block size, from its row of the table: in
+    /// encrypt-and-MAC mode the first block is decrypted to learn the
+    /// packet length.
+    block: usize,
 }
 
 impl CtrHmac {
@@ -74,6 +74,7 @@ impl CtrHmac {
             cipher: AesCtr::new(keys)?,
             mac: PacketMac::new(spec, keys.mac_key())?,
             etm: spec.etm(),
+            block: keys.cipher().spec().block_size(),
         })
     }
 
@@ -87,7 +88,7 @@ impl CtrHmac {
         if self.etm {
             4
         } else {
-            AES_BLOCK
+            self.block
         }
     }
 
@@ -96,7 +97,8 @@ impl CtrHmac {
     /// keystream on; [`Self::open`] then finishes the same packet.
     pub(crate) fn read_length(&mut self, head: &mut [u8]) -> Option<u32> {
         if !self.etm {
-            self.cipher.apply(head.get_mut(..AES_BLOCK)?);
+            let block = self.block;
+            self.cipher.apply(head.get_mut(..block)?);
         }
         super::length_prefix(head)
     }
@@ -122,7 +124,8 @@ impl CtrHmac {
             self.cipher.apply(&mut packet[4..]);
             true
         } else {
-            let Some(rest) = packet.get_mut(AES_BLOCK..) else {
+            let block = self.block;
+            let Some(rest) = packet.get_mut(block..) else {
                 return false;
             };
             self.cipher.apply(rest);

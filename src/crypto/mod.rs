@@ -15,6 +15,7 @@ mod clear;
 mod ctr;
 mod gcm;
 pub(crate) mod mac;
+mod umac;
 
 use crate::algorithm::CipherFamily;
 use crate::error::Error;
@@ -27,9 +28,6 @@ use self::clear::Clear;
 use self::ctr::CtrHmac;
 use self::gcm::Gcm;
 
-/// The tag both AEAD families append.
-const AEAD_TAG_LEN: usize = 16;
-
 /// The longest MAC or tag any engine appends.
 pub(crate) const MAX_TAG_LEN: usize = mac::MAX_MAC_LEN;
 
@@ -39,8 +37,14 @@ fn length_prefix(head: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(bytes))
 }
 
-/// The installed transform of one direction.
-pub(crate) enum Engine {
+/// The installed transform of one direction, and the AEAD tag length its
+/// row of the table gives (0 for the others, whose MAC says its own).
+pub(crate) struct Engine {
+    kind: Kind,
+    aead_tag_len: usize,
+}
+
+enum Kind {
     Clear(Clear),
     Ctr(Box<CtrHmac>),
     Gcm(Box<Gcm>),
@@ -52,58 +56,67 @@ pub(crate) enum Engine {
 impl Engine {
     /// The clear mode, before the first NEWKEYS.
     pub(crate) fn clear() -> Engine {
-        Engine::Clear(Clear)
+        Engine {
+            kind: Kind::Clear(Clear),
+            aead_tag_len: 0,
+        }
     }
 
     /// Expands `keys` into a ready engine.
     pub(crate) fn new(keys: &Keys) -> Result<Engine, Error> {
-        match keys.cipher().spec().family() {
-            CipherFamily::Clear => Ok(Engine::clear()),
-            CipherFamily::AesCtr => Ok(Engine::Ctr(Box::new(CtrHmac::new(keys)?))),
-            CipherFamily::AesGcm => Ok(Engine::Gcm(Box::new(Gcm::new(keys)?))),
-            CipherFamily::ChaChaPoly => Ok(Engine::ChaChaPoly(Box::new(ChaChaPoly::new(keys)?))),
+        let kind = match keys.cipher().spec().family() {
+            CipherFamily::Clear => return Ok(Engine::clear()),
+            CipherFamily::AesCtr => Kind::Ctr(Box::new(CtrHmac::new(keys)?)),
+            CipherFamily::AesGcm => Kind::Gcm(Box::new(Gcm::new(keys)?)),
+            CipherFamily::ChaChaPoly => Kind::ChaChaPoly(Box::new(ChaChaPoly::new(keys)?)),
             #[cfg(feature = "legacy")]
-            CipherFamily::Cbc => Ok(Engine::Cbc(Box::new(CbcHmac::new(keys)?))),
+            CipherFamily::Cbc => Kind::Cbc(Box::new(CbcHmac::new(keys)?)),
             #[cfg(not(feature = "legacy"))]
-            CipherFamily::Cbc => Err(Error::Unsupported {
-                algorithm: keys.cipher().name(),
-            }),
-        }
+            CipherFamily::Cbc => {
+                return Err(Error::Unsupported {
+                    algorithm: keys.cipher().name(),
+                })
+            }
+        };
+        Ok(Engine {
+            kind,
+            aead_tag_len: keys.cipher().spec().tag_len(),
+        })
     }
 
     /// Bytes of MAC or tag after each packet.
     pub(crate) fn tag_len(&self) -> usize {
-        match self {
-            Engine::Clear(_) => 0,
-            Engine::Ctr(e) => e.tag_len(),
-            Engine::Gcm(_) | Engine::ChaChaPoly(_) => AEAD_TAG_LEN,
+        match &self.kind {
+            Kind::Clear(_) => 0,
+            Kind::Ctr(e) => e.tag_len(),
+            Kind::Gcm(_) | Kind::ChaChaPoly(_) => self.aead_tag_len,
             #[cfg(feature = "legacy")]
-            Engine::Cbc(e) => e.tag_len(),
+            Kind::Cbc(e) => e.tag_len(),
         }
     }
 
     /// How many leading bytes must be present to learn the packet length.
     pub(crate) fn head_len(&self) -> usize {
-        match self {
-            Engine::Ctr(e) => e.head_len(),
+        match &self.kind {
+            Kind::Ctr(e) => e.head_len(),
             #[cfg(feature = "legacy")]
-            Engine::Cbc(e) => e.head_len(),
+            Kind::Cbc(e) => e.head_len(),
             // The length is in the clear (or, for ChaCha20-Poly1305, in its
             // own 4 encrypted bytes).
-            Engine::Clear(_) | Engine::Gcm(_) | Engine::ChaChaPoly(_) => 4,
+            Kind::Clear(_) | Kind::Gcm(_) | Kind::ChaChaPoly(_) => 4,
         }
     }
 
     /// The packet length from the first [`Self::head_len`] bytes of a packet,
     /// which this may decrypt in place. `None` only if `head` is too short.
     pub(crate) fn read_length(&mut self, seq: u32, head: &mut [u8]) -> Option<u32> {
-        match self {
-            Engine::Clear(e) => e.read_length(head),
-            Engine::Ctr(e) => e.read_length(head),
-            Engine::Gcm(_) => length_prefix(head),
-            Engine::ChaChaPoly(e) => e.read_length(seq, head),
+        match &mut self.kind {
+            Kind::Clear(e) => e.read_length(head),
+            Kind::Ctr(e) => e.read_length(head),
+            Kind::Gcm(_) => length_prefix(head),
+            Kind::ChaChaPoly(e) => e.read_length(seq, head),
             #[cfg(feature = "legacy")]
-            Engine::Cbc(e) => e.read_length(head),
+            Kind::Cbc(e) => e.read_length(head),
         }
     }
 
@@ -111,19 +124,19 @@ impl Engine {
     /// `false` only if the packet is beyond what the cipher can seal (GCM's
     /// 64 GiB), which no allowed packet length reaches.
     pub(crate) fn seal(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]) -> bool {
-        match self {
-            Engine::Clear(_) => true,
-            Engine::Ctr(e) => {
+        match &mut self.kind {
+            Kind::Clear(_) => true,
+            Kind::Ctr(e) => {
                 e.seal(seq, packet, tag);
                 true
             }
-            Engine::Gcm(e) => e.seal(packet, tag),
-            Engine::ChaChaPoly(e) => {
+            Kind::Gcm(e) => e.seal(packet, tag),
+            Kind::ChaChaPoly(e) => {
                 e.seal(seq, packet, tag);
                 true
             }
             #[cfg(feature = "legacy")]
-            Engine::Cbc(e) => {
+            Kind::Cbc(e) => {
                 e.seal(seq, packet, tag);
                 true
             }
@@ -133,24 +146,31 @@ impl Engine {
     /// Authenticates and decrypts `packet` in place; `false` if the MAC or tag
     /// does not verify. Called once per packet, after [`Self::read_length`].
     pub(crate) fn open(&mut self, seq: u32, packet: &mut [u8], tag: &[u8]) -> bool {
-        match self {
-            Engine::Clear(_) => true,
-            Engine::Ctr(e) => e.open(seq, packet, tag),
-            Engine::Gcm(e) => e.open(packet, tag),
-            Engine::ChaChaPoly(e) => e.open(seq, packet, tag),
+        match &mut self.kind {
+            Kind::Clear(_) => true,
+            Kind::Ctr(e) => e.open(seq, packet, tag),
+            Kind::Gcm(e) => e.open(packet, tag),
+            Kind::ChaChaPoly(e) => e.open(seq, packet, tag),
             #[cfg(feature = "legacy")]
-            Engine::Cbc(e) => e.open(seq, packet, tag),
+            Kind::Cbc(e) => e.open(seq, packet, tag),
         }
     }
 
-    /// CBC in encrypt-and-MAC mode: a bad length or MAC is not reported
-    /// until the discard has run (see the Opener), and here is the MAC it
-    /// spends its time on.
-    pub(crate) fn discard_mac(&self) -> Option<&mac::PacketMac> {
-        match self {
+    /// Whether a bad length or MAC waits for the discard (CBC in
+    /// encrypt-and-MAC mode; see the Opener).
+    pub(crate) fn discards(&self) -> bool {
+        match &self.kind {
             #[cfg(feature = "legacy")]
-            Engine::Cbc(e) if e.encrypt_and_mac() => Some(e.mac()),
-            _ => None,
+            Kind::Cbc(e) => e.encrypt_and_mac(),
+            _ => false,
+        }
+    }
+
+    /// The discard's work over the bytes it took, the same for every cause.
+    pub(crate) fn discard_work(&mut self, _seq: u32, _packet: &mut [u8]) {
+        #[cfg(feature = "legacy")]
+        if let Kind::Cbc(e) = &mut self.kind {
+            e.discard_work(_seq, _packet);
         }
     }
 }
