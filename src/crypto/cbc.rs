@@ -1,5 +1,6 @@
 //! CBC with an HMAC (feature `legacy`): `aes128-cbc`, `aes192-cbc`,
-//! `aes256-cbc` and `3des-cbc`, encrypt-and-MAC and encrypt-then-MAC.
+//! `aes256-cbc` and `3des-cbc`, with a MAC in either of SSH's two ways
+//! (see `with_mac`).
 //!
 //! The chain runs on across the packets of a direction (RFC 4253 §6.3): a
 //! packet's IV is the last ciphertext block of the packet before, so one
@@ -14,13 +15,13 @@ use cbc::cipher::{
 };
 use des::TdesEde3;
 
-use super::mac::PacketMac;
+use super::with_mac::{Transform, WithMac};
 use crate::algorithm::CipherAlgorithm;
 use crate::error::Error;
 use crate::keys::Keys;
 
 /// One block cipher's CBC encryptor and decryptor, from the same key and IV.
-struct Both<C: BlockCipherEncrypt + BlockCipherDecrypt> {
+pub(crate) struct Both<C: BlockCipherEncrypt + BlockCipherDecrypt> {
     encrypt: cbc::Encryptor<C>,
     decrypt: cbc::Decryptor<C>,
 }
@@ -52,7 +53,7 @@ impl<C: BlockCipherEncrypt + BlockCipherDecrypt + KeyInit> Both<C> {
     }
 }
 
-enum Chain {
+pub(crate) enum Chain {
     Aes128(Both<Aes128>),
     Aes192(Both<Aes192>),
     Aes256(Both<Aes256>),
@@ -93,101 +94,20 @@ impl Chain {
     }
 }
 
-/// A CBC chain plus a keyed HMAC for one direction.
-pub(crate) struct CbcHmac {
-    chain: Chain,
-    mac: PacketMac,
-    etm: bool,
-    /// The cipher's block size, from its row of the table.
-    block: usize,
+/// A CBC chain with a MAC for one direction.
+pub(crate) type CbcHmac = WithMac<Chain>;
+
+/// The CBC chain of `keys`.
+pub(crate) fn cbc_hmac(keys: &Keys) -> Result<CbcHmac, Error> {
+    WithMac::new(keys, Chain::new(keys)?)
 }
 
-impl CbcHmac {
-    pub(crate) fn new(keys: &Keys) -> Result<CbcHmac, Error> {
-        let spec = keys.mac().spec();
-        if spec.hash().is_none() {
-            return Err(Error::IncompatibleAlgorithms {
-                cipher: keys.cipher().name(),
-                mac: spec.name(),
-            });
-        }
-        Ok(CbcHmac {
-            chain: Chain::new(keys)?,
-            mac: PacketMac::new(spec, keys.mac_key())?,
-            etm: spec.etm(),
-            block: keys.cipher().spec().block_size(),
-        })
+impl Transform for Chain {
+    fn encrypt(&mut self, data: &mut [u8]) {
+        Chain::encrypt(self, data);
     }
 
-    pub(crate) fn tag_len(&self) -> usize {
-        self.mac.len()
-    }
-
-    /// Whether this direction is encrypt-and-MAC, where a bad length or MAC
-    /// must not be told apart (OpenSSH's discard).
-    pub(crate) fn encrypt_and_mac(&self) -> bool {
-        !self.etm
-    }
-
-    /// The discard's work once its last byte is in, the same whatever
-    /// failed: decrypt every whole block after the first and MAC all of
-    /// `packet` (the chain is dead, so what it decrypts to is thrown away).
-    pub(crate) fn discard_work(&mut self, seq: u32, packet: &mut [u8]) {
-        let block = self.block;
-        let whole = packet.len() / block * block;
-        if whole > block {
-            self.chain.decrypt(&mut packet[block..whole]);
-        }
-        let mut tag = [0u8; super::mac::MAX_MAC_LEN];
-        let n = self.mac.len();
-        self.mac.sign(seq, packet, &mut tag[..n]);
-        std::hint::black_box(&tag);
-    }
-
-    /// One block when the length is encrypted, the 4 clear bytes with
-    /// encrypt-then-MAC.
-    pub(crate) fn head_len(&self) -> usize {
-        if self.etm {
-            4
-        } else {
-            self.block
-        }
-    }
-
-    /// The packet length from the head; with encrypt-and-MAC this decrypts
-    /// the first block in place, and [`Self::open`] goes on from the next.
-    pub(crate) fn read_length(&mut self, head: &mut [u8]) -> Option<u32> {
-        if !self.etm {
-            let block = self.block;
-            self.chain.decrypt(head.get_mut(..block)?);
-        }
-        super::length_prefix(head)
-    }
-
-    pub(crate) fn seal(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]) {
-        if self.etm {
-            self.chain.encrypt(&mut packet[4..]);
-            self.mac.sign(seq, packet, tag);
-        } else {
-            self.mac.sign(seq, packet, tag);
-            self.chain.encrypt(packet);
-        }
-    }
-
-    pub(crate) fn open(&mut self, seq: u32, packet: &mut [u8], tag: &[u8]) -> bool {
-        if self.etm {
-            if !self.mac.verify(seq, packet, tag) {
-                return false;
-            }
-            self.chain.decrypt(&mut packet[4..]);
-            true
-        } else {
-            let block = self.block;
-            let Some(rest) = packet.get_mut(block..) else {
-                return false;
-            };
-            self.chain.decrypt(rest);
-            self.mac.verify(seq, packet, tag)
-        }
+    fn decrypt(&mut self, data: &mut [u8]) {
+        Chain::decrypt(self, data);
     }
 }

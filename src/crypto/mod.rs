@@ -16,6 +16,7 @@ mod ctr;
 mod gcm;
 pub(crate) mod mac;
 mod umac;
+mod with_mac;
 
 use crate::algorithm::CipherFamily;
 use crate::error::Error;
@@ -66,11 +67,11 @@ impl Engine {
     pub(crate) fn new(keys: &Keys) -> Result<Engine, Error> {
         let kind = match keys.cipher().spec().family() {
             CipherFamily::Clear => return Ok(Engine::clear()),
-            CipherFamily::AesCtr => Kind::Ctr(Box::new(CtrHmac::new(keys)?)),
+            CipherFamily::AesCtr => Kind::Ctr(Box::new(ctr::ctr_hmac(keys)?)),
             CipherFamily::AesGcm => Kind::Gcm(Box::new(Gcm::new(keys)?)),
             CipherFamily::ChaChaPoly => Kind::ChaChaPoly(Box::new(ChaChaPoly::new(keys)?)),
             #[cfg(feature = "legacy")]
-            CipherFamily::Cbc => Kind::Cbc(Box::new(CbcHmac::new(keys)?)),
+            CipherFamily::Cbc => Kind::Cbc(Box::new(cbc::cbc_hmac(keys)?)),
             #[cfg(not(feature = "legacy"))]
             CipherFamily::Cbc => {
                 return Err(Error::Unsupported {
