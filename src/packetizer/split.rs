@@ -576,16 +576,10 @@ impl<R: Read> PacketReader<R> {
             Ok(Some(match at {
                 PayloadAt::Wire(range) => (Some(range), seqno),
                 PayloadAt::Inflated => {
-                    if inflated.len() > crate::codec::input::READ_ROOM {
-                        // As the core's own: a large payload's room is given
-                        // back, wiped, once it is done.
-                        zeroize::Zeroize::zeroize(&mut **inflated);
-                        inflated.shrink_to(crate::codec::input::READ_ROOM);
-                    }
-                    inflated.clear();
+                    // As the core's own: a large payload's room is given
+                    // back, wiped, once it is done.
                     let payload = core.opener_core().inflated();
-                    crate::wipe::reserve_wiped(inflated, payload.len());
-                    inflated.extend_from_slice(payload);
+                    crate::wipe::replace_wiped(inflated, payload, crate::codec::input::READ_ROOM);
                     (None, seqno)
                 }
             }))

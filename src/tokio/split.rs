@@ -588,7 +588,14 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
                 Ok(Some(match at {
                     PayloadAt::Wire(range) => (Some(range), seqno),
                     PayloadAt::Inflated => {
-                        copy_inflated(&mut inflated, core.opener_core().inflated());
+                        // As the core's own: a large payload's room is given
+                        // back, wiped, once it is done.
+                        let payload = core.opener_core().inflated();
+                        crate::wipe::replace_wiped(
+                            &mut inflated,
+                            payload,
+                            crate::codec::input::READ_ROOM,
+                        );
                         (None, seqno)
                     }
                 }))
@@ -656,16 +663,4 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     pub fn close(&self) {
         self.shared.close();
     }
-}
-
-/// Copies an inflated payload out of the core, giving a large one's room
-/// back (wiped) once it is done, as the core does with its own.
-fn copy_inflated(into: &mut Zeroizing<Vec<u8>>, payload: &[u8]) {
-    if into.len() > crate::codec::input::READ_ROOM {
-        zeroize::Zeroize::zeroize(&mut **into);
-        into.shrink_to(crate::codec::input::READ_ROOM);
-    }
-    into.clear();
-    crate::wipe::reserve_wiped(into, payload.len());
-    into.extend_from_slice(payload);
 }
