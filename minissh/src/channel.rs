@@ -1,28 +1,28 @@
-//! One session channel (RFC 4254 §5-6): flow control both ways, output
-//! sinks, EOF, close and the exit status.
+//! One session channel on the client (RFC 4254 §5-6): output sinks, flow
+//! control both ways, EOF, close and the exit status; and the table that
+//! routes the server's channel messages, which never reuses a channel
+//! number while the server's end of it may still be open.
 //!
 //! The reader thread delivers inbound data straight into the sinks (no
 //! queue, no copy beyond the sink's own) and keeps the state here; the main
 //! thread sends through [`Channel`].
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::msg;
 use crate::outbound::Outbound;
+pub use crate::window::MAX_PACKET;
+use crate::window::{DataSender, SendWindow, Stream};
 use crate::wire::{Msg, Reader};
 
 /// Our receive window: OpenSSH's session default (64 packets of 32 KiB).
 pub const WINDOW: u32 = 2 * 1024 * 1024;
-/// The largest data packet we accept and send.
-pub const MAX_PACKET: u32 = 32 * 1024;
-/// The local channel number (one channel per session here).
-pub const LOCAL_ID: u32 = 0;
 
-/// Bytes before the data in CHANNEL_DATA: the message number, the
-/// recipient channel and the data's length.
-const DATA_HEADER: usize = 9;
+/// How long [`Channel::close`] waits for the server's CLOSE.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// How the remote command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,9 +40,6 @@ pub type Sink = Box<dyn Write + Send>;
 
 #[derive(Default)]
 struct State {
-    remote_id: Option<u32>,
-    send_window: u64,
-    remote_max_packet: u32,
     stdout: Option<Sink>,
     stderr: Option<Sink>,
     /// Bytes received since our last window adjust.
@@ -52,85 +49,76 @@ struct State {
     close_sent: bool,
     exit: Option<ExitStatus>,
     dead: Option<String>,
-    /// Senders asleep on `Shared::window`, so a window adjust with nobody
-    /// waiting costs no futex call.
-    window_waiters: u32,
 }
 
-/// Channel state shared by the reader thread and the main thread.
-#[derive(Default)]
+/// One channel's state, shared by the reader thread and the main thread.
 pub struct Shared {
+    local_id: u32,
     state: Mutex<State>,
-    /// Senders wait here for window (or for the channel to end).
-    window: Condvar,
     /// `Channel::wait` waits here for the close (or a dead connection).
     closed: Condvar,
-}
-
-/// Whom a channel message must wake.
-#[derive(Clone, Copy, PartialEq)]
-enum Wake {
-    Nobody,
-    Senders,
-    Everyone,
+    /// What the server lets us send.
+    window: Arc<SendWindow>,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("channel::Shared").finish_non_exhaustive()
+        f.debug_struct("channel::Shared")
+            .field("local_id", &self.local_id)
+            .finish_non_exhaustive()
     }
 }
 
 impl Shared {
+    fn new(local_id: u32, stdout: Sink, stderr: Sink) -> Shared {
+        Shared {
+            local_id,
+            state: Mutex::new(State {
+                stdout: Some(stdout),
+                stderr: Some(stderr),
+                ..State::default()
+            }),
+            closed: Condvar::new(),
+            window: Arc::default(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Installs the sinks before the channel opens.
-    pub fn prepare(&self, stdout: Sink, stderr: Sink) {
-        *self.lock() = State {
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-            ..State::default()
-        };
+    /// Our number for the channel.
+    pub fn local_id(&self) -> u32 {
+        self.local_id
     }
 
     /// The server's number for the channel, once open.
     pub fn remote_id(&self) -> Option<u32> {
-        self.lock().remote_id
+        self.window.remote_id()
     }
 
     /// CHANNEL_OPEN_CONFIRMATION's numbers.
     pub fn opened(&self, remote_id: u32, window: u32, max_packet: u32) {
-        let mut s = self.lock();
-        s.remote_id = Some(remote_id);
-        s.send_window = u64::from(window);
-        s.remote_max_packet = max_packet;
+        self.window.open(remote_id, window, max_packet);
     }
 
-    /// Handles a channel message in the reader thread. Returns a reply to
-    /// send, if any.
-    pub fn on_message(&self, payload: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut r = Reader::body(payload);
-        let id = r.u32()?;
-        if id != LOCAL_ID {
-            return Err(Error::Protocol(format!("message for unknown channel {id}")));
-        }
-        let mut s = self.lock();
-        let Some(remote) = s.remote_id else {
+    /// Handles a message for this channel in the reader thread (`r` is past
+    /// the recipient id). Returns a reply to send, if any.
+    fn on_message(&self, msg_type: u8, mut r: Reader<'_>) -> Result<Option<Vec<u8>>> {
+        let Some(remote) = self.window.remote_id() else {
             return Err(Error::Protocol(
                 "channel message before the channel opened".into(),
             ));
         };
+        let mut s = self.lock();
         let mut reply = None;
         // A notify costs a futex call even with nobody waiting, and the main
         // thread sleeps in `Channel::wait` for the whole session: so data,
-        // EOF and the exit status wake nobody, window wakes only a sender
-        // that is asleep, and only the close wakes everyone.
-        let mut wake = Wake::Nobody;
-        match payload[0] {
+        // EOF and the exit status wake nobody; only the close does.
+        let mut wake = false;
+        match msg_type {
             msg::CHANNEL_DATA | msg::CHANNEL_EXTENDED_DATA => {
-                let stderr = payload[0] == msg::CHANNEL_EXTENDED_DATA && r.u32()? == 1;
+                let stderr = msg_type == msg::CHANNEL_EXTENDED_DATA && r.u32()? == 1;
                 let data = r.string()?;
                 let len = data.len() as u32;
                 if len > MAX_PACKET {
@@ -163,12 +151,7 @@ impl Shared {
                     s.consumed = 0;
                 }
             }
-            msg::CHANNEL_WINDOW_ADJUST => {
-                s.send_window = s.send_window.saturating_add(u64::from(r.u32()?));
-                if s.window_waiters > 0 {
-                    wake = Wake::Senders;
-                }
-            }
+            msg::CHANNEL_WINDOW_ADJUST => self.window.grant(r.u32()?),
             msg::CHANNEL_EOF => {
                 s.eof_received = true;
                 Self::flush(&mut s)?;
@@ -176,7 +159,8 @@ impl Shared {
             msg::CHANNEL_CLOSE => {
                 s.close_received = true;
                 Self::flush(&mut s)?;
-                wake = Wake::Everyone;
+                self.window.close();
+                wake = true;
                 if !s.close_sent {
                     s.close_sent = true;
                     reply = Some(Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish());
@@ -201,10 +185,7 @@ impl Shared {
             }
         }
         drop(s);
-        if wake != Wake::Nobody {
-            self.window.notify_all();
-        }
-        if wake == Wake::Everyone {
+        if wake {
             self.closed.notify_all();
         }
         Ok(reply)
@@ -218,14 +199,118 @@ impl Shared {
     }
 
     /// The connection died: wake everyone waiting on this channel.
-    pub fn fail(&self, why: &str) {
+    fn fail(&self, why: &str) {
         let mut s = self.lock();
         if s.dead.is_none() {
             s.dead = Some(why.to_owned());
         }
         drop(s);
-        self.window.notify_all();
+        self.window.fail(why);
         self.closed.notify_all();
+    }
+
+    /// Whether the server's end is closed.
+    fn close_received(&self) -> bool {
+        self.lock().close_received
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    /// The channel in use.
+    current: Option<Arc<Shared>>,
+    /// Earlier channels whose CLOSE from the server has not come yet: their
+    /// numbers stay taken, and their late messages go nowhere.
+    retired: Vec<Arc<Shared>>,
+    /// The number the next channel gets.
+    next_id: u32,
+    dead: Option<String>,
+}
+
+/// Every channel of a session, by our channel number.
+#[derive(Default)]
+pub struct Channels {
+    table: Mutex<Table>,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels").finish_non_exhaustive()
+    }
+}
+
+impl Channels {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new channel with a number no open channel has, sending its output
+    /// to the sinks; the previous one is retired.
+    pub fn create(&self, stdout: Sink, stderr: Sink) -> Result<Arc<Shared>> {
+        let mut t = self.lock();
+        if let Some(why) = &t.dead {
+            return Err(Error::Protocol(why.clone()));
+        }
+        if let Some(old) = t.current.take() {
+            // A channel the server never confirmed has no server end.
+            if !old.close_received() && old.remote_id().is_some() {
+                // Its output is moot now; drop the sinks so nothing more is
+                // written to them.
+                let mut s = old.lock();
+                s.stdout = None;
+                s.stderr = None;
+                drop(s);
+                t.retired.push(old);
+            }
+        }
+        let mut id = t.next_id;
+        while t.retired.iter().any(|c| c.local_id == id) {
+            id = id.wrapping_add(1);
+        }
+        t.next_id = id.wrapping_add(1);
+        let shared = Arc::new(Shared::new(id, stdout, stderr));
+        t.current = Some(shared.clone());
+        Ok(shared)
+    }
+
+    /// Handles a channel message in the reader thread. Returns a reply to
+    /// send, if any.
+    pub fn on_message(&self, payload: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut r = Reader::body(payload);
+        let id = r.u32()?;
+        let mut t = self.lock();
+        let chan = match &t.current {
+            Some(c) if c.local_id == id => c.clone(),
+            _ => match t.retired.iter().position(|c| c.local_id == id) {
+                Some(i) if payload[0] == msg::CHANNEL_CLOSE => t.retired.swap_remove(i),
+                Some(i) => t.retired[i].clone(),
+                None => {
+                    return Err(Error::Protocol(format!("message for unknown channel {id}")))
+                }
+            },
+        };
+        drop(t);
+        chan.on_message(payload[0], r)
+    }
+
+    /// The connection died: wake everyone waiting on any channel.
+    pub fn fail(&self, why: &str) {
+        let mut t = self.lock();
+        if t.dead.is_none() {
+            t.dead = Some(why.to_owned());
+        }
+        let all: Vec<_> = t.current.iter().chain(&t.retired).cloned().collect();
+        drop(t);
+        for chan in all {
+            chan.fail(why);
+        }
+    }
+
+    /// Channels whose server end may still be open, the current one
+    /// included.
+    pub fn open_count(&self) -> usize {
+        let t = self.lock();
+        t.retired.len() + usize::from(t.current.as_ref().is_some_and(|c| !c.close_received()))
     }
 }
 
@@ -234,107 +319,67 @@ impl Shared {
 #[derive(Clone, Debug)]
 pub struct Channel {
     shared: Arc<Shared>,
-    out: Arc<Outbound>,
-    /// CHANNEL_DATA messages are built here: allocated and zeroed once at a
-    /// full packet, each message then uses a prefix of it.
-    payload: Vec<u8>,
+    data: DataSender,
 }
 
 impl Channel {
     pub(crate) fn new(shared: Arc<Shared>, out: Arc<Outbound>) -> Channel {
-        Channel {
-            shared,
-            out,
-            payload: vec![0; DATA_HEADER + MAX_PACKET as usize],
-        }
+        let data = DataSender::new(shared.window.clone(), out, Stream::Data);
+        Channel { shared, data }
     }
 
     /// Sends `data`, split to the server's packet size, waiting for window.
-    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
-        while !data.is_empty() {
-            let (remote, n) = self.reserve_window(data.len())?;
-            self.payload[DATA_HEADER..DATA_HEADER + n].copy_from_slice(&data[..n]);
-            self.send_data(remote, n)?;
-            data = &data[n..];
-        }
-        Ok(())
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.data.write(data)
     }
 
     /// Reads once from `src` straight into a CHANNEL_DATA message and sends
-    /// it, without an intermediate buffer: an upload's bytes are copied by
-    /// the read and by the Sealer, and nowhere else. Returns the number of
-    /// bytes sent; 0 means `src` is at its end.
+    /// it, without an intermediate buffer. Returns the number of bytes
+    /// sent; 0 means `src` is at its end.
     pub fn send_from(&mut self, src: &mut impl Read) -> Result<usize> {
-        let (remote, room) = self.reserve_window(MAX_PACKET as usize)?;
-        let read = loop {
-            match src.read(&mut self.payload[DATA_HEADER..DATA_HEADER + room]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        // Whatever the read did not fill goes back to the window first, so
-        // a failed or short read never leaks window.
-        let n = *read.as_ref().unwrap_or(&0);
-        self.return_window(room - n);
-        let n = read?;
-        if n > 0 {
-            self.send_data(remote, n)?;
-        }
-        Ok(n)
+        self.data.send_from(src)
     }
 
-    /// Waits until the server grants window, then takes up to `want` bytes
-    /// of it (at most one packet's worth). Returns the server's channel id
-    /// and the bytes taken.
-    fn reserve_window(&self, want: usize) -> Result<(u32, usize)> {
-        let mut s = self.shared.lock();
-        loop {
-            if let Some(why) = &s.dead {
-                return Err(Error::Protocol(why.clone()));
-            }
-            if s.close_received {
-                return Err(Error::ChannelRefused(
-                    "more data: the channel is closed".into(),
-                ));
-            }
-            if s.send_window > 0 {
-                break;
-            }
-            s.window_waiters += 1;
-            s = self
-                .shared
-                .window
-                .wait(s)
-                .unwrap_or_else(|e| e.into_inner());
-            s.window_waiters -= 1;
-        }
-        let max = s.remote_max_packet.clamp(1, MAX_PACKET) as usize;
-        let n = want.min(max).min(s.send_window as usize);
-        s.send_window -= n as u64;
-        Ok((s.remote_id.unwrap_or_default(), n))
-    }
-
-    /// Gives back window taken by `reserve_window` but not used.
-    fn return_window(&self, unused: usize) {
-        if unused > 0 {
-            self.shared.lock().send_window += unused as u64;
-        }
-    }
-
-    /// Fills in the header of the CHANNEL_DATA message whose `len` data
-    /// bytes are already in `payload`, and sends it.
-    fn send_data(&mut self, remote: u32, len: usize) -> Result<()> {
-        self.payload[0] = msg::CHANNEL_DATA;
-        self.payload[1..5].copy_from_slice(&remote.to_be_bytes());
-        self.payload[5..9].copy_from_slice(&(len as u32).to_be_bytes());
-        self.out.send(&self.payload[..DATA_HEADER + len])
+    fn remote(&self) -> u32 {
+        self.shared.remote_id().unwrap_or_default()
     }
 
     /// Sends EOF: no more data from us.
     pub fn send_eof(&self) -> Result<()> {
-        let remote = self.shared.lock().remote_id.unwrap_or_default();
-        self.out
-            .send(&Msg::new(msg::CHANNEL_EOF).u32(remote).finish())
+        self.data
+            .outbound()
+            .send(&Msg::new(msg::CHANNEL_EOF).u32(self.remote()).finish())
+    }
+
+    /// Closes the channel from our side and waits (a few seconds at most)
+    /// for the server's CLOSE, so the session can go on with a new channel.
+    pub fn close(&self) -> Result<()> {
+        let mut s = self.shared.lock();
+        if !s.close_sent {
+            s.close_sent = true;
+            drop(s);
+            self.data
+                .outbound()
+                .send(&Msg::new(msg::CHANNEL_CLOSE).u32(self.remote()).finish())?;
+            s = self.shared.lock();
+        }
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while !s.close_received && s.dead.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // The table keeps the number taken until the CLOSE comes.
+                return Err(Error::Protocol(
+                    "the server did not answer our channel close".into(),
+                ));
+            }
+            s = self
+                .shared
+                .closed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
     }
 
     /// Waits until the server closes the channel; returns the exit status.
@@ -363,23 +408,32 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kex::Preferences;
+    use crate::kex::{Preferences, Side};
     use ssh_packetizer::Packetizer;
+    use std::io;
     use std::net::{TcpListener, TcpStream};
 
     const REMOTE: u32 = 5;
+    const LOCAL_ID: u32 = 0;
 
-    /// A channel whose messages go to a loopback socket, and the
-    /// Packetizer that reads them on the other end.
-    fn channel(window: u32) -> (Channel, Arc<Shared>, Packetizer<TcpStream>) {
+    fn sink() -> Sink {
+        Box::new(io::sink())
+    }
+
+    /// A channel whose messages go to a loopback socket, the table that
+    /// routes messages to it, and the Packetizer that reads them on the
+    /// other end.
+    fn channel(window: u32) -> (Channel, Arc<Channels>, Arc<Shared>, Packetizer<TcpStream>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let theirs = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
         let (_reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
-        let shared = Arc::new(Shared::default());
+        let table = Arc::new(Channels::default());
+        let shared = table.create(sink(), sink()).unwrap();
+        assert_eq!(shared.local_id(), LOCAL_ID);
         shared.opened(REMOTE, window, MAX_PACKET);
-        let out = Arc::new(Outbound::new(writer, Preferences::default()));
-        (Channel::new(shared.clone(), out), shared, theirs)
+        let out = Arc::new(Outbound::new(writer, Preferences::default(), Side::Client));
+        (Channel::new(shared.clone(), out), table, shared, theirs)
     }
 
     fn data_message(data: &[u8]) -> Vec<u8> {
@@ -395,15 +449,19 @@ mod tests {
     }
 
     fn window(shared: &Shared) -> u64 {
-        shared.lock().send_window
+        shared.window.snapshot().0
     }
 
-    /// Waits for `what` to hold of the channel state. A sender that is
-    /// never woken fails the test here instead of hanging it (the peer's
-    /// `read_message` would wait for ever).
-    fn eventually(shared: &Shared, what: &str, holds: impl Fn(&State) -> bool) {
+    /// Waits for `what` to hold of the window (bytes left, senders
+    /// asleep). A sender that is never woken fails the test here instead
+    /// of hanging it (the peer's `read_message` would wait for ever).
+    fn eventually(shared: &Shared, what: &str, holds: impl Fn(u64, u32) -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !holds(&shared.lock()) {
+        loop {
+            let (left, waiters) = shared.window.snapshot();
+            if holds(left, waiters) {
+                return;
+            }
             assert!(std::time::Instant::now() < deadline, "never: {what}");
             std::thread::yield_now();
         }
@@ -432,7 +490,7 @@ mod tests {
 
     #[test]
     fn send_from_sends_what_was_read_and_returns_the_rest_of_the_window() {
-        let (mut chan, shared, mut peer) = channel(100_000);
+        let (mut chan, _table, shared, mut peer) = channel(100_000);
         let mut src = Reads {
             chunks: vec![vec![1; 40], vec![2; 7]],
             fail: true,
@@ -457,7 +515,7 @@ mod tests {
 
     #[test]
     fn send_from_reads_no_more_than_the_window_allows() {
-        let (mut chan, shared, mut peer) = channel(10);
+        let (mut chan, _table, shared, mut peer) = channel(10);
         let mut src = Reads {
             chunks: vec![vec![3; 10]],
             fail: false,
@@ -469,22 +527,22 @@ mod tests {
 
     #[test]
     fn a_window_adjust_wakes_a_sender_waiting_for_window() {
-        let (mut chan, shared, mut peer) = channel(0);
+        let (mut chan, table, shared, mut peer) = channel(0);
         let sender = std::thread::spawn(move || chan.write(&[4; 50]));
         // Each adjust goes in only once the sender is asleep on the window,
         // so it must wake the sender rather than be seen before it sleeps.
-        let asleep = |s: &State| s.window_waiters == 1;
+        let asleep = |_: u64, waiters: u32| waiters == 1;
         let adjust = Msg::new(msg::CHANNEL_WINDOW_ADJUST)
             .u32(LOCAL_ID)
             .u32(30)
             .finish();
         eventually(&shared, "the sender waits", asleep);
-        assert_eq!(shared.on_message(&adjust).unwrap(), None);
-        eventually(&shared, "30 bytes sent", |s| {
-            s.send_window == 0 && asleep(s)
+        assert_eq!(table.on_message(&adjust).unwrap(), None);
+        eventually(&shared, "30 bytes sent", |left, waiters| {
+            left == 0 && asleep(left, waiters)
         });
-        shared.on_message(&adjust).unwrap();
-        eventually(&shared, "the rest sent", |s| s.send_window == 10);
+        table.on_message(&adjust).unwrap();
+        eventually(&shared, "the rest sent", |left, _| left == 10);
         sender.join().unwrap().unwrap();
         expect_data(&mut peer, &[4; 30]);
         expect_data(&mut peer, &[4; 20]);
@@ -492,15 +550,15 @@ mod tests {
 
     #[test]
     fn the_close_wakes_a_sender_waiting_for_window() {
-        let (mut chan, shared, _peer) = channel(0);
+        let (mut chan, table, shared, _peer) = channel(0);
         let sender = std::thread::spawn(move || chan.write(&[5; 50]));
-        eventually(&shared, "the sender waits", |s| s.window_waiters == 1);
+        eventually(&shared, "the sender waits", |_, waiters| waiters == 1);
         let close = Msg::new(msg::CHANNEL_CLOSE).u32(LOCAL_ID).finish();
         assert!(
-            shared.on_message(&close).unwrap().is_some(),
+            table.on_message(&close).unwrap().is_some(),
             "our CLOSE reply"
         );
-        eventually(&shared, "the sender woke", |s| s.window_waiters == 0);
+        eventually(&shared, "the sender woke", |_, waiters| waiters == 0);
         assert!(matches!(
             sender.join().unwrap(),
             Err(Error::ChannelRefused(_))
@@ -530,9 +588,11 @@ mod tests {
 
     #[test]
     fn data_reaches_its_sink_and_is_adjusted_every_quarter_window() {
-        let shared = Shared::default();
+        let table = Channels::default();
         let (stdout, stderr) = (Collected::default(), Collected::default());
-        shared.prepare(Box::new(stdout.clone()), Box::new(stderr.clone()));
+        let shared = table
+            .create(Box::new(stdout.clone()), Box::new(stderr.clone()))
+            .unwrap();
         shared.opened(REMOTE, 0, MAX_PACKET);
         let packet = vec![7u8; MAX_PACKET as usize];
         let adjust = Msg::new(msg::CHANNEL_WINDOW_ADJUST)
@@ -541,7 +601,7 @@ mod tests {
             .finish();
         let mut adjusts = 0;
         for i in 1..=64 {
-            if let Some(reply) = shared.on_message(&incoming_data(&packet)).unwrap() {
+            if let Some(reply) = table.on_message(&incoming_data(&packet)).unwrap() {
                 assert_eq!(i % 16, 0, "an adjust after packet {i}");
                 assert_eq!(reply, adjust);
                 adjusts += 1;
@@ -556,18 +616,18 @@ mod tests {
             .u32(1)
             .string(b"oops")
             .finish();
-        shared.on_message(&stderr_data).unwrap();
+        table.on_message(&stderr_data).unwrap();
         assert_eq!(&stderr.0.lock().unwrap()[..], b"oops");
     }
 
     #[test]
     fn a_data_packet_larger_than_agreed_is_refused() {
-        let shared = Shared::default();
-        shared.opened(REMOTE, 0, MAX_PACKET);
+        let table = Channels::default();
+        table.create(sink(), sink()).unwrap().opened(REMOTE, 0, MAX_PACKET);
         let largest = vec![7u8; MAX_PACKET as usize];
-        assert_eq!(shared.on_message(&incoming_data(&largest)).unwrap(), None);
+        assert_eq!(table.on_message(&incoming_data(&largest)).unwrap(), None);
         let too_big = vec![7u8; MAX_PACKET as usize + 1];
-        let err = shared.on_message(&incoming_data(&too_big)).unwrap_err();
+        let err = table.on_message(&incoming_data(&too_big)).unwrap_err();
         assert_eq!(
             err.to_string(),
             Error::Protocol(
@@ -577,5 +637,37 @@ mod tests {
             )
             .to_string()
         );
+    }
+
+    #[test]
+    fn a_channel_number_stays_taken_until_the_server_closes_it() {
+        let table = Channels::default();
+        let first = table.create(sink(), sink()).unwrap();
+        first.opened(REMOTE, 0, MAX_PACKET);
+        // A second channel while the server's end of the first is open
+        // gets a new number, and the first one's late data goes nowhere.
+        let second = table.create(sink(), sink()).unwrap();
+        assert_ne!(second.local_id(), first.local_id());
+        second.opened(REMOTE + 1, 0, MAX_PACKET);
+        let late = Msg::new(msg::CHANNEL_DATA)
+            .u32(first.local_id())
+            .string(b"late")
+            .finish();
+        assert_eq!(table.on_message(&late).unwrap(), None);
+        assert_eq!(table.open_count(), 2);
+        // Its CLOSE is answered and frees the number.
+        let close = Msg::new(msg::CHANNEL_CLOSE).u32(first.local_id()).finish();
+        assert_eq!(
+            table.on_message(&close).unwrap(),
+            Some(Msg::new(msg::CHANNEL_CLOSE).u32(REMOTE).finish())
+        );
+        assert_eq!(table.open_count(), 1);
+        assert!(table.on_message(&late).is_err(), "now an unknown channel");
+        // Once the server closed the second, a third may not reuse its
+        // number either way: numbers only go forward.
+        let close = Msg::new(msg::CHANNEL_CLOSE).u32(second.local_id()).finish();
+        table.on_message(&close).unwrap();
+        let third = table.create(sink(), sink()).unwrap();
+        assert!(third.local_id() > second.local_id());
     }
 }

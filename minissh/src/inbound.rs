@@ -3,7 +3,8 @@
 //! passes the rest of the connection layer to the main thread.
 
 use std::net::TcpStream;
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use ssh_packetizer::PacketReader;
@@ -12,7 +13,7 @@ use ssh_packetizer::{CompressionAlgorithm, Keys};
 use crate::channel;
 use crate::error::{Error, Result};
 use crate::hostkey::{HostKey, HostKeyCheck};
-use crate::kex::{self, Ephemeral, Negotiated, Preferences, Transcript};
+use crate::kex::{self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Side, Transcript};
 use crate::msg;
 use crate::outbound::{KexPhase, Outbound};
 use crate::wire::{Msg, Reader};
@@ -65,6 +66,31 @@ pub(crate) enum Phase {
     },
 }
 
+/// How many events may wait for the main thread.
+pub(crate) const EVENT_QUEUE: usize = 16;
+
+/// The reader thread's end of the queue to the main thread: at most
+/// [`EVENT_QUEUE`] events wait (the count says how many), and the channel
+/// holds one more, so the final failure always fits.
+pub(crate) struct EventQueue {
+    pub(crate) sender: SyncSender<Event>,
+    pub(crate) queued: Arc<AtomicUsize>,
+}
+
+impl EventQueue {
+    /// Both ends of a new queue; the main thread decrements the count as
+    /// it takes each event.
+    pub(crate) fn new() -> (EventQueue, Receiver<Event>, Arc<AtomicUsize>) {
+        let (sender, receiver) = sync_channel(EVENT_QUEUE + 1);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let queue = EventQueue {
+            sender,
+            queued: queued.clone(),
+        };
+        (queue, receiver, queued)
+    }
+}
+
 /// The reader thread's state.
 pub(crate) struct Inbound {
     pub(crate) reader: PacketReader<TcpStream>,
@@ -73,8 +99,8 @@ pub(crate) struct Inbound {
     pub(crate) check: HostKeyCheck,
     pub(crate) client_id: Vec<u8>,
     pub(crate) server_id: Vec<u8>,
-    pub(crate) events: Sender<Event>,
-    pub(crate) channel: Arc<channel::Shared>,
+    pub(crate) events: EventQueue,
+    pub(crate) channels: Arc<channel::Channels>,
     pub(crate) info: Arc<Mutex<Info>>,
     pub(crate) session_id: Option<Vec<u8>>,
     pub(crate) host_key: Option<HostKey>,
@@ -91,7 +117,7 @@ impl Inbound {
     /// The thread body: runs until the connection ends.
     pub fn run(mut self) {
         let result = self.run_loop();
-        let quiet = self.closing.load(std::sync::atomic::Ordering::SeqCst);
+        let quiet = self.closing.load(Ordering::SeqCst);
         let err = match result {
             Ok(()) => Error::PeerClosed,
             Err(e) => e,
@@ -101,8 +127,9 @@ impl Inbound {
             log::debug!("reader thread ends: {why}");
         }
         self.out.fail(&why);
-        self.channel.fail(&why);
-        let _ = self.events.send(Event::Failed(err));
+        self.channels.fail(&why);
+        // The queue always has room for this one (see `EventQueue`).
+        let _ = self.events.sender.try_send(Event::Failed(err));
     }
 
     fn run_loop(&mut self) -> Result<()> {
@@ -143,7 +170,7 @@ impl Inbound {
                 | msg::CHANNEL_EOF
                 | msg::CHANNEL_CLOSE
                 | msg::CHANNEL_REQUEST => {
-                    if let Some(reply) = self.channel.on_message(packet.payload())? {
+                    if let Some(reply) = self.channels.on_message(packet.payload())? {
                         self.send_or_defer(reply)?;
                     }
                 }
@@ -158,11 +185,45 @@ impl Inbound {
                     let payload = packet.payload().to_vec();
                     self.start_delayed_compression();
                     self.reader.complete_handshake();
-                    self.to_main(Event::Message(payload));
+                    self.to_main(Event::Message(payload))?;
+                }
+                // What the main thread waits for: it asks, then reads one
+                // answer.
+                msg::SERVICE_ACCEPT
+                | msg::USERAUTH_FAILURE
+                | msg::USERAUTH_PK_OK
+                | msg::CHANNEL_OPEN_CONFIRMATION
+                | msg::CHANNEL_OPEN_FAILURE
+                | msg::CHANNEL_SUCCESS
+                | msg::CHANNEL_FAILURE => {
+                    let payload = packet.payload().to_vec();
+                    self.to_main(Event::Message(payload))?;
+                }
+                // Nothing to do: we never send global requests, and a
+                // banner or the server's extensions change nothing here.
+                msg::REQUEST_SUCCESS
+                | msg::REQUEST_FAILURE
+                | msg::USERAUTH_BANNER
+                | msg::EXT_INFO => {}
+                msg::CHANNEL_OPEN => {
+                    // RFC 4254 §5.1: the server may not open channels to us
+                    // (no forwarding here); 1 is "administratively
+                    // prohibited".
+                    let mut r = Reader::body(packet.payload());
+                    r.string()?;
+                    let sender = r.u32()?;
+                    let refusal = Msg::new(msg::CHANNEL_OPEN_FAILURE)
+                        .u32(sender)
+                        .u32(1)
+                        .string("minissh accepts no channels")
+                        .string("")
+                        .finish();
+                    self.send_or_defer(refusal)?;
                 }
                 _ => {
-                    let payload = packet.payload().to_vec();
-                    self.to_main(Event::Message(payload));
+                    // RFC 4253 §11.4: anything else is unimplemented.
+                    let reply = Msg::new(msg::UNIMPLEMENTED).u32(seqno).finish();
+                    self.send_or_defer(reply)?;
                 }
             }
             if self.reader.need_rekey() {
@@ -171,10 +232,26 @@ impl Inbound {
         }
     }
 
-    fn to_main(&self, event: Event) {
-        // A main thread that went away is no reason to fail the reader; the
-        // connection ends when the session is dropped.
-        let _ = self.events.send(event);
+    /// Passes an event to the main thread. The queue is bounded: the main
+    /// thread has at most one question outstanding, so a full queue means
+    /// the server sent answers nobody asked for, and a hostile server
+    /// cannot grow our memory that way.
+    fn to_main(&self, event: Event) -> Result<()> {
+        if self.events.queued.load(Ordering::SeqCst) >= EVENT_QUEUE {
+            return Err(Error::Protocol(format!(
+                "the server sent more than {EVENT_QUEUE} answers nobody asked for"
+            )));
+        }
+        self.events.queued.fetch_add(1, Ordering::SeqCst);
+        match self.events.sender.try_send(event) {
+            Ok(()) => Ok(()),
+            // Not reached: the queue has room for one more than the
+            // count allows, kept for the failure.
+            Err(TrySendError::Full(_)) => Err(Error::Protocol("the event queue is full".into())),
+            // A main thread that went away is no reason to fail the
+            // reader; the connection ends when the session is dropped.
+            Err(TrySendError::Disconnected(_)) => Ok(()),
+        }
     }
 
     fn send_or_defer(&mut self, payload: Vec<u8>) -> Result<()> {
@@ -246,9 +323,9 @@ impl Inbound {
             .out
             .our_kexinit()
             .ok_or_else(|| Error::Protocol("our KEXINIT is missing".into()))?;
-        let negotiated = kex::negotiate(&self.prefs, theirs)?;
+        let negotiated = kex::negotiate(Side::Client, &self.prefs, theirs)?;
         if self.session_id.is_none() {
-            self.strict = self.prefs.strict_kex && negotiated.server_strict;
+            self.strict = self.prefs.strict_kex && negotiated.peer_strict;
             self.reader.set_strict_kex(self.strict);
         }
         let ephemeral = Ephemeral::generate()?;
@@ -326,25 +403,13 @@ impl Inbound {
         for payload in std::mem::take(&mut self.deferred) {
             self.send_or_defer(payload)?;
         }
-        self.to_main(Event::KexDone);
+        if first {
+            // Only the first exchange is waited for; later ones are no news
+            // to the main thread, and a long session has many.
+            self.to_main(Event::KexDone)?;
+        }
         Ok(())
     }
-}
-
-/// Strict kex (and RFC 4253 in general): the server's KEXINIT comes first;
-/// under strict kex nothing but kex messages until NEWKEYS.
-fn check_initial_kex_rules(strict: bool, msg_type: u8, seqno: u32) -> Result<()> {
-    if seqno == 0 && msg_type != msg::KEXINIT {
-        return Err(Error::Protocol(format!(
-            "the server's first packet is message {msg_type}, not KEXINIT"
-        )));
-    }
-    if strict && !msg::is_kex(msg_type) {
-        return Err(Error::Protocol(format!(
-            "message {msg_type} during the initial strict key exchange"
-        )));
-    }
-    Ok(())
 }
 
 /// SSH_MSG_DISCONNECT "by application", sent when we are done.

@@ -20,6 +20,7 @@ mod outbound;
 pub mod scp;
 pub mod session;
 pub mod sshd;
+pub mod window;
 pub mod wire;
 
 pub use channel::{Channel, ExitStatus};

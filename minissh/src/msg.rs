@@ -12,3 +12,6 @@ pub const KEX_ECDH_REPLY: u8 = 31;
 pub fn is_kex(msg_type: u8) -> bool {
     (KEXINIT..=49).contains(&msg_type)
 }
+
+/// SSH_MSG_USERAUTH_PK_OK (RFC 4252 §7): the key would do; sign with it.
+pub const USERAUTH_PK_OK: u8 = 60;

@@ -12,7 +12,7 @@ use ssh_packetizer::Keys;
 use ssh_packetizer::PacketWriter;
 
 use crate::error::{Error, Result};
-use crate::kex::{self, Preferences};
+use crate::kex::{self, Preferences, Side};
 
 /// Where the key exchange stands, as far as sending is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,7 @@ struct Gate {
 pub struct Outbound {
     writer: PacketWriter<TcpStream>,
     prefs: Preferences,
+    side: Side,
     gate: Mutex<Gate>,
     opened: Condvar,
 }
@@ -53,11 +54,12 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
-    /// Wraps the writing half.
-    pub fn new(writer: PacketWriter<TcpStream>, prefs: Preferences) -> Outbound {
+    /// Wraps the writing half of our `side` of a connection.
+    pub fn new(writer: PacketWriter<TcpStream>, prefs: Preferences, side: Side) -> Outbound {
         Outbound {
             writer,
             prefs,
+            side,
             gate: Mutex::new(Gate {
                 phase: KexPhase::Idle,
                 our_kexinit: None,
@@ -120,7 +122,7 @@ impl Outbound {
         if gate.phase != KexPhase::Idle {
             return Ok(false);
         }
-        let ours = kex::client_kexinit(&self.prefs, !gate.sent_first)?;
+        let ours = kex::kexinit(self.side, &self.prefs, !gate.sent_first)?;
         self.writer.send_message(&ours)?;
         gate.sent_first = true;
         gate.our_kexinit = Some(ours);

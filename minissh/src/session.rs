@@ -5,7 +5,8 @@ use std::io::{self, Read};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::atomic::AtomicUsize;
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,8 +17,8 @@ use crate::channel::{self, Channel, ExitStatus, Sink};
 use crate::error::{Error, Result};
 use crate::hostkey::HostKeyCheck;
 use crate::identity::Identity;
-use crate::inbound::{disconnect_message, Event, Inbound, Info, Phase};
-use crate::kex::Preferences;
+use crate::inbound::{disconnect_message, Event, EventQueue, Inbound, Info, Phase};
+use crate::kex::{Preferences, Side};
 use crate::msg;
 use crate::outbound::Outbound;
 use crate::wire::{Msg, Reader};
@@ -67,7 +68,9 @@ impl Config {
 pub struct Session {
     out: Arc<Outbound>,
     events: Receiver<Event>,
-    channel: Arc<channel::Shared>,
+    /// Events sent but not yet taken (the reader's bound).
+    queued: Arc<AtomicUsize>,
+    channels: Arc<channel::Channels>,
     info: Arc<Mutex<Info>>,
     closing: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
@@ -98,12 +101,12 @@ impl Session {
             pk.set_rekey_limits(limits);
         }
         let (reader, writer) = pk.split()?;
-        let out = Arc::new(Outbound::new(writer, config.prefs.clone()));
+        let out = Arc::new(Outbound::new(writer, config.prefs.clone(), Side::Client));
         // Our KEXINIT goes first, before the reader can see the server's.
         out.begin_kex()?;
 
-        let (events_tx, events) = mpsc::channel();
-        let channel = Arc::new(channel::Shared::default());
+        let (events_tx, events, queued) = EventQueue::new();
+        let channels = Arc::new(channel::Channels::default());
         let info = Arc::new(Mutex::new(Info {
             server_id: server_id.as_str().to_owned(),
             ..Info::default()
@@ -117,7 +120,7 @@ impl Session {
             client_id: CLIENT_ID.as_bytes().to_vec(),
             server_id: server_id.line.clone(),
             events: events_tx,
-            channel: channel.clone(),
+            channels: channels.clone(),
             info: info.clone(),
             session_id: None,
             host_key: None,
@@ -133,7 +136,8 @@ impl Session {
         let mut session = Session {
             out,
             events,
-            channel,
+            queued,
+            channels,
             info,
             closing,
             reader: Some(reader),
@@ -162,7 +166,9 @@ impl Session {
     }
 
     fn next_event(&mut self) -> Result<Event> {
-        self.events.recv().map_err(|_| Error::PeerClosed)
+        let event = self.events.recv().map_err(|_| Error::PeerClosed)?;
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        Ok(event)
     }
 
     /// The next connection-layer message, skipping what needs no answer.
@@ -171,10 +177,7 @@ impl Session {
             match self.next_event()? {
                 Event::KexDone => {}
                 Event::Failed(e) => return Err(e),
-                Event::Message(m) => match m[0] {
-                    msg::EXT_INFO | msg::USERAUTH_BANNER => {}
-                    _ => return Ok(m),
-                },
+                Event::Message(m) => return Ok(m),
             }
         }
     }
@@ -223,11 +226,11 @@ impl Session {
 
     /// Opens a session channel and runs `command`; output goes to the sinks.
     pub fn open_exec(&mut self, command: &str, stdout: Sink, stderr: Sink) -> Result<Channel> {
-        self.channel.prepare(stdout, stderr);
+        let shared = self.channels.create(stdout, stderr)?;
         self.out.send(
             &Msg::new(msg::CHANNEL_OPEN)
                 .string("session")
-                .u32(channel::LOCAL_ID)
+                .u32(shared.local_id())
                 .u32(channel::WINDOW)
                 .u32(channel::MAX_PACKET)
                 .finish(),
@@ -236,11 +239,17 @@ impl Session {
         let mut r = Reader::body(&reply);
         match reply[0] {
             msg::CHANNEL_OPEN_CONFIRMATION => {
-                let _ours = r.u32()?;
+                let ours = r.u32()?;
+                if ours != shared.local_id() {
+                    return Err(Error::Protocol(format!(
+                        "the server confirmed channel {ours}, not {}",
+                        shared.local_id()
+                    )));
+                }
                 let remote = r.u32()?;
                 let window = r.u32()?;
                 let max_packet = r.u32()?;
-                self.channel.opened(remote, window, max_packet);
+                shared.opened(remote, window, max_packet);
             }
             msg::CHANNEL_OPEN_FAILURE => {
                 r.u32()?;
@@ -256,8 +265,8 @@ impl Session {
                 )))
             }
         }
-        let chan = Channel::new(self.channel.clone(), self.out.clone());
-        let remote = self.remote_id();
+        let remote = shared.remote_id().unwrap_or_default();
+        let chan = Channel::new(shared, self.out.clone());
         self.out.send(
             &Msg::new(msg::CHANNEL_REQUEST)
                 .u32(remote)
@@ -274,10 +283,6 @@ impl Session {
                 "expected an exec reply, got message {other}"
             ))),
         }
-    }
-
-    fn remote_id(&self) -> u32 {
-        self.channel.remote_id().unwrap_or_default()
     }
 
     /// Runs `command` with `stdin` pumped in on a thread of its own, until
