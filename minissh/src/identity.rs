@@ -1,9 +1,12 @@
-//! The user's ed25519 key, from an unencrypted OpenSSH private key file.
+//! An ed25519 key pair from an unencrypted OpenSSH private key file: the
+//! user's key on the client, the host key on the server.
 
 use std::path::Path;
 
 use ed25519_dalek::{Signer, SigningKey};
-use ssh_key::PrivateKey;
+use ssh_key::private::{Ed25519Keypair, KeypairData};
+use ssh_key::{LineEnding, PrivateKey};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::wire::put_string;
@@ -45,6 +48,47 @@ impl Identity {
         })
     }
 
+    /// Loads the key at `path`, or, if there is no file there, generates a
+    /// new one and writes it (owner-only) with its `.pub` beside it, as
+    /// `ssh-keygen -t ed25519` would.
+    pub fn load_or_generate(path: &Path) -> Result<Identity> {
+        if path.exists() {
+            return Identity::load(path);
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut seed[..])
+            .map_err(|e| Error::Key(format!("no randomness for a new key: {e}")))?;
+        let signing = SigningKey::from_bytes(&seed);
+        let mut both = Zeroizing::new([0u8; 64]);
+        both[..32].copy_from_slice(&seed[..]);
+        both[32..].copy_from_slice(signing.verifying_key().as_bytes());
+        let pair = Ed25519Keypair::from_bytes(&both)
+            .map_err(|e| Error::Key(format!("cannot build a key: {e}")))?;
+        let key = PrivateKey::new(KeypairData::Ed25519(pair), "minissh host key")
+            .map_err(|e| Error::Key(format!("cannot build a key: {e}")))?;
+        let text = key
+            .to_openssh(LineEnding::LF)
+            .map_err(|e| Error::Key(format!("cannot encode a key: {e}")))?;
+        let public = key
+            .public_key()
+            .to_openssh()
+            .map_err(|e| Error::Key(format!("cannot encode a key: {e}")))?;
+        let fail = |e: std::io::Error| Error::Key(format!("cannot write {}: {e}", path.display()));
+        write_private(path, text.as_bytes()).map_err(fail)?;
+        let mut pub_path = path.as_os_str().to_owned();
+        pub_path.push(".pub");
+        std::fs::write(&pub_path, format!("{public}\n")).map_err(fail)?;
+        Ok(Identity { signing })
+    }
+
+    /// The public key in OpenSSH's one-line form (`ssh-ed25519 AAAA...`).
+    pub fn public_line(&self) -> String {
+        let blob = self.public_blob();
+        ssh_key::PublicKey::from_bytes(&blob)
+            .and_then(|k| k.to_openssh())
+            .unwrap_or_default()
+    }
+
     /// The public key blob (`string "ssh-ed25519"`, `string key`).
     pub fn public_blob(&self) -> Vec<u8> {
         let mut blob = Vec::with_capacity(51);
@@ -60,4 +104,17 @@ impl Identity {
         put_string(&mut blob, &self.signing.sign(data).to_bytes());
         blob
     }
+}
+
+/// Creates `path` readable by its owner only, and writes `bytes`.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
 }

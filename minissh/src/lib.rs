@@ -18,6 +18,7 @@ pub mod kex;
 pub mod msg;
 mod outbound;
 pub mod scp;
+pub mod server;
 pub mod session;
 pub mod sshd;
 pub mod window;

@@ -1,16 +1,18 @@
-//! `minissh`: run a command or upload files over SSH.
+//! `minissh`: run a command or upload files over SSH, or serve SSH.
 
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use minissh::server::{Server, ServerConfig};
 use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
 use ssh_packetizer::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, RekeyLimits};
 
 const USAGE: &str = "\
 usage: minissh [options] user@host exec COMMAND...
        minissh [options] user@host scp FILE... REMOTE_DIR
+       minissh serve [server options]
 
 options:
   -p PORT         TCP port (22)
@@ -21,7 +23,19 @@ options:
   -H KEY          accept only this host key: a SHA256:... fingerprint or a .pub file
   -R BYTES        start a rekey after BYTES in either direction
   --no-strict-kex do not offer strict kex (kex-strict-c-v00@openssh.com)
-  -q              do not print the host key fingerprint";
+  -q              do not print the host key fingerprint
+
+server options:
+  -l ADDR:PORT    listen here (127.0.0.1:2222; port 0 picks one, the log says which)
+  -k KEY          ed25519 host key, generated there if missing (./minissh_host_ed25519_key)
+  -a FILE         authorized_keys (~/.ssh/authorized_keys)
+  -E FILE         append the log here (stderr)
+  -g SECONDS      login grace time (120)
+  -K SECONDS      keepalive after SECONDS without traffic (off)
+  -M COUNT        unanswered keepalives before the client is cut off (3)
+  -n COUNT        connections open at once (64)
+  -R BYTES        start a rekey after BYTES in either direction
+  -c CIPHER, -m MAC  offer only this cipher or MAC";
 
 enum Command {
     Exec(String),
@@ -47,23 +61,8 @@ fn parse(args: &[String]) -> Result<(Config, Command, bool), String> {
                 config.port = v.parse().map_err(|_| format!("bad port {v}"))?;
             }
             "-i" => config.identity = value(&mut i, flag)?.into(),
-            "-c" => {
-                let v = value(&mut i, flag)?;
-                let cipher: CipherAlgorithm =
-                    v.parse().map_err(|_| format!("unknown cipher {v}"))?;
-                if cipher == CipherAlgorithm::None {
-                    return Err("cipher none is not offered".into());
-                }
-                config.prefs.ciphers = vec![cipher];
-            }
-            "-m" => {
-                let v = value(&mut i, flag)?;
-                let mac: MacAlgorithm = v.parse().map_err(|_| format!("unknown MAC {v}"))?;
-                if mac == MacAlgorithm::None {
-                    return Err("MAC none is not offered".into());
-                }
-                config.prefs.macs = vec![mac];
-            }
+            "-c" => config.prefs.ciphers = vec![parse_cipher(&value(&mut i, flag)?)?],
+            "-m" => config.prefs.macs = vec![parse_mac(&value(&mut i, flag)?)?],
             "-C" => {
                 config.prefs.compression = vec![
                     CompressionAlgorithm::ZlibOpenSsh,
@@ -108,6 +107,106 @@ fn parse(args: &[String]) -> Result<(Config, Command, bool), String> {
         _ => return Err("expected `exec` or `scp` after user@host".into()),
     };
     Ok((config, command, quiet))
+}
+
+fn parse_serve(args: &[String]) -> Result<ServerConfig, String> {
+    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default());
+    let mut config = ServerConfig::new(
+        "127.0.0.1:2222",
+        "minissh_host_ed25519_key",
+        home.join(".ssh/authorized_keys"),
+    );
+    let mut i = 0;
+    let value = |i: &mut usize, flag: &str| {
+        *i += 1;
+        args.get(*i)
+            .cloned()
+            .ok_or_else(|| format!("{flag} needs a value"))
+    };
+    let number = |v: String, flag: &str| -> Result<u64, String> {
+        v.parse().map_err(|_| format!("{flag}: bad number {v}"))
+    };
+    while i < args.len() {
+        let flag = args[i].as_str();
+        match flag {
+            "-l" => config.listen = value(&mut i, flag)?,
+            "-k" => config.host_key = value(&mut i, flag)?.into(),
+            "-a" => config.authorized_keys = value(&mut i, flag)?.into(),
+            "-E" => config.log = Some(value(&mut i, flag)?.into()),
+            "-g" => {
+                config.login_grace =
+                    std::time::Duration::from_secs(number(value(&mut i, flag)?, flag)?)
+            }
+            "-K" => {
+                config.keepalive = Some(std::time::Duration::from_secs(number(
+                    value(&mut i, flag)?,
+                    flag,
+                )?))
+            }
+            "-M" => config.keepalive_max = number(value(&mut i, flag)?, flag)? as u32,
+            "-n" => config.max_connections = number(value(&mut i, flag)?, flag)? as usize,
+            "-R" => {
+                config.rekey = Some(RekeyLimits {
+                    max_bytes: Some(number(value(&mut i, flag)?, flag)?),
+                    ..RekeyLimits::default()
+                })
+            }
+            "-c" => {
+                let v = value(&mut i, flag)?;
+                config.prefs.ciphers = vec![parse_cipher(&v)?];
+            }
+            "-m" => {
+                let v = value(&mut i, flag)?;
+                config.prefs.macs = vec![parse_mac(&v)?];
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown server option {other}")),
+        }
+        i += 1;
+    }
+    Ok(config)
+}
+
+fn parse_cipher(v: &str) -> Result<CipherAlgorithm, String> {
+    let cipher: CipherAlgorithm = v.parse().map_err(|_| format!("unknown cipher {v}"))?;
+    if cipher == CipherAlgorithm::None {
+        return Err("cipher none is not offered".into());
+    }
+    if !cipher.is_available() {
+        return Err(format!("{v} needs minissh built with --features legacy"));
+    }
+    Ok(cipher)
+}
+
+fn parse_mac(v: &str) -> Result<MacAlgorithm, String> {
+    let mac: MacAlgorithm = v.parse().map_err(|_| format!("unknown MAC {v}"))?;
+    if mac == MacAlgorithm::None {
+        return Err("MAC none is not offered".into());
+    }
+    if !mac.is_available() {
+        return Err(format!("{v} needs minissh built with --features legacy"));
+    }
+    Ok(mac)
+}
+
+fn serve(args: &[String]) -> ExitCode {
+    let config = match parse_serve(args) {
+        Ok(config) => config,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("minissh: {why}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match Server::bind(config).and_then(Server::run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("minissh serve: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run(config: &Config, command: Command, quiet: bool) -> Result<u8, Error> {
@@ -156,6 +255,9 @@ fn run(config: &Config, command: Command, quiet: bool) -> Result<u8, Error> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        return serve(&args[1..]);
+    }
     let (config, command, quiet) = match parse(&args) {
         Ok(parsed) => parsed,
         Err(why) => {

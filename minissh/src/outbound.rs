@@ -6,6 +6,7 @@
 //! drives the exchange, sends kex messages past it.
 
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use ssh_packetizer::Keys;
@@ -45,6 +46,8 @@ pub struct Outbound {
     side: Side,
     gate: Mutex<Gate>,
     opened: Condvar,
+    /// Payload bytes sent, every message counted.
+    sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -67,6 +70,7 @@ impl Outbound {
                 dead: None,
             }),
             opened: Condvar::new(),
+            sent: AtomicU64::new(0),
         }
     }
 
@@ -93,6 +97,7 @@ impl Outbound {
             if let Some(why) = &gate.dead {
                 return Err(Error::Protocol(why.clone()));
             }
+            self.count(payload.len());
             self.writer.send_message(payload)?;
         }
         Ok(())
@@ -105,12 +110,14 @@ impl Outbound {
         if gate.phase == KexPhase::Sending {
             return Ok(false);
         }
+        self.count(payload.len());
         self.writer.send_message(payload)?;
         Ok(true)
     }
 
     /// Sends a transport or kex message past the gate.
     pub fn send_kex(&self, payload: &[u8]) -> Result<()> {
+        self.count(payload.len());
         self.writer.send_message(payload)?;
         Ok(())
     }
@@ -123,11 +130,21 @@ impl Outbound {
             return Ok(false);
         }
         let ours = kex::kexinit(self.side, &self.prefs, !gate.sent_first)?;
+        self.count(ours.len());
         self.writer.send_message(&ours)?;
         gate.sent_first = true;
         gate.our_kexinit = Some(ours);
         gate.phase = KexPhase::Sending;
         Ok(true)
+    }
+
+    fn count(&self, bytes: usize) {
+        self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Payload bytes sent so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Our KEXINIT of the exchange under way.

@@ -119,6 +119,11 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
+    /// Whether everything has been read.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// A `name-list`.
     pub fn name_list(&mut self) -> Result<Vec<&'a str>, Error> {
         let text = self.text()?;

@@ -1,0 +1,534 @@
+//! Session channels on the server (RFC 4254 §6): `exec` runs the command
+//! through `sh -c` with its stdin, stdout and stderr on pipes.
+//!
+//! The reader thread never blocks on a command: what the client sends is
+//! queued for a stdin thread, whose writes to the command decide when the
+//! client gets more window (so the queue never holds more than the window
+//! we granted). Each output pipe has a pump thread that reads straight into
+//! data messages, waiting for the client's window. A reaper thread waits
+//! for both pumps and the command, then sends exit-status, EOF and CLOSE,
+//! in that order, as sshd does when the command exits.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::log::CommandRecord;
+use crate::channel::WINDOW;
+use crate::error::{Error, Result};
+use crate::msg;
+use crate::outbound::Outbound;
+use crate::window::{DataSender, SendWindow, Stream, MAX_PACKET};
+use crate::wire::{Msg, Reader};
+
+/// Channels one connection may have open at once.
+const MAX_CHANNELS: usize = 10;
+
+/// How long the end of a connection waits for its commands' reapers.
+const REAP_WAIT: Duration = Duration::from_secs(2);
+
+/// Who has closed a channel, and its command, shared by the reader thread
+/// and the channel's threads.
+#[derive(Debug, Default)]
+struct Flags {
+    close_sent: bool,
+    close_received: bool,
+    /// The command, while it may still run.
+    child: Option<Arc<Mutex<Child>>>,
+}
+
+#[derive(Debug)]
+struct Chan {
+    remote: u32,
+    window: Arc<SendWindow>,
+    flags: Arc<Mutex<Flags>>,
+    /// Bytes the client may still send before it needs an adjust.
+    room: Arc<AtomicU32>,
+    /// The queue to the stdin thread; `None` after the client's EOF.
+    stdin: Option<Sender<Vec<u8>>>,
+    /// The stdin thread's end, until a command starts.
+    stdin_queue: Option<Receiver<Vec<u8>>>,
+    started: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts running reapers, so the end of a connection can wait for them.
+#[derive(Debug, Default)]
+struct Reapers {
+    running: Mutex<usize>,
+    done: Condvar,
+}
+
+/// The session channels of one connection.
+#[derive(Debug)]
+pub struct Channels {
+    out: Arc<Outbound>,
+    open: HashMap<u32, Chan>,
+    next_id: u32,
+    commands: Arc<Mutex<Vec<CommandRecord>>>,
+    reapers: Arc<Reapers>,
+}
+
+impl Channels {
+    /// No channels yet; commands are recorded in `commands`.
+    pub fn new(out: Arc<Outbound>, commands: Arc<Mutex<Vec<CommandRecord>>>) -> Channels {
+        Channels {
+            out,
+            open: HashMap::new(),
+            next_id: 0,
+            commands,
+            reapers: Arc::default(),
+        }
+    }
+
+    /// CHANNEL_OPEN: the reply to send.
+    pub fn on_open(&mut self, payload: &[u8]) -> Result<Vec<u8>> {
+        let mut r = Reader::body(payload);
+        let kind = r.string()?;
+        let sender = r.u32()?;
+        let window = r.u32()?;
+        let max_packet = r.u32()?;
+        let refuse = |code: u32, why: &str| {
+            Msg::new(msg::CHANNEL_OPEN_FAILURE)
+                .u32(sender)
+                .u32(code)
+                .string(why)
+                .string("")
+                .finish()
+        };
+        if kind != b"session" {
+            // 3: SSH_OPEN_UNKNOWN_CHANNEL_TYPE (no forwarding here).
+            return Ok(refuse(3, "only session channels are served"));
+        }
+        self.open.retain(|_, c| {
+            let f = lock(&c.flags);
+            !(f.close_sent && f.close_received)
+        });
+        if self.open.len() >= MAX_CHANNELS {
+            // 4: SSH_OPEN_RESOURCE_SHORTAGE.
+            return Ok(refuse(4, "too many channels open"));
+        }
+        let mut id = self.next_id;
+        while self.open.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        self.next_id = id.wrapping_add(1);
+        let chan_window = Arc::new(SendWindow::default());
+        chan_window.open(sender, window, max_packet);
+        let (stdin, stdin_queue) = channel();
+        self.open.insert(
+            id,
+            Chan {
+                remote: sender,
+                window: chan_window,
+                flags: Arc::default(),
+                room: Arc::new(AtomicU32::new(WINDOW)),
+                stdin: Some(stdin),
+                stdin_queue: Some(stdin_queue),
+                started: false,
+            },
+        );
+        Ok(Msg::new(msg::CHANNEL_OPEN_CONFIRMATION)
+            .u32(sender)
+            .u32(id)
+            .u32(WINDOW)
+            .u32(MAX_PACKET)
+            .finish())
+    }
+
+    /// Any other channel message: the reply to send, if one is due.
+    pub fn on_message(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut r = Reader::body(payload);
+        let id = r.u32()?;
+        let Some(chan) = self.open.get_mut(&id) else {
+            return Err(Error::Protocol(format!("message for unknown channel {id}")));
+        };
+        if lock(&chan.flags).close_received {
+            return Err(Error::Protocol(format!(
+                "message {} on channel {id} after its CLOSE",
+                payload[0]
+            )));
+        }
+        let remote = chan.remote;
+        match payload[0] {
+            msg::CHANNEL_DATA | msg::CHANNEL_EXTENDED_DATA => {
+                if payload[0] == msg::CHANNEL_EXTENDED_DATA {
+                    r.u32()?;
+                }
+                let data = r.string()?;
+                let len = data.len() as u32;
+                if len > MAX_PACKET {
+                    return Err(Error::Protocol(format!(
+                        "the client sent {len} bytes of channel data in one packet \
+                         (at most {MAX_PACKET} were agreed)"
+                    )));
+                }
+                if chan.room.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |room| room.checked_sub(len)).is_err() {
+                    return Err(Error::Protocol("the client overran our window".into()));
+                }
+                // Extended data from a client has no meaning for a command;
+                // data after EOF, or for a command that closed its stdin,
+                // is dropped. Either way the window comes back at once.
+                let queued = payload[0] == msg::CHANNEL_DATA
+                    && chan
+                        .stdin
+                        .as_ref()
+                        .is_some_and(|q| q.send(data.to_vec()).is_ok());
+                if !queued && len > 0 {
+                    chan.room.fetch_add(len, Ordering::SeqCst);
+                    return Ok(Some(adjust(remote, len)));
+                }
+                Ok(None)
+            }
+            msg::CHANNEL_WINDOW_ADJUST => {
+                chan.window.grant(r.u32()?);
+                Ok(None)
+            }
+            msg::CHANNEL_EOF => {
+                // The stdin thread closes the command's stdin once it has
+                // written what is queued.
+                chan.stdin = None;
+                Ok(None)
+            }
+            msg::CHANNEL_CLOSE => {
+                chan.stdin = None;
+                chan.stdin_queue = None;
+                chan.window.close();
+                let mut f = lock(&chan.flags);
+                f.close_received = true;
+                if let Some(child) = &f.child {
+                    // The client is gone from this channel: so is the
+                    // command (sshd's pipes would break it the same way).
+                    let _ = lock(child).kill();
+                }
+                if f.close_sent {
+                    return Ok(None);
+                }
+                f.close_sent = true;
+                Ok(Some(Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish()))
+            }
+            msg::CHANNEL_REQUEST => {
+                let kind = r.text()?.to_owned();
+                let want_reply = r.bool()?;
+                let ok = match kind.as_str() {
+                    "exec" if !chan.started => {
+                        let command = String::from_utf8_lossy(r.string()?).into_owned();
+                        self.exec(id, command)
+                    }
+                    // No pty, shell, subsystem, environment or signals:
+                    // refused, and the client carries on (ssh sends env
+                    // requests that do not want a reply).
+                    _ => false,
+                };
+                Ok(want_reply.then(|| {
+                    let answer = if ok {
+                        msg::CHANNEL_SUCCESS
+                    } else {
+                        msg::CHANNEL_FAILURE
+                    };
+                    Msg::new(answer).u32(remote).finish()
+                }))
+            }
+            // Replies to requests we never make.
+            msg::CHANNEL_SUCCESS | msg::CHANNEL_FAILURE => Ok(None),
+            other => Err(Error::Protocol(format!(
+                "unexpected channel message {other}"
+            ))),
+        }
+    }
+
+    /// Starts `command` on channel `id`; false if it cannot start.
+    fn exec(&mut self, id: u32, command: String) -> bool {
+        let Some(chan) = self.open.get_mut(&id) else {
+            return false;
+        };
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(&command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(home) = std::env::var_os("HOME") {
+            shell.current_dir(home);
+        }
+        let mut child = match shell.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                log::debug!("cannot run sh -c {command:?}: {e}");
+                return false;
+            }
+        };
+        chan.started = true;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            return false;
+        };
+        let index = {
+            let mut commands = lock(&self.commands);
+            commands.push(CommandRecord {
+                command,
+                outcome: "running".into(),
+            });
+            commands.len() - 1
+        };
+        let child = Arc::new(Mutex::new(child));
+        lock(&chan.flags).child = Some(child.clone());
+        if let Some(queue) = chan.stdin_queue.take() {
+            let feeder = StdinFeeder {
+                queue,
+                out: self.out.clone(),
+                remote: chan.remote,
+                room: chan.room.clone(),
+                flags: chan.flags.clone(),
+            };
+            spawn("minissh-stdin", move || feeder.run(stdin));
+        }
+        let pump = |stream: Stream, mut pipe: Box<dyn Read + Send>| {
+            let mut sender = DataSender::new(chan.window.clone(), self.out.clone(), stream);
+            spawn("minissh-pump", move || {
+                while matches!(sender.send_from(&mut pipe), Ok(n) if n > 0) {}
+            })
+        };
+        let pumps = [
+            pump(Stream::Data, Box::new(stdout)),
+            pump(Stream::Extended(1), Box::new(stderr)),
+        ];
+        let reaper = Reaper {
+            out: self.out.clone(),
+            remote: chan.remote,
+            flags: chan.flags.clone(),
+            child,
+            commands: self.commands.clone(),
+            index,
+            reapers: self.reapers.clone(),
+        };
+        *lock(&self.reapers.running) += 1;
+        spawn("minissh-reaper", move || reaper.run(pumps));
+        true
+    }
+
+    /// The connection is over: stop every channel and command, and wait a
+    /// little for the commands' outcomes.
+    pub fn shutdown(&mut self, why: &str) {
+        for chan in self.open.values_mut() {
+            chan.stdin = None;
+            chan.stdin_queue = None;
+            chan.window.fail(why);
+            if let Some(child) = &lock(&chan.flags).child {
+                let _ = lock(child).kill();
+            }
+        }
+        let deadline = Instant::now() + REAP_WAIT;
+        let mut running = lock(&self.reapers.running);
+        while *running > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            running = self
+                .reapers
+                .done
+                .wait_timeout(running, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+fn adjust(remote: u32, bytes: u32) -> Vec<u8> {
+    Msg::new(msg::CHANNEL_WINDOW_ADJUST)
+        .u32(remote)
+        .u32(bytes)
+        .finish()
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Option<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|e| log::debug!("no thread for {name}: {e}"))
+        .ok()
+}
+
+/// Writes what the client sends to the command's stdin, and gives the
+/// client window for what was written.
+struct StdinFeeder {
+    queue: Receiver<Vec<u8>>,
+    out: Arc<Outbound>,
+    remote: u32,
+    room: Arc<AtomicU32>,
+    flags: Arc<Mutex<Flags>>,
+}
+
+impl StdinFeeder {
+    fn run(self, mut stdin: ChildStdin) {
+        let mut unadjusted = 0u32;
+        let mut open = true;
+        // The queue ends with the client's EOF (or close): then stdin
+        // closes, which the command reads as its end of input.
+        while let Ok(chunk) = self.queue.recv() {
+            if open && stdin.write_all(&chunk).is_err() {
+                // The command closed its stdin: what follows is dropped,
+                // but still adjusted so the client is never stuck.
+                open = false;
+            }
+            unadjusted += chunk.len() as u32;
+            // As on the client: adjust once a quarter of the window is
+            // written, which leaves the client three quarters in flight.
+            if unadjusted >= WINDOW / 4 && !self.give_back(&mut unadjusted) {
+                return;
+            }
+        }
+        drop(stdin);
+        let _ = self.give_back(&mut unadjusted);
+    }
+
+    /// Sends a window adjust for `unadjusted` bytes; false once the channel
+    /// or the connection is gone.
+    fn give_back(&self, unadjusted: &mut u32) -> bool {
+        if *unadjusted == 0 {
+            return true;
+        }
+        if lock(&self.flags).close_sent {
+            return false;
+        }
+        self.room.fetch_add(*unadjusted, Ordering::SeqCst);
+        let sent = self.out.send(&adjust(self.remote, *unadjusted)).is_ok();
+        *unadjusted = 0;
+        sent
+    }
+}
+
+/// Waits for a command and its output, then ends the channel.
+struct Reaper {
+    out: Arc<Outbound>,
+    remote: u32,
+    flags: Arc<Mutex<Flags>>,
+    child: Arc<Mutex<Child>>,
+    commands: Arc<Mutex<Vec<CommandRecord>>>,
+    index: usize,
+    reapers: Arc<Reapers>,
+}
+
+impl Reaper {
+    fn run(self, pumps: [Option<std::thread::JoinHandle<()>>; 2]) {
+        // All output is sent before EOF: the pumps end at the pipes' end.
+        for pump in pumps.into_iter().flatten() {
+            let _ = pump.join();
+        }
+        let status = self.wait();
+        let outcome = match status {
+            Some(s) => match (s.code(), s.signal()) {
+                (Some(code), _) => format!("exit {code}"),
+                (None, Some(sig)) => format!("signal {}", signal_name(sig)),
+                (None, None) => "ended".into(),
+            },
+            None => "unknown".into(),
+        };
+        let claimed = {
+            let mut f = lock(&self.flags);
+            f.child = None;
+            let claimed = !f.close_sent;
+            f.close_sent = true;
+            if f.close_received && outcome.starts_with("signal KILL") {
+                // We killed it because the client closed the channel.
+                drop(f);
+                self.record("killed (the client closed the channel)".into());
+                self.done();
+                return;
+            }
+            claimed
+        };
+        if claimed {
+            self.send_end(status);
+        }
+        self.record(outcome);
+        self.done();
+    }
+
+    /// The command's exit status. A pipe can close before the command
+    /// exits (it closed its output), so this polls, backing off to 50 ms.
+    fn wait(&self) -> Option<std::process::ExitStatus> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match lock(&self.child).try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// exit-status (or exit-signal), EOF and CLOSE.
+    fn send_end(&self, status: Option<std::process::ExitStatus>) {
+        let request = |kind: &str| {
+            Msg::new(msg::CHANNEL_REQUEST)
+                .u32(self.remote)
+                .string(kind)
+                .bool(false)
+        };
+        let report = status.and_then(|s| match (s.code(), s.signal()) {
+            (Some(code), _) => Some(request("exit-status").u32(code as u32).finish()),
+            (None, Some(sig)) => Some(
+                request("exit-signal")
+                    .string(signal_name(sig))
+                    .bool(s.core_dumped())
+                    .string("")
+                    .string("")
+                    .finish(),
+            ),
+            (None, None) => None,
+        });
+        let eof = Msg::new(msg::CHANNEL_EOF).u32(self.remote).finish();
+        let close = Msg::new(msg::CHANNEL_CLOSE).u32(self.remote).finish();
+        for message in report.into_iter().chain([eof, close]) {
+            if self.out.send(&message).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn record(&self, outcome: String) {
+        if let Some(c) = lock(&self.commands).get_mut(self.index) {
+            c.outcome = outcome;
+        }
+    }
+
+    fn done(&self) {
+        *lock(&self.reapers.running) -= 1;
+        self.reapers.done.notify_all();
+    }
+}
+
+/// RFC 4254 §6.10's signal names (without the `SIG`).
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "HUP",
+        2 => "INT",
+        3 => "QUIT",
+        4 => "ILL",
+        6 => "ABRT",
+        8 => "FPE",
+        9 => "KILL",
+        11 => "SEGV",
+        13 => "PIPE",
+        14 => "ALRM",
+        15 => "TERM",
+        10 => "USR1",
+        12 => "USR2",
+        _ => "UNKNOWN",
+    }
+}
