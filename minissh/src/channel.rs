@@ -284,9 +284,7 @@ impl Channels {
             _ => match t.retired.iter().position(|c| c.local_id == id) {
                 Some(i) if payload[0] == msg::CHANNEL_CLOSE => t.retired.swap_remove(i),
                 Some(i) => t.retired[i].clone(),
-                None => {
-                    return Err(Error::Protocol(format!("message for unknown channel {id}")))
-                }
+                None => return Err(Error::Protocol(format!("message for unknown channel {id}"))),
             },
         };
         drop(t);
@@ -623,7 +621,10 @@ mod tests {
     #[test]
     fn a_data_packet_larger_than_agreed_is_refused() {
         let table = Channels::default();
-        table.create(sink(), sink()).unwrap().opened(REMOTE, 0, MAX_PACKET);
+        table
+            .create(sink(), sink())
+            .unwrap()
+            .opened(REMOTE, 0, MAX_PACKET);
         let largest = vec![7u8; MAX_PACKET as usize];
         assert_eq!(table.on_message(&incoming_data(&largest)).unwrap(), None);
         let too_big = vec![7u8; MAX_PACKET as usize + 1];

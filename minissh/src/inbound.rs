@@ -13,7 +13,9 @@ use ssh_packetizer::{CompressionAlgorithm, Keys};
 use crate::channel;
 use crate::error::{Error, Result};
 use crate::hostkey::{HostKey, HostKeyCheck};
-use crate::kex::{self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Side, Transcript};
+use crate::kex::{
+    self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Side, Transcript,
+};
 use crate::msg;
 use crate::outbound::{KexPhase, Outbound};
 use crate::wire::{Msg, Reader};

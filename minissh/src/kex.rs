@@ -238,8 +238,8 @@ pub fn negotiate(side: Side, prefs: &Preferences, peer_kexinit: &[u8]) -> Result
     };
     // A guess is right only if the peer's first kex method and host key
     // type are the ones chosen.
-    let guessed_right = peer.kex.first() == Some(&kex_method)
-        && peer.host_key.first() == Some(&host_key);
+    let guessed_right =
+        peer.kex.first() == Some(&kex_method) && peer.host_key.first() == Some(&host_key);
     let (c2s, s2c) = (chosen.client_to_server, chosen.server_to_client);
     Ok(Negotiated {
         kex: kex_method,
@@ -472,7 +472,8 @@ pub fn verify_ed25519(key: &[u8; 32], blob: &[u8], data: &[u8]) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(key) else {
         return false;
     };
-    key.verify_strict(data, &Signature::from_bytes(&sig)).is_ok()
+    key.verify_strict(data, &Signature::from_bytes(&sig))
+        .is_ok()
 }
 
 fn verify_signature(host_key: &HostKey, blob: &[u8], exchange_hash: &[u8]) -> Result<()> {

@@ -117,17 +117,15 @@ impl Auth {
     /// Lines that do not parse are skipped too, as sshd does.
     fn is_authorized(&self, blob: &[u8]) -> Result<bool> {
         let text = std::fs::read_to_string(&self.authorized_keys).map_err(|e| {
-            Error::Key(format!("cannot read {}: {e}", self.authorized_keys.display()))
+            Error::Key(format!(
+                "cannot read {}: {e}",
+                self.authorized_keys.display()
+            ))
         })?;
         Ok(AuthorizedKeys::new(&text)
             .filter_map(|entry| entry.ok())
             .filter(|entry| entry.config_opts().is_empty())
-            .any(|entry| {
-                entry
-                    .public_key()
-                    .to_bytes()
-                    .is_ok_and(|ours| ours == blob)
-            }))
+            .any(|entry| entry.public_key().to_bytes().is_ok_and(|ours| ours == blob)))
     }
 }
 

@@ -11,12 +11,14 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process_group, Pid, Signal};
 
 use super::log::CommandRecord;
 use crate::channel::WINDOW;
@@ -171,7 +173,13 @@ impl Channels {
                          (at most {MAX_PACKET} were agreed)"
                     )));
                 }
-                if chan.room.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |room| room.checked_sub(len)).is_err() {
+                if chan
+                    .room
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |room| {
+                        room.checked_sub(len)
+                    })
+                    .is_err()
+                {
                     return Err(Error::Protocol("the client overran our window".into()));
                 }
                 // Extended data from a client has no meaning for a command;
@@ -207,7 +215,7 @@ impl Channels {
                 if let Some(child) = &f.child {
                     // The client is gone from this channel: so is the
                     // command (sshd's pipes would break it the same way).
-                    let _ = lock(child).kill();
+                    kill_group(child);
                 }
                 if f.close_sent {
                     return Ok(None);
@@ -256,7 +264,11 @@ impl Channels {
             .arg(&command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its own process group, so that ending the command also ends
+            // what it started (`sh -c 'a; b'` forks), which would otherwise
+            // hold the output pipes open.
+            .process_group(0);
         if let Some(home) = std::env::var_os("HOME") {
             shell.current_dir(home);
         }
@@ -326,7 +338,7 @@ impl Channels {
             chan.stdin_queue = None;
             chan.window.fail(why);
             if let Some(child) = &lock(&chan.flags).child {
-                let _ = lock(child).kill();
+                kill_group(child);
             }
         }
         let deadline = Instant::now() + REAP_WAIT;
@@ -343,6 +355,14 @@ impl Channels {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+}
+
+/// Kills the command's whole process group (it leads its own).
+fn kill_group(child: &Mutex<Child>) {
+    let pid = lock(child).id();
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process_group(pid, Signal::KILL);
     }
 }
 

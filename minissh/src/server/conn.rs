@@ -62,6 +62,9 @@ fn describe_end(result: Result<()>, shared: &Shared) -> String {
             ssh_packetizer::Error::Eof { .. } => {
                 return format!("the client closed the connection ({p})");
             }
+            _ if p.io_kind() == Some(io::ErrorKind::ConnectionReset) => {
+                return "the client reset the connection".into();
+            }
             _ => {}
         }
     }
@@ -83,7 +86,10 @@ enum Phase {
         negotiated: Negotiated,
     },
     /// Our NEWKEYS is out; the client's switches our inbound keys.
-    AwaitNewKeys { keys: Keys, negotiated: Negotiated },
+    AwaitNewKeys {
+        keys: Keys,
+        negotiated: Negotiated,
+    },
 }
 
 struct Conn<'a> {
@@ -429,7 +435,12 @@ impl<'a> Conn<'a> {
         })
     }
 
-    fn on_newkeys(&mut self, keys: Keys, negotiated: Negotiated, record: &mut Record) -> Result<()> {
+    fn on_newkeys(
+        &mut self,
+        keys: Keys,
+        negotiated: Negotiated,
+        record: &mut Record,
+    ) -> Result<()> {
         self.reader.set_inbound_cipher(keys)?;
         self.initial_done = true;
         self.negotiated = Some(negotiated);

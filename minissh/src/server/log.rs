@@ -25,7 +25,12 @@ impl Log {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+            .map_err(|e| {
+                Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", path.display()),
+                ))
+            })?;
         Ok(Log {
             file: Some(Mutex::new(file)),
         })

@@ -97,7 +97,12 @@ impl ServerConfig {
 pub fn server_preferences() -> Preferences {
     fn all<T: Copy + PartialEq>(defaults: &[T], every: &[T], usable: impl Fn(T) -> bool) -> Vec<T> {
         let mut list = defaults.to_vec();
-        list.extend(every.iter().copied().filter(|a| usable(*a) && !defaults.contains(a)));
+        list.extend(
+            every
+                .iter()
+                .copied()
+                .filter(|a| usable(*a) && !defaults.contains(a)),
+        );
         list
     }
     use ssh_packetizer::negotiate::{DEFAULT_CIPHERS, DEFAULT_MACS};
