@@ -23,8 +23,16 @@ use minissh::sshd::{current_user, Sshd};
 use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
 use ssh_packetizer::{CipherAlgorithm as C, CompressionAlgorithm, MacAlgorithm as M, RekeyLimits};
 
+/// A client config for `sshd`: host keys in a known_hosts file of the
+/// server's directory (the first connection records the key, the rest
+/// check it), never the user's own.
 fn config(sshd: &Sshd) -> Config {
-    Config::new("127.0.0.1", sshd.port(), &current_user(), sshd.client_key())
+    let mut config = Config::new("127.0.0.1", sshd.port(), &current_user(), sshd.client_key());
+    config.host_key = HostKeyCheck::KnownHosts {
+        path: sshd.dir().join("known_hosts"),
+        unknown: minissh::UnknownHost::AcceptNew,
+    };
+    config
 }
 
 fn connect(sshd: &Sshd, config: &Config) -> Session {

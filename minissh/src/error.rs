@@ -38,6 +38,37 @@ pub enum Error {
         /// The key the server presented.
         got: String,
     },
+    /// The known_hosts file holds another key for this host.
+    HostKeyChanged {
+        /// The host as known_hosts names it.
+        host: String,
+        /// The known_hosts file.
+        file: String,
+        /// The line with the other key.
+        line: usize,
+        /// That key's fingerprint.
+        expected: String,
+        /// The key the server presented.
+        got: String,
+    },
+    /// The known_hosts file marks the server's key as revoked.
+    HostKeyRevoked {
+        /// The host as known_hosts names it.
+        host: String,
+        /// The known_hosts file.
+        file: String,
+        /// The `@revoked` line.
+        line: usize,
+    },
+    /// The known_hosts file does not vouch for this host.
+    HostKeyUnknown {
+        /// The host as known_hosts names it.
+        host: String,
+        /// The known_hosts file.
+        file: String,
+        /// Why that is a refusal.
+        why: String,
+    },
     /// The key file could not be used.
     Key(String),
     /// The server refused our key.
@@ -82,6 +113,25 @@ impl fmt::Display for Error {
                 "HOST KEY MISMATCH: expected {expected}, the server presented {got}; \
                  someone may be intercepting this connection"
             ),
+            Error::HostKeyChanged {
+                host,
+                file,
+                line,
+                expected,
+                got,
+            } => write!(
+                f,
+                "HOST KEY FOR {host} HAS CHANGED: {file}:{line} holds {expected}, the server \
+                 presented {got}; someone may be intercepting this connection, or the host \
+                 key was replaced (if you know it was, remove line {line} and connect again)"
+            ),
+            Error::HostKeyRevoked { host, file, line } => write!(
+                f,
+                "the host key of {host} is REVOKED in {file}:{line}; refusing to connect"
+            ),
+            Error::HostKeyUnknown { host, file, why } => {
+                write!(f, "no known host key for {host} in {file}: {why}")
+            }
             Error::Key(what) => write!(f, "key: {what}"),
             Error::AuthFailed { methods } => write!(
                 f,

@@ -12,7 +12,7 @@ use ssh_packetizer::{CompressionAlgorithm, Keys};
 
 use crate::channel;
 use crate::error::{Error, Result};
-use crate::hostkey::{HostKey, HostKeyCheck};
+use crate::hostkey::{HostKey, HostKeyCheck, Verdict};
 use crate::kex::{
     self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Side, Transcript,
 };
@@ -50,6 +50,9 @@ pub struct Info {
     pub client_rekeys: u32,
     /// The first exchange hash, which authentication signs.
     pub session_id: Vec<u8>,
+    /// The known_hosts file the host key was just recorded in, if the
+    /// host was new.
+    pub host_key_recorded: Option<std::path::PathBuf>,
 }
 
 pub(crate) enum Phase {
@@ -99,6 +102,9 @@ pub(crate) struct Inbound {
     pub(crate) out: Arc<Outbound>,
     pub(crate) prefs: Preferences,
     pub(crate) check: HostKeyCheck,
+    /// The server as the user named it, and its port (for known_hosts).
+    pub(crate) host: String,
+    pub(crate) port: u16,
     pub(crate) client_id: Vec<u8>,
     pub(crate) server_id: Vec<u8>,
     pub(crate) events: EventQueue,
@@ -362,7 +368,12 @@ impl Inbound {
             self.session_id.as_deref(),
         )?;
         match &self.host_key {
-            None => self.check.check(&outcome.host_key)?,
+            None => {
+                let verdict = self.check.check(&outcome.host_key, &self.host, self.port)?;
+                if let Verdict::Recorded(path) = verdict {
+                    self.info_mut().host_key_recorded = Some(path);
+                }
+            }
             // A rekey must not change the host key.
             Some(first) if *first != outcome.host_key => {
                 return Err(Error::HostKeyMismatch {

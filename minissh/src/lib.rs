@@ -15,6 +15,7 @@ pub mod hostkey;
 pub mod identity;
 mod inbound;
 pub mod kex;
+pub mod known_hosts;
 pub mod msg;
 mod outbound;
 pub mod scp;
@@ -26,7 +27,7 @@ pub mod wire;
 
 pub use channel::{Channel, ExitStatus};
 pub use error::{Error, Result};
-pub use hostkey::HostKeyCheck;
+pub use hostkey::{HostKeyCheck, UnknownHost, Verdict};
 pub use inbound::Info;
 pub use kex::Preferences;
 pub use session::{Config, Session};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use minissh::server::{Server, ServerConfig};
-use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
+use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session, UnknownHost};
 use ssh_packetizer::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, RekeyLimits};
 
 const USAGE: &str = "\
@@ -21,6 +21,10 @@ options:
   -m MAC          offer only this MAC (hmac-sha2-256, hmac-sha1-etm@openssh.com, ...)
   -C              offer compression (zlib@openssh.com, zlib)
   -H KEY          accept only this host key: a SHA256:... fingerprint or a .pub file
+  -o UserKnownHostsFile=FILE   check host keys against FILE (~/.ssh/known_hosts)
+  -o StrictHostKeyChecking=accept-new|yes|no
+                  a host not in known_hosts: record its key (accept-new, the
+                  default), refuse it (yes), or check no host key at all (no)
   -R BYTES        start a rekey after BYTES in either direction
   --no-strict-kex do not offer strict kex (kex-strict-c-v00@openssh.com)
   -q              do not print the host key fingerprint
@@ -82,6 +86,10 @@ fn parse(args: &[String]) -> Result<(Config, Command, bool), String> {
                     ..RekeyLimits::default()
                 });
             }
+            "-o" => {
+                let v = value(&mut i, flag)?;
+                set_option(&mut config.host_key, &v)?;
+            }
             "--no-strict-kex" => config.prefs.strict_kex = false,
             "-q" => quiet = true,
             "-h" | "--help" => return Err(String::new()),
@@ -107,6 +115,47 @@ fn parse(args: &[String]) -> Result<(Config, Command, bool), String> {
         _ => return Err("expected `exec` or `scp` after user@host".into()),
     };
     Ok((config, command, quiet))
+}
+
+/// An OpenSSH-style `-o Name=value` option about host keys.
+fn set_option(check: &mut HostKeyCheck, option: &str) -> Result<(), String> {
+    let (name, value) = option
+        .split_once('=')
+        .ok_or_else(|| format!("-o {option}: expected Name=value"))?;
+    let known_hosts = |check: &HostKeyCheck| match check {
+        HostKeyCheck::KnownHosts { path, unknown } => (path.clone(), *unknown),
+        _ => (minissh::known_hosts::default_path(), UnknownHost::AcceptNew),
+    };
+    match name.to_ascii_lowercase().as_str() {
+        "userknownhostsfile" => {
+            let (_, unknown) = known_hosts(check);
+            *check = HostKeyCheck::KnownHosts {
+                path: value.into(),
+                unknown,
+            };
+        }
+        "stricthostkeychecking" => {
+            let (path, _) = known_hosts(check);
+            *check = match value {
+                "accept-new" => HostKeyCheck::KnownHosts {
+                    path,
+                    unknown: UnknownHost::AcceptNew,
+                },
+                "yes" => HostKeyCheck::KnownHosts {
+                    path,
+                    unknown: UnknownHost::Refuse,
+                },
+                "no" => HostKeyCheck::AcceptAny,
+                other => {
+                    return Err(format!(
+                        "StrictHostKeyChecking={other}: expected accept-new, yes or no"
+                    ))
+                }
+            };
+        }
+        _ => return Err(format!("unknown option -o {name}")),
+    }
+    Ok(())
 }
 
 fn parse_serve(args: &[String]) -> Result<ServerConfig, String> {
@@ -213,6 +262,14 @@ fn run(config: &Config, command: Command, quiet: bool) -> Result<u8, Error> {
     let mut session = Session::connect(config)?;
     if !quiet {
         let info = session.info();
+        if let Some(file) = &info.host_key_recorded {
+            eprintln!(
+                "minissh: recorded the host key of {} ({}) in {}",
+                minissh::known_hosts::host_name(&config.host, config.port),
+                info.host_key_fingerprint,
+                file.display()
+            );
+        }
         let n = info.negotiated.expect("negotiated after connect");
         eprintln!(
             "minissh: {} host key ssh-ed25519 {}; {} {}",

@@ -43,7 +43,8 @@ pub struct Config {
     pub identity: PathBuf,
     /// Algorithms offered.
     pub prefs: Preferences,
-    /// Which host key to accept.
+    /// Which host key to accept: by default the keys in
+    /// `~/.ssh/known_hosts`, a new host's key recorded there.
     pub host_key: HostKeyCheck,
     /// Byte or time limits after which we start a rekey ourselves.
     pub rekey: Option<RekeyLimits>,
@@ -58,7 +59,7 @@ impl Config {
             user: user.to_owned(),
             identity: identity.into(),
             prefs: Preferences::default(),
-            host_key: HostKeyCheck::AcceptAny,
+            host_key: HostKeyCheck::default(),
             rekey: None,
         }
     }
@@ -117,6 +118,8 @@ impl Session {
             out: out.clone(),
             prefs: config.prefs.clone(),
             check: config.host_key.clone(),
+            host: config.host.clone(),
+            port: config.port,
             client_id: CLIENT_ID.as_bytes().to_vec(),
             server_id: server_id.line.clone(),
             events: events_tx,

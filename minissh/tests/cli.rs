@@ -31,12 +31,19 @@ fn minissh(args: &[&str], stdin: &[u8]) -> Output {
     out
 }
 
+/// The port and key; host keys are checked against a known_hosts file of
+/// the test's own, never the user's.
 fn base_args(sshd: &Sshd) -> Vec<String> {
     vec![
         "-p".into(),
         sshd.port().to_string(),
         "-i".into(),
         sshd.client_key().display().to_string(),
+        "-o".into(),
+        format!(
+            "UserKnownHostsFile={}",
+            sshd.dir().join("known_hosts").display()
+        ),
     ]
 }
 
@@ -184,6 +191,89 @@ fn refusals_are_worded_for_the_user() {
     assert_eq!(text.trim(), "minissh: the server closed the connection");
 }
 
+fn known_hosts_records_then_verifies_then_refuses_a_changed_key() {
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
+    let home = sshd.dir().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let run = |extra: &[String]| {
+        let mut args = base_args(&sshd);
+        args.truncate(4); // no known_hosts option: the default, under HOME
+        args.extend(extra.iter().cloned());
+        args.extend([target(), "exec".into(), "echo in".into()]);
+        Command::new(env!("CARGO_BIN_EXE_minissh"))
+            .args(&args)
+            .env("HOME", &home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let file = home.join(".ssh/known_hosts");
+    let name = format!("[127.0.0.1]:{}", sshd.port());
+    // First connection: the key is recorded (the directory made for it).
+    let out = run(&[]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("recorded the host key of {name}")),
+        "{stderr}"
+    );
+    let host_pub = std::fs::read_to_string(sshd.host_key_pub()).unwrap();
+    let host_key: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+    let recorded = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(recorded, format!("{name} {}\n", host_key.join(" ")));
+    // Second: verified, nothing recorded.
+    let out = run(&[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("recorded"));
+    // Hashed by ssh-keygen -H: still found.
+    let hashed = Command::new(minissh::sshd::SSH_KEYGEN)
+        .arg("-H")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(hashed.status.success(), "{hashed:?}");
+    assert!(std::fs::read_to_string(&file).unwrap().starts_with("|1|"));
+    let out = run(&["-o".into(), "StrictHostKeyChecking=yes".into()]);
+    assert!(out.status.success(), "{out:?}");
+    // A changed key: refused with the line to look at.
+    let stranger =
+        std::fs::read_to_string(format!("{}.pub", sshd.stranger_key().display())).unwrap();
+    let stranger: Vec<&str> = stranger.split_whitespace().take(2).collect();
+    std::fs::write(&file, format!("# mine\n{name} {}\n", stranger.join(" "))).unwrap();
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "minissh: HOST KEY FOR {name} HAS CHANGED: {}:2 holds",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing ran");
+    // An unknown host when new hosts are refused.
+    std::fs::write(&file, "").unwrap();
+    let out = run(&["-o".into(), "StrictHostKeyChecking=yes".into()]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("no known host key for {name}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "",
+        "nothing recorded"
+    );
+    // And any key at all only when asked.
+    let out = run(&["-o".into(), "StrictHostKeyChecking=no".into()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+}
+
 fn usage_errors_exit_2() {
     let out = minissh(&["-c", "rot13", "u@h", "exec", "x"], b"");
     assert_eq!(out.status.code(), Some(2));
@@ -205,6 +295,11 @@ fn main() -> std::process::ExitCode {
         (
             "refusals_are_worded_for_the_user",
             refusals_are_worded_for_the_user,
+            true,
+        ),
+        (
+            "known_hosts_records_then_verifies_then_refuses_a_changed_key",
+            known_hosts_records_then_verifies_then_refuses_a_changed_key,
             true,
         ),
         ("usage_errors_exit_2", usage_errors_exit_2, false),

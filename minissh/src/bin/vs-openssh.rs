@@ -120,6 +120,8 @@ fn client_command(
             let mut cmd = Command::new(minissh);
             cmd.args(["-q", "-p", &port, "-i"])
                 .arg(&key)
+                .arg("-H")
+                .arg(sshd.host_key_pub())
                 .args(["-c", cipher]);
             if !mac.is_empty() {
                 cmd.args(["-m", mac]);
