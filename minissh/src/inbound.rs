@@ -17,7 +17,7 @@ use crate::kex::{
     self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Side, Transcript,
 };
 use crate::msg;
-use crate::outbound::{KexPhase, Outbound};
+use crate::outbound::{KexPhase, Outbound, Replies};
 use crate::wire::{Msg, Reader};
 
 /// What the reader thread tells the main thread.
@@ -116,7 +116,7 @@ pub(crate) struct Inbound {
     pub(crate) phase: Phase,
     pub(crate) initial_done: bool,
     /// Replies held back while the gate is shut (window adjusts, closes).
-    pub(crate) deferred: Vec<Vec<u8>>,
+    pub(crate) replies: Replies,
     /// Set when we disconnect on purpose, so the EOF that follows is quiet.
     pub(crate) closing: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -263,10 +263,7 @@ impl Inbound {
     }
 
     fn send_or_defer(&mut self, payload: Vec<u8>) -> Result<()> {
-        if !self.deferred.is_empty() || !self.out.try_send(&payload)? {
-            self.deferred.push(payload);
-        }
-        Ok(())
+        self.replies.send(&self.out, payload).map(|_| ())
     }
 
     fn start_rekey(&mut self) -> Result<()> {
@@ -413,9 +410,7 @@ impl Inbound {
             self.initial_done = true;
         }
         self.out.kex_finished();
-        for payload in std::mem::take(&mut self.deferred) {
-            self.send_or_defer(payload)?;
-        }
+        self.replies.flush(&self.out)?;
         if first {
             // Only the first exchange is waited for; later ones are no news
             // to the main thread, and a long session has many.

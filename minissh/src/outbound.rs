@@ -186,3 +186,77 @@ impl Outbound {
         self.writer.close();
     }
 }
+
+/// Most replies held while our key exchange has the gate shut. A peer
+/// that sends more requests than that during one exchange is refused
+/// rather than allowed to grow our memory.
+pub const HELD_REPLIES: usize = 64;
+
+/// Replies from the reader thread, which must never wait at the gate (it
+/// drives the exchange that opens it): sent at once when the gate is open,
+/// else held, in order, until our NEWKEYS.
+#[derive(Debug, Default)]
+pub struct Replies {
+    held: Vec<Vec<u8>>,
+}
+
+impl Replies {
+    /// Sends `payload`, or holds it behind earlier held replies. Returns
+    /// whether it went out now.
+    pub fn send(&mut self, out: &Outbound, payload: Vec<u8>) -> Result<bool> {
+        if self.held.is_empty() && out.try_send(&payload)? {
+            return Ok(true);
+        }
+        if self.held.len() >= HELD_REPLIES {
+            return Err(Error::Protocol(format!(
+                "the peer asked for more than {HELD_REPLIES} replies during one key exchange"
+            )));
+        }
+        self.held.push(payload);
+        Ok(false)
+    }
+
+    /// Sends what was held (after our NEWKEYS). Returns whether all of it
+    /// went out.
+    pub fn flush(&mut self, out: &Outbound) -> Result<bool> {
+        for payload in std::mem::take(&mut self.held) {
+            self.send(out, payload)?;
+        }
+        Ok(self.held.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssh_packetizer::Packetizer;
+    use std::net::TcpListener;
+
+    #[test]
+    fn replies_are_held_while_the_gate_is_shut_and_bounded() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut peer = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
+        let (_reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
+        let out = Outbound::new(writer, Preferences::default(), Side::Client);
+        let mut replies = Replies::default();
+        assert!(replies.send(&out, vec![2, 0xff]).unwrap(), "sent at once");
+        assert!(out.begin_kex().unwrap());
+        for i in 0..HELD_REPLIES {
+            assert!(!replies.send(&out, vec![2, i as u8]).unwrap(), "held");
+        }
+        let err = replies.send(&out, vec![2]).unwrap_err();
+        assert!(err.to_string().contains("more than 64 replies"), "{err}");
+        // The gate opens: everything held goes out, in order.
+        out.kex_finished();
+        assert!(replies.flush(&out).unwrap());
+        assert_eq!(peer.read_message().unwrap().payload(), [2, 0xff]);
+        assert_eq!(
+            peer.read_message().unwrap().msg_type(),
+            ssh_packetizer::msg::KEXINIT
+        );
+        for i in 0..HELD_REPLIES {
+            assert_eq!(peer.read_message().unwrap().payload(), [2, i as u8]);
+        }
+    }
+}

@@ -9,21 +9,35 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
-use crate::channel::{Channel, MAX_PACKET};
+use crate::channel::{Channel, ExitStatus, Sink, MAX_PACKET};
 use crate::error::{Error, Result};
-use crate::session::Session;
+
+/// Chunks of the remote scp's output that may wait for us: its stdout
+/// holds one acknowledgement per step, so a remote scp that sends more
+/// than this unasked is broken or hostile, and is refused rather than
+/// allowed to grow our memory.
+const QUEUED_CHUNKS: usize = 16;
 
 /// The remote scp's output, handed from the reader thread to us.
-struct ToQueue(Sender<Vec<u8>>);
+struct ToQueue {
+    queue: SyncSender<Vec<u8>>,
+    /// Whether a full queue is an error (stdout, the acknowledgements) or
+    /// drops the excess (stderr, shown only when something fails).
+    strict: bool,
+}
 
 impl Write for ToQueue {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // A dropped receiver means the upload is over; output is moot.
-        let _ = self.0.send(buf.to_vec());
-        Ok(buf.len())
+        match self.queue.try_send(buf.to_vec()) {
+            Err(TrySendError::Full(_)) if self.strict => Err(io::Error::other(format!(
+                "the remote scp sent more than {QUEUED_CHUNKS} replies nobody asked for"
+            ))),
+            // A dropped receiver means the upload is over; output is moot.
+            _ => Ok(buf.len()),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -31,8 +45,36 @@ impl Write for ToQueue {
     }
 }
 
+/// The command that receives `files` into `remote_dir`.
+pub fn sink_command(files: &[PathBuf], remote_dir: &str) -> String {
+    let target_flag = if files.len() > 1 { " -d" } else { "" };
+    format!("scp{target_flag} -t -- {}", shell_quote(remote_dir))
+}
+
+/// The channel's stdout and stderr sinks for an upload, and the reading
+/// end that [`upload`] takes.
+pub fn sinks() -> (Sink, Sink, Acks) {
+    let (out_tx, out_rx) = mpsc::sync_channel(QUEUED_CHUNKS);
+    let (err_tx, err_rx) = mpsc::sync_channel(QUEUED_CHUNKS);
+    let stdout = ToQueue {
+        queue: out_tx,
+        strict: true,
+    };
+    let stderr = ToQueue {
+        queue: err_tx,
+        strict: false,
+    };
+    let acks = Acks {
+        queue: out_rx,
+        pending: Vec::new(),
+        stderr: err_rx,
+    };
+    (Box::new(stdout), Box::new(stderr), acks)
+}
+
 /// Bytes from the remote scp, read one acknowledgement at a time.
-struct Acks {
+#[derive(Debug)]
+pub struct Acks {
     queue: Receiver<Vec<u8>>,
     pending: Vec<u8>,
     stderr: Receiver<Vec<u8>>,
@@ -86,29 +128,26 @@ impl Acks {
     }
 }
 
-/// Sends `files` into `remote_dir`, one acknowledged step at a time.
-pub fn upload(session: &mut Session, files: &[PathBuf], remote_dir: &str) -> Result<()> {
-    let (out_tx, out_rx) = mpsc::channel();
-    let (err_tx, err_rx) = mpsc::channel();
-    let target_flag = if files.len() > 1 { " -d" } else { "" };
-    let command = format!("scp{target_flag} -t -- {}", shell_quote(remote_dir));
-    let mut chan = session.open_exec(
-        &command,
-        Box::new(ToQueue(out_tx)),
-        Box::new(ToQueue(err_tx)),
-    )?;
-    let mut acks = Acks {
-        queue: out_rx,
-        pending: Vec::new(),
-        stderr: err_rx,
-    };
+/// Sends `files` over `chan`, which runs [`sink_command`] with the sinks
+/// of `acks`, one acknowledged step at a time. On an error the channel is
+/// closed (and the server's close awaited), so the session can go on.
+pub fn upload(mut chan: Channel, mut acks: Acks, files: &[PathBuf]) -> Result<()> {
+    let result = send_all(&mut chan, &mut acks, files);
+    if result.is_err() {
+        // The error is the news; a failed close adds nothing to it.
+        let _ = chan.close();
+    }
+    result
+}
+
+fn send_all(chan: &mut Channel, acks: &mut Acks, files: &[PathBuf]) -> Result<()> {
     acks.expect_ok("starting scp")?;
     for path in files {
-        send_file(&mut chan, &mut acks, path)?;
+        send_file(chan, acks, path)?;
     }
     chan.send_eof()?;
     match chan.wait()? {
-        crate::channel::ExitStatus::Code(0) => Ok(()),
+        ExitStatus::Code(0) => Ok(()),
         status => Err(Error::Scp(format!(
             "the remote scp ended with {status:?}{}",
             acks.stderr_text()
@@ -174,14 +213,22 @@ mod tests {
     }
 
     fn acks(bytes: &[u8]) -> Acks {
-        let (tx, rx) = mpsc::channel();
-        let (_etx, erx) = mpsc::channel();
-        tx.send(bytes.to_vec()).unwrap();
-        Acks {
-            queue: rx,
-            pending: Vec::new(),
-            stderr: erx,
+        let (mut stdout, _stderr, acks) = sinks();
+        stdout.write_all(bytes).unwrap();
+        acks
+    }
+
+    #[test]
+    fn a_flood_of_unasked_output_is_refused() {
+        let (mut stdout, mut stderr, _acks) = sinks();
+        for _ in 0..QUEUED_CHUNKS {
+            stdout.write_all(b"\0").unwrap();
+            stderr.write_all(b"noise").unwrap();
         }
+        let err = stdout.write_all(b"\0").unwrap_err();
+        assert!(err.to_string().contains("nobody asked for"), "{err}");
+        // Stderr past the bound is dropped, not an error.
+        stderr.write_all(b"more noise").unwrap();
     }
 
     #[test]

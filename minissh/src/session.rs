@@ -130,7 +130,7 @@ impl Session {
             strict: false,
             phase: Phase::Idle,
             initial_done: false,
-            deferred: Vec::new(),
+            replies: Default::default(),
             closing: closing.clone(),
         };
         let reader = std::thread::Builder::new()
@@ -315,9 +315,12 @@ impl Session {
         status
     }
 
-    /// Uploads `files` into `remote_dir` over `scp -t`.
+    /// Uploads `files` into `remote_dir` over `scp -t`. On an error the
+    /// channel is closed and the session stays usable.
     pub fn scp_upload(&mut self, files: &[PathBuf], remote_dir: &str) -> Result<()> {
-        crate::scp::upload(self, files, remote_dir)
+        let (stdout, stderr, acks) = crate::scp::sinks();
+        let chan = self.open_exec(&crate::scp::sink_command(files, remote_dir), stdout, stderr)?;
+        crate::scp::upload(chan, acks, files)
     }
 
     /// Says goodbye and waits for the reader thread.

@@ -599,10 +599,37 @@ fn minissh_client_against_minissh_server() {
         .scp_upload(&[local.clone()], remote.to_str().unwrap())
         .unwrap();
     assert!(std::fs::read(remote.join("up.bin")).unwrap() == std::fs::read(&local).unwrap());
+    // An scp that fails closes its channel, and the session goes on with
+    // a new one.
+    let err = session
+        .scp_upload(
+            &[local.clone()],
+            remote.join("missing/dir").to_str().unwrap(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("No such file or directory"),
+        "{err}"
+    );
+    let status = session
+        .exec(
+            "exit 4",
+            std::io::empty(),
+            Box::new(std::io::sink()),
+            Box::new(std::io::sink()),
+        )
+        .unwrap();
+    assert_eq!(status, ExitStatus::Code(4));
     session.disconnect().unwrap();
     let line = server.wait_log("command=\"exit 3\"");
     assert!(
         line.contains("command=\"exit 0\" exit 0 command=\"exit 3\" exit 3"),
+        "{line}"
+    );
+    assert!(
+        line.contains(
+            "missing/dir'\" killed (the client closed the channel) command=\"exit 4\" exit 4"
+        ),
         "{line}"
     );
     assert!(line.contains("client=\"SSH-2.0-minissh_"), "{line}");

@@ -18,7 +18,7 @@ use super::{Shared, SERVER_ID};
 use crate::error::{Error, Result};
 use crate::kex::{self, check_initial_kex_rules, Negotiated, Side, Transcript};
 use crate::msg;
-use crate::outbound::{KexPhase, Outbound};
+use crate::outbound::{KexPhase, Outbound, Replies};
 use crate::wire::{Msg, Reader};
 
 /// SSH_DISCONNECT_PROTOCOL_ERROR.
@@ -108,7 +108,7 @@ struct Conn<'a> {
     ignore_guess: bool,
     negotiated: Option<Negotiated>,
     /// Replies held back while our key exchange has the gate shut.
-    deferred: Vec<Vec<u8>>,
+    replies: Replies,
     service_accepted: bool,
     auth: Auth,
     user: Option<String>,
@@ -176,7 +176,7 @@ impl<'a> Conn<'a> {
             initial_done: false,
             ignore_guess: false,
             negotiated: None,
-            deferred: Vec::new(),
+            replies: Replies::default(),
             service_accepted: false,
             auth: Auth::new(&config.authorized_keys),
             user: None,
@@ -312,10 +312,7 @@ impl<'a> Conn<'a> {
                 methods: "too many authentication failures".into(),
             }),
             Step::Success { user, reply } => {
-                let sent_now = self.deferred.is_empty() && self.out.try_send(&reply)?;
-                if !sent_now {
-                    self.deferred.push(reply);
-                }
+                let sent_now = self.replies.send(&self.out, reply)?;
                 record.user = Some(user.clone());
                 self.user = Some(user);
                 self.reader.complete_handshake();
@@ -339,10 +336,7 @@ impl<'a> Conn<'a> {
     }
 
     fn send_or_defer(&mut self, payload: Vec<u8>) -> Result<()> {
-        if !self.deferred.is_empty() || !self.out.try_send(&payload)? {
-            self.deferred.push(payload);
-        }
-        Ok(())
+        self.replies.send(&self.out, payload).map(|_| ())
     }
 
     fn start_rekey(&mut self) -> Result<()> {
@@ -446,10 +440,7 @@ impl<'a> Conn<'a> {
         self.negotiated = Some(negotiated);
         record.negotiated = Some(negotiated);
         self.out.kex_finished();
-        for payload in std::mem::take(&mut self.deferred) {
-            self.send_or_defer(payload)?;
-        }
-        if self.compression_pending && self.deferred.is_empty() {
+        if self.replies.flush(&self.out)? && self.compression_pending {
             self.compression_pending = false;
             self.out.writer().start_delayed_compression();
         }
