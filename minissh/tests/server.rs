@@ -596,14 +596,14 @@ fn minissh_client_against_minissh_server() {
     let remote = server.dir.join("remote");
     std::fs::create_dir_all(&remote).unwrap();
     session
-        .scp_upload(&[local.clone()], remote.to_str().unwrap())
+        .scp_upload(std::slice::from_ref(&local), remote.to_str().unwrap())
         .unwrap();
     assert!(std::fs::read(remote.join("up.bin")).unwrap() == std::fs::read(&local).unwrap());
     // An scp that fails closes its channel, and the session goes on with
     // a new one.
     let err = session
         .scp_upload(
-            &[local.clone()],
+            std::slice::from_ref(&local),
             remote.join("missing/dir").to_str().unwrap(),
         )
         .unwrap_err();
@@ -797,8 +797,12 @@ fn missing(tool: &str) -> Option<String> {
     })
 }
 
+/// A test: its name, its body, and the peer it needs (`None`: only
+/// minissh).
+type Test = (&'static str, fn(), Option<&'static str>);
+
 fn main() -> std::process::ExitCode {
-    let tests: &[(&str, fn(), Option<&str>)] = &[
+    let tests: &[Test] = &[
         (
             "openssh_every_cipher_and_mac",
             openssh_every_cipher_and_mac,

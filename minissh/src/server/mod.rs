@@ -107,10 +107,10 @@ pub fn server_preferences() -> Preferences {
     }
     use ssh_packetizer::negotiate::{DEFAULT_CIPHERS, DEFAULT_MACS};
     Preferences {
-        ciphers: all(&DEFAULT_CIPHERS, CipherAlgorithm::ALL, |c| {
+        ciphers: all(DEFAULT_CIPHERS, CipherAlgorithm::ALL, |c| {
             c.is_available() && c != CipherAlgorithm::None
         }),
-        macs: all(&DEFAULT_MACS, MacAlgorithm::ALL, |m| {
+        macs: all(DEFAULT_MACS, MacAlgorithm::ALL, |m| {
             m.is_available() && m != MacAlgorithm::None
         }),
         compression: vec![
