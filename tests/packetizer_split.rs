@@ -190,3 +190,53 @@ fn the_writer_half_sends_the_identification_and_refuses_raw_bytes_later() {
     ));
     assert_eq!(peer.read_message().unwrap().msg_type(), 20);
 }
+
+#[test]
+fn try_flush_never_waits_behind_a_writer_stuck_on_a_full_socket() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let theirs = listener.accept().unwrap().0;
+    let (_reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
+    let stuck = writer.clone();
+    // 64 MiB to a peer that reads nothing yet: far more than the socket
+    // buffers hold, so this writer blocks with the stream's lock held.
+    let big = thread::spawn(move || {
+        let mut msg = vec![0u8; 32 * 1024];
+        msg[0] = 94;
+        for _ in 0..2048 {
+            stuck.send_message(&msg).unwrap();
+        }
+    });
+    thread::sleep(Duration::from_millis(300));
+    assert!(!big.is_finished(), "the big writer should be blocked");
+    // Another clone seals a message and flushes without waiting.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let quick = writer.clone();
+    thread::spawn(move || {
+        quick.queue_message(&[2, 0, 0, 0, 1, 0xaa]).unwrap();
+        done_tx.send(quick.try_flush()).unwrap();
+    });
+    let flushed = done_rx.recv_timeout(Duration::from_secs(5));
+    assert!(
+        matches!(flushed, Ok(Ok(()))),
+        "try_flush waited: {flushed:?}"
+    );
+    // The busy writer writes it in its turn (packets go out in the order
+    // they were sealed): nothing is lost.
+    let mut peer = Packetizer::tcp(theirs).unwrap();
+    let (mut big_ones, mut markers) = (0, 0);
+    while big_ones < 2048 || markers == 0 {
+        let packet = peer.read_message().unwrap();
+        match packet.msg_type() {
+            94 => big_ones += 1,
+            2 => {
+                assert_eq!(packet.payload(), [2, 0, 0, 0, 1, 0xaa]);
+                assert!(big_ones < 2048, "sealed while the big writer was busy");
+                markers += 1;
+            }
+            other => panic!("message {other}"),
+        }
+    }
+    assert_eq!((big_ones, markers), (2048, 1));
+    big.join().unwrap();
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::msg;
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, Outgoing};
 pub use crate::window::MAX_PACKET;
 use crate::window::{DataSender, SendWindow, Stream};
 use crate::wire::{Msg, Reader};
@@ -46,7 +46,6 @@ struct State {
     consumed: u32,
     eof_received: bool,
     close_received: bool,
-    close_sent: bool,
     exit: Option<ExitStatus>,
     dead: Option<String>,
 }
@@ -104,7 +103,7 @@ impl Shared {
 
     /// Handles a message for this channel in the reader thread (`r` is past
     /// the recipient id). Returns a reply to send, if any.
-    fn on_message(&self, msg_type: u8, mut r: Reader<'_>) -> Result<Option<Vec<u8>>> {
+    fn on_message(&self, msg_type: u8, mut r: Reader<'_>) -> Result<Option<Outgoing>> {
         let Some(remote) = self.window.remote_id() else {
             return Err(Error::Protocol(
                 "channel message before the channel opened".into(),
@@ -143,10 +142,12 @@ impl Shared {
                 // than OpenSSH's one per 3, about 3 % of the client's CPU.
                 if s.consumed >= WINDOW / 4 {
                     reply = Some(
-                        Msg::new(msg::CHANNEL_WINDOW_ADJUST)
-                            .u32(remote)
-                            .u32(s.consumed)
-                            .finish(),
+                        self.on_channel(
+                            Msg::new(msg::CHANNEL_WINDOW_ADJUST)
+                                .u32(remote)
+                                .u32(s.consumed)
+                                .finish(),
+                        ),
                     );
                     s.consumed = 0;
                 }
@@ -161,10 +162,11 @@ impl Shared {
                 Self::flush(&mut s)?;
                 self.window.close();
                 wake = true;
-                if !s.close_sent {
-                    s.close_sent = true;
-                    reply = Some(Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish());
-                }
+                // Sealed only if we have not sent ours yet.
+                reply = Some(Outgoing::close(
+                    self.window.clone(),
+                    Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish(),
+                ));
             }
             msg::CHANNEL_REQUEST => {
                 let kind = r.text()?;
@@ -175,7 +177,8 @@ impl Shared {
                     _ => {}
                 }
                 if want_reply {
-                    reply = Some(Msg::new(msg::CHANNEL_FAILURE).u32(remote).finish());
+                    reply =
+                        Some(self.on_channel(Msg::new(msg::CHANNEL_FAILURE).u32(remote).finish()));
                 }
             }
             other => {
@@ -189,6 +192,10 @@ impl Shared {
             self.closed.notify_all();
         }
         Ok(reply)
+    }
+
+    fn on_channel(&self, payload: Vec<u8>) -> Outgoing {
+        Outgoing::on(self.window.clone(), payload)
     }
 
     fn flush(s: &mut State) -> Result<()> {
@@ -275,7 +282,7 @@ impl Channels {
 
     /// Handles a channel message in the reader thread. Returns a reply to
     /// send, if any.
-    pub fn on_message(&self, payload: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub fn on_message(&self, payload: &[u8]) -> Result<Option<Outgoing>> {
         let mut r = Reader::body(payload);
         let id = r.u32()?;
         let mut t = self.lock();
@@ -344,23 +351,22 @@ impl Channel {
 
     /// Sends EOF: no more data from us.
     pub fn send_eof(&self) -> Result<()> {
+        let eof = Msg::new(msg::CHANNEL_EOF).u32(self.remote()).finish();
         self.data
             .outbound()
-            .send(&Msg::new(msg::CHANNEL_EOF).u32(self.remote()).finish())
+            .send_on(Some(&self.shared.window), &eof, false)
     }
 
     /// Closes the channel from our side and waits (a few seconds at most)
     /// for the server's CLOSE, so the session can go on with a new channel.
     pub fn close(&self) -> Result<()> {
+        let close = Msg::new(msg::CHANNEL_CLOSE).u32(self.remote()).finish();
+        // Sealed only if we have not sent ours yet (a refusal says so).
+        let _ = self
+            .data
+            .outbound()
+            .send_on(Some(&self.shared.window), &close, true);
         let mut s = self.shared.lock();
-        if !s.close_sent {
-            s.close_sent = true;
-            drop(s);
-            self.data
-                .outbound()
-                .send(&Msg::new(msg::CHANNEL_CLOSE).u32(self.remote()).finish())?;
-            s = self.shared.lock();
-        }
         let deadline = Instant::now() + CLOSE_WAIT;
         while !s.close_received && s.dead.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -432,6 +438,11 @@ mod tests {
         shared.opened(REMOTE, window, MAX_PACKET);
         let out = Arc::new(Outbound::new(writer, Preferences::default(), Side::Client));
         (Channel::new(shared.clone(), out), table, shared, theirs)
+    }
+
+    /// What the table answers to `message`, as bytes.
+    fn reply(table: &Channels, message: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(table.on_message(message)?.map(|o| o.payload().to_vec()))
     }
 
     fn data_message(data: &[u8]) -> Vec<u8> {
@@ -512,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn send_from_reads_no_more_than_the_window_allows() {
+    fn send_from_spends_the_whole_window() {
         let (mut chan, _table, shared, mut peer) = channel(10);
         let mut src = Reads {
             chunks: vec![vec![3; 10]],
@@ -521,6 +532,31 @@ mod tests {
         assert_eq!(chan.send_from(&mut src).unwrap(), 10);
         assert_eq!(window(&shared), 0);
         expect_data(&mut peer, &[3; 10]);
+    }
+
+    #[test]
+    fn send_from_reads_first_and_waits_for_window_for_what_it_read() {
+        let (mut chan, table, shared, mut peer) = channel(30);
+        let sender = std::thread::spawn(move || {
+            let mut src = Reads {
+                chunks: vec![vec![6; 50]],
+                fail: false,
+            };
+            chan.send_from(&mut src)
+        });
+        // 30 bytes go at once; the other 20 wait, read already, for window.
+        eventually(&shared, "the sender waits", |left, waiters| {
+            left == 0 && waiters == 1
+        });
+        let adjust = Msg::new(msg::CHANNEL_WINDOW_ADJUST)
+            .u32(LOCAL_ID)
+            .u32(100)
+            .finish();
+        reply(&table, &adjust).unwrap();
+        assert_eq!(sender.join().unwrap().unwrap(), 50);
+        expect_data(&mut peer, &[6; 30]);
+        expect_data(&mut peer, &[6; 20]);
+        assert_eq!(window(&shared), 80);
     }
 
     #[test]
@@ -535,11 +571,11 @@ mod tests {
             .u32(30)
             .finish();
         eventually(&shared, "the sender waits", asleep);
-        assert_eq!(table.on_message(&adjust).unwrap(), None);
+        assert_eq!(reply(&table, &adjust).unwrap(), None);
         eventually(&shared, "30 bytes sent", |left, waiters| {
             left == 0 && asleep(left, waiters)
         });
-        table.on_message(&adjust).unwrap();
+        reply(&table, &adjust).unwrap();
         eventually(&shared, "the rest sent", |left, _| left == 10);
         sender.join().unwrap().unwrap();
         expect_data(&mut peer, &[4; 30]);
@@ -552,10 +588,7 @@ mod tests {
         let sender = std::thread::spawn(move || chan.write(&[5; 50]));
         eventually(&shared, "the sender waits", |_, waiters| waiters == 1);
         let close = Msg::new(msg::CHANNEL_CLOSE).u32(LOCAL_ID).finish();
-        assert!(
-            table.on_message(&close).unwrap().is_some(),
-            "our CLOSE reply"
-        );
+        assert!(reply(&table, &close).unwrap().is_some(), "our CLOSE reply");
         eventually(&shared, "the sender woke", |_, waiters| waiters == 0);
         assert!(matches!(
             sender.join().unwrap(),
@@ -599,7 +632,7 @@ mod tests {
             .finish();
         let mut adjusts = 0;
         for i in 1..=64 {
-            if let Some(reply) = table.on_message(&incoming_data(&packet)).unwrap() {
+            if let Some(reply) = reply(&table, &incoming_data(&packet)).unwrap() {
                 assert_eq!(i % 16, 0, "an adjust after packet {i}");
                 assert_eq!(reply, adjust);
                 adjusts += 1;
@@ -614,7 +647,7 @@ mod tests {
             .u32(1)
             .string(b"oops")
             .finish();
-        table.on_message(&stderr_data).unwrap();
+        reply(&table, &stderr_data).unwrap();
         assert_eq!(&stderr.0.lock().unwrap()[..], b"oops");
     }
 
@@ -626,9 +659,9 @@ mod tests {
             .unwrap()
             .opened(REMOTE, 0, MAX_PACKET);
         let largest = vec![7u8; MAX_PACKET as usize];
-        assert_eq!(table.on_message(&incoming_data(&largest)).unwrap(), None);
+        assert_eq!(reply(&table, &incoming_data(&largest)).unwrap(), None);
         let too_big = vec![7u8; MAX_PACKET as usize + 1];
-        let err = table.on_message(&incoming_data(&too_big)).unwrap_err();
+        let err = reply(&table, &incoming_data(&too_big)).unwrap_err();
         assert_eq!(
             err.to_string(),
             Error::Protocol(
@@ -654,20 +687,20 @@ mod tests {
             .u32(first.local_id())
             .string(b"late")
             .finish();
-        assert_eq!(table.on_message(&late).unwrap(), None);
+        assert_eq!(reply(&table, &late).unwrap(), None);
         assert_eq!(table.open_count(), 2);
         // Its CLOSE is answered and frees the number.
         let close = Msg::new(msg::CHANNEL_CLOSE).u32(first.local_id()).finish();
         assert_eq!(
-            table.on_message(&close).unwrap(),
+            reply(&table, &close).unwrap(),
             Some(Msg::new(msg::CHANNEL_CLOSE).u32(REMOTE).finish())
         );
         assert_eq!(table.open_count(), 1);
-        assert!(table.on_message(&late).is_err(), "now an unknown channel");
+        assert!(reply(&table, &late).is_err(), "now an unknown channel");
         // Once the server closed the second, a third may not reuse its
         // number either way: numbers only go forward.
         let close = Msg::new(msg::CHANNEL_CLOSE).u32(second.local_id()).finish();
-        table.on_message(&close).unwrap();
+        reply(&table, &close).unwrap();
         let third = table.create(sink(), sink()).unwrap();
         assert!(third.local_id() > second.local_id());
     }

@@ -17,7 +17,7 @@ use crate::kex::{
     self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Side, Transcript,
 };
 use crate::msg;
-use crate::outbound::{KexPhase, Outbound, Replies};
+use crate::outbound::{KexPhase, Outbound, Outgoing};
 use crate::wire::{Msg, Reader};
 
 /// What the reader thread tells the main thread.
@@ -115,8 +115,6 @@ pub(crate) struct Inbound {
     pub(crate) strict: bool,
     pub(crate) phase: Phase,
     pub(crate) initial_done: bool,
-    /// Replies held back while the gate is shut (window adjusts, closes).
-    pub(crate) replies: Replies,
     /// Set when we disconnect on purpose, so the EOF that follows is quiet.
     pub(crate) closing: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -179,14 +177,15 @@ impl Inbound {
                 | msg::CHANNEL_CLOSE
                 | msg::CHANNEL_REQUEST => {
                     if let Some(reply) = self.channels.on_message(packet.payload())? {
-                        self.send_or_defer(reply)?;
+                        self.out.reply(reply)?;
                     }
                 }
                 msg::GLOBAL_REQUEST => {
                     let mut r = Reader::body(packet.payload());
                     r.string()?;
                     if r.bool()? {
-                        self.send_or_defer(vec![msg::REQUEST_FAILURE])?;
+                        self.out
+                            .reply(Outgoing::plain(vec![msg::REQUEST_FAILURE]))?;
                     }
                 }
                 msg::USERAUTH_SUCCESS => {
@@ -226,12 +225,12 @@ impl Inbound {
                         .string("minissh accepts no channels")
                         .string("")
                         .finish();
-                    self.send_or_defer(refusal)?;
+                    self.out.reply(Outgoing::plain(refusal))?;
                 }
                 _ => {
                     // RFC 4253 §11.4: anything else is unimplemented.
                     let reply = Msg::new(msg::UNIMPLEMENTED).u32(seqno).finish();
-                    self.send_or_defer(reply)?;
+                    self.out.reply(Outgoing::plain(reply))?;
                 }
             }
             if self.reader.need_rekey() {
@@ -260,10 +259,6 @@ impl Inbound {
             // reader; the connection ends when the session is dropped.
             Err(TrySendError::Disconnected(_)) => Ok(()),
         }
-    }
-
-    fn send_or_defer(&mut self, payload: Vec<u8>) -> Result<()> {
-        self.replies.send(&self.out, payload).map(|_| ())
     }
 
     fn start_rekey(&mut self) -> Result<()> {
@@ -410,7 +405,6 @@ impl Inbound {
             self.initial_done = true;
         }
         self.out.kex_finished();
-        self.replies.flush(&self.out)?;
         if first {
             // Only the first exchange is waited for; later ones are no news
             // to the main thread, and a long session has many.

@@ -229,17 +229,17 @@ pub fn negotiate(side: Side, prefs: &Preferences, peer_kexinit: &[u8]) -> Result
         .into_iter()
         .find(|m| *m == kex_method)
         .unwrap_or(KEX_METHODS[0]);
-    let host_key = pick("host key", client_hk, server_hk)?;
+    pick("host key", client_hk, server_hk)?;
     // Ciphers, MACs and compression: the crate's RFC 4253 §7.1 rule.
     let (ours, theirs) = (algorithm_lists(&ours_all), algorithm_lists(&peer.lists));
     let chosen = match side {
         Side::Client => negotiate::negotiate(&ours, &theirs)?,
         Side::Server => negotiate::negotiate(&theirs, &ours)?,
     };
-    // A guess is right only if the peer's first kex method and host key
-    // type are the ones chosen.
+    // RFC 4253 §7: a guess is right only if both sides list the same kex
+    // method first, and the same host key type first.
     let guessed_right =
-        peer.kex.first() == Some(&kex_method) && peer.host_key.first() == Some(&host_key);
+        client_kex.first() == server_kex.first() && client_hk.first() == server_hk.first();
     let (c2s, s2c) = (chosen.client_to_server, chosen.server_to_client);
     Ok(Negotiated {
         kex: kex_method,

@@ -19,10 +19,12 @@ use ssh_key::known_hosts::{Entry, HostPatterns, Marker};
 use crate::error::{Error, Result};
 use crate::hostkey::HostKey;
 
-/// The name known_hosts files use for `host` at `port`.
+/// The name known_hosts files use for `host` at `port`, lowercased as
+/// OpenSSH writes (and hashes) it.
 pub fn host_name(host: &str, port: u16) -> String {
+    let host = host.to_ascii_lowercase();
     if port == 22 {
-        host.to_owned()
+        host
     } else {
         format!("[{host}]:{port}")
     }
@@ -63,6 +65,11 @@ pub fn lookup(text: &str, name: &str, key: &HostKey) -> Lookup {
             continue;
         }
         let Ok(entry) = line.parse::<Entry>() else {
+            // A key type this build cannot parse, for this host, is still
+            // a key of another type: it must not make the host look new.
+            if unparsed_line_names(line, name) {
+                other_types = true;
+            }
             continue;
         };
         let same_key = entry
@@ -98,6 +105,17 @@ pub fn lookup(text: &str, name: &str, key: &HostKey) -> Lookup {
         (false, None) if other_types => Lookup::OtherTypes,
         (false, None) => Lookup::Unknown,
     }
+}
+
+/// Whether a line that did not parse as an entry still names `name` in
+/// its host field. Marker lines that do not parse are skipped: one cannot
+/// vouch for a key it does not hold.
+fn unparsed_line_names(line: &str, name: &str) -> bool {
+    let hosts = line.split_whitespace().next().unwrap_or_default();
+    !hosts.starts_with('@')
+        && hosts
+            .parse::<HostPatterns>()
+            .is_ok_and(|patterns| matches_host(&patterns, name))
 }
 
 /// Whether an entry's patterns cover `name`.
@@ -197,6 +215,9 @@ mod tests {
     use super::*;
     use crate::identity::Identity;
 
+    /// An ecdsa-sha2-nistp256 key, a type this build does not parse.
+    const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBB4L/OFenm+Rcoh/XwgLKfJqZF0aq707JmbbYk2+nDBSSifWBs+ZZCkuhOKZXy4iJZ+p8F04cu26YdphCgVwTG8=";
+
     fn key(dir: &Path, name: &str) -> (HostKey, String) {
         let id = Identity::load_or_generate(&dir.join(name)).unwrap();
         (
@@ -269,6 +290,30 @@ mod tests {
         assert_eq!(text.lines().count(), 3, "{text}");
         assert_eq!(lookup(&text, "[localhost]:2200", &ours), Lookup::Known);
         assert_eq!(lookup(&text, "other", &ours), Lookup::Known);
+    }
+
+    #[test]
+    fn a_host_known_by_another_key_type_is_not_new() {
+        let dir = crate::sshd::fresh_dir("minissh-kh").unwrap();
+        let (ours, _) = key(&dir, "ours");
+        let text = format!(
+            "ecdsa.example,other {ECDSA}\n{} {ECDSA}\n",
+            hashed("hashed.example", b"salt")
+        );
+        assert_eq!(lookup(&text, "ecdsa.example", &ours), Lookup::OtherTypes);
+        assert_eq!(lookup(&text, "hashed.example", &ours), Lookup::OtherTypes);
+        assert_eq!(lookup(&text, "elsewhere", &ours), Lookup::Unknown);
+    }
+
+    #[test]
+    fn names_are_lowercased_as_openssh_hashes_them() {
+        let dir = crate::sshd::fresh_dir("minissh-kh").unwrap();
+        let (ours, line) = key(&dir, "ours");
+        assert_eq!(host_name("Host.Example", 22), "host.example");
+        assert_eq!(host_name("Host.Example", 2222), "[host.example]:2222");
+        let text = format!("{} {line}\n", hashed("[host.example]:2222", b"some salt"));
+        let name = host_name("HOST.example", 2222);
+        assert_eq!(lookup(&text, &name, &ours), Lookup::Known);
     }
 
     #[test]

@@ -38,6 +38,7 @@ server options:
   -K SECONDS      keepalive after SECONDS without traffic (off)
   -M COUNT        unanswered keepalives before the client is cut off (3)
   -n COUNT        connections open at once (64)
+  -W SECONDS      cut off a client whose socket takes nothing for SECONDS (60)
   -R BYTES        start a rekey after BYTES in either direction
   -c CIPHER, -m MAC  offer only this cipher or MAC";
 
@@ -194,6 +195,10 @@ fn parse_serve(args: &[String]) -> Result<ServerConfig, String> {
             }
             "-M" => config.keepalive_max = number(value(&mut i, flag)?, flag)? as u32,
             "-n" => config.max_connections = number(value(&mut i, flag)?, flag)? as usize,
+            "-W" => {
+                config.write_stall =
+                    std::time::Duration::from_secs(number(value(&mut i, flag)?, flag)?)
+            }
             "-R" => {
                 config.rekey = Some(RekeyLimits {
                     max_bytes: Some(number(value(&mut i, flag)?, flag)?),

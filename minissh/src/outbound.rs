@@ -2,18 +2,31 @@
 //!
 //! RFC 4253 §7.1: between sending KEXINIT and sending NEWKEYS a party sends
 //! only transport and kex messages. Connection-layer senders (the stdin
-//! pump, scp, window adjusts) wait at the gate; the reader thread, which
-//! drives the exchange, sends kex messages past it.
+//! pump, scp, the server's output pumps) wait at the gate; the reader
+//! thread, which drives the exchange, sends kex messages past it, and its
+//! own replies are held while the gate is shut and sealed, in order, in
+//! the same step as our NEWKEYS (so nothing overtakes them).
+//!
+//! The gate's lock is held only to seal a packet, never across a write:
+//! the bytes go out after it is released. Threads that may wait flush and
+//! wait for the stream; the reader thread only tries ([`PacketWriter::
+//! try_flush`]), so a sender stuck on a full socket never stops it from
+//! reading what the peer needs read before it can take more.
+//!
+//! Every message that belongs to a channel is sealed only while we have
+//! not sealed that channel's CLOSE ([`SendWindow`]'s flag, checked and set
+//! under the gate's lock): nothing follows our CLOSE (RFC 4254 §5.3).
 
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use ssh_packetizer::Keys;
 use ssh_packetizer::PacketWriter;
 
 use crate::error::{Error, Result};
 use crate::kex::{self, Preferences, Side};
+use crate::window::SendWindow;
 
 /// Where the key exchange stands, as far as sending is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,31 +35,88 @@ pub enum KexPhase {
     Idle,
     /// Our KEXINIT is out, our NEWKEYS is not: the gate is shut.
     Sending,
-    /// Our NEWKEYS is out; the server's is awaited. Sending is allowed, but
+    /// Our NEWKEYS is out; the peer's is awaited. Sending is allowed, but
     /// a new exchange may not start yet.
     AwaitingPeer,
+}
+
+/// Most replies held while our key exchange has the gate shut. A peer
+/// that asks for more than that during one exchange is refused rather than
+/// allowed to grow our memory.
+pub const HELD_REPLIES: usize = 64;
+
+/// A message for the peer, with the channel it belongs to, if any.
+#[derive(Debug)]
+pub struct Outgoing {
+    payload: Vec<u8>,
+    channel: Option<Arc<SendWindow>>,
+    /// It is that channel's CLOSE.
+    closes: bool,
+    /// zlib@openssh.com starts right after it (USERAUTH_SUCCESS).
+    then_compress: bool,
+}
+
+impl Outgoing {
+    /// A message of no channel.
+    pub fn plain(payload: Vec<u8>) -> Outgoing {
+        Outgoing {
+            payload,
+            channel: None,
+            closes: false,
+            then_compress: false,
+        }
+    }
+
+    /// A message on `channel`: dropped if we have closed it.
+    pub fn on(channel: Arc<SendWindow>, payload: Vec<u8>) -> Outgoing {
+        Outgoing {
+            channel: Some(channel),
+            ..Outgoing::plain(payload)
+        }
+    }
+
+    /// `channel`'s CLOSE: sealed once, whoever sends it first.
+    pub fn close(channel: Arc<SendWindow>, payload: Vec<u8>) -> Outgoing {
+        Outgoing {
+            closes: true,
+            ..Outgoing::on(channel, payload)
+        }
+    }
+
+    /// The message.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Starts delayed compression of what we send right after this one.
+    pub fn then_start_compression(mut self) -> Outgoing {
+        self.then_compress = true;
+        self
+    }
 }
 
 #[derive(Debug)]
 struct Gate {
     phase: KexPhase,
-    /// Our KEXINIT payload of the exchange under way (I_C).
+    /// Our KEXINIT payload of the exchange under way (I_C or I_S).
     our_kexinit: Option<Vec<u8>>,
     /// Whether the first KEXINIT has gone out (it alone carries the strict
     /// kex marker).
     sent_first: bool,
+    /// The reader's replies while the gate is shut.
+    held: Vec<Outgoing>,
     /// Why the connection is gone, once it is.
     dead: Option<String>,
 }
 
-/// The writer shared by the main thread, the stdin pump and the reader.
+/// The writer shared by the reader thread and every sending thread.
 pub struct Outbound {
     writer: PacketWriter<TcpStream>,
     prefs: Preferences,
     side: Side,
     gate: Mutex<Gate>,
     opened: Condvar,
-    /// Payload bytes sent, every message counted.
+    /// Payload bytes sealed, every message counted.
     sent: AtomicU64,
 }
 
@@ -67,6 +137,7 @@ impl Outbound {
                 phase: KexPhase::Idle,
                 our_kexinit: None,
                 sent_first: false,
+                held: Vec::new(),
                 dead: None,
             }),
             opened: Condvar::new(),
@@ -84,62 +155,134 @@ impl Outbound {
         &self.writer
     }
 
-    /// Sends a connection-layer message, waiting while a key exchange has
-    /// the gate shut. A spent budget is the reader thread's to act on: the
-    /// packet layer raises it there (a peer's KEXINIT raises it too, and a
-    /// sender starting an exchange then would race the reader answering it).
-    pub fn send(&self, payload: &[u8]) -> Result<()> {
-        {
-            let mut gate = self.lock();
-            while gate.phase == KexPhase::Sending && gate.dead.is_none() {
-                gate = self.opened.wait(gate).unwrap_or_else(|e| e.into_inner());
+    /// Seals one message under the gate's lock (the caller holds it).
+    /// Returns false if it was for a channel we have closed.
+    fn seal(&self, _gate: &mut Gate, msg: &Outgoing) -> Result<bool> {
+        let sealed = self.seal_parts(&msg.payload, msg.channel.as_deref(), msg.closes)?;
+        if sealed && msg.then_compress {
+            self.writer.start_delayed_compression();
+        }
+        Ok(sealed)
+    }
+
+    fn seal_parts(
+        &self,
+        payload: &[u8],
+        channel: Option<&SendWindow>,
+        closes: bool,
+    ) -> Result<bool> {
+        if let Some(channel) = channel {
+            let first_close = closes && channel.mark_closed_by_us();
+            if channel.closed_by_us() && !first_close {
+                return Ok(false);
             }
-            if let Some(why) = &gate.dead {
-                return Err(Error::Protocol(why.clone()));
-            }
-            self.count(payload.len());
-            self.writer.send_message(payload)?;
+        }
+        self.sent.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        self.writer.queue_message(payload)?;
+        Ok(true)
+    }
+
+    /// Waits while our key exchange has the gate shut; the gate, locked.
+    fn wait_open(&self) -> Result<MutexGuard<'_, Gate>> {
+        let mut gate = self.lock();
+        while gate.phase == KexPhase::Sending && gate.dead.is_none() {
+            gate = self.opened.wait(gate).unwrap_or_else(|e| e.into_inner());
+        }
+        match &gate.dead {
+            Some(why) => Err(Error::Protocol(why.clone())),
+            None => Ok(gate),
+        }
+    }
+
+    /// Sends `payload` from a thread that may wait: at the gate while a
+    /// key exchange has it shut, then for the stream. On a `channel` we
+    /// have closed it is not sent, and says so; `closes` marks the
+    /// channel's CLOSE (sealed only by the first to send it).
+    pub fn send_on(
+        &self,
+        channel: Option<&SendWindow>,
+        payload: &[u8],
+        closes: bool,
+    ) -> Result<()> {
+        let sealed = {
+            let _gate = self.wait_open()?;
+            self.seal_parts(payload, channel, closes)?
+        };
+        self.writer.flush()?;
+        if !sealed {
+            return Err(Error::ChannelRefused(
+                "more data: the channel is closed".into(),
+            ));
         }
         Ok(())
     }
 
-    /// Sends a message now if the gate is open; `Ok(false)` if a key
-    /// exchange shut it (the reader thread must not wait for itself).
-    pub fn try_send(&self, payload: &[u8]) -> Result<bool> {
-        let gate = self.lock();
-        if gate.phase == KexPhase::Sending {
-            return Ok(false);
-        }
-        self.count(payload.len());
-        self.writer.send_message(payload)?;
-        Ok(true)
+    /// [`Outbound::send_on`] for a message of no channel.
+    pub fn send(&self, payload: &[u8]) -> Result<()> {
+        self.send_on(None, payload, false)
     }
 
-    /// Sends a transport or kex message past the gate.
+    /// A reply from the reader thread, which must never wait: sealed now
+    /// if the gate is open, else held until our NEWKEYS. Returns whether
+    /// it was sealed now.
+    pub fn reply(&self, msg: Outgoing) -> Result<bool> {
+        let sealed_now = {
+            let mut gate = self.lock();
+            if let Some(why) = &gate.dead {
+                return Err(Error::Protocol(why.clone()));
+            }
+            if gate.phase == KexPhase::Sending {
+                if gate.held.len() >= HELD_REPLIES {
+                    return Err(Error::Protocol(format!(
+                        "the peer asked for more than {HELD_REPLIES} replies during one key exchange"
+                    )));
+                }
+                gate.held.push(msg);
+                false
+            } else {
+                self.seal(&mut gate, &msg)?;
+                true
+            }
+        };
+        if sealed_now {
+            self.writer.try_flush()?;
+        }
+        Ok(sealed_now)
+    }
+
+    /// Sends a transport or kex message past the gate, without waiting.
     pub fn send_kex(&self, payload: &[u8]) -> Result<()> {
-        self.count(payload.len());
-        self.writer.send_message(payload)?;
+        self.sent.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        self.writer.queue_message(payload)?;
+        self.writer.try_flush()?;
+        Ok(())
+    }
+
+    /// Sends DISCONNECT and waits (as long as the writer's stall limit
+    /// allows) for it to be written, before the caller hangs up.
+    pub fn disconnect(&self, payload: &[u8]) -> Result<()> {
+        self.writer.queue_message(payload)?;
+        self.writer.flush()?;
         Ok(())
     }
 
     /// Starts a key exchange unless one is under way: sends our KEXINIT and
     /// shuts the gate. Returns whether this call started it.
     pub fn begin_kex(&self) -> Result<bool> {
-        let mut gate = self.lock();
-        if gate.phase != KexPhase::Idle {
-            return Ok(false);
+        {
+            let mut gate = self.lock();
+            if gate.phase != KexPhase::Idle {
+                return Ok(false);
+            }
+            let ours = kex::kexinit(self.side, &self.prefs, !gate.sent_first)?;
+            self.sent.fetch_add(ours.len() as u64, Ordering::Relaxed);
+            self.writer.queue_message(&ours)?;
+            gate.sent_first = true;
+            gate.our_kexinit = Some(ours);
+            gate.phase = KexPhase::Sending;
         }
-        let ours = kex::kexinit(self.side, &self.prefs, !gate.sent_first)?;
-        self.count(ours.len());
-        self.writer.send_message(&ours)?;
-        gate.sent_first = true;
-        gate.our_kexinit = Some(ours);
-        gate.phase = KexPhase::Sending;
+        self.writer.try_flush()?;
         Ok(true)
-    }
-
-    fn count(&self, bytes: usize) {
-        self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Payload bytes sent so far.
@@ -158,17 +301,23 @@ impl Outbound {
     }
 
     /// Sends NEWKEYS and switches to `keys` in one step (the packet layer
-    /// resets the sequence number under strict kex), and opens the gate.
+    /// resets the sequence number under strict kex), seals the replies
+    /// held meanwhile right behind it, and opens the gate.
     pub fn send_newkeys(&self, keys: Keys) -> Result<()> {
-        let mut gate = self.lock();
-        self.writer.send_newkeys(keys)?;
-        gate.phase = KexPhase::AwaitingPeer;
-        drop(gate);
+        {
+            let mut gate = self.lock();
+            self.writer.queue_newkeys(keys)?;
+            for msg in std::mem::take(&mut gate.held) {
+                self.seal(&mut gate, &msg)?;
+            }
+            gate.phase = KexPhase::AwaitingPeer;
+        }
         self.opened.notify_all();
+        self.writer.try_flush()?;
         Ok(())
     }
 
-    /// The server's NEWKEYS arrived: the exchange is over.
+    /// The peer's NEWKEYS arrived: the exchange is over.
     pub fn kex_finished(&self) {
         let mut gate = self.lock();
         gate.phase = KexPhase::Idle;
@@ -181,82 +330,105 @@ impl Outbound {
         if gate.dead.is_none() {
             gate.dead = Some(why.to_owned());
         }
+        gate.held.clear();
         drop(gate);
         self.opened.notify_all();
         self.writer.close();
     }
 }
 
-/// Most replies held while our key exchange has the gate shut. A peer
-/// that sends more requests than that during one exchange is refused
-/// rather than allowed to grow our memory.
-pub const HELD_REPLIES: usize = 64;
-
-/// Replies from the reader thread, which must never wait at the gate (it
-/// drives the exchange that opens it): sent at once when the gate is open,
-/// else held, in order, until our NEWKEYS.
-#[derive(Debug, Default)]
-pub struct Replies {
-    held: Vec<Vec<u8>>,
-}
-
-impl Replies {
-    /// Sends `payload`, or holds it behind earlier held replies. Returns
-    /// whether it went out now.
-    pub fn send(&mut self, out: &Outbound, payload: Vec<u8>) -> Result<bool> {
-        if self.held.is_empty() && out.try_send(&payload)? {
-            return Ok(true);
-        }
-        if self.held.len() >= HELD_REPLIES {
-            return Err(Error::Protocol(format!(
-                "the peer asked for more than {HELD_REPLIES} replies during one key exchange"
-            )));
-        }
-        self.held.push(payload);
-        Ok(false)
-    }
-
-    /// Sends what was held (after our NEWKEYS). Returns whether all of it
-    /// went out.
-    pub fn flush(&mut self, out: &Outbound) -> Result<bool> {
-        for payload in std::mem::take(&mut self.held) {
-            self.send(out, payload)?;
-        }
-        Ok(self.held.is_empty())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ssh_packetizer::Packetizer;
+    use crate::wire::Msg;
+    use ssh_packetizer::{
+        encode_mpint, CipherAlgorithm, Direction, KdfHash, KeyDerivation, MacAlgorithm, Packetizer,
+    };
     use std::net::TcpListener;
 
+    fn keys() -> (Keys, Keys) {
+        let kdf = KeyDerivation::from_encoded_secret(
+            KdfHash::Sha256,
+            &encode_mpint(&[7; 32]),
+            &[1; 32],
+            &[1; 32],
+        );
+        let (c, m) = (CipherAlgorithm::Aes128Ctr, MacAlgorithm::HmacSha256);
+        (
+            kdf.keys(Direction::ClientToServer, c, m).unwrap(),
+            kdf.keys(Direction::ClientToServer, c, m).unwrap(),
+        )
+    }
+
     #[test]
-    fn replies_are_held_while_the_gate_is_shut_and_bounded() {
+    fn replies_held_during_our_kex_go_out_right_behind_newkeys_and_are_bounded() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let mut peer = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
         let (_reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
-        let out = Outbound::new(writer, Preferences::default(), Side::Client);
-        let mut replies = Replies::default();
-        assert!(replies.send(&out, vec![2, 0xff]).unwrap(), "sent at once");
+        let out = Arc::new(Outbound::new(writer, Preferences::default(), Side::Client));
+        assert!(
+            out.reply(Outgoing::plain(vec![2, 0xff])).unwrap(),
+            "sealed at once"
+        );
         assert!(out.begin_kex().unwrap());
         for i in 0..HELD_REPLIES {
-            assert!(!replies.send(&out, vec![2, i as u8]).unwrap(), "held");
+            assert!(
+                !out.reply(Outgoing::plain(vec![2, i as u8])).unwrap(),
+                "held"
+            );
         }
-        let err = replies.send(&out, vec![2]).unwrap_err();
+        let err = out.reply(Outgoing::plain(vec![2])).unwrap_err();
         assert!(err.to_string().contains("more than 64 replies"), "{err}");
-        // The gate opens: everything held goes out, in order.
-        out.kex_finished();
-        assert!(replies.flush(&out).unwrap());
+        // A sender waiting at the gate goes after the held replies, however
+        // soon it wakes.
+        let waiting = {
+            let out = out.clone();
+            std::thread::spawn(move || out.send(&[2, 0xee]))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (ours_keys, theirs_keys) = keys();
+        out.send_newkeys(ours_keys).unwrap();
+        waiting.join().unwrap().unwrap();
         assert_eq!(peer.read_message().unwrap().payload(), [2, 0xff]);
         assert_eq!(
             peer.read_message().unwrap().msg_type(),
             ssh_packetizer::msg::KEXINIT
         );
+        assert_eq!(
+            peer.read_message().unwrap().msg_type(),
+            ssh_packetizer::msg::NEWKEYS
+        );
+        peer.set_inbound_cipher(theirs_keys).unwrap();
         for i in 0..HELD_REPLIES {
             assert_eq!(peer.read_message().unwrap().payload(), [2, i as u8]);
         }
+        assert_eq!(peer.read_message().unwrap().payload(), [2, 0xee]);
+    }
+
+    #[test]
+    fn nothing_is_sealed_on_a_channel_after_our_close() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut peer = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
+        let (_reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
+        let out = Outbound::new(writer, Preferences::default(), Side::Server);
+        let window = Arc::new(SendWindow::default());
+        window.open(9, 1000, 1000);
+        let close = Msg::new(ssh_packetizer::msg::CHANNEL_CLOSE).u32(9).finish();
+        let eof = Msg::new(ssh_packetizer::msg::CHANNEL_EOF).u32(9).finish();
+        out.send_on(Some(&window), &eof, false).unwrap();
+        assert!(out
+            .reply(Outgoing::close(window.clone(), close.clone()))
+            .unwrap());
+        // A second CLOSE, data and a reply after it are not sealed.
+        assert!(out.send_on(Some(&window), &close, true).is_err());
+        assert!(out.send_on(Some(&window), &eof, false).is_err());
+        out.reply(Outgoing::on(window.clone(), eof.clone()))
+            .unwrap();
+        out.send(&[2, 1]).unwrap();
+        assert_eq!(peer.read_message().unwrap().payload(), eof);
+        assert_eq!(peer.read_message().unwrap().payload(), close);
+        assert_eq!(peer.read_message().unwrap().payload(), [2, 1]);
     }
 }

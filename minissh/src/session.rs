@@ -130,7 +130,6 @@ impl Session {
             strict: false,
             phase: Phase::Idle,
             initial_done: false,
-            replies: Default::default(),
             closing: closing.clone(),
         };
         let reader = std::thread::Builder::new()
@@ -331,7 +330,7 @@ impl Session {
 
     fn shutdown(&mut self) {
         self.closing.store(true, Ordering::SeqCst);
-        let _ = self.out.send_kex(&disconnect_message());
+        let _ = self.out.disconnect(&disconnect_message());
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();

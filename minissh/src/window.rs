@@ -4,6 +4,7 @@
 //! pumps.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -30,11 +31,15 @@ struct State {
     waiters: u32,
 }
 
-/// The window the peer granted us on one channel.
+/// The window the peer granted us on one channel, and whether we have
+/// closed it.
 #[derive(Debug, Default)]
 pub struct SendWindow {
     state: Mutex<State>,
     changed: Condvar,
+    /// Our CLOSE is sealed: nothing more may be (set by the outbound side
+    /// under its gate's lock, in the step that seals the CLOSE).
+    closed_by_us: AtomicBool,
 }
 
 impl SendWindow {
@@ -111,11 +116,19 @@ impl SendWindow {
         Ok((s.remote_id.unwrap_or_default(), n))
     }
 
-    /// Gives back window taken by `reserve` but not used.
-    fn give_back(&self, unused: usize) {
-        if unused > 0 {
-            self.lock().available += unused as u64;
+    /// Whether our CLOSE has been sealed.
+    pub fn closed_by_us(&self) -> bool {
+        self.closed_by_us.load(Ordering::SeqCst)
+    }
+
+    /// Records that our CLOSE is being sealed; true for the first call
+    /// only. Senders stop too.
+    pub fn mark_closed_by_us(&self) -> bool {
+        let first = !self.closed_by_us.swap(true, Ordering::SeqCst);
+        if first {
+            self.close();
         }
+        first
     }
 
     /// Bytes the peer still accepts, and senders asleep waiting for more
@@ -193,25 +206,29 @@ impl DataSender {
     }
 
     /// Reads once from `src` straight into a data message and sends it,
-    /// without an intermediate buffer: the bytes are copied by the read and
-    /// by the Sealer, and nowhere else. Returns the number of bytes sent;
-    /// 0 means `src` is at its end.
+    /// waiting for window for what was read (in parts if the peer's window
+    /// or packet size is smaller): the bytes are copied by the read and by
+    /// the Sealer, and nowhere else. Reading before reserving means a
+    /// sender blocked in a read holds no window, so one idle stream never
+    /// starves another (stdout and stderr share a window). Returns the
+    /// number of bytes sent; 0 means `src` is at its end.
     pub fn send_from(&mut self, src: &mut impl Read) -> Result<usize> {
         let header = self.stream.header_len();
-        let (remote, room) = self.window.reserve(MAX_PACKET as usize)?;
-        let read = loop {
-            match src.read(&mut self.payload[header..header + room]) {
+        let n = loop {
+            match src.read(&mut self.payload[header..header + MAX_PACKET as usize]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
+                other => break other?,
             }
         };
-        // Whatever the read did not fill goes back to the window first, so
-        // a failed or short read never leaks window.
-        let n = *read.as_ref().unwrap_or(&0);
-        self.window.give_back(room - n);
-        let n = read?;
-        if n > 0 {
-            self.send_data(remote, n)?;
+        let mut left = n;
+        while left > 0 {
+            let (remote, k) = self.window.reserve(left)?;
+            self.send_data(remote, k)?;
+            left -= k;
+            if left > 0 {
+                self.payload
+                    .copy_within(header + k..header + k + left, header);
+            }
         }
         Ok(n)
     }
@@ -229,6 +246,7 @@ impl DataSender {
             }
         }
         self.payload[header - 4..header].copy_from_slice(&(len as u32).to_be_bytes());
-        self.out.send(&self.payload[..header + len])
+        self.out
+            .send_on(Some(&self.window), &self.payload[..header + len], false)
     }
 }

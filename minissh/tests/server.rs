@@ -438,6 +438,77 @@ fn openssh_keepalive_cuts_off_a_frozen_client() {
     assert!(line.contains("signal KILL"), "{line}");
 }
 
+fn paramiko_a_client_that_stops_reading_is_cut_off() {
+    // No keepalive: only the write stall limit can notice. The client
+    // grants a 1 GiB window, so the server's output is stopped by the
+    // socket, not by flow control, once the client freezes.
+    let server = Server::start(&["-W", "2"]);
+    let started = server.dir.join("started");
+    let script = r#"
+import sys, time, paramiko
+port, key, started = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+t = paramiko.Transport(("127.0.0.1", port))
+t.connect(username="tester", pkey=paramiko.Ed25519Key.from_private_key_file(key))
+ch = t.open_session(window_size=1 << 30)
+ch.exec_command("head -c 4000000000 /dev/zero")
+while len(ch.recv(32768)) > 0:
+    open(started, "w").close()
+    time.sleep(0.01)
+"#;
+    let mut frozen = Command::new("python3")
+        .args(["-c", script])
+        .arg(server.port.to_string())
+        .arg(server.key())
+        .arg(&started)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = frozen.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let frozen_at = Instant::now();
+    let line = server.wait_log("head -c 4000000000");
+    let took = frozen_at.elapsed();
+    let _ = frozen.kill();
+    let _ = frozen.wait();
+    assert!(line.contains("a write made no progress for 2"), "{line}");
+    assert!(took < Duration::from_secs(10), "cut off after {took:?}");
+}
+
+fn paramiko_authenticating_slowly_with_keepalives_on() {
+    // Keepalives start with the session: a client still authenticating
+    // gets none (OpenSSH's client would call one a protocol error).
+    let server = Server::start(&["-K", "1"]);
+    let script = r#"
+import sys, time, paramiko
+port, key = int(sys.argv[1]), sys.argv[2]
+t = paramiko.Transport(("127.0.0.1", port))
+t.start_client(timeout=10)
+time.sleep(3)
+t.auth_publickey("tester", paramiko.Ed25519Key.from_private_key_file(key))
+ch = t.open_session()
+ch.exec_command("sleep 3; echo late")
+print(ch.makefile().read().decode().strip(), ch.recv_exit_status())
+t.close()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(server.port.to_string())
+        .arg(server.key())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "late 0\n");
+}
+
 // --------------------------------------------------- paramiko and asyncssh
 
 fn python_client(script: &str, server: &Server, args: &[String]) -> String {
@@ -829,8 +900,18 @@ fn main() -> std::process::ExitCode {
             Some("openssh"),
         ),
         (
+            "paramiko_a_client_that_stops_reading_is_cut_off",
+            paramiko_a_client_that_stops_reading_is_cut_off,
+            Some("paramiko"),
+        ),
+        (
             "paramiko_every_cipher",
             paramiko_every_cipher,
+            Some("paramiko"),
+        ),
+        (
+            "paramiko_authenticating_slowly_with_keepalives_on",
+            paramiko_authenticating_slowly_with_keepalives_on,
             Some("paramiko"),
         ),
         (

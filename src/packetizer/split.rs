@@ -416,6 +416,29 @@ impl<W: Write + Send> PacketWriter<W> {
         Ok(seqno)
     }
 
+    /// As [`PacketWriter::send_newkeys`], but only sealed, like
+    /// [`PacketWriter::queue_message`]: NEWKEYS and the key switch happen
+    /// now, in one step; the bytes go out with the next flush.
+    pub fn queue_newkeys(&self, keys: Keys) -> Result<u32, Error> {
+        let now = self.shared().clock.now();
+        let seqno = {
+            let mut core = self.shared().lock();
+            core.handle_timeout(now);
+            core.send_newkeys(keys)
+        };
+        self.shared().changed.notify_all();
+        seqno
+    }
+
+    /// Writes what is sealed unless another clone is writing, in which case
+    /// that writer writes it too before it lets go (so nothing is left
+    /// behind). For the thread that reads: it must not wait behind a sender
+    /// stuck on a full socket while the peer waits for it to read.
+    pub fn try_flush(&self) -> Result<(), Error> {
+        self.shared().lock().check()?;
+        self.outlet.drain(false)
+    }
+
     /// As [`Packetizer::disconnect`].
     pub fn disconnect(&self, reason: u32, description: &str) -> Result<(), Error> {
         self.shared().lock().send_disconnect(reason, description)?;

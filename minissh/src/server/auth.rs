@@ -13,6 +13,11 @@ use crate::wire::{put_string, Msg, Reader};
 /// sshd's MaxAuthTries: failed attempts before the connection is cut.
 pub const MAX_TRIES: u32 = 6;
 
+/// Requests of any kind (`none` and key probes included) before the
+/// connection is cut: a client may ask which keys would do, but not for
+/// ever.
+pub const MAX_REQUESTS: u32 = 32;
+
 /// What to do about one USERAUTH_REQUEST.
 #[derive(Debug)]
 pub enum Step {
@@ -34,6 +39,7 @@ pub enum Step {
 pub struct Auth {
     authorized_keys: PathBuf,
     failures: u32,
+    requests: u32,
 }
 
 fn failure() -> Vec<u8> {
@@ -49,11 +55,16 @@ impl Auth {
         Auth {
             authorized_keys: authorized_keys.to_owned(),
             failures: 0,
+            requests: 0,
         }
     }
 
     /// Handles a USERAUTH_REQUEST `payload` of the session `session_id`.
     pub fn request(&mut self, payload: &[u8], session_id: &[u8]) -> Result<Step> {
+        self.requests += 1;
+        if self.requests > MAX_REQUESTS {
+            return Ok(Step::TooManyTries);
+        }
         let mut r = Reader::body(payload);
         let user = r.text()?.to_owned();
         let service = r.text()?;
@@ -217,6 +228,37 @@ mod tests {
         }
         assert!(matches!(
             auth.request(&stranger_req, SESSION_ID).unwrap(),
+            Step::TooManyTries
+        ));
+        // The restricted key itself is fine: listed without options, it
+        // gets in (so its refusal above was the options' doing).
+        let file = auth.authorized_keys.with_file_name("plain_keys");
+        std::fs::write(&file, restricted.public_line() + "\n").unwrap();
+        let step = Auth::new(&file)
+            .request(&restricted_req, SESSION_ID)
+            .unwrap();
+        assert!(matches!(step, Step::Success { .. }));
+    }
+
+    #[test]
+    fn endless_probes_are_cut_off() {
+        // "none" and probes of a listed key are no failures, but they end.
+        let (mut auth, listed, _, _) = setup();
+        let none = Msg::new(msg::USERAUTH_REQUEST)
+            .string("bob")
+            .string("ssh-connection")
+            .string("none")
+            .finish();
+        let probe = request("bob", &listed, false, SESSION_ID);
+        for i in 0..MAX_REQUESTS {
+            let message = if i % 2 == 0 { &none } else { &probe };
+            assert!(
+                matches!(auth.request(message, SESSION_ID).unwrap(), Step::Reply(_)),
+                "{i}"
+            );
+        }
+        assert!(matches!(
+            auth.request(&none, SESSION_ID).unwrap(),
             Step::TooManyTries
         ));
     }

@@ -24,7 +24,7 @@ use super::log::CommandRecord;
 use crate::channel::WINDOW;
 use crate::error::{Error, Result};
 use crate::msg;
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, Outgoing};
 use crate::window::{DataSender, SendWindow, Stream, MAX_PACKET};
 use crate::wire::{Msg, Reader};
 
@@ -34,13 +34,18 @@ const MAX_CHANNELS: usize = 10;
 /// How long the end of a connection waits for its commands' reapers.
 const REAP_WAIT: Duration = Duration::from_secs(2);
 
-/// Who has closed a channel, and its command, shared by the reader thread
-/// and the channel's threads.
+/// Commands the log names per connection; more are counted.
+const LOGGED_COMMANDS: usize = 100;
+
+/// Whether the client has closed a channel, and its command, shared by the
+/// reader thread and the channel's threads. (Whether we have closed it is
+/// the window's: see [`SendWindow::closed_by_us`].)
 #[derive(Debug, Default)]
 struct Flags {
-    close_sent: bool,
     close_received: bool,
-    /// The command, while it may still run.
+    /// The command, until it has been reaped: killing its process group
+    /// is safe only while it is here, since the group id may be reused
+    /// once it is gone.
     child: Option<Arc<Mutex<Child>>>,
 }
 
@@ -56,6 +61,9 @@ struct Chan {
     /// The stdin thread's end, until a command starts.
     stdin_queue: Option<Receiver<Vec<u8>>>,
     started: bool,
+    /// Bytes the client sent that no command will read (after its EOF,
+    /// or once the command closed its stdin), not yet given back.
+    dropped: u32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -110,10 +118,8 @@ impl Channels {
             // 3: SSH_OPEN_UNKNOWN_CHANNEL_TYPE (no forwarding here).
             return Ok(refuse(3, "only session channels are served"));
         }
-        self.open.retain(|_, c| {
-            let f = lock(&c.flags);
-            !(f.close_sent && f.close_received)
-        });
+        self.open
+            .retain(|_, c| !(lock(&c.flags).close_received && c.window.closed_by_us()));
         if self.open.len() >= MAX_CHANNELS {
             // 4: SSH_OPEN_RESOURCE_SHORTAGE.
             return Ok(refuse(4, "too many channels open"));
@@ -136,6 +142,7 @@ impl Channels {
                 stdin: Some(stdin),
                 stdin_queue: Some(stdin_queue),
                 started: false,
+                dropped: 0,
             },
         );
         Ok(Msg::new(msg::CHANNEL_OPEN_CONFIRMATION)
@@ -147,7 +154,7 @@ impl Channels {
     }
 
     /// Any other channel message: the reply to send, if one is due.
-    pub fn on_message(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub fn on_message(&mut self, payload: &[u8]) -> Result<Option<Outgoing>> {
         let mut r = Reader::body(payload);
         let id = r.u32()?;
         let Some(chan) = self.open.get_mut(&id) else {
@@ -184,17 +191,26 @@ impl Channels {
                 }
                 // Extended data from a client has no meaning for a command;
                 // data after EOF, or for a command that closed its stdin,
-                // is dropped. Either way the window comes back at once.
+                // is dropped. Either way the window comes back, a quarter
+                // of it at a time as the stdin thread gives it back.
                 let queued = payload[0] == msg::CHANNEL_DATA
                     && chan
                         .stdin
                         .as_ref()
                         .is_some_and(|q| q.send(data.to_vec()).is_ok());
-                if !queued && len > 0 {
-                    chan.room.fetch_add(len, Ordering::SeqCst);
-                    return Ok(Some(adjust(remote, len)));
+                if queued {
+                    return Ok(None);
                 }
-                Ok(None)
+                chan.dropped += len;
+                if chan.dropped < WINDOW / 4 {
+                    return Ok(None);
+                }
+                let bytes = std::mem::take(&mut chan.dropped);
+                chan.room.fetch_add(bytes, Ordering::SeqCst);
+                Ok(Some(Outgoing::on(
+                    chan.window.clone(),
+                    adjust(remote, bytes),
+                )))
             }
             msg::CHANNEL_WINDOW_ADJUST => {
                 chan.window.grant(r.u32()?);
@@ -217,11 +233,11 @@ impl Channels {
                     // command (sshd's pipes would break it the same way).
                     kill_group(child);
                 }
-                if f.close_sent {
-                    return Ok(None);
-                }
-                f.close_sent = true;
-                Ok(Some(Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish()))
+                drop(f);
+                // Sealed only if the reaper has not sealed ours already;
+                // after it, nothing more goes out on this channel.
+                let close = Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish();
+                Ok(Some(Outgoing::close(chan.window.clone(), close)))
             }
             msg::CHANNEL_REQUEST => {
                 let kind = r.text()?.to_owned();
@@ -236,13 +252,18 @@ impl Channels {
                     // requests that do not want a reply).
                     _ => false,
                 };
+                let window = self.open.get(&id).map(|c| c.window.clone());
                 Ok(want_reply.then(|| {
                     let answer = if ok {
                         msg::CHANNEL_SUCCESS
                     } else {
                         msg::CHANNEL_FAILURE
                     };
-                    Msg::new(answer).u32(remote).finish()
+                    let reply = Msg::new(answer).u32(remote).finish();
+                    match window {
+                        Some(window) => Outgoing::on(window, reply),
+                        None => Outgoing::plain(reply),
+                    }
                 }))
             }
             // Replies to requests we never make.
@@ -288,10 +309,17 @@ impl Channels {
         };
         let index = {
             let mut commands = lock(&self.commands);
-            commands.push(CommandRecord {
-                command,
-                outcome: "running".into(),
-            });
+            if commands.len() < LOGGED_COMMANDS {
+                commands.push(CommandRecord {
+                    command,
+                    outcome: "running".into(),
+                });
+            } else if commands.len() == LOGGED_COMMANDS {
+                commands.push(CommandRecord {
+                    command: "(more commands, not logged)".into(),
+                    outcome: String::new(),
+                });
+            }
             commands.len() - 1
         };
         let child = Arc::new(Mutex::new(child));
@@ -302,7 +330,7 @@ impl Channels {
                 out: self.out.clone(),
                 remote: chan.remote,
                 room: chan.room.clone(),
-                flags: chan.flags.clone(),
+                window: chan.window.clone(),
             };
             spawn("minissh-stdin", move || feeder.run(stdin));
         }
@@ -319,6 +347,7 @@ impl Channels {
         let reaper = Reaper {
             out: self.out.clone(),
             remote: chan.remote,
+            window: chan.window.clone(),
             flags: chan.flags.clone(),
             child,
             commands: self.commands.clone(),
@@ -388,7 +417,7 @@ struct StdinFeeder {
     out: Arc<Outbound>,
     remote: u32,
     room: Arc<AtomicU32>,
-    flags: Arc<Mutex<Flags>>,
+    window: Arc<SendWindow>,
 }
 
 impl StdinFeeder {
@@ -420,13 +449,14 @@ impl StdinFeeder {
         if *unadjusted == 0 {
             return true;
         }
-        if lock(&self.flags).close_sent {
-            return false;
-        }
         self.room.fetch_add(*unadjusted, Ordering::SeqCst);
-        let sent = self.out.send(&adjust(self.remote, *unadjusted)).is_ok();
+        let message = adjust(self.remote, *unadjusted);
         *unadjusted = 0;
-        sent
+        // Not sent once we have closed the channel (checked as it is
+        // sealed).
+        self.out
+            .send_on(Some(&self.window), &message, false)
+            .is_ok()
     }
 }
 
@@ -434,6 +464,7 @@ impl StdinFeeder {
 struct Reaper {
     out: Arc<Outbound>,
     remote: u32,
+    window: Arc<SendWindow>,
     flags: Arc<Mutex<Flags>>,
     child: Arc<Mutex<Child>>,
     commands: Arc<Mutex<Vec<CommandRecord>>>,
@@ -456,24 +487,13 @@ impl Reaper {
             },
             None => "unknown".into(),
         };
-        let claimed = {
-            let mut f = lock(&self.flags);
-            f.child = None;
-            let claimed = !f.close_sent;
-            f.close_sent = true;
-            if f.close_received && outcome.starts_with("signal KILL") {
-                // We killed it because the client closed the channel.
-                drop(f);
-                self.record("killed (the client closed the channel)".into());
-                self.done();
-                return;
-            }
-            claimed
-        };
-        if claimed {
+        if lock(&self.flags).close_received && outcome == "signal KILL" {
+            // We killed it because the client closed the channel.
+            self.record("killed (the client closed the channel)".into());
+        } else {
             self.send_end(status);
+            self.record(outcome);
         }
-        self.record(outcome);
         self.done();
     }
 
@@ -482,17 +502,30 @@ impl Reaper {
     fn wait(&self) -> Option<std::process::ExitStatus> {
         let mut pause = Duration::from_millis(1);
         loop {
-            match lock(&self.child).try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) => {}
-                Err(_) => return None,
+            {
+                // Reaped and forgotten in one step under the flags' lock,
+                // so no kill can reach a reused group id.
+                let mut f = lock(&self.flags);
+                match lock(&self.child).try_wait() {
+                    Ok(Some(status)) => {
+                        f.child = None;
+                        return Some(status);
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        f.child = None;
+                        return None;
+                    }
+                }
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 
-    /// exit-status (or exit-signal), EOF and CLOSE.
+    /// exit-status (or exit-signal), EOF and CLOSE, each sealed only while
+    /// the channel is not closed from our side (the reader may close it
+    /// first, answering the client's CLOSE).
     fn send_end(&self, status: Option<std::process::ExitStatus>) {
         let request = |kind: &str| {
             Msg::new(msg::CHANNEL_REQUEST)
@@ -514,11 +547,16 @@ impl Reaper {
         });
         let eof = Msg::new(msg::CHANNEL_EOF).u32(self.remote).finish();
         let close = Msg::new(msg::CHANNEL_CLOSE).u32(self.remote).finish();
-        for message in report.into_iter().chain([eof, close]) {
-            if self.out.send(&message).is_err() {
+        for message in report.into_iter().chain([eof]) {
+            if self
+                .out
+                .send_on(Some(&self.window), &message, false)
+                .is_err()
+            {
                 return;
             }
         }
+        let _ = self.out.send_on(Some(&self.window), &close, true);
     }
 
     fn record(&self, outcome: String) {

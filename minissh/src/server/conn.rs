@@ -18,7 +18,7 @@ use super::{Shared, SERVER_ID};
 use crate::error::{Error, Result};
 use crate::kex::{self, check_initial_kex_rules, Negotiated, Side, Transcript};
 use crate::msg;
-use crate::outbound::{KexPhase, Outbound, Replies};
+use crate::outbound::{KexPhase, Outbound, Outgoing};
 use crate::wire::{Msg, Reader};
 
 /// SSH_DISCONNECT_PROTOCOL_ERROR.
@@ -107,13 +107,9 @@ struct Conn<'a> {
     /// the next one is dropped.
     ignore_guess: bool,
     negotiated: Option<Negotiated>,
-    /// Replies held back while our key exchange has the gate shut.
-    replies: Replies,
     service_accepted: bool,
     auth: Auth,
     user: Option<String>,
-    /// zlib@openssh.com waits for the USERAUTH_SUCCESS to go out.
-    compression_pending: bool,
     channels: Channels,
     /// Keepalives sent and not yet answered.
     keepalives: Arc<AtomicU32>,
@@ -144,24 +140,12 @@ impl<'a> Conn<'a> {
         if let Some(limits) = config.rekey {
             pk.set_rekey_limits(limits);
         }
-        let (mut reader, writer) = pk.split()?;
+        let (reader, writer) = pk.split()?;
+        // A client that stops reading cannot hold its connection (and its
+        // place under the cap) for ever: a write that makes no progress
+        // for this long fails.
+        writer.set_write_timeout(Some(config.write_stall));
         let keepalives = Arc::new(AtomicU32::new(0));
-        if let Some(interval) = config.keepalive {
-            let (pending, max) = (keepalives.clone(), config.keepalive_max);
-            reader.set_keepalive(Some(interval), move |send| {
-                if pending.fetch_add(1, Ordering::SeqCst) >= max {
-                    return Err(ssh_packetizer::Error::Io(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the client answered none of {max} keepalives"),
-                    )));
-                }
-                let ping = Msg::new(msg::GLOBAL_REQUEST)
-                    .string("keepalive@openssh.com")
-                    .bool(true)
-                    .finish();
-                send.send_message(&ping).map(|_| ())
-            });
-        }
         let out = Arc::new(Outbound::new(writer, config.prefs.clone(), Side::Server));
         out.begin_kex()?;
         Ok(Conn {
@@ -176,11 +160,9 @@ impl<'a> Conn<'a> {
             initial_done: false,
             ignore_guess: false,
             negotiated: None,
-            replies: Replies::default(),
             service_accepted: false,
             auth: Auth::new(&config.authorized_keys),
             user: None,
-            compression_pending: false,
             channels: Channels::new(out, commands),
             keepalives,
         })
@@ -198,7 +180,7 @@ impl<'a> Conn<'a> {
                 _ => None,
             };
             if let Some(code) = code {
-                let _ = self.out.send_kex(
+                let _ = self.out.disconnect(
                     &Msg::new(msg::DISCONNECT)
                         .u32(code)
                         .string(e.to_string())
@@ -239,8 +221,9 @@ impl<'a> Conn<'a> {
     fn dispatch(&mut self, payload: &[u8], seqno: u32, record: &mut Record) -> Result<()> {
         let msg_type = payload[0];
         match msg_type {
-            msg::KEXINIT | msg::KEX_ECDH_INIT | msg::NEWKEYS => self.on_kex(payload, record),
-            t if msg::is_kex(t) => Err(Error::Protocol(format!("unexpected kex message {t}"))),
+            // Every kex message, 20-49: one that is out of place is an
+            // error there (after a wrong guess, the guess is dropped).
+            t if msg::is_kex(t) => self.on_kex(payload, record),
             msg::DISCONNECT => {
                 let mut r = Reader::body(payload);
                 let code = r.u32()?;
@@ -258,7 +241,7 @@ impl<'a> Conn<'a> {
                 }
                 self.service_accepted = true;
                 let accept = Msg::new(msg::SERVICE_ACCEPT).string(&service).finish();
-                self.send_or_defer(accept)
+                self.reply(accept)
             }
             msg::USERAUTH_REQUEST if self.user.is_some() => {
                 // RFC 4252 §5.1: requests after success are ignored.
@@ -272,7 +255,7 @@ impl<'a> Conn<'a> {
                 let mut r = Reader::body(payload);
                 r.string()?;
                 if r.bool()? {
-                    self.send_or_defer(vec![msg::REQUEST_FAILURE])?;
+                    self.reply(vec![msg::REQUEST_FAILURE])?;
                 }
                 Ok(())
             }
@@ -283,7 +266,7 @@ impl<'a> Conn<'a> {
             }
             msg::CHANNEL_OPEN => {
                 let reply = self.channels.on_open(payload)?;
-                self.send_or_defer(reply)
+                self.reply(reply)
             }
             msg::CHANNEL_WINDOW_ADJUST
             | msg::CHANNEL_DATA
@@ -293,13 +276,13 @@ impl<'a> Conn<'a> {
             | msg::CHANNEL_REQUEST
             | msg::CHANNEL_SUCCESS
             | msg::CHANNEL_FAILURE => match self.channels.on_message(payload)? {
-                Some(reply) => self.send_or_defer(reply),
+                Some(reply) => self.out.reply(reply).map(|_| ()),
                 None => Ok(()),
             },
             _ => {
                 // RFC 4253 §11.4.
                 let reply = Msg::new(msg::UNIMPLEMENTED).u32(seqno).finish();
-                self.send_or_defer(reply)
+                self.reply(reply)
             }
         }
     }
@@ -307,36 +290,57 @@ impl<'a> Conn<'a> {
     fn on_userauth(&mut self, payload: &[u8], record: &mut Record) -> Result<()> {
         let session_id = self.session_id.clone().unwrap_or_default();
         match self.auth.request(payload, &session_id)? {
-            Step::Reply(reply) => self.send_or_defer(reply),
+            Step::Reply(reply) => self.reply(reply),
             Step::TooManyTries => Err(Error::AuthFailed {
                 methods: "too many authentication failures".into(),
             }),
             Step::Success { user, reply } => {
-                let sent_now = self.replies.send(&self.out, reply)?;
+                let n = self.negotiated;
+                let mut reply = Outgoing::plain(reply);
+                if n.is_some_and(|n| n.comp_s2c == CompressionAlgorithm::ZlibOpenSsh) {
+                    // We compress from the packet after this one.
+                    reply = reply.then_start_compression();
+                }
+                self.out.reply(reply)?;
+                if n.is_some_and(|n| n.comp_c2s == CompressionAlgorithm::ZlibOpenSsh) {
+                    // The client compresses from its next packet on.
+                    self.reader.start_delayed_compression();
+                }
                 record.user = Some(user.clone());
                 self.user = Some(user);
                 self.reader.complete_handshake();
-                let negotiated = self.negotiated;
-                if let Some(n) = negotiated {
-                    if n.comp_c2s == CompressionAlgorithm::ZlibOpenSsh {
-                        // The client compresses from its next packet on.
-                        self.reader.start_delayed_compression();
-                    }
-                    if n.comp_s2c == CompressionAlgorithm::ZlibOpenSsh {
-                        if sent_now {
-                            self.out.writer().start_delayed_compression();
-                        } else {
-                            self.compression_pending = true;
-                        }
-                    }
-                }
+                self.start_keepalive();
                 Ok(())
             }
         }
     }
 
-    fn send_or_defer(&mut self, payload: Vec<u8>) -> Result<()> {
-        self.replies.send(&self.out, payload).map(|_| ())
+    fn reply(&mut self, payload: Vec<u8>) -> Result<()> {
+        self.out.reply(Outgoing::plain(payload)).map(|_| ())
+    }
+
+    /// Keepalives start with the session, as sshd's do: before
+    /// authentication a client may not answer a global request (OpenSSH's
+    /// treats one as a protocol error then).
+    fn start_keepalive(&mut self) {
+        let config = &self.shared.config;
+        let Some(interval) = config.keepalive else {
+            return;
+        };
+        let (pending, max) = (self.keepalives.clone(), config.keepalive_max);
+        self.reader.set_keepalive(Some(interval), move |send| {
+            if pending.fetch_add(1, Ordering::SeqCst) >= max {
+                return Err(ssh_packetizer::Error::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the client answered none of {max} keepalives"),
+                )));
+            }
+            let ping = Msg::new(msg::GLOBAL_REQUEST)
+                .string("keepalive@openssh.com")
+                .bool(true)
+                .finish();
+            send.send_message(&ping).map(|_| ())
+        });
     }
 
     fn start_rekey(&mut self) -> Result<()> {
@@ -347,7 +351,9 @@ impl<'a> Conn<'a> {
     }
 
     fn on_kex(&mut self, payload: &[u8], record: &mut Record) -> Result<()> {
-        if self.ignore_guess && payload[0] == msg::KEX_ECDH_INIT {
+        if self.ignore_guess && payload[0] >= msg::KEX_ECDH_INIT {
+            // The wrongly guessed packet, whatever method it guessed
+            // (30-49 are the methods' own numbers).
             self.ignore_guess = false;
             return Ok(());
         }
@@ -440,17 +446,15 @@ impl<'a> Conn<'a> {
         self.negotiated = Some(negotiated);
         record.negotiated = Some(negotiated);
         self.out.kex_finished();
-        if self.replies.flush(&self.out)? && self.compression_pending {
-            self.compression_pending = false;
-            self.out.writer().start_delayed_compression();
-        }
         Ok(())
     }
 
     /// Stops the channels and hangs up.
     fn finish(&mut self, why: &str, record: &mut Record) {
-        self.channels.shutdown(why);
+        // Senders waiting at the gate or on the stream stop first, so the
+        // commands' threads can end.
         self.out.fail(why);
+        self.channels.shutdown(why);
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
         record.bytes_out = self.out.bytes_sent();
     }

@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub keepalive_max: u32,
     /// Connections open at once, authenticated or not; more are refused.
     pub max_connections: usize,
+    /// A write to the client that makes no progress for this long ends
+    /// the connection (a client that stops reading).
+    pub write_stall: Duration,
     /// Byte or time limits after which the server starts a rekey.
     pub rekey: Option<RekeyLimits>,
     /// Where the log goes; `None` is stderr.
@@ -85,6 +88,7 @@ impl ServerConfig {
             keepalive: None,
             keepalive_max: 3,
             max_connections: 64,
+            write_stall: Duration::from_secs(60),
             rekey: None,
             log: None,
         }
