@@ -649,6 +649,24 @@ fn minissh_client_against_minissh_server() {
             session.disconnect().unwrap();
         }
     }
+    // 32 MiB through `cat` both ways at once, rekeying every MiB: the two
+    // ends' readers never wait behind their own stuck senders, so neither
+    // stalls the other.
+    let mut config = server.config();
+    config.rekey = Some(ssh_packetizer::RekeyLimits {
+        max_bytes: Some(1 << 20),
+        ..Default::default()
+    });
+    let mut session = Session::connect(&config).unwrap();
+    let echo = random_bytes(32 << 20);
+    let (stdout, collected) = collector();
+    let status = session
+        .exec("cat", std::io::Cursor::new(echo.clone()), stdout, Box::new(std::io::sink()))
+        .unwrap();
+    assert_eq!(status, ExitStatus::Code(0));
+    assert!(*collected.lock().unwrap() == echo, "the echo came back changed");
+    assert!(session.info().client_rekeys >= 20, "{:?}", session.info());
+    session.disconnect().unwrap();
     // Several commands on one connection, and an scp upload.
     let mut session = Session::connect(&server.config()).unwrap();
     for code in [0, 3] {
