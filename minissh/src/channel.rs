@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::msg;
 use crate::outbound::{Outbound, Outgoing};
 pub use crate::window::MAX_PACKET;
-use crate::window::{DataSender, SendWindow, Stream};
+use crate::window::{check_data_len, DataSender, SendWindow, Stream};
 use crate::wire::{Msg, Reader};
 
 /// Our receive window: OpenSSH's session default (64 packets of 32 KiB).
@@ -120,12 +120,7 @@ impl Shared {
                 let stderr = msg_type == msg::CHANNEL_EXTENDED_DATA && r.u32()? == 1;
                 let data = r.string()?;
                 let len = data.len() as u32;
-                if len > MAX_PACKET {
-                    return Err(Error::Protocol(format!(
-                        "the server sent {len} bytes of channel data in one packet \
-                         (at most {MAX_PACKET} were agreed)"
-                    )));
-                }
+                check_data_len(len, "server")?;
                 // Each adjust gives back exactly what was consumed, so the
                 // window left to the server is WINDOW - consumed.
                 if s.consumed.saturating_add(len) > WINDOW {

@@ -13,11 +13,9 @@ use ssh_packetizer::{CompressionAlgorithm, Keys};
 use crate::channel;
 use crate::error::{Error, Result};
 use crate::hostkey::{HostKey, HostKeyCheck, Verdict};
-use crate::kex::{
-    self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Side, Transcript,
-};
+use crate::kex::{self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Transcript};
 use crate::msg;
-use crate::outbound::{KexPhase, Outbound, Outgoing};
+use crate::outbound::{Outbound, Outgoing};
 use crate::wire::{Msg, Reader};
 
 /// What the reader thread tells the main thread.
@@ -307,7 +305,7 @@ impl Inbound {
     }
 
     fn on_server_kexinit(&mut self, theirs: &[u8]) -> Result<Phase> {
-        let started_by_us = self.out.phase() == KexPhase::Sending;
+        let (ours, negotiated, started_by_us) = self.out.on_peer_kexinit(theirs)?;
         if self.initial_done {
             // Whoever sent KEXINIT first started it (the main thread may
             // have, when its sending budget ran out).
@@ -318,12 +316,6 @@ impl Inbound {
                 info.server_rekeys += 1;
             }
         }
-        self.out.begin_kex()?;
-        let ours = self
-            .out
-            .our_kexinit()
-            .ok_or_else(|| Error::Protocol("our KEXINIT is missing".into()))?;
-        let negotiated = kex::negotiate(Side::Client, &self.prefs, theirs)?;
         if self.session_id.is_none() {
             self.strict = self.prefs.strict_kex && negotiated.peer_strict;
             self.reader.set_strict_kex(self.strict);

@@ -368,21 +368,26 @@ fn derive_keys(
 ) -> Result<(Keys, Keys)> {
     let kdf =
         KeyDerivation::from_encoded_secret(KdfHash::Sha256, encoded_k, exchange_hash, session_id);
-    let client_to_server = kdf
-        .keys(
+    let n = negotiated;
+    let way = |direction, cipher, mac, compression| -> Result<Keys> {
+        Ok(kdf
+            .keys(direction, cipher, mac)?
+            .with_compression(compression))
+    };
+    Ok((
+        way(
             Direction::ClientToServer,
-            negotiated.cipher_c2s,
-            negotiated.mac_c2s,
-        )?
-        .with_compression(negotiated.comp_c2s);
-    let server_to_client = kdf
-        .keys(
+            n.cipher_c2s,
+            n.mac_c2s,
+            n.comp_c2s,
+        )?,
+        way(
             Direction::ServerToClient,
-            negotiated.cipher_s2c,
-            negotiated.mac_s2c,
-        )?
-        .with_compression(negotiated.comp_s2c);
-    Ok((client_to_server, server_to_client))
+            n.cipher_s2c,
+            n.mac_s2c,
+            n.comp_s2c,
+        )?,
+    ))
 }
 
 /// The client's step: handles SSH_MSG_KEX_ECDH_REPLY, computes K and H,

@@ -25,7 +25,7 @@ use ssh_packetizer::Keys;
 use ssh_packetizer::PacketWriter;
 
 use crate::error::{Error, Result};
-use crate::kex::{self, Preferences, Side};
+use crate::kex::{self, Negotiated, Preferences, Side};
 use crate::window::SendWindow;
 
 /// Where the key exchange stands, as far as sending is concerned.
@@ -283,6 +283,19 @@ impl Outbound {
         }
         self.writer.try_flush()?;
         Ok(true)
+    }
+
+    /// The peer's KEXINIT arrived: sends ours unless it is out already
+    /// (either side may have started the exchange), and negotiates. Returns
+    /// our KEXINIT, what was agreed, and whether we had started it.
+    pub fn on_peer_kexinit(&self, theirs: &[u8]) -> Result<(Vec<u8>, Negotiated, bool)> {
+        let started_by_us = self.phase() == KexPhase::Sending;
+        self.begin_kex()?;
+        let ours = self
+            .our_kexinit()
+            .ok_or_else(|| Error::Protocol("our KEXINIT is missing".into()))?;
+        let negotiated = kex::negotiate(self.side, &self.prefs, theirs)?;
+        Ok((ours, negotiated, started_by_us))
     }
 
     /// Payload bytes sent so far.

@@ -14,6 +14,18 @@ use crate::outbound::Outbound;
 /// The largest data packet we accept and send.
 pub const MAX_PACKET: u32 = 32 * 1024;
 
+/// Checks the length of one data message from the peer (`who`) against
+/// the packet size we granted.
+pub fn check_data_len(len: u32, who: &str) -> Result<()> {
+    if len > MAX_PACKET {
+        return Err(Error::Protocol(format!(
+            "the {who} sent {len} bytes of channel data in one packet \
+             (at most {MAX_PACKET} were agreed)"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// The peer's number for the channel, once open.

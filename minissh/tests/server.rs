@@ -401,6 +401,42 @@ fn openssh_exec_refusals_and_exit_signals() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "unset\n", "{out:?}");
 }
 
+/// Waits (10 s at most) for a command to create `path`.
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A client stopped dead with SIGSTOP; killed when dropped.
+struct Frozen(Child);
+
+impl Frozen {
+    fn stop(child: Child) -> Frozen {
+        let pid = child.id().to_string();
+        let frozen = Frozen(child);
+        assert!(Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
+        frozen
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn openssh_keepalive_cuts_off_a_frozen_client() {
     let server = Server::start(&["-K", "1", "-M", "2"]);
     // An answering client outlives many keepalives.
@@ -408,7 +444,7 @@ fn openssh_keepalive_cuts_off_a_frozen_client() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "awake\n", "{out:?}");
     // A frozen one is cut off after two unanswered ones.
     let started = server.dir.join("started");
-    let mut frozen = ssh(
+    let frozen = ssh(
         &server,
         &[],
         &format!("touch {}; sleep 30", started.display()),
@@ -418,21 +454,10 @@ fn openssh_keepalive_cuts_off_a_frozen_client() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the command never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pid = frozen.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    wait_for_file(&started);
+    let frozen = Frozen::stop(frozen);
     let line = server.wait_log("sleep 30");
-    let _ = Command::new("kill").args(["-CONT", &pid]).status();
-    let _ = frozen.kill();
-    let _ = frozen.wait();
+    drop(frozen);
     assert!(line.contains("answered none of 2 keepalives"), "{line}");
     // The command (and the sleep its shell started) ended with it.
     assert!(line.contains("signal KILL"), "{line}");
@@ -455,7 +480,7 @@ while len(ch.recv(32768)) > 0:
     open(started, "w").close()
     time.sleep(0.01)
 "#;
-    let mut frozen = Command::new("python3")
+    let frozen = Command::new("python3")
         .args(["-c", script])
         .arg(server.port.to_string())
         .arg(server.key())
@@ -463,22 +488,12 @@ while len(ch.recv(32768)) > 0:
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the download never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pid = frozen.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    wait_for_file(&started);
+    let frozen = Frozen::stop(frozen);
     let frozen_at = Instant::now();
     let line = server.wait_log("head -c 4000000000");
     let took = frozen_at.elapsed();
-    let _ = frozen.kill();
-    let _ = frozen.wait();
+    drop(frozen);
     assert!(line.contains("a write made no progress for 2"), "{line}");
     assert!(took < Duration::from_secs(10), "cut off after {took:?}");
 }
@@ -661,10 +676,18 @@ fn minissh_client_against_minissh_server() {
     let echo = random_bytes(32 << 20);
     let (stdout, collected) = collector();
     let status = session
-        .exec("cat", std::io::Cursor::new(echo.clone()), stdout, Box::new(std::io::sink()))
+        .exec(
+            "cat",
+            std::io::Cursor::new(echo.clone()),
+            stdout,
+            Box::new(std::io::sink()),
+        )
         .unwrap();
     assert_eq!(status, ExitStatus::Code(0));
-    assert!(*collected.lock().unwrap() == echo, "the echo came back changed");
+    assert!(
+        *collected.lock().unwrap() == echo,
+        "the echo came back changed"
+    );
     assert!(session.info().client_rekeys >= 20, "{:?}", session.info());
     session.disconnect().unwrap();
     // Several commands on one connection, and an scp upload.

@@ -404,14 +404,7 @@ impl<W: Write + Send> PacketWriter<W> {
     /// As [`Packetizer::send_newkeys`]: NEWKEYS and the outbound key switch
     /// in one step, so no other clone's packet can land between them.
     pub fn send_newkeys(&self, keys: Keys) -> Result<u32, Error> {
-        let now = self.shared().clock.now();
-        let seqno = {
-            let mut core = self.shared().lock();
-            core.handle_timeout(now);
-            core.send_newkeys(keys)
-        };
-        self.shared().changed.notify_all();
-        let seqno = seqno?;
+        let seqno = self.queue_newkeys(keys)?;
         self.outlet.drain(true)?;
         Ok(seqno)
     }

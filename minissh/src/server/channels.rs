@@ -25,7 +25,7 @@ use crate::channel::WINDOW;
 use crate::error::{Error, Result};
 use crate::msg;
 use crate::outbound::{Outbound, Outgoing};
-use crate::window::{DataSender, SendWindow, Stream, MAX_PACKET};
+use crate::window::{check_data_len, DataSender, SendWindow, Stream, MAX_PACKET};
 use crate::wire::{Msg, Reader};
 
 /// Channels one connection may have open at once.
@@ -174,12 +174,7 @@ impl Channels {
                 }
                 let data = r.string()?;
                 let len = data.len() as u32;
-                if len > MAX_PACKET {
-                    return Err(Error::Protocol(format!(
-                        "the client sent {len} bytes of channel data in one packet \
-                         (at most {MAX_PACKET} were agreed)"
-                    )));
-                }
+                check_data_len(len, "client")?;
                 if chan
                     .room
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |room| {

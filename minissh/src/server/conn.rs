@@ -18,7 +18,7 @@ use super::{Shared, SERVER_ID};
 use crate::error::{Error, Result};
 use crate::kex::{self, check_initial_kex_rules, Negotiated, Side, Transcript};
 use crate::msg;
-use crate::outbound::{KexPhase, Outbound, Outgoing};
+use crate::outbound::{Outbound, Outgoing};
 use crate::wire::{Msg, Reader};
 
 /// SSH_DISCONNECT_PROTOCOL_ERROR.
@@ -378,19 +378,14 @@ impl<'a> Conn<'a> {
     }
 
     fn on_client_kexinit(&mut self, theirs: &[u8], record: &mut Record) -> Result<Phase> {
+        let (ours, negotiated, started_by_us) = self.out.on_peer_kexinit(theirs)?;
         if self.initial_done {
-            if self.out.phase() == KexPhase::Sending {
+            if started_by_us {
                 record.server_rekeys += 1;
             } else {
                 record.client_rekeys += 1;
             }
         }
-        self.out.begin_kex()?;
-        let ours = self
-            .out
-            .our_kexinit()
-            .ok_or_else(|| Error::Protocol("our KEXINIT is missing".into()))?;
-        let negotiated = kex::negotiate(Side::Server, &self.shared.config.prefs, theirs)?;
         if self.session_id.is_none() {
             self.strict = self.shared.config.prefs.strict_kex && negotiated.peer_strict;
             self.reader.set_strict_kex(self.strict);
