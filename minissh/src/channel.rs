@@ -363,7 +363,10 @@ impl Channel {
             .send_on(Some(&self.shared.window), &close, true);
         let mut s = self.shared.lock();
         let deadline = Instant::now() + CLOSE_WAIT;
-        while !s.close_received && s.dead.is_none() {
+        while !s.close_received {
+            if let Some(why) = &s.dead {
+                return Err(Error::Protocol(why.clone()));
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 // The table keeps the number taken until the CLOSE comes.

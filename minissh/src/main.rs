@@ -39,6 +39,7 @@ server options:
   -M COUNT        unanswered keepalives before the client is cut off (3)
   -n COUNT        connections open at once (64)
   -W SECONDS      cut off a client whose socket takes nothing for SECONDS (60)
+  -T SECONDS      cut off a client whose rekey takes longer than SECONDS (60)
   -R BYTES        start a rekey after BYTES in either direction
   -c CIPHER, -m MAC  offer only this cipher or MAC";
 
@@ -195,10 +196,14 @@ fn parse_serve(args: &[String]) -> Result<ServerConfig, String> {
             }
             "-M" => config.keepalive_max = number(value(&mut i, flag)?, flag)? as u32,
             "-n" => config.max_connections = number(value(&mut i, flag)?, flag)? as usize,
-            "-W" => {
-                config.write_stall =
-                    std::time::Duration::from_secs(number(value(&mut i, flag)?, flag)?)
-            }
+            "-W" => match number(value(&mut i, flag)?, flag)? {
+                0 => return Err("-W: the stall limit must be at least 1 second".into()),
+                secs => config.write_stall = std::time::Duration::from_secs(secs),
+            },
+            "-T" => match number(value(&mut i, flag)?, flag)? {
+                0 => return Err("-T: the rekey deadline must be at least 1 second".into()),
+                secs => config.kex_deadline = std::time::Duration::from_secs(secs),
+            },
             "-R" => {
                 config.rekey = Some(RekeyLimits {
                     max_bytes: Some(number(value(&mut i, flag)?, flag)?),

@@ -9,9 +9,12 @@
 //!
 //! The gate's lock is held only to seal a packet, never across a write:
 //! the bytes go out after it is released. Threads that may wait flush and
-//! wait for the stream; the reader thread only tries ([`PacketWriter::
-//! try_flush`]), so a sender stuck on a full socket never stops it from
-//! reading what the peer needs read before it can take more.
+//! wait for the stream. The reader thread never writes at all: what it
+//! seals is written by a flusher thread of the connection's own (or by a
+//! sender already writing), so neither a sender stuck on a full socket nor
+//! a full socket itself ever stops it from reading what the peer needs
+//! read before it can take more. (Two ends whose readers both wrote could
+//! each wait for the other to read.)
 //!
 //! Every message that belongs to a channel is sealed only while we have
 //! not sealed that channel's CLOSE ([`SendWindow`]'s flag, checked and set
@@ -20,6 +23,7 @@
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use ssh_packetizer::Keys;
 use ssh_packetizer::PacketWriter;
@@ -105,13 +109,71 @@ struct Gate {
     sent_first: bool,
     /// The reader's replies while the gate is shut.
     held: Vec<Outgoing>,
+    /// How long a rekey may take, once set.
+    rekey_deadline: Option<Duration>,
+    /// A rekey's deadline is running.
+    deadline_running: bool,
     /// Why the connection is gone, once it is.
     dead: Option<String>,
+}
+
+/// Wakes the flusher thread.
+#[derive(Debug, Default)]
+struct Flusher {
+    /// Something was sealed since the flusher last looked; `None` once
+    /// the connection is over and the flusher is to stop.
+    due: Mutex<Option<bool>>,
+    wake: Condvar,
+}
+
+impl Flusher {
+    /// Asks for a flush; false if there is no flusher (any more).
+    fn kick(&self) -> bool {
+        let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        match due.as_mut() {
+            Some(due) => {
+                *due = true;
+                self.wake.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn stop(&self) {
+        *self.due.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.wake.notify_one();
+    }
+
+    /// The flusher thread: writes what was sealed each time it is kicked,
+    /// waiting for the stream as long as it takes (the writer's stall
+    /// limit bounds that), until stopped or the connection fails.
+    fn run(&self, writer: PacketWriter<TcpStream>) {
+        loop {
+            {
+                let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    match *due {
+                        None => return,
+                        Some(true) => break,
+                        Some(false) => {
+                            due = self.wake.wait(due).unwrap_or_else(|e| e.into_inner());
+                        }
+                    }
+                }
+                *due = Some(false);
+            }
+            if writer.flush().is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// The writer shared by the reader thread and every sending thread.
 pub struct Outbound {
     writer: PacketWriter<TcpStream>,
+    flusher: Arc<Flusher>,
     prefs: Preferences,
     side: Side,
     gate: Mutex<Gate>,
@@ -129,8 +191,22 @@ impl std::fmt::Debug for Outbound {
 impl Outbound {
     /// Wraps the writing half of our `side` of a connection.
     pub fn new(writer: PacketWriter<TcpStream>, prefs: Preferences, side: Side) -> Outbound {
+        let flusher = Arc::new(Flusher {
+            due: Mutex::new(Some(false)),
+            wake: Condvar::new(),
+        });
+        let (thread_flusher, thread_writer) = (flusher.clone(), writer.clone());
+        let spawned = std::thread::Builder::new()
+            .name("minissh-flusher".into())
+            .spawn(move || thread_flusher.run(thread_writer));
+        if spawned.is_err() {
+            // No thread: the reader then writes itself, when no one else
+            // is writing (see `flush_soon`).
+            flusher.stop();
+        }
         Outbound {
             writer,
+            flusher,
             prefs,
             side,
             gate: Mutex::new(Gate {
@@ -138,6 +214,8 @@ impl Outbound {
                 our_kexinit: None,
                 sent_first: false,
                 held: Vec::new(),
+                rekey_deadline: None,
+                deadline_running: false,
                 dead: None,
             }),
             opened: Condvar::new(),
@@ -153,6 +231,14 @@ impl Outbound {
     /// The writing half, for settings (rekey limits, compression).
     pub fn writer(&self) -> &PacketWriter<TcpStream> {
         &self.writer
+    }
+
+    /// Has what the reader sealed written soon, by the flusher thread.
+    fn flush_soon(&self) -> Result<()> {
+        if !self.flusher.kick() {
+            self.writer.try_flush()?;
+        }
+        Ok(())
     }
 
     /// Seals one message under the gate's lock (the caller holds it).
@@ -245,7 +331,7 @@ impl Outbound {
             }
         };
         if sealed_now {
-            self.writer.try_flush()?;
+            self.flush_soon()?;
         }
         Ok(sealed_now)
     }
@@ -254,7 +340,7 @@ impl Outbound {
     pub fn send_kex(&self, payload: &[u8]) -> Result<()> {
         self.sent.fetch_add(payload.len() as u64, Ordering::Relaxed);
         self.writer.queue_message(payload)?;
-        self.writer.try_flush()?;
+        self.flush_soon()?;
         Ok(())
     }
 
@@ -269,31 +355,61 @@ impl Outbound {
     /// Starts a key exchange unless one is under way: sends our KEXINIT and
     /// shuts the gate. Returns whether this call started it.
     pub fn begin_kex(&self) -> Result<bool> {
-        {
-            let mut gate = self.lock();
-            if gate.phase != KexPhase::Idle {
-                return Ok(false);
-            }
-            let ours = kex::kexinit(self.side, &self.prefs, !gate.sent_first)?;
-            self.sent.fetch_add(ours.len() as u64, Ordering::Relaxed);
-            self.writer.queue_message(&ours)?;
-            gate.sent_first = true;
-            gate.our_kexinit = Some(ours);
-            gate.phase = KexPhase::Sending;
+        let started = self.begin_kex_locked(&mut self.lock())?;
+        if started {
+            self.flush_soon()?;
         }
-        self.writer.try_flush()?;
+        Ok(started)
+    }
+
+    fn begin_kex_locked(&self, gate: &mut Gate) -> Result<bool> {
+        if gate.phase != KexPhase::Idle {
+            return Ok(false);
+        }
+        let ours = kex::kexinit(self.side, &self.prefs, !gate.sent_first)?;
+        self.sent.fetch_add(ours.len() as u64, Ordering::Relaxed);
+        self.writer.queue_message(&ours)?;
+        if gate.sent_first {
+            if let Some(limit) = gate.rekey_deadline {
+                // A rekey must finish in time too: a peer that stops
+                // answering mid-exchange gets no keepalives (none go out
+                // during a kex) and our senders wait at the gate, not on
+                // the socket, so nothing else would notice.
+                self.writer.start_handshake(limit);
+                gate.deadline_running = true;
+            }
+        }
+        gate.sent_first = true;
+        gate.our_kexinit = Some(ours);
+        gate.phase = KexPhase::Sending;
         Ok(true)
+    }
+
+    /// Gives every later key exchange (not the first, which the handshake
+    /// deadline covers) `limit` to finish.
+    pub fn set_rekey_deadline(&self, limit: Option<Duration>) {
+        self.lock().rekey_deadline = limit;
     }
 
     /// The peer's KEXINIT arrived: sends ours unless it is out already
     /// (either side may have started the exchange), and negotiates. Returns
     /// our KEXINIT, what was agreed, and whether we had started it.
     pub fn on_peer_kexinit(&self, theirs: &[u8]) -> Result<(Vec<u8>, Negotiated, bool)> {
-        let started_by_us = self.phase() == KexPhase::Sending;
-        self.begin_kex()?;
-        let ours = self
-            .our_kexinit()
-            .ok_or_else(|| Error::Protocol("our KEXINIT is missing".into()))?;
+        let (ours, started_by_us) = {
+            let mut gate = self.lock();
+            if gate.phase == KexPhase::AwaitingPeer {
+                return Err(Error::Protocol(
+                    "KEXINIT before the key exchange under way finished".into(),
+                ));
+            }
+            let started_by_us = !self.begin_kex_locked(&mut gate)?;
+            let ours = gate
+                .our_kexinit
+                .clone()
+                .ok_or_else(|| Error::Protocol("our KEXINIT is missing".into()))?;
+            (ours, started_by_us)
+        };
+        self.flush_soon()?;
         let negotiated = kex::negotiate(self.side, &self.prefs, theirs)?;
         Ok((ours, negotiated, started_by_us))
     }
@@ -326,7 +442,7 @@ impl Outbound {
             gate.phase = KexPhase::AwaitingPeer;
         }
         self.opened.notify_all();
-        self.writer.try_flush()?;
+        self.flush_soon()?;
         Ok(())
     }
 
@@ -335,10 +451,14 @@ impl Outbound {
         let mut gate = self.lock();
         gate.phase = KexPhase::Idle;
         gate.our_kexinit = None;
+        if std::mem::take(&mut gate.deadline_running) {
+            self.writer.complete_handshake();
+        }
     }
 
     /// Marks the connection dead so no sender waits forever.
     pub fn fail(&self, why: &str) {
+        self.flusher.stop();
         let mut gate = self.lock();
         if gate.dead.is_none() {
             gate.dead = Some(why.to_owned());
@@ -347,6 +467,12 @@ impl Outbound {
         drop(gate);
         self.opened.notify_all();
         self.writer.close();
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        self.flusher.stop();
     }
 }
 

@@ -30,6 +30,13 @@ pub const CLIENT_ID: &str = concat!("SSH-2.0-minissh_", env!("CARGO_PKG_VERSION"
 /// authentication may take together.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long each later key exchange may take.
+const REKEY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A write to the server that makes no progress for this long fails the
+/// connection (a server that stopped reading).
+const WRITE_STALL: Duration = Duration::from_secs(60);
+
 /// Everything needed to open a session.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -102,6 +109,7 @@ impl Session {
             pk.set_rekey_limits(limits);
         }
         let (reader, writer) = pk.split()?;
+        writer.set_write_timeout(Some(WRITE_STALL));
         let out = Arc::new(Outbound::new(writer, config.prefs.clone(), Side::Client));
         // Our KEXINIT goes first, before the reader can see the server's.
         out.begin_kex()?;
@@ -148,6 +156,7 @@ impl Session {
         session.wait_kex()?;
         let session_id = session.info().session_id;
         session.authenticate(&config.user, &identity, &session_id)?;
+        session.out.set_rekey_deadline(Some(REKEY_DEADLINE));
         Ok(session)
     }
 

@@ -198,6 +198,12 @@ impl Sshd {
         )))
     }
 
+    /// Its process id (the listening server, which reaps each connection's
+    /// processes).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port it listens on (127.0.0.1 only).
     pub fn port(&self) -> u16 {
         self.port

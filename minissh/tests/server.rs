@@ -463,6 +463,33 @@ fn openssh_keepalive_cuts_off_a_frozen_client() {
     assert!(line.contains("signal KILL"), "{line}");
 }
 
+fn openssh_a_client_frozen_mid_rekey_is_cut_off() {
+    // The server rekeys after every MiB; the client freezes during a
+    // download, so the server's next rekey never finishes. No keepalive
+    // goes out during a key exchange, and the output waits at the gate,
+    // not on the socket: only the rekey deadline can notice.
+    let server = Server::start(&["-R", "1048576", "-T", "2"]);
+    let started = server.dir.join("started");
+    let client = ssh(
+        &server,
+        &[],
+        &format!("touch {}; head -c 4000000000 /dev/zero", started.display()),
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_file(&started);
+    let frozen = Frozen::stop(client);
+    let line = server.wait_log("head -c 4000000000");
+    drop(frozen);
+    assert!(
+        line.contains("a key exchange did not finish within 2 s"),
+        "{line}"
+    );
+}
+
 fn paramiko_a_client_that_stops_reading_is_cut_off() {
     // No keepalive: only the write stall limit can notice. The client
     // grants a 1 GiB window, so the server's output is stopped by the
@@ -938,6 +965,11 @@ fn main() -> std::process::ExitCode {
         (
             "openssh_keepalive_cuts_off_a_frozen_client",
             openssh_keepalive_cuts_off_a_frozen_client,
+            Some("openssh"),
+        ),
+        (
+            "openssh_a_client_frozen_mid_rekey_is_cut_off",
+            openssh_a_client_frozen_mid_rekey_is_cut_off,
             Some("openssh"),
         ),
         (

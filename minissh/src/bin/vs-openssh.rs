@@ -7,7 +7,13 @@
 //! the median CPU seconds (user + sys of the client process alone, from
 //! /proc/self/stat's reaped-children counters) per GiB, and their ratio.
 //!
-//! `cargo run --release -p minissh --bin vs-openssh -- [--gib N] [--rounds N] [--suite FILTER]`
+//! With `--server`, the other way round: OpenSSH's `ssh` against OpenSSH's
+//! sshd and against `minissh serve`, alternated, and the *server's* CPU
+//! seconds per GiB (user + sys of the server process and of everything it
+//! reaped: sshd's per-connection processes, and for both the remote
+//! command itself, which is the same `head` or `cat` on either side).
+//!
+//! `cargo run --release -p minissh --bin vs-openssh -- [--server] [--gib N] [--rounds N] [--suite FILTER]`
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,16 +63,28 @@ struct Run {
     cpu: f64,
 }
 
+/// The /proc/PID/stat fields after the command name (field 3 on).
+fn stat_fields(pid: &str) -> Vec<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The command name sits in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    rest.split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect()
+}
+
 /// User + system seconds of this process's reaped children so far.
 fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the command name, which sits in parentheses.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // cutime and cstime are fields 16 and 17 of the whole line; `rest`
-    // starts at field 3.
-    let ticks: f64 = fields[13].parse::<f64>().unwrap() + fields[14].parse::<f64>().unwrap();
-    ticks / clock_ticks()
+    // cutime and cstime are fields 16 and 17 of the whole line.
+    let f = stat_fields("self");
+    (f[13] + f[14]) as f64 / clock_ticks()
+}
+
+/// User + system seconds of process `pid` and of its reaped children.
+fn process_cpu(pid: u32) -> f64 {
+    // utime, stime, cutime, cstime: fields 14 to 17.
+    let f = stat_fields(&pid.to_string());
+    (f[11] + f[12] + f[13] + f[14]) as f64 / clock_ticks()
 }
 
 fn clock_ticks() -> f64 {
@@ -173,10 +191,158 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// A `minissh serve` on the sshd's keys, for `--server`.
+struct MiniServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl MiniServer {
+    fn start(minissh: &Path, sshd: &Sshd) -> MiniServer {
+        let log = sshd.dir().join("minissh-serve.log");
+        let child = Command::new(minissh)
+            .args(["serve", "-l", "127.0.0.1:0", "-k"])
+            .arg(sshd.dir().join("host_ed25519"))
+            .arg("-a")
+            .arg(sshd.dir().join("authorized_keys"))
+            .arg("-E")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start minissh serve");
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(rest) = text.split("listening on 127.0.0.1:").nth(1) {
+                let port = rest.split(',').next().unwrap().parse().unwrap();
+                return MiniServer { child, port };
+            }
+            assert!(Instant::now() < deadline, "minissh serve did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for MiniServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// OpenSSH's ssh to `port`, with sshd's client key.
+fn ssh_to(port: u16, sshd: &Sshd, cipher: &str, mac: &str, remote: &str) -> Command {
+    let mut cmd = Command::new("/usr/bin/ssh");
+    cmd.args(["-F", "/dev/null", "-p", &port.to_string(), "-i"])
+        .arg(sshd.client_key())
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "Compression=no",
+            "-o",
+        ])
+        .arg(format!("Ciphers={cipher}"));
+    if !mac.is_empty() {
+        cmd.args(["-o", &format!("MACs={mac}")]);
+    }
+    cmd.arg(format!("{}@127.0.0.1", current_user())).arg(remote);
+    cmd
+}
+
+/// One transfer through `ssh`; the server's CPU seconds it cost. The
+/// server reaps a connection's processes just after the client exits, so
+/// this waits for its counters to settle.
+fn server_run(cmd: Command, server_pid: u32, direction: Direction, bytes: u64) -> f64 {
+    let before = process_cpu(server_pid);
+    run_once(cmd, direction, bytes);
+    let mut last = process_cpu(server_pid);
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = process_cpu(server_pid);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last - before
+}
+
+fn compare_servers(minissh: &Path, gib: f64, rounds: usize, filter: &str) {
+    let bytes = (gib * (1u64 << 30) as f64) as u64;
+    let sshd = Sshd::start(&[]).unwrap_or_else(|e| panic!("sshd: {e}"));
+    let mini = MiniServer::start(minissh, &sshd);
+    let version = Command::new("/usr/bin/ssh").arg("-V").output().unwrap();
+    println!(
+        "{} client; sshd vs minissh serve; {} GiB per transfer, {} rounds, medians; \
+         CPU = server user+sys s/GiB (its connection processes and the command included)",
+        String::from_utf8_lossy(&version.stderr).trim(),
+        gib,
+        rounds
+    );
+    println!(
+        "{:<46} {:>4} | {:>9} {:>9} | {:>6}",
+        "suite", "dir", "sshd CPU", "mini CPU", "ratio"
+    );
+    for &(cipher, mac) in SUITES {
+        let name = if mac.is_empty() {
+            cipher.to_owned()
+        } else {
+            format!("{cipher} {mac}")
+        };
+        if !name.contains(filter) {
+            continue;
+        }
+        for direction in [Direction::Down, Direction::Up] {
+            let remote = match direction {
+                Direction::Down => format!("head -c {bytes} /dev/zero"),
+                Direction::Up => "cat > /dev/null".to_owned(),
+            };
+            let mut results: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            for round in 0..rounds {
+                let order = if round.is_multiple_of(2) {
+                    [0, 1]
+                } else {
+                    [1, 0]
+                };
+                for which in order {
+                    let (port, pid) = if which == 0 {
+                        (sshd.port(), sshd.pid())
+                    } else {
+                        (mini.port, mini.child.id())
+                    };
+                    let cmd = ssh_to(port, &sshd, cipher, mac, &remote);
+                    results[which].push(server_run(cmd, pid, direction, bytes) / gib);
+                }
+            }
+            let (ours, theirs) = (median(results[1].clone()), median(results[0].clone()));
+            println!(
+                "{:<46} {:>4} | {:>9.2} {:>9.2} | {:>6.2}",
+                name,
+                if direction == Direction::Down {
+                    "down"
+                } else {
+                    "up"
+                },
+                theirs,
+                ours,
+                ours / theirs
+            );
+        }
+    }
+}
+
 fn main() {
     let mut gib = 1.0f64;
     let mut rounds = 3usize;
     let mut filter = String::new();
+    let mut servers = false;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -185,9 +351,18 @@ fn main() {
             "--gib" => gib = value.parse().expect("--gib N"),
             "--rounds" => rounds = value.parse().expect("--rounds N"),
             "--suite" => filter = value,
+            "--server" => {
+                servers = true;
+                i += 1;
+                continue;
+            }
             other => panic!("unknown option {other}"),
         }
         i += 2;
+    }
+    if servers {
+        let minissh = std::env::current_exe().unwrap().with_file_name("minissh");
+        return compare_servers(&minissh, gib, rounds, &filter);
     }
     let bytes = (gib * (1u64 << 30) as f64) as u64;
     let minissh: PathBuf = std::env::current_exe().unwrap().with_file_name("minissh");

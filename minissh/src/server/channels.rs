@@ -237,29 +237,26 @@ impl Channels {
             msg::CHANNEL_REQUEST => {
                 let kind = r.text()?.to_owned();
                 let want_reply = r.bool()?;
-                let ok = match kind.as_str() {
+                let window = chan.window.clone();
+                let reply = |answer: u8| {
+                    let message = Msg::new(answer).u32(remote).finish();
+                    Outgoing::on(window.clone(), message)
+                };
+                let started = match kind.as_str() {
                     "exec" if !chan.started => {
                         let command = String::from_utf8_lossy(r.string()?).into_owned();
-                        self.exec(id, command)
+                        // The SUCCESS is sealed before the command's threads
+                        // start: a command that ends at once must not close
+                        // the channel ahead of it.
+                        let success = want_reply.then(|| reply(msg::CHANNEL_SUCCESS));
+                        self.exec(id, command, success)?
                     }
                     // No pty, shell, subsystem, environment or signals:
                     // refused, and the client carries on (ssh sends env
                     // requests that do not want a reply).
                     _ => false,
                 };
-                let window = self.open.get(&id).map(|c| c.window.clone());
-                Ok(want_reply.then(|| {
-                    let answer = if ok {
-                        msg::CHANNEL_SUCCESS
-                    } else {
-                        msg::CHANNEL_FAILURE
-                    };
-                    let reply = Msg::new(answer).u32(remote).finish();
-                    match window {
-                        Some(window) => Outgoing::on(window, reply),
-                        None => Outgoing::plain(reply),
-                    }
-                }))
+                Ok((want_reply && !started).then(|| reply(msg::CHANNEL_FAILURE)))
             }
             // Replies to requests we never make.
             msg::CHANNEL_SUCCESS | msg::CHANNEL_FAILURE => Ok(None),
@@ -269,10 +266,11 @@ impl Channels {
         }
     }
 
-    /// Starts `command` on channel `id`; false if it cannot start.
-    fn exec(&mut self, id: u32, command: String) -> bool {
+    /// Starts `command` on channel `id`, sealing `success` first; false
+    /// if it cannot start (then nothing was sealed).
+    fn exec(&mut self, id: u32, command: String, success: Option<Outgoing>) -> Result<bool> {
         let Some(chan) = self.open.get_mut(&id) else {
-            return false;
+            return Ok(false);
         };
         let mut shell = Command::new("sh");
         shell
@@ -292,7 +290,7 @@ impl Channels {
             Ok(child) => child,
             Err(e) => {
                 log::debug!("cannot run sh -c {command:?}: {e}");
-                return false;
+                return Ok(false);
             }
         };
         chan.started = true;
@@ -300,8 +298,11 @@ impl Channels {
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
-            return false;
+            return Ok(false);
         };
+        if let Some(success) = success {
+            self.out.reply(success)?;
+        }
         let index = {
             let mut commands = lock(&self.commands);
             if commands.len() < LOGGED_COMMANDS {
@@ -309,13 +310,26 @@ impl Channels {
                     command,
                     outcome: "running".into(),
                 });
-            } else if commands.len() == LOGGED_COMMANDS {
-                commands.push(CommandRecord {
-                    command: "(more commands, not logged)".into(),
-                    outcome: String::new(),
-                });
+                Some(commands.len() - 1)
+            } else {
+                // One line counts the rest.
+                if commands.len() == LOGGED_COMMANDS {
+                    commands.push(CommandRecord {
+                        command: "(not logged)".into(),
+                        outcome: "0 more".into(),
+                    });
+                }
+                let more = commands.last_mut().map(|c| &mut c.outcome);
+                if let Some(outcome) = more {
+                    let n: u64 = outcome
+                        .split(' ')
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    *outcome = format!("{} more", n + 1);
+                }
+                None
             }
-            commands.len() - 1
         };
         let child = Arc::new(Mutex::new(child));
         lock(&chan.flags).child = Some(child.clone());
@@ -351,7 +365,7 @@ impl Channels {
         };
         *lock(&self.reapers.running) += 1;
         spawn("minissh-reaper", move || reaper.run(pumps));
-        true
+        Ok(true)
     }
 
     /// The connection is over: stop every channel and command, and wait a
@@ -463,7 +477,8 @@ struct Reaper {
     flags: Arc<Mutex<Flags>>,
     child: Arc<Mutex<Child>>,
     commands: Arc<Mutex<Vec<CommandRecord>>>,
-    index: usize,
+    /// Its line in the log, unless past the cap.
+    index: Option<usize>,
     reapers: Arc<Reapers>,
 }
 
@@ -555,7 +570,10 @@ impl Reaper {
     }
 
     fn record(&self, outcome: String) {
-        if let Some(c) = lock(&self.commands).get_mut(self.index) {
+        let Some(index) = self.index else {
+            return;
+        };
+        if let Some(c) = lock(&self.commands).get_mut(index) {
             c.outcome = outcome;
         }
     }

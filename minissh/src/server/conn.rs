@@ -35,24 +35,31 @@ pub(super) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Rec
     let end = match Conn::start(stream, shared, &mut record, commands.clone()) {
         Ok(mut conn) => {
             let result = conn.run(&mut record);
-            let end = describe_end(result, shared);
+            let end = describe_end(result, shared, record.user.is_some());
             conn.finish(&end, &mut record);
             end
         }
-        Err(e) => describe_end(Err(e), shared),
+        Err(e) => describe_end(Err(e), shared, false),
     };
     record.commands = std::mem::take(&mut *commands.lock().unwrap_or_else(|e| e.into_inner()));
     record.end = end;
     record
 }
 
-/// Why a connection ended, in the log's words.
-fn describe_end(result: Result<()>, shared: &Shared) -> String {
+/// Why a connection ended, in the log's words (`authenticated`: whether
+/// the handshake deadline was the login grace time or a rekey's).
+fn describe_end(result: Result<()>, shared: &Shared, authenticated: bool) -> String {
     let Err(e) = result else {
         return "closed".into();
     };
     if let Error::Packet(p) = &e {
         match p.cause() {
+            ssh_packetizer::Error::HandshakeTimeout if authenticated => {
+                return format!(
+                    "a key exchange did not finish within {} s: cut off",
+                    shared.config.kex_deadline.as_secs_f64()
+                );
+            }
             ssh_packetizer::Error::HandshakeTimeout => {
                 return format!(
                     "login grace time ({} s) exceeded: cut off",
@@ -309,6 +316,8 @@ impl<'a> Conn<'a> {
                 record.user = Some(user.clone());
                 self.user = Some(user);
                 self.reader.complete_handshake();
+                self.out
+                    .set_rekey_deadline(Some(self.shared.config.kex_deadline));
                 self.start_keepalive();
                 Ok(())
             }

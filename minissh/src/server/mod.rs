@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// A write to the client that makes no progress for this long ends
     /// the connection (a client that stops reading).
     pub write_stall: Duration,
+    /// How long a rekey may take (the first key exchange is under the
+    /// login grace time).
+    pub kex_deadline: Duration,
     /// Byte or time limits after which the server starts a rekey.
     pub rekey: Option<RekeyLimits>,
     /// Where the log goes; `None` is stderr.
@@ -89,6 +92,7 @@ impl ServerConfig {
             keepalive_max: 3,
             max_connections: 64,
             write_stall: Duration::from_secs(60),
+            kex_deadline: Duration::from_secs(60),
             rekey: None,
             log: None,
         }
