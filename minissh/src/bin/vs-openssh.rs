@@ -210,12 +210,14 @@ impl MiniServer {
             .stdin(Stdio::null())
             .spawn()
             .expect("start minissh serve");
+        // Owned at once, so a failure below still kills it.
+        let mut server = MiniServer { child, port: 0 };
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if let Some(rest) = text.split("listening on 127.0.0.1:").nth(1) {
-                let port = rest.split(',').next().unwrap().parse().unwrap();
-                return MiniServer { child, port };
+                server.port = rest.split(',').next().unwrap().parse().unwrap();
+                return server;
             }
             assert!(Instant::now() < deadline, "minissh serve did not start");
             std::thread::sleep(std::time::Duration::from_millis(20));
