@@ -289,7 +289,7 @@ fn compare_servers(minissh: &Path, gib: f64, rounds: usize, filter: &str) {
         rounds
     );
     println!(
-        "{:<46} {:>4} | {:>9} {:>9} | {:>6}",
+        "{:<46} {:>4} | {:>9} {:>9} | {:>6} (paired min-max)",
         "suite", "dir", "sshd CPU", "mini CPU", "ratio"
     );
     for &(cipher, mac) in SUITES {
@@ -324,17 +324,24 @@ fn compare_servers(minissh: &Path, gib: f64, rounds: usize, filter: &str) {
                 }
             }
             let (ours, theirs) = (median(results[1].clone()), median(results[0].clone()));
+            // The ratio round by round (each round ran both servers back
+            // to back), so drift in the machine's speed cancels out.
+            let ratios: Vec<f64> = results[1]
+                .iter()
+                .zip(&results[0])
+                .map(|(m, s)| m / s)
+                .collect();
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+            let dir = if direction == Direction::Down {
+                "down"
+            } else {
+                "up"
+            };
             println!(
-                "{:<46} {:>4} | {:>9.2} {:>9.2} | {:>6.2}",
-                name,
-                if direction == Direction::Down {
-                    "down"
-                } else {
-                    "up"
-                },
-                theirs,
-                ours,
-                ours / theirs
+                "{name:<46} {dir:>4} | {theirs:>9.2} {ours:>9.2} | {:>6.2} ({lo:.2}-{hi:.2})",
+                median(ratios)
             );
         }
     }

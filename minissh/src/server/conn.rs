@@ -28,6 +28,14 @@ const SERVICE_NOT_AVAILABLE: u32 = 7;
 /// SSH_DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE.
 const NO_MORE_AUTH_METHODS: u32 = 14;
 
+/// Data and window adjusts: the messages that are most of a session.
+fn is_channel_traffic(msg_type: u8) -> bool {
+    matches!(
+        msg_type,
+        msg::CHANNEL_DATA | msg::CHANNEL_EXTENDED_DATA | msg::CHANNEL_WINDOW_ADJUST
+    )
+}
+
 /// Serves one connection to its end; returns what the log says about it.
 pub(super) fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Record {
     let mut record = Record::new(peer);
@@ -214,11 +222,19 @@ impl<'a> Conn<'a> {
             if !self.initial_done {
                 check_initial_kex_rules(self.strict, msg_type, seqno)?;
             }
-            // The payload borrows the reader's buffer, and most steps need
-            // the reader too: one copy, as the client makes of the few
-            // messages it hands on.
-            let payload = packet.payload().to_vec();
-            self.dispatch(&payload, seqno, record)?;
+            if self.user.is_some() && is_channel_traffic(msg_type) {
+                // The bulk of a session, handled straight from the
+                // reader's buffer (the channels and the outbound side are
+                // fields of their own, apart from the reader).
+                if let Some(reply) = self.channels.on_message(packet.payload())? {
+                    self.out.reply(reply)?;
+                }
+            } else {
+                // The payload borrows the reader's buffer, and the other
+                // steps need the reader too: those few messages are copied.
+                let payload = packet.payload().to_vec();
+                self.dispatch(&payload, seqno, record)?;
+            }
             if self.reader.need_rekey() {
                 self.start_rekey()?;
             }
