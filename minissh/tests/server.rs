@@ -437,17 +437,15 @@ impl Drop for Frozen {
     }
 }
 
-fn openssh_keepalive_cuts_off_a_frozen_client() {
-    let server = Server::start(&["-K", "1", "-M", "2"]);
-    // An answering client outlives many keepalives.
-    let out = ssh(&server, &[], "sleep 4; echo awake").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "awake\n", "{out:?}");
-    // A frozen one is cut off after two unanswered ones.
+/// Runs `command` through ssh and freezes ssh once the command has
+/// started (it touches a file first).
+fn ssh_then_freeze(server: &Server, command: &str) -> Frozen {
     let started = server.dir.join("started");
-    let frozen = ssh(
-        &server,
+    let _ = std::fs::remove_file(&started);
+    let client = ssh(
+        server,
         &[],
-        &format!("touch {}; sleep 30", started.display()),
+        &format!("touch {}; {command}", started.display()),
     )
     .stdin(Stdio::null())
     .stdout(Stdio::null())
@@ -455,7 +453,16 @@ fn openssh_keepalive_cuts_off_a_frozen_client() {
     .spawn()
     .unwrap();
     wait_for_file(&started);
-    let frozen = Frozen::stop(frozen);
+    Frozen::stop(client)
+}
+
+fn openssh_keepalive_cuts_off_a_frozen_client() {
+    let server = Server::start(&["-K", "1", "-M", "2"]);
+    // An answering client outlives many keepalives.
+    let out = ssh(&server, &[], "sleep 4; echo awake").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "awake\n", "{out:?}");
+    // A frozen one is cut off after two unanswered ones.
+    let frozen = ssh_then_freeze(&server, "sleep 30");
     let line = server.wait_log("sleep 30");
     drop(frozen);
     assert!(line.contains("answered none of 2 keepalives"), "{line}");
@@ -469,19 +476,7 @@ fn openssh_a_client_frozen_mid_rekey_is_cut_off() {
     // goes out during a key exchange, and the output waits at the gate,
     // not on the socket: only the rekey deadline can notice.
     let server = Server::start(&["-R", "1048576", "-T", "2"]);
-    let started = server.dir.join("started");
-    let client = ssh(
-        &server,
-        &[],
-        &format!("touch {}; head -c 4000000000 /dev/zero", started.display()),
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for_file(&started);
-    let frozen = Frozen::stop(client);
+    let frozen = ssh_then_freeze(&server, "head -c 4000000000 /dev/zero");
     let line = server.wait_log("head -c 4000000000");
     drop(frozen);
     assert!(

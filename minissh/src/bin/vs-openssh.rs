@@ -108,32 +108,7 @@ fn client_command(
     let port = sshd.port().to_string();
     let key = sshd.client_key();
     match client {
-        Client::OpenSsh => {
-            let mut cmd = Command::new("/usr/bin/ssh");
-            cmd.args(["-F", "/dev/null", "-p", &port, "-i"])
-                .arg(&key)
-                .args([
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "LogLevel=ERROR",
-                    "-o",
-                    "Compression=no",
-                    "-o",
-                    "KexAlgorithms=curve25519-sha256",
-                    "-o",
-                ])
-                .arg(format!("Ciphers={cipher}"));
-            if !mac.is_empty() {
-                cmd.args(["-o", &format!("MACs={mac}")]);
-            }
-            cmd.arg(target).arg(remote);
-            cmd
-        }
+        Client::OpenSsh => ssh_to(sshd.port(), sshd, cipher, mac, remote),
         Client::MiniSsh => {
             let mut cmd = Command::new(minissh);
             cmd.args(["-q", "-p", &port, "-i"])
@@ -248,6 +223,8 @@ fn ssh_to(port: u16, sshd: &Sshd, cipher: &str, mac: &str, remote: &str) -> Comm
             "LogLevel=ERROR",
             "-o",
             "Compression=no",
+            "-o",
+            "KexAlgorithms=curve25519-sha256",
             "-o",
         ])
         .arg(format!("Ciphers={cipher}"));
