@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p minissh --bins
-exec target/release/vs-openssh "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/vs-openssh" "$@"
