@@ -14,12 +14,9 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::msg;
 use crate::outbound::{Outbound, Outgoing};
-pub use crate::window::MAX_PACKET;
-use crate::window::{check_data_len, DataSender, SendWindow, Stream};
+use crate::window::{adjust_message, check_data_len, due_adjust, DataSender, SendWindow, Stream};
+pub use crate::window::{MAX_PACKET, WINDOW};
 use crate::wire::{Msg, Reader};
-
-/// Our receive window: OpenSSH's session default (64 packets of 32 KiB).
-pub const WINDOW: u32 = 2 * 1024 * 1024;
 
 /// How long [`Channel::close`] waits for the server's CLOSE.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
@@ -130,21 +127,8 @@ impl Shared {
                 if let Some(sink) = sink {
                     sink.write_all(data)?;
                 }
-                s.consumed += len;
-                // Adjust once a quarter of the window is used: the server
-                // keeps 1.5 MiB in flight, and a download costs one adjust
-                // (a lock, a sealed packet, a syscall) per 16 packets rather
-                // than OpenSSH's one per 3, about 3 % of the client's CPU.
-                if s.consumed >= WINDOW / 4 {
-                    reply = Some(
-                        self.on_channel(
-                            Msg::new(msg::CHANNEL_WINDOW_ADJUST)
-                                .u32(remote)
-                                .u32(s.consumed)
-                                .finish(),
-                        ),
-                    );
-                    s.consumed = 0;
+                if let Some(bytes) = due_adjust(&mut s.consumed, len) {
+                    reply = Some(self.on_channel(adjust_message(remote, bytes)));
                 }
             }
             msg::CHANNEL_WINDOW_ADJUST => self.window.grant(r.u32()?),

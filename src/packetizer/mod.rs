@@ -189,10 +189,15 @@ impl Packetizer<TcpStream> {
     /// on the socket: one taken back with [`Packetizer::into_inner`] reports
     /// them as `WouldBlock` until reset.
     pub fn tcp(stream: TcpStream) -> io::Result<Packetizer<TcpStream>> {
+        Packetizer::tcp_with_role(stream, Role::Client)
+    }
+
+    /// As [`Packetizer::tcp`], for `role` (a server's accepted streams).
+    pub fn tcp_with_role(stream: TcpStream, role: Role) -> io::Result<Packetizer<TcpStream>> {
         stream.set_read_timeout(Some(DEFAULT_TICK))?;
         stream.set_write_timeout(Some(DEFAULT_TICK))?;
         stream.set_nodelay(true)?;
-        Ok(Packetizer::new(stream))
+        Ok(Packetizer::with_role(stream, role, Arc::new(SystemClock)))
     }
 }
 

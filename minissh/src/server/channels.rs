@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 use rustix::process::{kill_process_group, Pid, Signal};
 
 use super::log::CommandRecord;
-use crate::channel::WINDOW;
 use crate::error::{Error, Result};
 use crate::msg;
 use crate::outbound::{Outbound, Outgoing};
-use crate::window::{check_data_len, DataSender, SendWindow, Stream, MAX_PACKET};
+use crate::window::{
+    adjust_message, check_data_len, due_adjust, DataSender, SendWindow, Stream, MAX_PACKET, WINDOW,
+};
 use crate::wire::{Msg, Reader};
 
 /// Channels one connection may have open at once.
@@ -196,15 +197,13 @@ impl Channels {
                 if queued {
                     return Ok(None);
                 }
-                chan.dropped += len;
-                if chan.dropped < WINDOW / 4 {
+                let Some(bytes) = due_adjust(&mut chan.dropped, len) else {
                     return Ok(None);
-                }
-                let bytes = std::mem::take(&mut chan.dropped);
+                };
                 chan.room.fetch_add(bytes, Ordering::SeqCst);
                 Ok(Some(Outgoing::on(
                     chan.window.clone(),
-                    adjust(remote, bytes),
+                    adjust_message(remote, bytes),
                 )))
             }
             msg::CHANNEL_WINDOW_ADJUST => {
@@ -404,13 +403,6 @@ fn kill_group(child: &Mutex<Child>) {
     }
 }
 
-fn adjust(remote: u32, bytes: u32) -> Vec<u8> {
-    Msg::new(msg::CHANNEL_WINDOW_ADJUST)
-        .u32(remote)
-        .u32(bytes)
-        .finish()
-}
-
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Option<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.into())
@@ -441,26 +433,24 @@ impl StdinFeeder {
                 // but still adjusted so the client is never stuck.
                 open = false;
             }
-            unadjusted += chunk.len() as u32;
-            // As on the client: adjust once a quarter of the window is
-            // written, which leaves the client three quarters in flight.
-            if unadjusted >= WINDOW / 4 && !self.give_back(&mut unadjusted) {
+            // The window comes back as the command takes the bytes.
+            let due = due_adjust(&mut unadjusted, chunk.len() as u32);
+            if due.is_some_and(|bytes| !self.give_back(bytes)) {
                 return;
             }
         }
         drop(stdin);
-        let _ = self.give_back(&mut unadjusted);
+        let _ = self.give_back(unadjusted);
     }
 
-    /// Sends a window adjust for `unadjusted` bytes; false once the channel
-    /// or the connection is gone.
-    fn give_back(&self, unadjusted: &mut u32) -> bool {
-        if *unadjusted == 0 {
+    /// Sends a window adjust for `bytes`; false once the channel or the
+    /// connection is gone.
+    fn give_back(&self, bytes: u32) -> bool {
+        if bytes == 0 {
             return true;
         }
-        self.room.fetch_add(*unadjusted, Ordering::SeqCst);
-        let message = adjust(self.remote, *unadjusted);
-        *unadjusted = 0;
+        self.room.fetch_add(bytes, Ordering::SeqCst);
+        let message = adjust_message(self.remote, bytes);
         // Not sent once we have closed the channel (checked as it is
         // sealed).
         self.out

@@ -7,9 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ssh_packetizer::{
-    CompressionAlgorithm, Keys, PacketReader, Packetizer, Role, SystemClock, DEFAULT_TICK,
-};
+use ssh_packetizer::{CompressionAlgorithm, Keys, PacketReader, Packetizer, Role};
 
 use super::auth::{Auth, Step};
 use super::channels::Channels;
@@ -139,12 +137,8 @@ impl<'a> Conn<'a> {
         commands: Arc<Mutex<Vec<super::log::CommandRecord>>>,
     ) -> Result<Conn<'a>> {
         let config = &shared.config;
-        // As Packetizer::tcp: socket timeouts so the timers fire, no Nagle.
-        stream.set_read_timeout(Some(DEFAULT_TICK))?;
-        stream.set_write_timeout(Some(DEFAULT_TICK))?;
-        stream.set_nodelay(true)?;
         let socket = stream.try_clone()?;
-        let mut pk = Packetizer::with_role(stream, Role::Server, Arc::new(SystemClock));
+        let mut pk = Packetizer::tcp_with_role(stream, Role::Server)?;
         // The login grace time covers everything up to USERAUTH_SUCCESS,
         // the identification line included: a client that drips bytes is
         // cut off like one that sends nothing.
