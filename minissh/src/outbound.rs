@@ -419,16 +419,6 @@ impl Outbound {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Our KEXINIT of the exchange under way.
-    pub fn our_kexinit(&self) -> Option<Vec<u8>> {
-        self.lock().our_kexinit.clone()
-    }
-
-    /// The phase, for the reader's bookkeeping.
-    pub fn phase(&self) -> KexPhase {
-        self.lock().phase
-    }
-
     /// Sends NEWKEYS and switches to `keys` in one step (the packet layer
     /// resets the sequence number under strict kex), seals the replies
     /// held meanwhile right behind it, and opens the gate.

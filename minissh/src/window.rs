@@ -219,11 +219,6 @@ impl DataSender {
         }
     }
 
-    /// The window this sender spends.
-    pub fn window(&self) -> &Arc<SendWindow> {
-        &self.window
-    }
-
     /// The connection it sends on.
     pub fn outbound(&self) -> &Arc<Outbound> {
         &self.out
