@@ -291,8 +291,10 @@ impl Outbound {
         closes: bool,
     ) -> Result<()> {
         let sealed = {
-            let _gate = self.wait_open()?;
-            self.seal_parts(payload, channel, closes)?
+            let mut gate = self.wait_open()?;
+            let sealed = self.seal_parts(payload, channel, closes)?;
+            self.rekey_if_due(&mut gate)?;
+            sealed
         };
         self.writer.flush()?;
         if !sealed {
@@ -327,6 +329,7 @@ impl Outbound {
                 false
             } else {
                 self.seal(&mut gate, &msg)?;
+                self.rekey_if_due(&mut gate)?;
                 true
             }
         };
@@ -360,6 +363,19 @@ impl Outbound {
             self.flush_soon()?;
         }
         Ok(started)
+    }
+
+    /// Starts a rekey from the sending side once what was just sealed
+    /// spent the key's budget. The reader would notice only when the next
+    /// packet arrives, and a peer that has stopped reading and sending (a
+    /// frozen client under a download) never sends one: the kex, and with
+    /// it the rekey deadline, would never start.
+    fn rekey_if_due(&self, gate: &mut Gate) -> Result<()> {
+        if gate.phase == KexPhase::Idle && self.writer.need_rekey() {
+            log::debug!("starting a rekey: our output spent the key's budget");
+            self.begin_kex_locked(gate)?;
+        }
+        Ok(())
     }
 
     fn begin_kex_locked(&self, gate: &mut Gate) -> Result<bool> {
@@ -533,6 +549,44 @@ mod tests {
             assert_eq!(peer.read_message().unwrap().payload(), [2, i as u8]);
         }
         assert_eq!(peer.read_message().unwrap().payload(), [2, 0xee]);
+    }
+
+    #[test]
+    fn a_send_that_spends_the_byte_budget_starts_the_rekey_with_no_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut peer = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
+        let (mut reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
+        let out = Outbound::new(writer, Preferences::default(), Side::Server);
+        // The initial exchange, both ways (no budget counts before it).
+        assert!(out.begin_kex().unwrap());
+        let (ours_keys, theirs_keys) = keys();
+        out.send_newkeys(ours_keys).unwrap();
+        let (peer_out, peer_in) = keys();
+        peer.send_newkeys(peer_out).unwrap();
+        assert_eq!(
+            reader.read_message().unwrap().msg_type(),
+            ssh_packetizer::msg::NEWKEYS
+        );
+        reader.set_inbound_cipher(peer_in).unwrap();
+        out.kex_finished();
+        out.writer().set_rekey_limits(ssh_packetizer::RekeyLimits {
+            max_bytes: Some(4096),
+            ..Default::default()
+        });
+        // A download spends the budget while the peer sends nothing: our
+        // reader reads nothing, yet the rekey starts.
+        out.send(&[94; 8000]).unwrap();
+        assert!(
+            !out.reply(Outgoing::plain(vec![2, 0xaa])).unwrap(),
+            "the gate is shut: a kex is under way"
+        );
+        use ssh_packetizer::msg::{KEXINIT, NEWKEYS};
+        assert_eq!(peer.read_message().unwrap().msg_type(), KEXINIT);
+        assert_eq!(peer.read_message().unwrap().msg_type(), NEWKEYS);
+        peer.set_inbound_cipher(theirs_keys).unwrap();
+        assert_eq!(peer.read_message().unwrap().msg_type(), 94);
+        assert_eq!(peer.read_message().unwrap().msg_type(), KEXINIT);
     }
 
     #[test]

@@ -307,6 +307,12 @@ impl<W: Write> Outlet<W> {
 /// core, so several threads may send; each message goes out whole, in the
 /// order sealed.
 ///
+/// A send that spends a key's byte budget raises the rekey request, but the
+/// reader reports [`Error::NeedRekey`] only when it next runs, which may be
+/// never while the peer is silent (a download to a client that has stopped
+/// reading). A sending thread that can start the key exchange should check
+/// [`PacketWriter::need_rekey`] after its sends.
+///
 /// ```
 /// use std::thread;
 /// use ssh_packetizer::pipe::pipe;
