@@ -14,7 +14,7 @@ pub use opener::{Frame, Opened, Opener, Packet, Step};
 pub use sealer::Sealer;
 
 use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, Mode};
-use crate::crypto::Engine;
+use crate::crypto::{CryptoProvider, Engine};
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::rekey::{Budget, RekeyLimits};
@@ -75,6 +75,8 @@ impl Framing {
 /// What one direction of a connection keeps between packets.
 struct DirectionState {
     engine: Engine,
+    /// Whose primitives the next keys' engine runs on.
+    provider: &'static CryptoProvider,
     framing: Framing,
     cipher: CipherAlgorithm,
     seqno: u32,
@@ -94,6 +96,7 @@ impl DirectionState {
         let keys = Keys::clear();
         DirectionState {
             engine: Engine::clear(),
+            provider: CryptoProvider::get_default(),
             framing: Framing::of(&keys),
             cipher: keys.cipher(),
             seqno: 0,
@@ -115,7 +118,7 @@ impl DirectionState {
     /// Switches to `keys`, starting a fresh rekey budget. Nothing changes if
     /// the keys cannot be installed.
     fn install(&mut self, keys: &Keys) -> Result<(), Error> {
-        self.install_engine(Engine::new(keys)?, keys);
+        self.install_engine(Engine::new(keys, self.provider)?, keys);
         Ok(())
     }
 

@@ -146,6 +146,14 @@ pub enum Error {
         /// The SSH name of the algorithm.
         algorithm: &'static str,
     },
+    /// An algorithm a FIPS provider must not run: not FIPS-approved, or not
+    /// in its module (the fallback to RustCrypto is refused in FIPS mode).
+    NotApproved {
+        /// The SSH name of the algorithm.
+        algorithm: &'static str,
+        /// The provider that refused it.
+        provider: &'static str,
+    },
     /// A cipher and MAC that cannot be used together (an AEAD cipher with a
     /// MAC, an encrypting cipher without one, or a MAC without a cipher).
     IncompatibleAlgorithms {
@@ -326,6 +334,13 @@ impl Error {
             },
             Error::UnknownAlgorithm { name } => Error::UnknownAlgorithm { name: name.clone() },
             Error::Unsupported { algorithm } => Error::Unsupported { algorithm },
+            Error::NotApproved {
+                algorithm,
+                provider,
+            } => Error::NotApproved {
+                algorithm,
+                provider,
+            },
             Error::IncompatibleAlgorithms { cipher, mac } => {
                 Error::IncompatibleAlgorithms { cipher, mac }
             }
@@ -538,6 +553,13 @@ impl fmt::Display for Error {
             Error::Unsupported { algorithm } => {
                 write!(f, "algorithm {algorithm} is not supported by this build")
             }
+            Error::NotApproved {
+                algorithm,
+                provider,
+            } => write!(
+                f,
+                "algorithm {algorithm} is refused by the {provider} provider in FIPS mode"
+            ),
             Error::IncompatibleAlgorithms { cipher, mac } => {
                 write!(f, "cipher {cipher} cannot be used with MAC {mac}")
             }

@@ -7,10 +7,10 @@
 
 use std::fmt;
 
-use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
 
 use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Mode};
+use crate::crypto::CryptoProvider;
 use crate::error::Error;
 
 /// The three pieces of one direction's key material, each by name, so a key
@@ -199,6 +199,8 @@ pub enum Direction {
 /// K(n-1))`, concatenated until long enough.
 pub struct KeyDerivation {
     hash: KdfHash,
+    /// Whose hash derives: the process default provider unless set.
+    provider: &'static CryptoProvider,
     /// K as it is hashed (mpint or string encoding, with its length prefix).
     encoded_k: Zeroizing<Vec<u8>>,
     exchange_hash: Vec<u8>,
@@ -233,39 +235,31 @@ impl KeyDerivation {
     ) -> KeyDerivation {
         KeyDerivation {
             hash,
+            provider: CryptoProvider::get_default(),
             encoded_k: Zeroizing::new(encoded_k.to_vec()),
             exchange_hash: exchange_hash.to_vec(),
             session_id: session_id.to_vec(),
         }
     }
 
-    /// `len` bytes of key material for `letter` ('A' to 'F').
-    pub fn derive(&self, letter: u8, len: usize) -> Zeroizing<Vec<u8>> {
-        match self.hash {
-            KdfHash::Sha256 => self.derive_with::<Sha256>(letter, len),
-            KdfHash::Sha512 => self.derive_with::<Sha512>(letter, len),
-        }
+    /// Derives with `provider`'s hash (a FIPS provider's own, so that the
+    /// keys never leave its module's primitives) instead of the process
+    /// default's.
+    pub fn with_crypto_provider(mut self, provider: &'static CryptoProvider) -> KeyDerivation {
+        self.provider = provider;
+        self
     }
 
-    fn derive_with<D: Digest + Clone>(&self, letter: u8, len: usize) -> Zeroizing<Vec<u8>> {
-        let mut prefix = D::new();
-        prefix.update(&*self.encoded_k);
-        prefix.update(&self.exchange_hash);
+    /// `len` bytes of key material for `letter` ('A' to 'F').
+    pub fn derive(&self, letter: u8, len: usize) -> Zeroizing<Vec<u8>> {
+        // Every provider has SHA-256 and SHA-512, FIPS ones included.
+        let backend = self.provider.backend();
+        let (k, h) = (&self.encoded_k[..], &self.exchange_hash[..]);
         let mut out = Zeroizing::new(Vec::with_capacity(len + 64));
-        // Each digest is key material: wipe it once it is copied out.
-        let append = |digest: D, out: &mut Vec<u8>| {
-            let mut block = digest.finalize();
-            out.extend_from_slice(&block);
-            zeroize::Zeroize::zeroize(&mut block[..]);
-        };
-        let mut first = prefix.clone();
-        first.update([letter]);
-        first.update(&self.session_id);
-        append(first, &mut out);
+        backend.digest(self.hash, &[k, h, &[letter], &self.session_id], &mut out);
         while out.len() < len {
-            let mut next = prefix.clone();
-            next.update(&*out);
-            append(next, &mut out);
+            let so_far = Zeroizing::new(out.to_vec());
+            backend.digest(self.hash, &[k, h, &so_far], &mut out);
         }
         out.truncate(len);
         out

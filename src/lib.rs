@@ -129,6 +129,7 @@ pub use codec::{
     MIN_MAX_PACKET_LEN,
 };
 pub use connection::{Connection, Event, Role, Sent, HOLD_LIMIT};
+pub use crypto::CryptoProvider;
 pub use error::{Error, Result};
 pub use keys::{encode_mpint, Direction, KdfHash, KeyDerivation, KeyMaterial, Keys};
 #[cfg(any(test, feature = "test-util"))]

@@ -1,16 +1,24 @@
 //! Known-answer vectors: streams made by paramiko and asyncssh
-//! (tests/data/suites.json, a copy of the shared vectors).
+//! (tests/data/suites.json, a copy of the shared vectors), under every
+//! crypto provider of the build.
 
 mod common;
 
 use common::{open_all, suites};
-use ssh_packetizer::{CipherAlgorithm, Error, Frame, Opener, Sealer, ZeroPadding};
+use ssh_packetizer::{CipherAlgorithm, CryptoProvider, Error, Frame, Opener, Sealer, ZeroPadding};
 
 #[test]
 fn seal_matches_every_vector_byte_for_byte() {
+    for provider in CryptoProvider::available() {
+        seal_matches_every_vector_under(provider);
+    }
+}
+
+fn seal_matches_every_vector_under(provider: &'static CryptoProvider) {
     let mut checked = 0;
     for suite in suites().iter() {
         let mut sealer = Sealer::new();
+        sealer.set_crypto_provider(provider);
         sealer.set_keys(suite.keys()).unwrap();
         sealer.set_padding_source(Box::new(ZeroPadding));
         sealer.set_seqno(suite.first_seqno);
@@ -18,7 +26,14 @@ fn seal_matches_every_vector_byte_for_byte() {
             let mut wire = Vec::new();
             let seqno = sealer.seal(&p.payload, &mut wire).unwrap();
             assert_eq!(seqno, p.seqno, "{}", suite.name());
-            assert_eq!(wire, p.wire, "{} packet {}", suite.name(), p.seqno);
+            assert_eq!(
+                wire,
+                p.wire,
+                "{} packet {} ({})",
+                suite.name(),
+                p.seqno,
+                provider.name()
+            );
             checked += 1;
         }
     }
@@ -29,8 +44,15 @@ fn seal_matches_every_vector_byte_for_byte() {
 
 #[test]
 fn open_recovers_every_vector() {
+    for provider in CryptoProvider::available() {
+        open_recovers_every_vector_under(provider);
+    }
+}
+
+fn open_recovers_every_vector_under(provider: &'static CryptoProvider) {
     for suite in suites().iter() {
         let mut opener = Opener::new();
+        opener.set_crypto_provider(provider);
         opener.set_keys(suite.keys()).unwrap();
         opener.set_seqno(suite.first_seqno);
         let stream: Vec<u8> = suite.packets.iter().flat_map(|p| p.wire.clone()).collect();
@@ -40,18 +62,26 @@ fn open_recovers_every_vector() {
             .iter()
             .map(|p| (p.payload.clone(), p.seqno))
             .collect();
-        assert_eq!(opened, expected, "{}", suite.name());
+        assert_eq!(opened, expected, "{} ({})", suite.name(), provider.name());
         assert_eq!(opener.buffered(), 0);
     }
 }
 
 #[test]
 fn in_place_forms_match_the_vectors() {
+    for provider in CryptoProvider::available() {
+        in_place_forms_match_the_vectors_under(provider);
+    }
+}
+
+fn in_place_forms_match_the_vectors_under(provider: &'static CryptoProvider) {
     for suite in suites().iter() {
         let mut sealer = Sealer::new();
+        sealer.set_crypto_provider(provider);
         sealer.set_keys(suite.keys()).unwrap();
         sealer.set_padding_source(Box::new(ZeroPadding));
         let mut opener = Opener::new();
+        opener.set_crypto_provider(provider);
         opener.set_keys(suite.keys()).unwrap();
         for p in &suite.packets {
             // Serialise the payload straight into the output buffer.

@@ -218,6 +218,18 @@ impl Opener {
         self.core.start_delayed_compression();
     }
 
+    /// Runs the engines of keys installed from now on with `provider`'s
+    /// primitives (the process default until this is called); the keys in
+    /// use keep theirs.
+    pub fn set_crypto_provider(&mut self, provider: &'static crate::CryptoProvider) {
+        self.core.state.provider = provider;
+    }
+
+    /// The provider the next keys' engine will run on.
+    pub fn crypto_provider(&self) -> &'static crate::CryptoProvider {
+        self.core.state.provider
+    }
+
     /// Bytes held that belong to packets not yet returned.
     pub fn buffered(&self) -> usize {
         self.input.buffered()

@@ -96,7 +96,7 @@ impl Sealer {
     /// that itself).
     pub fn seal_newkeys(&mut self, keys: Keys, out: &mut Vec<u8>) -> Result<u32, Error> {
         self.latch.check()?;
-        let engine = crate::crypto::Engine::new(&keys)?;
+        let engine = crate::crypto::Engine::new(&keys, self.state.provider)?;
         let seqno = self.seal(&[crate::msg::NEWKEYS], out)?;
         self.state.install_engine(engine, &keys);
         self.deflater = self.state.compressing().then(Deflater::new);
@@ -117,6 +117,18 @@ impl Sealer {
         if self.deflater.is_none() && self.state.compressing() {
             self.deflater = Some(Deflater::new());
         }
+    }
+
+    /// Runs the engines of keys installed from now on with `provider`'s
+    /// primitives (the process default until this is called); the keys in
+    /// use keep theirs.
+    pub fn set_crypto_provider(&mut self, provider: &'static crate::CryptoProvider) {
+        self.state.provider = provider;
+    }
+
+    /// The provider the next keys' engine will run on.
+    pub fn crypto_provider(&self) -> &'static crate::CryptoProvider {
+        self.state.provider
     }
 
     /// Replaces the source of padding bytes used while a cipher is on.

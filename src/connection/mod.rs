@@ -12,6 +12,7 @@ use crate::banner::{self, Identification, LineScan};
 use crate::codec::input::InputBuffer;
 use crate::codec::opener::OpenCore;
 use crate::codec::{Frame, Opener, Packet, Sealer, Step};
+use crate::crypto::CryptoProvider;
 use crate::error::{Error, Latch};
 use crate::keys::Keys;
 use crate::msg;
@@ -1170,6 +1171,19 @@ impl Connection {
     /// The largest `packet_length` sent and accepted.
     pub fn max_packet_len(&self) -> usize {
         self.opener.max_packet_len()
+    }
+
+    /// Runs the engines of keys installed from now on, both directions,
+    /// with `provider`'s primitives; the keys in use keep theirs. A new
+    /// connection takes [`CryptoProvider::get_default`].
+    pub fn set_crypto_provider(&mut self, provider: &'static CryptoProvider) {
+        self.sealer.set_crypto_provider(provider);
+        self.opener.set_crypto_provider(provider);
+    }
+
+    /// The provider the next keys (outbound) will run on.
+    pub fn crypto_provider(&self) -> &'static CryptoProvider {
+        self.sealer.crypto_provider()
     }
 
     /// Logs every message's plaintext (target `ssh_packetizer::hexdump`, at

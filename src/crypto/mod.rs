@@ -1,4 +1,5 @@
-//! One engine per cipher family: pure transforms on byte slices.
+//! One engine per cipher family: pure transforms on byte slices, over the
+//! primitives of a [`CryptoProvider`].
 //!
 //! An engine knows nothing of padding, sequence bookkeeping or buffering; it
 //! is handed a packet region (the 4 length bytes first) and a tag region, in
@@ -7,27 +8,69 @@
 //! in the clear for the clear mode, encrypt-then-MAC and GCM, encrypted with
 //! the rest for encrypt-and-MAC, separately keyed for ChaCha20-Poly1305.
 //! Each engine keeps its expanded key schedule for the life of its keys.
+//!
+//! What is SSH's (the nonce schedule of GCM, the two ways of combining a
+//! cipher with a MAC, the constant-time MAC check, CBC's discard) is written
+//! once here; a provider supplies only the primitives, through the four
+//! traits below, and `provider` decides which provider supplies each.
 
-#[cfg(feature = "legacy")]
-mod cbc;
-mod chachapoly;
+#[cfg(feature = "aws-lc-rs")]
+mod aws_lc;
 mod clear;
-mod ctr;
 mod gcm;
 pub(crate) mod mac;
-mod umac;
+#[cfg(feature = "openssl")]
+mod openssl;
+pub(crate) mod provider;
+pub(crate) mod rustcrypto;
 mod with_mac;
 
 use crate::algorithm::CipherFamily;
 use crate::error::Error;
 use crate::keys::Keys;
 
-#[cfg(feature = "legacy")]
-use self::cbc::CbcHmac;
-use self::chachapoly::ChaChaPoly;
 use self::clear::Clear;
-use self::ctr::CtrHmac;
 use self::gcm::Gcm;
+pub use self::provider::CryptoProvider;
+use self::with_mac::WithMac;
+
+/// A provider's cipher half of a cipher-with-MAC suite: a keystream or a
+/// block chain that runs on across the packets of a direction.
+pub(crate) trait Transform: Send {
+    /// Encrypts `data` in place (whole blocks for a block mode).
+    fn encrypt(&mut self, data: &mut [u8]);
+    /// Decrypts `data` in place.
+    fn decrypt(&mut self, data: &mut [u8]);
+}
+
+/// A provider's keyed MAC.
+pub(crate) trait MacKey: Send {
+    /// Writes the first `out.len()` bytes of the MAC of packet `seq` over
+    /// `data` (for an HMAC, of `u32 seq || data`). `false` only if the
+    /// library failed (a C library may), and then `out` means nothing.
+    fn sign(&mut self, seq: u32, data: &[u8], out: &mut [u8]) -> bool;
+}
+
+/// A provider's AES-GCM under one key; the nonce is given.
+pub(crate) trait GcmKey: Send {
+    /// Encrypts `body` in place and writes the tag. `false` only past GCM's
+    /// size limit.
+    fn seal(&mut self, nonce: &[u8; 12], aad: &[u8], body: &mut [u8], tag: &mut [u8]) -> bool;
+    /// Checks the tag and, only if it verifies, decrypts `body` in place.
+    fn open(&mut self, nonce: &[u8; 12], aad: &[u8], body: &mut [u8], tag: &[u8]) -> bool;
+}
+
+/// A provider's chacha20-poly1305@openssh.com for one direction.
+pub(crate) trait ChaChaPolyKey: Send {
+    /// The packet's length, decrypted from the first 4 bytes of `head`
+    /// into a copy: the buffer keeps the encrypted bytes the tag covers.
+    fn read_length(&mut self, seq: u32, head: &[u8]) -> Option<u32>;
+    /// Encrypts `packet` (length first) in place and writes the tag.
+    fn seal(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]);
+    /// Checks the tag over the encrypted packet and, only if it verifies,
+    /// decrypts the body; the length bytes stay encrypted.
+    fn open(&mut self, seq: u32, packet: &mut [u8], tag: &[u8]) -> bool;
+}
 
 /// The longest MAC or tag any engine appends.
 pub(crate) const MAX_TAG_LEN: usize = mac::MAX_MAC_LEN;
@@ -47,11 +90,10 @@ pub(crate) struct Engine {
 
 enum Kind {
     Clear(Clear),
-    Ctr(Box<CtrHmac>),
+    /// AES-CTR or CBC with a MAC.
+    WithMac(Box<WithMac>),
     Gcm(Box<Gcm>),
-    ChaChaPoly(Box<ChaChaPoly>),
-    #[cfg(feature = "legacy")]
-    Cbc(Box<CbcHmac>),
+    ChaChaPoly(Box<dyn ChaChaPolyKey>),
 }
 
 impl Engine {
@@ -63,25 +105,33 @@ impl Engine {
         }
     }
 
-    /// Expands `keys` into a ready engine.
-    pub(crate) fn new(keys: &Keys) -> Result<Engine, Error> {
-        let kind = match keys.cipher().spec().family() {
+    /// Expands `keys` into a ready engine, with `provider`'s primitives (or
+    /// those of the provider it falls back to).
+    pub(crate) fn new(keys: &Keys, provider: &'static CryptoProvider) -> Result<Engine, Error> {
+        let cipher = keys.cipher();
+        let kind = match cipher.spec().family() {
             CipherFamily::Clear => return Ok(Engine::clear()),
-            CipherFamily::AesCtr => Kind::Ctr(Box::new(ctr::ctr_hmac(keys)?)),
-            CipherFamily::AesGcm => Kind::Gcm(Box::new(Gcm::new(keys)?)),
-            CipherFamily::ChaChaPoly => Kind::ChaChaPoly(Box::new(ChaChaPoly::new(keys)?)),
-            #[cfg(feature = "legacy")]
-            CipherFamily::Cbc => Kind::Cbc(Box::new(cbc::cbc_hmac(keys)?)),
-            #[cfg(not(feature = "legacy"))]
-            CipherFamily::Cbc => {
-                return Err(Error::Unsupported {
-                    algorithm: keys.cipher().name(),
-                })
+            family => {
+                let backend = provider.cipher_supplier(cipher)?.backend();
+                match family {
+                    CipherFamily::AesCtr | CipherFamily::Cbc => {
+                        let transform = if family == CipherFamily::Cbc {
+                            backend.cbc(keys)?
+                        } else {
+                            backend.ctr(keys)?
+                        };
+                        Kind::WithMac(Box::new(WithMac::new(provider, keys, transform)?))
+                    }
+                    CipherFamily::AesGcm => {
+                        Kind::Gcm(Box::new(Gcm::new(keys, backend.gcm(keys)?)?))
+                    }
+                    _ => Kind::ChaChaPoly(backend.chacha_poly(keys)?),
+                }
             }
         };
         Ok(Engine {
             kind,
-            aead_tag_len: keys.cipher().spec().tag_len(),
+            aead_tag_len: cipher.spec().tag_len(),
         })
     }
 
@@ -89,19 +139,15 @@ impl Engine {
     pub(crate) fn tag_len(&self) -> usize {
         match &self.kind {
             Kind::Clear(_) => 0,
-            Kind::Ctr(e) => e.tag_len(),
+            Kind::WithMac(e) => e.tag_len(),
             Kind::Gcm(_) | Kind::ChaChaPoly(_) => self.aead_tag_len,
-            #[cfg(feature = "legacy")]
-            Kind::Cbc(e) => e.tag_len(),
         }
     }
 
     /// How many leading bytes must be present to learn the packet length.
     pub(crate) fn head_len(&self) -> usize {
         match &self.kind {
-            Kind::Ctr(e) => e.head_len(),
-            #[cfg(feature = "legacy")]
-            Kind::Cbc(e) => e.head_len(),
+            Kind::WithMac(e) => e.head_len(),
             // The length is in the clear (or, for ChaCha20-Poly1305, in its
             // own 4 encrypted bytes).
             Kind::Clear(_) | Kind::Gcm(_) | Kind::ChaChaPoly(_) => 4,
@@ -113,11 +159,9 @@ impl Engine {
     pub(crate) fn read_length(&mut self, seq: u32, head: &mut [u8]) -> Option<u32> {
         match &mut self.kind {
             Kind::Clear(e) => e.read_length(head),
-            Kind::Ctr(e) => e.read_length(head),
+            Kind::WithMac(e) => e.read_length(head),
             Kind::Gcm(_) => length_prefix(head),
             Kind::ChaChaPoly(e) => e.read_length(seq, head),
-            #[cfg(feature = "legacy")]
-            Kind::Cbc(e) => e.read_length(head),
         }
     }
 
@@ -127,17 +171,12 @@ impl Engine {
     pub(crate) fn seal(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]) -> bool {
         match &mut self.kind {
             Kind::Clear(_) => true,
-            Kind::Ctr(e) => {
+            Kind::WithMac(e) => {
                 e.seal(seq, packet, tag);
                 true
             }
             Kind::Gcm(e) => e.seal(packet, tag),
             Kind::ChaChaPoly(e) => {
-                e.seal(seq, packet, tag);
-                true
-            }
-            #[cfg(feature = "legacy")]
-            Kind::Cbc(e) => {
                 e.seal(seq, packet, tag);
                 true
             }
@@ -149,29 +188,27 @@ impl Engine {
     pub(crate) fn open(&mut self, seq: u32, packet: &mut [u8], tag: &[u8]) -> bool {
         match &mut self.kind {
             Kind::Clear(_) => true,
-            Kind::Ctr(e) => e.open(seq, packet, tag),
+            Kind::WithMac(e) => e.open(seq, packet, tag),
             Kind::Gcm(e) => e.open(packet, tag),
             Kind::ChaChaPoly(e) => e.open(seq, packet, tag),
-            #[cfg(feature = "legacy")]
-            Kind::Cbc(e) => e.open(seq, packet, tag),
         }
     }
 
     /// Whether a bad length or MAC waits for the discard (CBC in
     /// encrypt-and-MAC mode; see the Opener).
     pub(crate) fn discards(&self) -> bool {
+        // Only CBC in encrypt-and-MAC mode: the countermeasure is against
+        // attacks on CBC's decrypted length block.
         match &self.kind {
-            #[cfg(feature = "legacy")]
-            Kind::Cbc(e) => e.encrypt_and_mac(),
+            Kind::WithMac(e) => e.is_cbc() && e.encrypt_and_mac(),
             _ => false,
         }
     }
 
     /// The discard's work over the bytes it took, the same for every cause.
-    pub(crate) fn discard_work(&mut self, _seq: u32, _packet: &mut [u8]) {
-        #[cfg(feature = "legacy")]
-        if let Kind::Cbc(e) = &mut self.kind {
-            e.discard_work(_seq, _packet);
+    pub(crate) fn discard_work(&mut self, seq: u32, packet: &mut [u8]) {
+        if let Kind::WithMac(e) = &mut self.kind {
+            e.discard_work(seq, packet);
         }
     }
 }

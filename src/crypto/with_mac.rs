@@ -2,35 +2,36 @@
 //! encrypt-and-MAC (RFC 4253 §6: the MAC covers the plaintext, the length is
 //! encrypted with the rest) and encrypt-then-MAC (`-etm@openssh.com`: the
 //! length travels in the clear and the MAC covers the ciphertext, checked
-//! before anything is decrypted). CTR and CBC differ only in the cipher.
+//! before anything is decrypted). CTR and CBC differ only in the cipher,
+//! and the cipher and the MAC may come from different providers.
 
 use super::mac::PacketMac;
+use super::provider::CryptoProvider;
+use super::Transform;
 use crate::error::Error;
 use crate::keys::Keys;
 
-/// The cipher half: a keystream or a block chain that runs on across the
-/// packets of a direction.
-pub(crate) trait Transform {
-    /// Encrypts `data` in place (whole blocks for a block mode).
-    fn encrypt(&mut self, data: &mut [u8]);
-    /// Decrypts `data` in place.
-    fn decrypt(&mut self, data: &mut [u8]);
-}
-
 /// A cipher plus a keyed MAC for one direction.
-pub(crate) struct WithMac<C> {
-    cipher: C,
+pub(crate) struct WithMac {
+    cipher: Box<dyn Transform>,
     mac: PacketMac,
     etm: bool,
     /// The cipher's block size, from its row of the table: in
     /// encrypt-and-MAC mode the first block is decrypted to learn the
     /// packet length.
     block: usize,
+    /// The cipher is a CBC chain (which the Opener's discard protects).
+    cbc: bool,
 }
 
-impl<C: Transform> WithMac<C> {
-    /// `cipher` under the MAC `keys` name.
-    pub(crate) fn new(keys: &Keys, cipher: C) -> Result<WithMac<C>, Error> {
+impl WithMac {
+    /// `cipher` under the MAC `keys` name, from `provider` (or the provider
+    /// it falls back to).
+    pub(crate) fn new(
+        provider: &'static CryptoProvider,
+        keys: &Keys,
+        cipher: Box<dyn Transform>,
+    ) -> Result<WithMac, Error> {
         let spec = keys.mac().spec();
         if spec.hash().is_none() {
             return Err(Error::IncompatibleAlgorithms {
@@ -40,9 +41,10 @@ impl<C: Transform> WithMac<C> {
         }
         Ok(WithMac {
             cipher,
-            mac: PacketMac::new(spec, keys.mac_key())?,
+            mac: PacketMac::new(provider, spec, keys.mac_key())?,
             etm: spec.etm(),
             block: keys.cipher().spec().block_size(),
+            cbc: keys.cipher().spec().family() == crate::algorithm::CipherFamily::Cbc,
         })
     }
 
@@ -50,8 +52,12 @@ impl<C: Transform> WithMac<C> {
         self.mac.len()
     }
 
+    /// Whether the cipher is a CBC chain.
+    pub(crate) fn is_cbc(&self) -> bool {
+        self.cbc
+    }
+
     /// Whether the length is encrypted and the MAC covers the plaintext.
-    #[cfg_attr(not(feature = "legacy"), allow(dead_code))]
     pub(crate) fn encrypt_and_mac(&self) -> bool {
         !self.etm
     }
@@ -110,7 +116,6 @@ impl<C: Transform> WithMac<C> {
     /// The CBC discard's work once its last byte is in, the same whatever
     /// failed: decrypt every whole block after the first and MAC all of
     /// `packet` (the chain is dead, so what it decrypts to is thrown away).
-    #[cfg_attr(not(feature = "legacy"), allow(dead_code))]
     pub(crate) fn discard_work(&mut self, seq: u32, packet: &mut [u8]) {
         let block = self.block;
         let whole = packet.len() / block * block;

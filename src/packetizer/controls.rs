@@ -74,6 +74,12 @@ macro_rules! core_controls {
             self.core.complete_handshake();
         }
 
+        /// Runs the keys installed from now on with `provider`'s
+        /// primitives (see [`Connection::set_crypto_provider`]).
+        pub fn set_crypto_provider(&mut self, provider: &'static $crate::CryptoProvider) {
+            self.core.set_crypto_provider(provider);
+        }
+
         /// Logs every message's plaintext (target `ssh_packetizer::hexdump`,
         /// at debug level) while on, never the bodies of authentication
         /// messages. Off by default.
@@ -139,6 +145,12 @@ macro_rules! shared_controls {
         /// Starts `zlib@openssh.com` compression both ways.
         pub fn start_delayed_compression(&self) {
             self.$($shared).+.lock().start_delayed_compression();
+        }
+
+        /// Runs the keys installed from now on, both directions, with
+        /// `provider`'s primitives (see [`Connection::set_crypto_provider`]).
+        pub fn set_crypto_provider(&self, provider: &'static $crate::CryptoProvider) {
+            self.$($shared).+.lock().set_crypto_provider(provider);
         }
 
         /// Logs every message's plaintext while on, both directions (see

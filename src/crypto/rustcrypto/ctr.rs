@@ -1,4 +1,4 @@
-//! AES-CTR, with a MAC in either of SSH's two ways (see `with_mac`).
+//! AES-CTR (RustCrypto's `aes` and `ctr`); the MAC is added by `with_mac`.
 //!
 //! The CTR keystream runs on across the packets of a direction; only a key
 //! switch, which builds a new engine, starts it again.
@@ -7,8 +7,8 @@ use aes::{Aes128, Aes192, Aes256};
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use ctr::Ctr128BE;
 
-use super::with_mac::{Transform, WithMac};
 use crate::algorithm::CipherAlgorithm;
+use crate::crypto::Transform;
 use crate::error::Error;
 use crate::keys::Keys;
 
@@ -27,7 +27,7 @@ fn keystream<C: KeyIvInit>(keys: &Keys) -> Result<C, Error> {
 }
 
 impl AesCtr {
-    fn new(keys: &Keys) -> Result<AesCtr, Error> {
+    pub(crate) fn new(keys: &Keys) -> Result<AesCtr, Error> {
         Ok(match keys.cipher() {
             CipherAlgorithm::Aes128Ctr => AesCtr::Aes128(keystream(keys)?),
             CipherAlgorithm::Aes192Ctr => AesCtr::Aes192(keystream(keys)?),
@@ -47,14 +47,6 @@ impl AesCtr {
             AesCtr::Aes256(c) => c.apply_keystream(data),
         }
     }
-}
-
-/// AES-CTR with a MAC for one direction.
-pub(crate) type CtrHmac = WithMac<AesCtr>;
-
-/// The AES-CTR keystream of `keys`.
-pub(crate) fn ctr_hmac(keys: &Keys) -> Result<CtrHmac, Error> {
-    WithMac::new(keys, AesCtr::new(keys)?)
 }
 
 impl Transform for AesCtr {

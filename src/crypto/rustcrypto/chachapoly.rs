@@ -1,5 +1,5 @@
 //! chacha20-poly1305@openssh.com, as OpenSSH's PROTOCOL.chacha20poly1305
-//! defines it.
+//! defines it, over RustCrypto's `chacha20` and `poly1305`.
 //!
 //! The 64-byte key splits into K_main (bytes 0..32), which encrypts the
 //! packet, and K_header (bytes 32..64), which encrypts only the 4 length
@@ -17,6 +17,7 @@ use poly1305::Poly1305;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::crypto::ChaChaPolyKey;
 use crate::error::Error;
 use crate::keys::Keys;
 
@@ -61,14 +62,6 @@ impl ChaChaPoly {
         Ok(ChaChaPoly { main, header })
     }
 
-    /// The packet's length, decrypted from the first 4 bytes into a copy: the
-    /// buffer keeps the encrypted bytes the tag covers.
-    pub(crate) fn read_length(&self, seq: u32, head: &[u8]) -> Option<u32> {
-        let mut length: [u8; 4] = head.get(..4)?.try_into().ok()?;
-        ChaCha20Legacy::new(&self.header, &nonce(seq)).apply_keystream(&mut length);
-        Some(u32::from_be_bytes(length))
-    }
-
     /// The K_main keystream for packet `seq`, positioned at block 1, and the
     /// Poly1305 instance keyed from block 0.
     fn packet_keys(&self, seq: u32) -> (ChaCha20Legacy, Poly1305) {
@@ -79,8 +72,16 @@ impl ChaChaPoly {
         poly_key.copy_from_slice(&block0[..32]);
         (stream, Poly1305::new(&poly_key))
     }
+}
 
-    pub(crate) fn seal(&self, seq: u32, packet: &mut [u8], tag: &mut [u8]) {
+impl ChaChaPolyKey for ChaChaPoly {
+    fn read_length(&mut self, seq: u32, head: &[u8]) -> Option<u32> {
+        let mut length: [u8; 4] = head.get(..4)?.try_into().ok()?;
+        ChaCha20Legacy::new(&self.header, &nonce(seq)).apply_keystream(&mut length);
+        Some(u32::from_be_bytes(length))
+    }
+
+    fn seal(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]) {
         let (mut stream, poly) = self.packet_keys(seq);
         ChaCha20Legacy::new(&self.header, &nonce(seq)).apply_keystream(&mut packet[..4]);
         stream.apply_keystream(&mut packet[4..]);
@@ -89,7 +90,7 @@ impl ChaChaPoly {
 
     /// Verifies the tag over the still-encrypted packet, and only then
     /// decrypts the body; the length bytes stay encrypted in the buffer.
-    pub(crate) fn open(&self, seq: u32, packet: &mut [u8], tag: &[u8]) -> bool {
+    fn open(&mut self, seq: u32, packet: &mut [u8], tag: &[u8]) -> bool {
         let (mut stream, poly) = self.packet_keys(seq);
         let expected = self::tag(poly, packet);
         if !bool::from(expected.as_slice().ct_eq(tag)) {

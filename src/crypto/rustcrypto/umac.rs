@@ -350,6 +350,15 @@ fn l3(it: &Iteration, b: u128) -> u32 {
     ((y % P36) as u32) ^ it.l3_mask
 }
 
+/// OpenSSH's umac: the 64-bit big-endian sequence number is the nonce, and
+/// the sequence number is not hashed.
+impl crate::crypto::MacKey for Umac {
+    fn sign(&mut self, seq: u32, data: &[u8], out: &mut [u8]) -> bool {
+        self.tag(data, &u64::from(seq).to_be_bytes(), out);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

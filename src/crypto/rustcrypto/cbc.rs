@@ -15,8 +15,8 @@ use cbc::cipher::{
 };
 use des::TdesEde3;
 
-use super::with_mac::{Transform, WithMac};
 use crate::algorithm::CipherAlgorithm;
+use crate::crypto::Transform;
 use crate::error::Error;
 use crate::keys::Keys;
 
@@ -61,7 +61,7 @@ pub(crate) enum Chain {
 }
 
 impl Chain {
-    fn new(keys: &Keys) -> Result<Chain, Error> {
+    pub(crate) fn new(keys: &Keys) -> Result<Chain, Error> {
         Ok(match keys.cipher() {
             CipherAlgorithm::Aes128Cbc => Chain::Aes128(Both::new(keys)?),
             CipherAlgorithm::Aes192Cbc => Chain::Aes192(Both::new(keys)?),
@@ -92,14 +92,6 @@ impl Chain {
             Chain::TripleDes(c) => c.decrypt(data),
         }
     }
-}
-
-/// A CBC chain with a MAC for one direction.
-pub(crate) type CbcHmac = WithMac<Chain>;
-
-/// The CBC chain of `keys`.
-pub(crate) fn cbc_hmac(keys: &Keys) -> Result<CbcHmac, Error> {
-    WithMac::new(keys, Chain::new(keys)?)
 }
 
 impl Transform for Chain {
