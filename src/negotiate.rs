@@ -32,6 +32,7 @@
 use std::fmt::Display;
 
 use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, Mode, Named};
+use crate::crypto::CryptoProvider;
 use crate::error::Error;
 
 /// Our preference for ciphers, best first: the AEAD ciphers, then AES-CTR.
@@ -135,6 +136,19 @@ pub fn negotiate(
     client: &AlgorithmLists<'_>,
     server: &AlgorithmLists<'_>,
 ) -> Result<Negotiated, Error> {
+    negotiate_with(CryptoProvider::get_default(), client, server)
+}
+
+/// [`negotiate`] for a connection on `provider`: a cipher or MAC the
+/// provider refuses (a FIPS provider refuses what is not approved) is
+/// skipped as if this crate did not implement it. Both sides must come to
+/// the same choice, so leave such algorithms out of our own lists too
+/// ([`CryptoProvider::allows_cipher`], [`CryptoProvider::allows_mac`]).
+pub fn negotiate_with(
+    provider: &'static CryptoProvider,
+    client: &AlgorithmLists<'_>,
+    server: &AlgorithmLists<'_>,
+) -> Result<Negotiated, Error> {
     let direction = |way: &'static str,
                      ciphers: (&str, &str),
                      macs: (&str, &str),
@@ -143,13 +157,13 @@ pub fn negotiate(
         // `none` is never negotiated as a cipher or MAC: it would be a
         // session in the clear, whatever both lists say.
         let cipher: CipherAlgorithm = first_match(kind(way, 0), ciphers.0, ciphers.1, |c| {
-            c != CipherAlgorithm::None
+            c != CipherAlgorithm::None && provider.allows_cipher(c)
         })?;
         let mac = if cipher.is_aead() {
             MacAlgorithm::None
         } else {
             first_match(kind(way, 1), macs.0, macs.1, |m| {
-                Mode::of(cipher, m).is_ok_and(|mode| mode != Mode::Clear)
+                Mode::of(cipher, m).is_ok_and(|mode| mode != Mode::Clear) && provider.allows_mac(m)
             })?
         };
         Ok(DirectionAlgorithms {
@@ -339,6 +353,22 @@ mod tests {
         );
         assert!(negotiate(&lists("none", "none"), &lists("none", "none")).is_err());
         assert!(negotiate(&lists("aes128-ctr", "none"), &lists("aes128-ctr", "none")).is_err());
+    }
+
+    #[test]
+    fn a_fips_provider_skips_what_it_refuses() {
+        static STRICT: CryptoProvider =
+            CryptoProvider::new("strict", true, &crate::crypto::rustcrypto::RustCrypto);
+        let ours = lists(
+            "chacha20-poly1305@openssh.com,aes128-ctr",
+            "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
+        );
+        let chosen = negotiate_with(&STRICT, &ours, &ours).unwrap();
+        assert_eq!(chosen.client_to_server.cipher, C::Aes128Ctr);
+        assert_eq!(chosen.client_to_server.mac, M::HmacSha256Etm);
+        // RustCrypto runs both.
+        let chosen = negotiate_with(CryptoProvider::rust_crypto(), &ours, &ours).unwrap();
+        assert_eq!(chosen.server_to_client.cipher, C::ChaCha20Poly1305);
     }
 
     #[test]

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use common::{payload, Recorded};
 use minissh::sshd::{current_user, Sshd};
 use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
-use ssh_packetizer::{CipherAlgorithm as C, CompressionAlgorithm, MacAlgorithm as M, RekeyLimits};
+use ssh_packetizer::{
+    CipherAlgorithm as C, CompressionAlgorithm, CryptoProvider, MacAlgorithm as M, RekeyLimits,
+};
 
 /// A client config for `sshd`: host keys in a known_hosts file of the
 /// server's directory (the first connection records the key, the rest
@@ -150,9 +152,15 @@ fn suites_with(extra: &[&str], cipher: C, macs: &[M]) {
     let Some(sshd) = Sshd::start_or_skip(extra) else {
         return;
     };
+    suites_on(&sshd, CryptoProvider::get_default(), cipher, macs);
+}
+
+/// As [`suites`], with minissh's packet layer on `provider`.
+fn suites_on(sshd: &Sshd, provider: &'static CryptoProvider, cipher: C, macs: &[M]) {
     for &mac in macs {
-        let tag = format!("{}-{}", cipher.name(), mac.name());
-        let mut config = config(&sshd);
+        let tag = format!("{}-{} ({})", cipher.name(), mac.name(), provider.name());
+        let mut config = config(sshd);
+        config.prefs.provider = provider;
         config.prefs.ciphers = vec![cipher];
         config.prefs.macs = if mac == M::None {
             vec![M::HmacSha256]
@@ -167,9 +175,10 @@ fn suites_with(extra: &[&str], cipher: C, macs: &[M]) {
             session.info().strict_kex,
             "{tag}: OpenSSH offers strict kex"
         );
+        assert_eq!(session.info().provider, provider.name(), "{tag}");
         echo(&mut session, payload(1 << 20, 3));
         download_zeros(&mut session, 64 << 20);
-        upload_and_scp(&mut session, &sshd, &tag);
+        upload_and_scp(&mut session, sshd, &tag);
         session.disconnect().unwrap();
     }
 }
@@ -231,6 +240,27 @@ fn legacy_ciphers() {
 fn aead_ciphers() {
     for cipher in [C::Aes128Gcm, C::Aes256Gcm, C::ChaCha20Poly1305] {
         suites(cipher, &[M::None]);
+    }
+}
+
+/// Each engine of every other provider of the build against OpenSSH: its
+/// AES-CTR with each of its HMAC hashes, its AES-GCM, and
+/// chacha20-poly1305 (its own for aws-lc-rs, RustCrypto's for OpenSSL).
+/// The full matrix above runs on the default provider.
+fn one_suite_per_engine_under_every_provider() {
+    let Some(sshd) = Sshd::start_or_skip(&[]) else {
+        return;
+    };
+    for &provider in CryptoProvider::available() {
+        if provider == CryptoProvider::get_default() {
+            continue;
+        }
+        suites_on(&sshd, provider, C::Aes128Ctr, &[M::HmacSha256Etm]);
+        suites_on(&sshd, provider, C::Aes256Ctr, &[M::HmacSha512]);
+        suites_on(&sshd, provider, C::Aes192Ctr, &[M::HmacSha1Etm]);
+        for cipher in [C::Aes128Gcm, C::Aes256Gcm, C::ChaCha20Poly1305] {
+            suites_on(&sshd, provider, cipher, &[M::None]);
+        }
     }
 }
 
@@ -457,6 +487,11 @@ fn main() -> std::process::ExitCode {
         ("aes192_ctr_with_every_mac", aes192_ctr_with_every_mac, true),
         ("aes256_ctr_with_every_mac", aes256_ctr_with_every_mac, true),
         ("aead_ciphers", aead_ciphers, true),
+        (
+            "one_suite_per_engine_under_every_provider",
+            one_suite_per_engine_under_every_provider,
+            true,
+        ),
         (
             "server_initiated_rekey_mid_transfer",
             server_initiated_rekey_mid_transfer,

@@ -40,6 +40,8 @@ pub struct Info {
     pub negotiated: Option<Negotiated>,
     /// Whether strict kex is in force.
     pub strict_kex: bool,
+    /// The crypto provider the packet layer runs the keys on.
+    pub provider: &'static str,
     /// Key exchanges completed, the first included.
     pub kex_count: u32,
     /// Rekeys the server started.
@@ -391,6 +393,7 @@ impl Inbound {
             info.kex_count += 1;
             info.negotiated = Some(negotiated);
             info.strict_kex = self.strict;
+            info.provider = self.reader.crypto_provider().name();
             info.kex_count == 1
         };
         if first {

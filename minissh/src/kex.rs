@@ -8,7 +8,8 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 use ssh_packetizer::negotiate::{self, AlgorithmLists};
 use ssh_packetizer::{
-    CipherAlgorithm, CompressionAlgorithm, Direction, KdfHash, KeyDerivation, Keys, MacAlgorithm,
+    CipherAlgorithm, CompressionAlgorithm, CryptoProvider, Direction, KdfHash, KeyDerivation, Keys,
+    MacAlgorithm,
 };
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -38,6 +39,9 @@ pub struct Preferences {
     pub compression: Vec<CompressionAlgorithm>,
     /// Whether to offer strict kex in the first KEXINIT.
     pub strict_kex: bool,
+    /// Whose primitives the packet layer and the key derivation run on;
+    /// the lists offer only what it allows (a FIPS provider refuses some).
+    pub provider: &'static CryptoProvider,
 }
 
 impl Default for Preferences {
@@ -48,6 +52,7 @@ impl Default for Preferences {
             macs: negotiate::DEFAULT_MACS.to_vec(),
             compression: vec![CompressionAlgorithm::None],
             strict_kex: true,
+            provider: CryptoProvider::get_default(),
         }
     }
 }
@@ -137,6 +142,8 @@ pub struct Negotiated {
     /// Whether the peer sent a guessed kex packet after its KEXINIT that
     /// guessed wrong and must be ignored (RFC 4253 §7).
     pub ignore_guess: bool,
+    /// The provider the keys are derived with (ours).
+    pub provider: &'static CryptoProvider,
 }
 
 /// RFC 4253 §7.1: the first of the client's names the server also knows.
@@ -183,8 +190,21 @@ fn parse_kexinit(payload: &[u8]) -> Result<KexinitLists<'_>> {
 }
 
 fn our_lists(prefs: &Preferences) -> [String; 6] {
-    let ciphers = negotiate::name_list(&prefs.ciphers);
-    let macs = negotiate::name_list(&prefs.macs);
+    // Both sides must choose alike: what our provider refuses is not
+    // offered at all.
+    let provider = prefs.provider;
+    let ciphers: Vec<_> = prefs
+        .ciphers
+        .iter()
+        .filter(|&&c| provider.allows_cipher(c))
+        .collect();
+    let macs: Vec<_> = prefs
+        .macs
+        .iter()
+        .filter(|&&m| provider.allows_mac(m))
+        .collect();
+    let ciphers = negotiate::name_list(&ciphers);
+    let macs = negotiate::name_list(&macs);
     let comp = negotiate::name_list(&prefs.compression);
     [
         ciphers.clone(),
@@ -233,8 +253,8 @@ pub fn negotiate(side: Side, prefs: &Preferences, peer_kexinit: &[u8]) -> Result
     // Ciphers, MACs and compression: the crate's RFC 4253 §7.1 rule.
     let (ours, theirs) = (algorithm_lists(&ours_all), algorithm_lists(&peer.lists));
     let chosen = match side {
-        Side::Client => negotiate::negotiate(&ours, &theirs)?,
-        Side::Server => negotiate::negotiate(&theirs, &ours)?,
+        Side::Client => negotiate::negotiate_with(prefs.provider, &ours, &theirs)?,
+        Side::Server => negotiate::negotiate_with(prefs.provider, &theirs, &ours)?,
     };
     // RFC 4253 §7: a guess is right only if both sides list the same kex
     // method first, and the same host key type first.
@@ -251,6 +271,7 @@ pub fn negotiate(side: Side, prefs: &Preferences, peer_kexinit: &[u8]) -> Result
         comp_s2c: s2c.compression,
         peer_strict: peer.kex.contains(&side.peer_strict_marker()),
         ignore_guess: peer.first_kex_follows && !guessed_right,
+        provider: prefs.provider,
     })
 }
 
@@ -367,7 +388,8 @@ fn derive_keys(
     negotiated: &Negotiated,
 ) -> Result<(Keys, Keys)> {
     let kdf =
-        KeyDerivation::from_encoded_secret(KdfHash::Sha256, encoded_k, exchange_hash, session_id);
+        KeyDerivation::from_encoded_secret(KdfHash::Sha256, encoded_k, exchange_hash, session_id)
+            .with_crypto_provider(negotiated.provider);
     let n = negotiated;
     let way = |direction, cipher, mac, compression| -> Result<Keys> {
         Ok(kdf

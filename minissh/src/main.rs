@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use minissh::server::{Server, ServerConfig};
 use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session, UnknownHost};
-use ssh_packetizer::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, RekeyLimits};
+use ssh_packetizer::{
+    CipherAlgorithm, CompressionAlgorithm, CryptoProvider, MacAlgorithm, RekeyLimits,
+};
 
 const USAGE: &str = "\
 usage: minissh [options] user@host exec COMMAND...
@@ -26,6 +28,8 @@ options:
                   a host not in known_hosts: record its key (accept-new, the
                   default), refuse it (yes), or check no host key at all (no)
   -R BYTES        start a rekey after BYTES in either direction
+  -P PROVIDER     crypto provider: rustcrypto (default), aws-lc-rs, openssl
+                  (the last two need minissh built with their feature)
   --no-strict-kex do not offer strict kex (kex-strict-c-v00@openssh.com)
   -q              do not print the host key fingerprint
 
@@ -41,7 +45,8 @@ server options:
   -W SECONDS      cut off a client whose socket takes nothing for SECONDS (60)
   -T SECONDS      cut off a client whose rekey takes longer than SECONDS (60)
   -R BYTES        start a rekey after BYTES in either direction
-  -c CIPHER, -m MAC  offer only this cipher or MAC";
+  -c CIPHER, -m MAC  offer only this cipher or MAC
+  -P PROVIDER     crypto provider, as for the client";
 
 enum Command {
     Exec(String),
@@ -68,6 +73,7 @@ fn parse(args: &[String]) -> Result<(Config, Command, bool), String> {
             }
             "-i" => config.identity = value(&mut i, flag)?.into(),
             "-c" => config.prefs.ciphers = vec![parse_cipher(&value(&mut i, flag)?)?],
+            "-P" => config.prefs.provider = parse_provider(&value(&mut i, flag)?)?,
             "-m" => config.prefs.macs = vec![parse_mac(&value(&mut i, flag)?)?],
             "-C" => {
                 config.prefs.compression = vec![
@@ -218,12 +224,26 @@ fn parse_serve(args: &[String]) -> Result<ServerConfig, String> {
                 let v = value(&mut i, flag)?;
                 config.prefs.macs = vec![parse_mac(&v)?];
             }
+            "-P" => config.prefs.provider = parse_provider(&value(&mut i, flag)?)?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown server option {other}")),
         }
         i += 1;
     }
     Ok(config)
+}
+
+fn parse_provider(v: &str) -> Result<&'static CryptoProvider, String> {
+    CryptoProvider::by_name(v).ok_or_else(|| {
+        let built: Vec<_> = CryptoProvider::available()
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        format!(
+            "no crypto provider {v} in this build (it has {}; aws-lc-rs and openssl need their features)",
+            built.join(", ")
+        )
+    })
 }
 
 fn parse_cipher(v: &str) -> Result<CipherAlgorithm, String> {

@@ -102,6 +102,7 @@ impl Session {
         let stream = connect_tcp(&addr)?;
         let socket = stream.try_clone()?;
         let mut pk = Packetizer::tcp(stream).map_err(Error::Io)?;
+        pk.set_crypto_provider(config.prefs.provider);
         pk.start_handshake(HANDSHAKE_TIMEOUT);
         pk.write_all(format!("{CLIENT_ID}\r\n").as_bytes())?;
         let server_id = pk.read_identification()?;

@@ -80,6 +80,11 @@ macro_rules! core_controls {
             self.core.set_crypto_provider(provider);
         }
 
+        /// The provider the next keys will run on.
+        pub fn crypto_provider(&self) -> &'static $crate::CryptoProvider {
+            self.core.crypto_provider()
+        }
+
         /// Logs every message's plaintext (target `ssh_packetizer::hexdump`,
         /// at debug level) while on, never the bodies of authentication
         /// messages. Off by default.
@@ -151,6 +156,11 @@ macro_rules! shared_controls {
         /// `provider`'s primitives (see [`Connection::set_crypto_provider`]).
         pub fn set_crypto_provider(&self, provider: &'static $crate::CryptoProvider) {
             self.$($shared).+.lock().set_crypto_provider(provider);
+        }
+
+        /// The provider the next keys will run on.
+        pub fn crypto_provider(&self) -> &'static $crate::CryptoProvider {
+            self.$($shared).+.lock().crypto_provider()
         }
 
         /// Logs every message's plaintext while on, both directions (see

@@ -139,6 +139,7 @@ impl<'a> Conn<'a> {
         let config = &shared.config;
         let socket = stream.try_clone()?;
         let mut pk = Packetizer::tcp_with_role(stream, Role::Server)?;
+        pk.set_crypto_provider(config.prefs.provider);
         // The login grace time covers everything up to USERAUTH_SUCCESS,
         // the identification line included: a client that drips bytes is
         // cut off like one that sends nothing.

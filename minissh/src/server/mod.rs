@@ -127,6 +127,7 @@ pub fn server_preferences() -> Preferences {
             CompressionAlgorithm::Zlib,
         ],
         strict_kex: true,
+        provider: ssh_packetizer::CryptoProvider::get_default(),
     }
 }
 
