@@ -167,7 +167,7 @@ fn suites_on(sshd: &Sshd, provider: &'static CryptoProvider, cipher: C, macs: &[
         } else {
             vec![mac]
         };
-        let mut session = connect(&sshd, &config);
+        let mut session = connect(sshd, &config);
         let n = session.info().negotiated.unwrap();
         assert_eq!((n.cipher_c2s, n.cipher_s2c), (cipher, cipher), "{tag}");
         assert_eq!((n.mac_c2s, n.mac_s2c), (mac, mac), "{tag}");
