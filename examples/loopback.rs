@@ -13,15 +13,23 @@
 //! place of the sync one; needs `--features tokio`), `--compare` (both, side
 //! by side, with the async/sync ratios), `--rounds N` (each figure the
 //! median of N runs, sync and async alternating; default 3 with
-//! `--compare`, else 1).
+//! `--compare`, else 1), `--provider NAME` (the crypto provider both ends
+//! run on: rustcrypto, aws-lc-rs or openssl, the last two with their
+//! features; `all` runs every provider of the build side by side, each
+//! row's last column its MB/s against the first provider's).
+//!
+//! The table fits 80 columns. A progress bar (indicatif) shows on stderr
+//! only when stderr is a terminal.
 
 use ssh_packetizer::KeyMaterial;
-use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Mode, Packetizer, Sealer};
+use indicatif::{ProgressBar, ProgressStyle};
+use ssh_packetizer::{
+    CipherAlgorithm, CryptoProvider, Keys, MacAlgorithm, Mode, Packetizer, Sealer,
+};
 
 struct Options {
     mib: usize,
@@ -32,6 +40,7 @@ struct Options {
     quiet: bool,
     drivers: Drivers,
     rounds: usize,
+    providers: Vec<&'static CryptoProvider>,
 }
 
 /// Which Packetizer the runs use.
@@ -52,6 +61,7 @@ fn options() -> Result<Options, String> {
         quiet: false,
         drivers: Drivers::Sync,
         rounds: 0,
+        providers: vec![CryptoProvider::get_default()],
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -69,6 +79,16 @@ fn options() -> Result<Options, String> {
             "--async" => o.drivers = Drivers::Async,
             "--compare" => o.drivers = Drivers::Both,
             "--rounds" => o.rounds = number("--rounds")?,
+            "--provider" => {
+                let v = args.next().ok_or("--provider needs a name or all")?;
+                o.providers = if v == "all" {
+                    CryptoProvider::available().to_vec()
+                } else {
+                    vec![CryptoProvider::by_name(&v).ok_or(format!(
+                        "no provider {v} in this build (aws-lc-rs and openssl need their features)"
+                    ))?]
+                };
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -81,13 +101,16 @@ fn options() -> Result<Options, String> {
         // three, so a burst of load elsewhere does not decide the ratio.
         o.rounds = if o.drivers == Drivers::Both { 3 } else { 1 };
     }
+    if o.drivers == Drivers::Both && o.providers.len() > 1 {
+        return Err("--compare takes one provider".into());
+    }
     if o.drivers != Drivers::Sync && !cfg!(feature = "tokio") {
         return Err("--async and --compare need the tokio feature: cargo run --release --features tokio --example loopback".into());
     }
     Ok(o)
 }
 
-const USAGE: &str = "usage: loopback [--mib N] [--packets N] [--size BYTES] [--small BYTES] [--suite FILTER] [--quiet] [--async | --compare] [--rounds N]";
+const USAGE: &str = "usage: loopback [--mib N] [--packets N] [--size BYTES] [--small BYTES] [--suite FILTER] [--quiet] [--async | --compare] [--rounds N] [--provider NAME|all]";
 
 fn keys(c: CipherAlgorithm, m: MacAlgorithm, salt: u8) -> Keys {
     let spec = c.spec();
@@ -132,8 +155,8 @@ struct Run {
 /// Streams `count` payloads of `size` bytes from a client to a server
 /// Packetizer over a fresh TCP connection; the server checks each one.
 fn run(
-    c: CipherAlgorithm,
-    m: MacAlgorithm,
+    provider: &'static CryptoProvider,
+    (c, m): (CipherAlgorithm, MacAlgorithm),
     size: usize,
     count: usize,
     progress: &dyn Fn(usize),
@@ -143,6 +166,7 @@ fn run(
     let server = thread::spawn(move || -> Result<Option<Duration>, String> {
         let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
         let mut p = Packetizer::tcp(stream).map_err(|e| e.to_string())?;
+        p.set_crypto_provider(provider);
         // The client's NEWKEYS, then its keys.
         let newkeys = p.read_message().map_err(|e| e.to_string())?.msg_type();
         if newkeys != 21 {
@@ -169,6 +193,7 @@ fn run(
     });
     let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let mut p = Packetizer::tcp(stream).map_err(|e| e.to_string())?;
+    p.set_crypto_provider(provider);
     p.send_newkeys(keys(c, m, 1)).map_err(|e| e.to_string())?;
     let payload = vec![0x5e; size];
     let started = Instant::now();
@@ -220,8 +245,8 @@ fn run(
 /// a current-thread runtime, as the sync sides each have a thread.
 #[cfg(feature = "tokio")]
 fn run_async(
-    c: CipherAlgorithm,
-    m: MacAlgorithm,
+    provider: &'static CryptoProvider,
+    (c, m): (CipherAlgorithm, MacAlgorithm),
     size: usize,
     count: usize,
     progress: &dyn Fn(usize),
@@ -243,6 +268,7 @@ fn run_async(
             let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
             stream.set_nodelay(true).map_err(|e| e.to_string())?;
             let mut p = AsyncPacketizer::new(stream);
+            p.set_crypto_provider(provider);
             let newkeys = p
                 .read_message()
                 .await
@@ -279,6 +305,7 @@ fn run_async(
             .map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut p = AsyncPacketizer::new(stream);
+        p.set_crypto_provider(provider);
         p.send_newkeys(keys(c, m, 1))
             .await
             .map_err(|e| e.to_string())?;
@@ -332,8 +359,8 @@ fn run_async(
 
 #[cfg(not(feature = "tokio"))]
 fn run_async(
-    _: CipherAlgorithm,
-    _: MacAlgorithm,
+    _: &'static CryptoProvider,
+    _: (CipherAlgorithm, MacAlgorithm),
     _: usize,
     _: usize,
     _: &dyn Fn(usize),
@@ -342,8 +369,13 @@ fn run_async(
 }
 
 /// One run of a suite with one kind of Packetizer: `run` or `run_async`.
-type Runner =
-    fn(CipherAlgorithm, MacAlgorithm, usize, usize, &dyn Fn(usize)) -> Result<Run, String>;
+type Runner = fn(
+    &'static CryptoProvider,
+    (CipherAlgorithm, MacAlgorithm),
+    usize,
+    usize,
+    &dyn Fn(usize),
+) -> Result<Run, String>;
 
 /// One suite's figures with one kind of Packetizer.
 struct Measured {
@@ -356,13 +388,18 @@ struct Measured {
 /// The bulk run and the small-packet run of one suite.
 fn measure(
     runner: Runner,
-    (c, m): (CipherAlgorithm, MacAlgorithm),
+    provider: &'static CryptoProvider,
+    suite: (CipherAlgorithm, MacAlgorithm),
     o: &Options,
     show: &dyn Fn(&str, usize, usize),
 ) -> Result<Measured, String> {
     let big_count = (o.mib << 20).div_ceil(o.size);
-    let big = runner(c, m, o.size, big_count, &|n| show("bulk ", n, big_count))?;
-    let small = runner(c, m, o.small, o.packets, &|n| show("small", n, o.packets))?;
+    let big = runner(provider, suite, o.size, big_count, &|n| {
+        show("bulk", n, big_count)
+    })?;
+    let small = runner(provider, suite, o.small, o.packets, &|n| {
+        show("small", n, o.packets)
+    })?;
     let bytes = (big_count * o.size) as f64;
     let per_gib =
         |cpu: Option<Duration>| cpu.map(|t| t.as_secs_f64() / (bytes / (1u64 << 30) as f64));
@@ -378,16 +415,17 @@ fn measure(
 /// alternating; each figure is the median of its rounds.
 fn rounds(
     o: &Options,
+    provider: &'static CryptoProvider,
     suite: (CipherAlgorithm, MacAlgorithm),
     show: &dyn Fn(&str, usize, usize),
 ) -> Result<(Option<Measured>, Option<Measured>), String> {
     let (mut sync, mut tokio) = (Vec::new(), Vec::new());
     for _ in 0..o.rounds {
         if o.drivers != Drivers::Async {
-            sync.push(measure(run, suite, o, show)?);
+            sync.push(measure(run, provider, suite, o, show)?);
         }
         if o.drivers != Drivers::Sync {
-            tokio.push(measure(run_async, suite, o, show)?);
+            tokio.push(measure(run_async, provider, suite, o, show)?);
         }
     }
     Ok((median(sync), median(tokio)))
@@ -415,6 +453,30 @@ fn median(mut runs: Vec<Measured>) -> Option<Measured> {
     })
 }
 
+/// A suite's name in the table: `@openssh.com` dropped, to fit 80 columns.
+fn short_name(c: CipherAlgorithm, m: MacAlgorithm) -> String {
+    let strip = |name: &str| name.trim_end_matches("@openssh.com").to_owned();
+    if m == MacAlgorithm::None {
+        strip(c.name())
+    } else {
+        format!("{}+{}", strip(c.name()), strip(m.name()))
+    }
+}
+
+/// The progress bar: drawn only when stderr is a terminal (indicatif hides
+/// it otherwise), at most a few times a second.
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(100);
+    let style = ProgressStyle::with_template("{prefix:40} [{bar:24}] {msg:5} {percent:>3}%")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
 fn main() {
     let o = match options() {
         Ok(o) => o,
@@ -428,14 +490,7 @@ fn main() {
         .flat_map(|&c| MacAlgorithm::ALL.iter().map(move |&m| (c, m)))
         .filter(|&(c, m)| c.is_available() && m.is_available() && Mode::of(c, m).is_ok())
         .filter(|&(c, m)| Sealer::new().set_keys(keys(c, m, 0)).is_ok())
-        .map(|(c, m)| {
-            let name = if m == MacAlgorithm::None {
-                c.to_string()
-            } else {
-                format!("{c}+{m}")
-            };
-            (c, m, name)
-        })
+        .map(|(c, m)| (c, m, short_name(c, m)))
         .filter(|(_, _, name)| name.contains(&o.filter))
         .collect();
     if suites.is_empty() {
@@ -445,85 +500,99 @@ fn main() {
     let drivers = match o.drivers {
         Drivers::Sync => "the sync Packetizer",
         Drivers::Async => "the tokio Packetizer",
-        Drivers::Both => "the sync and the tokio Packetizer, one after the other",
+        Drivers::Both => "sync and tokio drivers alternating",
     };
+    let names: Vec<_> = o.providers.iter().map(|p| p.name()).collect();
+    println!("127.0.0.1 TCP, client and server threads, {drivers}");
+    println!("crypto provider: {}", names.join(", "));
     println!(
-        "127.0.0.1 TCP, client and server on two threads, {drivers}: {} MiB in {}-byte payloads, then {} payloads of {} bytes, per suite\n",
+        "{} MiB in {}-byte payloads, then {} payloads of {} bytes, per suite\n",
         o.mib, o.size, o.packets, o.small
     );
+    let (big, small) = (format!("@{}", o.size), format!("@{}", o.small));
+    let several = o.providers.len() > 1;
     if o.drivers == Drivers::Both {
+        // 28 + 48 columns.
         println!(
-            "{:44} {:>9} {:>9} {:>6} {:>11} {:>11} {:>6}",
+            "{:28} {:>7} {:>7} {:>5} {:>9} {:>9} {:>5}",
             "suite", "sync", "async", "ratio", "sync", "async", "ratio"
         );
         println!(
-            "{:44} {:>9} {:>9} {:>6} {:>11} {:>11} {:>6}",
-            "",
-            "MB/s",
-            format!("@{}", o.size),
-            "",
-            "packets/s",
-            format!("@{}", o.small),
-            ""
+            "{:28} {:>7} {:>7} {:>5} {:>9} {:>9} {:>5}",
+            "", "MB/s", &big, "", "pkts/s", &small, ""
         );
     } else {
+        // 28 + 50 columns.
         println!(
-            "{:44} {:>9} {:>12} {:>10} {:>10}",
-            "suite", "MB/s", "packets/s", "client", "server"
+            "{:28} {:10} {:>7} {:>9} {:>6} {:>6} {:>6}",
+            "suite",
+            "provider",
+            "MB/s",
+            "pkts/s",
+            "client",
+            "server",
+            if several { "vs 1st" } else { "" }
         );
         println!(
-            "{:44} {:>9} {:>12} {:>10} {:>10}",
+            "{:28} {:10} {:>7} {:>9} {:>6} {:>6} {:>6}",
             "",
-            format!("@{}", o.size),
-            format!("@{}", o.small),
-            "CPU s/GiB",
-            "CPU s/GiB"
+            "",
+            &big,
+            &small,
+            "s/GiB",
+            "s/GiB",
+            if several { "MB/s" } else { "" }
         );
     }
     let mut worst: Option<(f64, f64)> = None;
+    let bar = progress_bar(o.quiet);
     for (c, m, name) in &suites {
-        let show = |phase: &str, done: usize, of: usize| {
-            if !o.quiet {
-                let filled = done * 30 / of.max(1);
-                eprint!(
-                    "\r{name:44} [{}{}] {phase} {:3}%",
-                    "=".repeat(filled),
-                    " ".repeat(30 - filled),
-                    done * 100 / of.max(1)
-                );
-                let _ = std::io::stderr().flush();
-            }
-        };
-        let result = rounds(&o, (*c, *m), &show);
-        if !o.quiet {
-            eprint!("\r{:90}\r", "");
-        }
-        let cpu = |t: Option<f64>| t.map_or("n/a".to_string(), |t| format!("{t:.2}"));
-        match result {
-            Ok((Some(s), Some(a))) => {
-                let (bulk, small) = (a.mb_per_s / s.mb_per_s, a.packets_per_s / s.packets_per_s);
-                worst = Some(worst.map_or((bulk, small), |(b, p)| (b.min(bulk), p.min(small))));
-                println!(
-                    "{name:44} {:>9.0} {:>9.0} {:>6.2} {:>11.0} {:>11.0} {:>6.2}",
-                    s.mb_per_s, a.mb_per_s, bulk, s.packets_per_s, a.packets_per_s, small
-                );
-            }
-            Ok((one, other)) => {
-                let Some(x) = one.or(other) else { continue };
-                println!(
-                    "{name:44} {:>9.0} {:>12.0} {:>10} {:>10}",
-                    x.mb_per_s,
-                    x.packets_per_s,
-                    cpu(x.client_per_gib),
-                    cpu(x.server_per_gib)
-                );
-            }
-            Err(e) => {
-                eprintln!("{name}: {e}");
-                std::process::exit(1);
-            }
+        let mut first_mb: Option<f64> = None;
+        for &provider in &o.providers {
+            bar.set_prefix(format!("{name} ({})", provider.name()));
+            let show = |phase: &str, done: usize, of: usize| {
+                bar.set_message(phase.to_owned());
+                bar.set_position((done * 100 / of.max(1)) as u64);
+            };
+            let result = rounds(&o, provider, (*c, *m), &show);
+            let cpu = |t: Option<f64>| t.map_or("n/a".to_string(), |t| format!("{t:.2}"));
+            let line = match result {
+                Ok((Some(s), Some(a))) => {
+                    let (bulk, small) =
+                        (a.mb_per_s / s.mb_per_s, a.packets_per_s / s.packets_per_s);
+                    worst = Some(worst.map_or((bulk, small), |(b, p)| (b.min(bulk), p.min(small))));
+                    format!(
+                        "{name:28} {:>7.0} {:>7.0} {:>5.2} {:>9.0} {:>9.0} {:>5.2}",
+                        s.mb_per_s, a.mb_per_s, bulk, s.packets_per_s, a.packets_per_s, small
+                    )
+                }
+                Ok((one, other)) => {
+                    let Some(x) = one.or(other) else { continue };
+                    let against = match first_mb {
+                        Some(first) if several => format!("{:.2}", x.mb_per_s / first),
+                        _ => String::new(),
+                    };
+                    first_mb.get_or_insert(x.mb_per_s);
+                    format!(
+                        "{name:28} {:10} {:>7.0} {:>9.0} {:>6} {:>6} {:>6}",
+                        provider.name(),
+                        x.mb_per_s,
+                        x.packets_per_s,
+                        cpu(x.client_per_gib),
+                        cpu(x.server_per_gib),
+                        against
+                    )
+                }
+                Err(e) => {
+                    bar.finish_and_clear();
+                    eprintln!("{name} ({}): {e}", provider.name());
+                    std::process::exit(1);
+                }
+            };
+            bar.suspend(|| println!("{}", line.trim_end()));
         }
     }
+    bar.finish_and_clear();
     if let Some((bulk, small)) = worst {
         println!(
             "\nlowest async/sync ratio: {bulk:.2} at {} bytes, {small:.2} at {} bytes",
