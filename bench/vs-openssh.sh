@@ -3,9 +3,16 @@
 # per suite, clients alternated, client CPU seconds per GiB and their ratio.
 # Options go to the binary: --gib N, --rounds N, --suite FILTER; --server
 # compares the servers instead (OpenSSH's ssh against sshd and against
-# `minissh serve`, the server's CPU per GiB).
-# Needs openssh-server and openssh-client (apt-get install -y openssh-server openssh-client).
+# `minissh serve`, the server's CPU per GiB); --provider LIST|all runs
+# minissh on each crypto provider named (rustcrypto, aws-lc-rs, openssl),
+# for which minissh is built with the aws-lc-rs and openssl features.
+# Needs openssh-server and openssh-client (apt-get install -y openssh-server
+# openssh-client); with --provider, also libssl-dev and pkg-config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p minissh --bins
+features=""
+for arg in "$@"; do
+  if [ "$arg" = "--provider" ]; then features="aws-lc-rs,openssl"; fi
+done
+cargo build --release -q -p minissh --bins ${features:+--features "$features"}
 exec "${CARGO_TARGET_DIR:-target}/release/vs-openssh" "$@"

@@ -13,7 +13,11 @@
 //! reaped: sshd's per-connection processes, and for both the remote
 //! command itself, which is the same `head` or `cat` on either side).
 //!
-//! `cargo run --release -p minissh --bin vs-openssh -- [--server] [--gib N] [--rounds N] [--suite FILTER]`
+//! `--provider NAME[,NAME...]` (or `all`) runs minissh on each of those
+//! crypto providers (`-P`), every one alternated with `ssh` in every round,
+//! and prints a ratio for each and the best of them.
+//!
+//! `cargo run --release -p minissh --bin vs-openssh -- [--server] [--gib N] [--rounds N] [--suite FILTER] [--provider LIST]`
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,7 +53,8 @@ const SUITES: &[(&str, &str)] = &[
 #[derive(Clone, Copy, PartialEq)]
 enum Client {
     OpenSsh,
-    MiniSsh,
+    /// minissh on this crypto provider.
+    MiniSsh(&'static str),
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -109,9 +114,9 @@ fn client_command(
     let key = sshd.client_key();
     match client {
         Client::OpenSsh => ssh_to(sshd.port(), sshd, cipher, mac, remote),
-        Client::MiniSsh => {
+        Client::MiniSsh(provider) => {
             let mut cmd = Command::new(minissh);
-            cmd.args(["-q", "-p", &port, "-i"])
+            cmd.args(["-q", "-P", provider, "-p", &port, "-i"])
                 .arg(&key)
                 .arg("-H")
                 .arg(sshd.host_key_pub())
@@ -173,10 +178,10 @@ struct MiniServer {
 }
 
 impl MiniServer {
-    fn start(minissh: &Path, sshd: &Sshd) -> MiniServer {
-        let log = sshd.dir().join("minissh-serve.log");
+    fn start(minissh: &Path, sshd: &Sshd, provider: &str) -> MiniServer {
+        let log = sshd.dir().join(format!("minissh-serve-{provider}.log"));
         let child = Command::new(minissh)
-            .args(["serve", "-l", "127.0.0.1:0", "-k"])
+            .args(["serve", "-P", provider, "-l", "127.0.0.1:0", "-k"])
             .arg(sshd.dir().join("host_ed25519"))
             .arg("-a")
             .arg(sshd.dir().join("authorized_keys"))
@@ -253,22 +258,34 @@ fn server_run(cmd: Command, server_pid: u32, direction: Direction, bytes: u64) -
     last - before
 }
 
-fn compare_servers(minissh: &Path, gib: f64, rounds: usize, filter: &str) {
+fn compare_servers(
+    minissh: &Path,
+    gib: f64,
+    rounds: usize,
+    filter: &str,
+    providers: &[&'static str],
+) {
     let bytes = (gib * (1u64 << 30) as f64) as u64;
     let sshd = Sshd::start(&[]).unwrap_or_else(|e| panic!("sshd: {e}"));
-    let mini = MiniServer::start(minissh, &sshd);
+    let minis: Vec<MiniServer> = providers
+        .iter()
+        .map(|p| MiniServer::start(minissh, &sshd, p))
+        .collect();
     let version = Command::new("/usr/bin/ssh").arg("-V").output().unwrap();
     println!(
-        "{} client; sshd vs minissh serve; {} GiB per transfer, {} rounds, medians; \
-         CPU = server user+sys s/GiB (its connection processes and the command included)",
+        "{} client; sshd vs minissh serve ({}); {} GiB per transfer, {} rounds, medians; \
+         CPU = server user+sys s/GiB (its connection processes and the command included); \
+         ratio = minissh / sshd, paired round by round (min-max)",
         String::from_utf8_lossy(&version.stderr).trim(),
+        providers.join(", "),
         gib,
         rounds
     );
-    println!(
-        "{:<46} {:>4} | {:>9} {:>9} | {:>6} (paired min-max)",
-        "suite", "dir", "sshd CPU", "mini CPU", "ratio"
-    );
+    let mut header = format!("{:<46} {:>4} | {:>8}", "suite", "dir", "sshd");
+    for p in providers {
+        header += &format!(" | {p:>10} {:>17}", "ratio");
+    }
+    println!("{header}");
     for &(cipher, mac) in SUITES {
         let name = if mac.is_empty() {
             cipher.to_owned()
@@ -283,43 +300,42 @@ fn compare_servers(minissh: &Path, gib: f64, rounds: usize, filter: &str) {
                 Direction::Down => format!("head -c {bytes} /dev/zero"),
                 Direction::Up => "cat > /dev/null".to_owned(),
             };
-            let mut results: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            // 0: sshd; 1..: minissh serve on each provider.
+            let servers = 1 + minis.len();
+            let mut results: Vec<Vec<f64>> = vec![Vec::new(); servers];
             for round in 0..rounds {
-                let order = if round.is_multiple_of(2) {
-                    [0, 1]
-                } else {
-                    [1, 0]
-                };
-                for which in order {
+                // Rotate who goes first, so drift hits every server alike.
+                for k in 0..servers {
+                    let which = (round + k) % servers;
                     let (port, pid) = if which == 0 {
                         (sshd.port(), sshd.pid())
                     } else {
-                        (mini.port, mini.child.id())
+                        (minis[which - 1].port, minis[which - 1].child.id())
                     };
                     let cmd = ssh_to(port, &sshd, cipher, mac, &remote);
                     results[which].push(server_run(cmd, pid, direction, bytes) / gib);
                 }
             }
-            let (ours, theirs) = (median(results[1].clone()), median(results[0].clone()));
-            // The ratio round by round (each round ran both servers back
-            // to back), so drift in the machine's speed cancels out.
-            let ratios: Vec<f64> = results[1]
-                .iter()
-                .zip(&results[0])
-                .map(|(m, s)| m / s)
-                .collect();
-            let (lo, hi) = ratios
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
             let dir = if direction == Direction::Down {
                 "down"
             } else {
                 "up"
             };
-            println!(
-                "{name:<46} {dir:>4} | {theirs:>9.2} {ours:>9.2} | {:>6.2} ({lo:.2}-{hi:.2})",
-                median(ratios)
-            );
+            let mut line = format!("{name:<46} {dir:>4} | {:>8.2}", median(results[0].clone()));
+            for ours in &results[1..] {
+                // The ratio round by round (each round ran every server
+                // back to back), so drift in the machine's speed cancels.
+                let ratios: Vec<f64> = ours.iter().zip(&results[0]).map(|(m, s)| m / s).collect();
+                let (lo, hi) = ratios
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+                line += &format!(
+                    " | {:>10.2} {:>5.2} ({lo:.2}-{hi:.2})",
+                    median(ours.clone()),
+                    median(ratios)
+                );
+            }
+            println!("{line}");
         }
     }
 }
@@ -329,6 +345,7 @@ fn main() {
     let mut rounds = 3usize;
     let mut filter = String::new();
     let mut servers = false;
+    let mut providers: Vec<&'static str> = vec!["rustcrypto"];
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -337,6 +354,21 @@ fn main() {
             "--gib" => gib = value.parse().expect("--gib N"),
             "--rounds" => rounds = value.parse().expect("--rounds N"),
             "--suite" => filter = value,
+            "--provider" => {
+                providers = if value == "all" {
+                    vec!["rustcrypto", "aws-lc-rs", "openssl"]
+                } else {
+                    value
+                        .split(',')
+                        .map(|p| match p {
+                            "rustcrypto" => "rustcrypto",
+                            "aws-lc-rs" => "aws-lc-rs",
+                            "openssl" => "openssl",
+                            other => panic!("unknown provider {other}"),
+                        })
+                        .collect()
+                }
+            }
             "--server" => {
                 servers = true;
                 i += 1;
@@ -346,28 +378,39 @@ fn main() {
         }
         i += 2;
     }
-    if servers {
-        let minissh = std::env::current_exe().unwrap().with_file_name("minissh");
-        return compare_servers(&minissh, gib, rounds, &filter);
-    }
-    let bytes = (gib * (1u64 << 30) as f64) as u64;
     let minissh: PathBuf = std::env::current_exe().unwrap().with_file_name("minissh");
     assert!(
         minissh.exists(),
         "build minissh first: cargo build --release -p minissh"
     );
+    if servers {
+        return compare_servers(&minissh, gib, rounds, &filter, &providers);
+    }
+    let bytes = (gib * (1u64 << 30) as f64) as u64;
     let sshd = Sshd::start(&[]).unwrap_or_else(|e| panic!("sshd: {e}"));
     let version = Command::new("/usr/bin/ssh").arg("-V").output().unwrap();
     println!(
-        "{} vs minissh; {} GiB per transfer, {} rounds, medians; CPU = client user+sys s/GiB",
+        "{} vs minissh ({}); {} GiB per transfer, {} rounds, medians; \
+         CPU = client user+sys s/GiB; ratio = minissh / ssh CPU",
         String::from_utf8_lossy(&version.stderr).trim(),
+        providers.join(", "),
         gib,
         rounds
     );
-    println!(
-        "{:<46} {:>4} | {:>8} {:>8} | {:>8} {:>8} | {:>6}",
-        "suite", "dir", "ssh s", "ssh CPU", "mini s", "mini CPU", "ratio"
+    let mut header = format!(
+        "{:<46} {:>4} | {:>6} {:>7}",
+        "suite", "dir", "ssh s", "ssh CPU"
     );
+    for p in &providers {
+        header += &format!(" | {p:>10} {:>5}", "ratio");
+    }
+    if providers.len() > 1 {
+        header += " |  best";
+    }
+    println!("{header}");
+    let clients: Vec<Client> = std::iter::once(Client::OpenSsh)
+        .chain(providers.iter().map(|p| Client::MiniSsh(p)))
+        .collect();
     for &(cipher, mac) in SUITES {
         let name = if mac.is_empty() {
             cipher.to_owned()
@@ -382,36 +425,37 @@ fn main() {
                 Direction::Down => format!("head -c {bytes} /dev/zero"),
                 Direction::Up => "cat > /dev/null".to_owned(),
             };
-            let mut results: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+            let mut results: Vec<Vec<Run>> = clients.iter().map(|_| Vec::new()).collect();
             for round in 0..rounds {
-                // Alternate which client goes first, so drift hits both.
-                let order = if round.is_multiple_of(2) {
-                    [Client::OpenSsh, Client::MiniSsh]
-                } else {
-                    [Client::MiniSsh, Client::OpenSsh]
-                };
-                for client in order {
-                    let cmd = client_command(client, &minissh, &sshd, cipher, mac, &remote);
-                    results[client as usize].push(run_once(cmd, direction, bytes));
+                // Rotate which client goes first, so drift hits all alike.
+                for k in 0..clients.len() {
+                    let which = (round + k) % clients.len();
+                    let cmd = client_command(clients[which], &minissh, &sshd, cipher, mac, &remote);
+                    results[which].push(run_once(cmd, direction, bytes));
                 }
             }
             let per_gib = |runs: &[Run]| median(runs.iter().map(|r| r.cpu / gib).collect());
             let wall = |runs: &[Run]| median(runs.iter().map(|r| r.wall).collect());
-            let (ssh, mini) = (&results[0], &results[1]);
-            println!(
-                "{:<46} {:>4} | {:>8.2} {:>8.2} | {:>8.2} {:>8.2} | {:>6.2}",
-                name,
-                if direction == Direction::Down {
-                    "down"
-                } else {
-                    "up"
-                },
-                wall(ssh),
-                per_gib(ssh),
-                wall(mini),
-                per_gib(mini),
-                per_gib(mini) / per_gib(ssh)
+            let ssh = per_gib(&results[0]);
+            let dir = if direction == Direction::Down {
+                "down"
+            } else {
+                "up"
+            };
+            let mut line = format!(
+                "{name:<46} {dir:>4} | {:>6.2} {ssh:>7.2}",
+                wall(&results[0])
             );
+            let mut best = f64::MAX;
+            for runs in &results[1..] {
+                let ours = per_gib(runs);
+                best = best.min(ours / ssh);
+                line += &format!(" | {ours:>10.2} {:>5.2}", ours / ssh);
+            }
+            if providers.len() > 1 {
+                line += &format!(" | {best:>5.2}");
+            }
+            println!("{line}");
         }
     }
 }
