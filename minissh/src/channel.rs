@@ -542,6 +542,60 @@ mod tests {
     }
 
     #[test]
+    fn one_read_of_several_packets_goes_out_as_several_messages() {
+        let (mut chan, _table, shared, mut peer) = channel(1 << 20);
+        let data: Vec<u8> = (0..3 * MAX_PACKET as usize + 4000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut src = Reads {
+            chunks: vec![data.clone()],
+            fail: false,
+        };
+        assert_eq!(chan.send_from(&mut src).unwrap(), data.len());
+        for part in data.chunks(MAX_PACKET as usize) {
+            expect_data(&mut peer, part);
+        }
+        assert_eq!(window(&shared), (1 << 20) - data.len() as u64);
+    }
+
+    #[test]
+    fn what_was_queued_is_written_before_the_sender_waits_for_window() {
+        let (mut chan, table, shared, mut peer) = channel(40_000);
+        let sender = std::thread::spawn(move || {
+            let mut src = Reads {
+                chunks: vec![vec![9; 50_000]],
+                fail: false,
+            };
+            chan.send_from(&mut src)
+        });
+        eventually(&shared, "the sender waits", |left, waiters| {
+            left == 0 && waiters == 1
+        });
+        // The peer gets the 40,000 bytes the window allowed while the
+        // sender waits: a batch held back would leave both waiting.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reading = std::thread::spawn(move || {
+            let first = peer.read_message().unwrap().payload().to_vec();
+            let second = peer.read_message().unwrap().payload().to_vec();
+            tx.send((first, second)).unwrap();
+            peer
+        });
+        let (first, second) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the queued data reached the peer");
+        assert_eq!(first, data_message(&[9; MAX_PACKET as usize]));
+        assert_eq!(second, data_message(&[9; 40_000 - MAX_PACKET as usize]));
+        let mut peer = reading.join().unwrap();
+        let adjust = Msg::new(msg::CHANNEL_WINDOW_ADJUST)
+            .u32(LOCAL_ID)
+            .u32(20_000)
+            .finish();
+        reply(&table, &adjust).unwrap();
+        assert_eq!(sender.join().unwrap().unwrap(), 50_000);
+        expect_data(&mut peer, &[9; 10_000]);
+    }
+
+    #[test]
     fn a_window_adjust_wakes_a_sender_waiting_for_window() {
         let (mut chan, table, shared, mut peer) = channel(0);
         let sender = std::thread::spawn(move || chan.write(&[4; 50]));

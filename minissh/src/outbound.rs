@@ -290,18 +290,38 @@ impl Outbound {
         payload: &[u8],
         closes: bool,
     ) -> Result<()> {
+        let queued = self.queue_on(channel, payload, closes);
+        self.writer.flush()?;
+        queued
+    }
+
+    /// As [`Outbound::send_on`], but only sealed: a later
+    /// [`Outbound::flush`] (or any other thread's) writes it, so several
+    /// messages go out in one write.
+    pub fn queue_on(
+        &self,
+        channel: Option<&SendWindow>,
+        payload: &[u8],
+        closes: bool,
+    ) -> Result<()> {
         let sealed = {
             let mut gate = self.wait_open()?;
             let sealed = self.seal_parts(payload, channel, closes)?;
             self.rekey_if_due(&mut gate)?;
             sealed
         };
-        self.writer.flush()?;
         if !sealed {
             return Err(Error::ChannelRefused(
                 "more data: the channel is closed".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Writes everything sealed so far, waiting for the stream (the
+    /// writer's stall limit bounds the wait).
+    pub fn flush(&self) -> Result<()> {
+        self.writer.flush()?;
         Ok(())
     }
 
@@ -374,6 +394,10 @@ impl Outbound {
         if gate.phase == KexPhase::Idle && self.writer.need_rekey() {
             log::debug!("starting a rekey: our output spent the key's budget");
             self.begin_kex_locked(gate)?;
+            // The KEXINIT goes out now, by the flusher: the caller may only
+            // be queueing, and its next message waits at the gate this
+            // shut, for an exchange the peer would never see start.
+            self.flush_soon()?;
         }
         Ok(())
     }
@@ -556,6 +580,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let mut peer = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
+        // What never arrives fails the test instead of hanging it.
+        peer.start_handshake(std::time::Duration::from_secs(10));
         let (mut reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
         let out = Outbound::new(writer, Preferences::default(), Side::Server);
         // The initial exchange, both ways (no budget counts before it).
@@ -574,17 +600,20 @@ mod tests {
             max_bytes: Some(4096),
             ..Default::default()
         });
+        use ssh_packetizer::msg::{KEXINIT, NEWKEYS};
+        // The initial exchange's messages are out: the flusher is idle.
+        assert_eq!(peer.read_message().unwrap().msg_type(), KEXINIT);
+        assert_eq!(peer.read_message().unwrap().msg_type(), NEWKEYS);
+        peer.set_inbound_cipher(theirs_keys).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
         // A download spends the budget while the peer sends nothing: our
-        // reader reads nothing, yet the rekey starts.
-        out.send(&[94; 8000]).unwrap();
+        // reader reads nothing, yet the rekey starts, and its KEXINIT goes
+        // out though the sender only queued (it batches its writes).
+        out.queue_on(None, &[94; 8000], false).unwrap();
         assert!(
             !out.reply(Outgoing::plain(vec![2, 0xaa])).unwrap(),
             "the gate is shut: a kex is under way"
         );
-        use ssh_packetizer::msg::{KEXINIT, NEWKEYS};
-        assert_eq!(peer.read_message().unwrap().msg_type(), KEXINIT);
-        assert_eq!(peer.read_message().unwrap().msg_type(), NEWKEYS);
-        peer.set_inbound_cipher(theirs_keys).unwrap();
         assert_eq!(peer.read_message().unwrap().msg_type(), 94);
         assert_eq!(peer.read_message().unwrap().msg_type(), KEXINIT);
     }

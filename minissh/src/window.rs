@@ -129,6 +129,17 @@ impl SendWindow {
     /// it (at most one packet's worth). Returns the peer's channel id and
     /// the bytes taken.
     fn reserve(&self, want: usize) -> Result<(u32, usize)> {
+        self.take(want, true)
+            .map(|taken| taken.expect("a waiting take returns window"))
+    }
+
+    /// As [`SendWindow::reserve`], but `None` at once when the peer has
+    /// granted no window.
+    fn try_reserve(&self, want: usize) -> Result<Option<(u32, usize)>> {
+        self.take(want, false)
+    }
+
+    fn take(&self, want: usize, wait: bool) -> Result<Option<(u32, usize)>> {
         let mut s = self.lock();
         loop {
             if let Some(why) = &s.dead {
@@ -142,6 +153,9 @@ impl SendWindow {
             if s.available > 0 {
                 break;
             }
+            if !wait {
+                return Ok(None);
+            }
             s.waiters += 1;
             s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
             s.waiters -= 1;
@@ -149,7 +163,7 @@ impl SendWindow {
         let max = s.max_packet.clamp(1, MAX_PACKET) as usize;
         let n = want.min(max).min(s.available as usize);
         s.available -= n as u64;
-        Ok((s.remote_id.unwrap_or_default(), n))
+        Ok(Some((s.remote_id.unwrap_or_default(), n)))
     }
 
     /// Whether our CLOSE has been sealed.
@@ -203,10 +217,18 @@ pub struct DataSender {
     window: Arc<SendWindow>,
     out: Arc<Outbound>,
     stream: Stream,
-    /// Data messages are built here: allocated and zeroed once at a full
-    /// packet, each message then uses a prefix of it.
+    /// Data messages are built here: allocated and zeroed once, at one
+    /// read's worth ([`READ_BATCH`]) plus a header; each message is a
+    /// header written just before its part of the data.
     payload: Vec<u8>,
 }
+
+/// Most bytes [`DataSender::send_from`] reads at once. The messages cut
+/// from one read are sealed together and written in one go: a pipe hands
+/// over up to 64 KiB a read, so an upload writes to the socket about half
+/// as often as with one read per 32 KiB packet, and a socket that is full
+/// blocks the sender once per batch, not once per packet.
+pub const READ_BATCH: usize = 4 * MAX_PACKET as usize;
 
 impl DataSender {
     /// A sender of `stream` over `window`.
@@ -215,7 +237,7 @@ impl DataSender {
             window,
             out,
             stream,
-            payload: vec![0; stream.header_len() + MAX_PACKET as usize],
+            payload: vec![0; stream.header_len() + READ_BATCH],
         }
     }
 
@@ -224,16 +246,35 @@ impl DataSender {
         &self.out
     }
 
-    /// Sends `data`, split to the peer's packet size, waiting for window.
+    /// Sends `data`, split to the peer's packet size, waiting for window;
+    /// the messages are written together.
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
         let header = self.stream.header_len();
+        let mut queued = false;
         while !data.is_empty() {
-            let (remote, n) = self.window.reserve(data.len())?;
+            let (remote, n) = self.take_window(data.len(), &mut queued)?;
             self.payload[header..header + n].copy_from_slice(&data[..n]);
-            self.send_data(remote, n)?;
+            self.queue_data(0, remote, n)?;
+            queued = true;
             data = &data[n..];
         }
+        if queued {
+            self.out.flush()?;
+        }
         Ok(())
+    }
+
+    /// Window for up to `want` bytes: at once if the peer has granted
+    /// some, else after writing what is `queued` (the peer must see it
+    /// before it grants more) and waiting.
+    fn take_window(&mut self, want: usize, queued: &mut bool) -> Result<(u32, usize)> {
+        if let Some(taken) = self.window.try_reserve(want)? {
+            return Ok(taken);
+        }
+        if std::mem::take(queued) {
+            self.out.flush()?;
+        }
+        self.window.reserve(want)
     }
 
     /// Reads once from `src` straight into a data message and sends it,
@@ -246,38 +287,41 @@ impl DataSender {
     pub fn send_from(&mut self, src: &mut impl Read) -> Result<usize> {
         let header = self.stream.header_len();
         let n = loop {
-            match src.read(&mut self.payload[header..header + MAX_PACKET as usize]) {
+            match src.read(&mut self.payload[header..header + READ_BATCH]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other?,
             }
         };
-        let mut left = n;
-        while left > 0 {
-            let (remote, k) = self.window.reserve(left)?;
-            self.send_data(remote, k)?;
-            left -= k;
-            if left > 0 {
-                self.payload
-                    .copy_within(header + k..header + k + left, header);
-            }
+        // Each message's header goes just before its data, over the tail
+        // of the message before, which is sealed (copied) by then.
+        let (mut at, end) = (header, header + n);
+        let mut queued = false;
+        while at < end {
+            let (remote, k) = self.take_window(end - at, &mut queued)?;
+            self.queue_data(at - header, remote, k)?;
+            queued = true;
+            at += k;
+        }
+        if queued {
+            self.out.flush()?;
         }
         Ok(n)
     }
 
-    /// Fills in the header of the data message whose `len` data bytes are
-    /// already in `payload`, and sends it.
-    fn send_data(&mut self, remote: u32, len: usize) -> Result<()> {
+    /// Seals the data message that starts at `start` in `payload` (its
+    /// `len` data bytes after the header), without writing it.
+    fn queue_data(&mut self, start: usize, remote: u32, len: usize) -> Result<()> {
         let header = self.stream.header_len();
-        self.payload[1..5].copy_from_slice(&remote.to_be_bytes());
+        let message = &mut self.payload[start..start + header + len];
+        message[1..5].copy_from_slice(&remote.to_be_bytes());
         match self.stream {
-            Stream::Data => self.payload[0] = msg::CHANNEL_DATA,
+            Stream::Data => message[0] = msg::CHANNEL_DATA,
             Stream::Extended(code) => {
-                self.payload[0] = msg::CHANNEL_EXTENDED_DATA;
-                self.payload[5..9].copy_from_slice(&code.to_be_bytes());
+                message[0] = msg::CHANNEL_EXTENDED_DATA;
+                message[5..9].copy_from_slice(&code.to_be_bytes());
             }
         }
-        self.payload[header - 4..header].copy_from_slice(&(len as u32).to_be_bytes());
-        self.out
-            .send_on(Some(&self.window), &self.payload[..header + len], false)
+        message[header - 4..header].copy_from_slice(&(len as u32).to_be_bytes());
+        self.out.queue_on(Some(&self.window), message, false)
     }
 }
