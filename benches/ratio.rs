@@ -5,14 +5,18 @@
 //! keeps the best run of each: drift on a shared machine then hits both sides
 //! alike. Prints one table; 1.000 means no overhead over the bare crypto.
 //!
-//! `cargo bench --bench ratio [-- FILTER]`; `RATIO_ROUNDS` (default 15) sets
-//! the rounds.
+//! `cargo bench --bench ratio [-- FILTER] [--provider NAME|all]`;
+//! `RATIO_ROUNDS` (default 15) sets the rounds. With `--provider` (and the
+//! provider's feature), each provider's codec is measured against that
+//! provider's own primitives (RustCrypto's where it runs RustCrypto's).
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use ssh_packetizer::{CipherAlgorithm, MacAlgorithm, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, CryptoProvider, MacAlgorithm, Opener, Sealer};
 
+// Shared with the codec bench, which uses the RustCrypto-only constructors.
+#[allow(dead_code)]
 #[path = "support/mod.rs"]
 mod support;
 
@@ -40,6 +44,7 @@ fn timed(mut work: impl FnMut()) -> f64 {
 
 /// Ratios (raw time / codec time) for sealing: slice API, in place.
 fn seal_ratios(
+    provider: &'static CryptoProvider,
     c: CipherAlgorithm,
     m: MacAlgorithm,
     size: usize,
@@ -47,9 +52,10 @@ fn seal_ratios(
     rounds: usize,
 ) -> [f64; 2] {
     let mut sealer = Sealer::new();
+    sealer.set_crypto_provider(provider);
     sealer.set_keys(keys(c, m)).unwrap();
     let wire_len = sealer.sealed_len(size);
-    let mut raw = support::RawSuite::new(c, m);
+    let mut raw = support::RawSuite::for_provider(provider.name(), c, m);
     let mut packet = vec![0x5e; wire_len - raw.tag_len()];
     let mut tag = vec![0; raw.tag_len()];
     let payload = vec![0x5e; size];
@@ -57,6 +63,7 @@ fn seal_ratios(
     let mut in_place = vec![0x5e; 5 + size];
     in_place.reserve(wire_len);
     let mut sealer2 = Sealer::new();
+    sealer2.set_crypto_provider(provider);
     sealer2.set_keys(keys(c, m)).unwrap();
     let best = best_of(
         rounds,
@@ -87,6 +94,7 @@ fn seal_ratios(
 
 /// Ratios (raw time / codec time) for opening: feed + next_packet, in place.
 fn open_ratios(
+    provider: &'static CryptoProvider,
     c: CipherAlgorithm,
     m: MacAlgorithm,
     size: usize,
@@ -97,11 +105,13 @@ fn open_ratios(
     let batches = packets.div_ceil(BATCH);
     let mut keyed = Sealer::new();
     keyed.set_keys(keys(c, m)).unwrap();
-    let mut raw = RawBatch::new(c, m, keyed.sealed_len(size));
+    let mut raw = RawBatch::for_provider(provider.name(), c, m, keyed.sealed_len(size));
     // Each form has its own Sealer and Opener so their keystreams stay in step.
     let payload = &payload;
     let form_run = |form: OpenForm| {
         let (mut sealer, mut opener) = (Sealer::new(), Opener::new());
+        sealer.set_crypto_provider(provider);
+        opener.set_crypto_provider(provider);
         sealer.set_keys(keys(c, m)).unwrap();
         opener.set_keys(keys(c, m)).unwrap();
         let mut wire = Vec::new();
@@ -130,31 +140,54 @@ fn open_ratios(
 }
 
 fn main() {
-    let filter = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut filter = String::new();
+    let mut providers = vec![CryptoProvider::get_default()];
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--provider" => {
+                let name = args.get(i + 1).map(String::as_str).unwrap_or("");
+                providers = if name == "all" {
+                    CryptoProvider::available().to_vec()
+                } else {
+                    vec![CryptoProvider::by_name(name)
+                        .unwrap_or_else(|| panic!("no provider {name:?} in this build"))]
+                };
+                i += 1;
+            }
+            a if a.starts_with('-') => {}
+            a => filter = a.to_owned(),
+        }
+        i += 1;
+    }
     let rounds = std::env::var("RATIO_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(15);
     println!(
-        "{:44} {:>6}  {:>10} {:>8}  {:>10} {:>8}",
-        "suite", "size", "seal", "in place", "open", "in place"
+        "{:44} {:10} {:>6}  {:>6} {:>8}  {:>6} {:>8}",
+        "suite", "provider", "size", "seal", "in place", "open", "in place"
     );
     for (c, m, name) in suites() {
         if !name.contains(&filter) {
             continue;
         }
-        for size in SIZES {
-            // About 2 MB per timed run, at least one open batch.
-            let packets = (2_000_000 / (size + 64)).max(BATCH);
-            let seal = seal_ratios(c, m, size, packets, rounds);
-            let open = open_ratios(c, m, size, packets, rounds);
-            println!(
-                "{name:44} {size:>6}  {:>10.3} {:>8.3}  {:>10.3} {:>8.3}",
-                seal[0], seal[1], open[0], open[1]
-            );
+        for &provider in &providers {
+            for size in SIZES {
+                // About 2 MB per timed run, at least one open batch.
+                let packets = (2_000_000 / (size + 64)).max(BATCH);
+                let seal = seal_ratios(provider, c, m, size, packets, rounds);
+                let open = open_ratios(provider, c, m, size, packets, rounds);
+                println!(
+                    "{name:44} {:10} {size:>6}  {:>6.3} {:>8.3}  {:>6.3} {:>8.3}",
+                    provider.name(),
+                    seal[0],
+                    seal[1],
+                    open[0],
+                    open[1]
+                );
+            }
         }
     }
 }

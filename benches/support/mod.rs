@@ -19,7 +19,9 @@ use ssh_packetizer::{
 };
 use subtle::ConstantTimeEq;
 
-trait RawOps {
+pub mod providers;
+
+pub trait RawOps {
     /// Back to the first packet's keystream, nonce and sequence number, so a
     /// batch sealed from there opens (and verifies) again.
     fn rewind(&mut self);
@@ -225,6 +227,16 @@ impl RawOps for RawChaChaPoly {
 pub struct RawSuite(Box<dyn RawOps>);
 
 impl RawSuite {
+    /// `provider`'s own primitives for the suite, RustCrypto's where the
+    /// provider runs RustCrypto's.
+    pub fn for_provider(provider: &str, c: C, m: M) -> RawSuite {
+        let key = vec![0x11; c.spec().key_len()];
+        match providers::raw(provider, c, m, &key) {
+            Some(raw) => RawSuite(raw),
+            None => RawSuite::new(c, m),
+        }
+    }
+
     pub fn new(c: C, m: M) -> RawSuite {
         let key = vec![0x11; c.spec().key_len()];
         RawSuite(match c {
@@ -376,8 +388,13 @@ pub struct RawBatch {
 impl RawBatch {
     /// A batch of packets of `wire_len` bytes (tag included) for `c` and `m`.
     pub fn new(c: C, m: M, wire_len: usize) -> RawBatch {
+        RawBatch::for_provider("rustcrypto", c, m, wire_len)
+    }
+
+    /// As [`RawBatch::new`], on `provider`'s primitives.
+    pub fn for_provider(provider: &str, c: C, m: M, wire_len: usize) -> RawBatch {
         let mut batch = RawBatch {
-            raw: RawSuite::new(c, m),
+            raw: RawSuite::for_provider(provider, c, m),
             wire: vec![0x5e; wire_len * BATCH],
             wire_len,
         };
