@@ -72,6 +72,38 @@
 //! # Ok::<(), ssh_packetizer::Error>(())
 //! ```
 //!
+//! # Crypto providers
+//!
+//! The engines run on a [`CryptoProvider`], in the manner of rustls: RustCrypto
+//! (pure Rust, the default and the only one in a default build), aws-lc-rs
+//! (feature `aws-lc-rs`; `fips` for its FIPS build) or OpenSSL (feature
+//! `openssl`, the system's libcrypto). A connection takes the process
+//! default ([`CryptoProvider::install_default`]) and can be given another
+//! for the keys installed from then on; an algorithm the provider's library
+//! lacks runs on RustCrypto, unless the provider is in FIPS mode, which
+//! refuses it. Providers interoperate byte for byte.
+//!
+//! ```
+//! use ssh_packetizer::{CipherAlgorithm, CryptoProvider, KeyMaterial, Keys, MacAlgorithm, Sealer};
+//!
+//! // The fastest provider this build has: aws-lc-rs, OpenSSL or RustCrypto.
+//! let provider = ["aws-lc-rs", "openssl", "rustcrypto"]
+//!     .into_iter()
+//!     .find_map(CryptoProvider::by_name)
+//!     .unwrap();
+//! let mut sealer = Sealer::new();
+//! sealer.set_crypto_provider(provider); // also on Connection and every driver
+//! sealer.set_keys(Keys::new(
+//!     CipherAlgorithm::Aes128Gcm,
+//!     MacAlgorithm::None,
+//!     KeyMaterial { key: &[7; 16], iv: &[9; 12], mac_key: &[] },
+//! )?)?;
+//! // Who runs UMAC for it: RustCrypto, for every provider but a FIPS one.
+//! let umac = provider.mac_supplier(MacAlgorithm::Umac64Etm);
+//! assert!(umac.is_ok() || provider.is_fips());
+//! # Ok::<(), ssh_packetizer::Error>(())
+//! ```
+//!
 //! # Algorithms
 //!
 //! | name | kind | key | IV | block | MAC / tag |
