@@ -409,8 +409,17 @@ mod tests {
             assert!(!c.name().contains("cbc"), "no legacy cipher by default");
         }
         let ours = AlgorithmLists::both_ways(&ciphers, &macs, &compression);
-        let n = negotiate(&ours, &ours).unwrap();
+        let n = negotiate_with(CryptoProvider::rust_crypto(), &ours, &ours).unwrap();
         assert_eq!(n.client_to_server.cipher, C::ChaCha20Poly1305);
         assert_eq!(n.client_to_server.compression, Z::None);
+        // The build's default provider (FIPS mode refuses ChaCha20, so
+        // AES-GCM is next).
+        let n = negotiate(&ours, &ours).unwrap();
+        let expected = if cfg!(feature = "fips") {
+            C::Aes128Gcm
+        } else {
+            C::ChaCha20Poly1305
+        };
+        assert_eq!(n.client_to_server.cipher, expected);
     }
 }

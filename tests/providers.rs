@@ -19,6 +19,12 @@ const SMALL_MAX: usize = 35_000;
 /// Lengths around block and packet edges, and one past the 32 KiB bulk size.
 const LENS: [usize; 9] = [1, 7, 15, 16, 17, 255, 4095, 16_384, 35_000];
 
+/// Whether `provider` runs suite `c`+`m` at all (a FIPS provider refuses
+/// what is not approved; `fips_refuses_what_is_not_approved` checks that).
+fn runs(provider: &'static CryptoProvider, c: CipherAlgorithm, m: MacAlgorithm) -> bool {
+    !provider.is_fips() || (provider.allows_cipher(c) && provider.allows_mac(m))
+}
+
 fn sealer(provider: &'static CryptoProvider, c: CipherAlgorithm, m: MacAlgorithm) -> Sealer {
     let mut sealer = Sealer::new();
     sealer.set_crypto_provider(provider);
@@ -59,6 +65,9 @@ fn every_provider_pair_agrees_byte_for_byte_in_every_suite() {
     for (c, m) in supported_suites() {
         let reference = sealed(CryptoProvider::rust_crypto(), c, m);
         for &sender in providers {
+            if !runs(sender, c, m) {
+                continue;
+            }
             let wire = sealed(sender, c, m);
             assert!(
                 wire == reference,
@@ -66,6 +75,9 @@ fn every_provider_pair_agrees_byte_for_byte_in_every_suite() {
                 sender.name()
             );
             for &receiver in providers {
+                if !runs(receiver, c, m) {
+                    continue;
+                }
                 let mut opener = opener(receiver, c, m);
                 let opened = open_all(&mut opener, &wire).unwrap_or_else(|e| {
                     panic!("{c}+{m} {}->{}: {e}", sender.name(), receiver.name())
@@ -81,10 +93,13 @@ fn every_provider_pair_agrees_byte_for_byte_in_every_suite() {
             }
         }
     }
-    assert_eq!(
-        pairs,
-        supported_suites().len() * providers.len() * providers.len()
-    );
+    if !cfg!(feature = "fips") {
+        assert_eq!(
+            pairs,
+            supported_suites().len() * providers.len() * providers.len()
+        );
+    }
+    assert!(pairs > 0);
 }
 
 #[test]
@@ -98,6 +113,7 @@ fn a_key_switch_between_providers_keeps_the_stream() {
     );
     for &a in providers {
         for &b in providers {
+            // (Both suites are FIPS-approved.)
             let mut sealer = sealer(a, first.0, first.1);
             let mut opener = opener(b, first.0, first.1);
             let mut wire = Vec::new();
@@ -124,7 +140,7 @@ fn a_key_switch_between_providers_keeps_the_stream() {
 fn a_tampered_stream_is_caught_under_every_provider() {
     for &provider in CryptoProvider::available() {
         for (c, m) in supported_suites() {
-            if c == CipherAlgorithm::None {
+            if c == CipherAlgorithm::None || !runs(provider, c, m) {
                 continue;
             }
             let mut sealer = sealer(provider, c, m);

@@ -7,6 +7,12 @@ mod common;
 use common::{open_all, suites};
 use ssh_packetizer::{CipherAlgorithm, CryptoProvider, Error, Frame, Opener, Sealer, ZeroPadding};
 
+/// Whether `provider` runs `suite` (a FIPS provider refuses the clear mode,
+/// ChaCha20-Poly1305 and UMAC).
+fn runs(provider: &'static CryptoProvider, suite: &common::Suite) -> bool {
+    !provider.is_fips() || (provider.allows_cipher(suite.cipher) && provider.allows_mac(suite.mac))
+}
+
 #[test]
 fn seal_matches_every_vector_byte_for_byte() {
     for provider in CryptoProvider::available() {
@@ -16,7 +22,7 @@ fn seal_matches_every_vector_byte_for_byte() {
 
 fn seal_matches_every_vector_under(provider: &'static CryptoProvider) {
     let mut checked = 0;
-    for suite in suites().iter() {
+    for suite in suites().iter().filter(|s| runs(provider, s)) {
         let mut sealer = Sealer::new();
         sealer.set_crypto_provider(provider);
         sealer.set_keys(suite.keys()).unwrap();
@@ -38,8 +44,9 @@ fn seal_matches_every_vector_under(provider: &'static CryptoProvider) {
         }
     }
     // none, 3 AES key sizes x 6 MACs, 2 GCM and ChaCha20-Poly1305; three
-    // packets each.
-    assert_eq!(checked, 22 * 3);
+    // packets each (a FIPS provider refuses the clear mode and ChaCha20).
+    let expected = if provider.is_fips() { 20 } else { 22 };
+    assert_eq!(checked, expected * 3, "{}", provider.name());
 }
 
 #[test]
@@ -50,7 +57,7 @@ fn open_recovers_every_vector() {
 }
 
 fn open_recovers_every_vector_under(provider: &'static CryptoProvider) {
-    for suite in suites().iter() {
+    for suite in suites().iter().filter(|s| runs(provider, s)) {
         let mut opener = Opener::new();
         opener.set_crypto_provider(provider);
         opener.set_keys(suite.keys()).unwrap();
@@ -75,7 +82,7 @@ fn in_place_forms_match_the_vectors() {
 }
 
 fn in_place_forms_match_the_vectors_under(provider: &'static CryptoProvider) {
-    for suite in suites().iter() {
+    for suite in suites().iter().filter(|s| runs(provider, s)) {
         let mut sealer = Sealer::new();
         sealer.set_crypto_provider(provider);
         sealer.set_keys(suite.keys()).unwrap();
@@ -130,9 +137,10 @@ fn finish_packet_errors_leave_the_buffer_as_before_the_packet() {
 
 #[test]
 fn random_padding_still_opens_and_differs_from_zero_padding() {
+    let default = CryptoProvider::get_default();
     for suite in suites()
         .iter()
-        .filter(|s| s.cipher != CipherAlgorithm::None)
+        .filter(|s| s.cipher != CipherAlgorithm::None && runs(default, s))
     {
         let mut sealer = Sealer::new();
         sealer.set_keys(suite.keys()).unwrap();

@@ -170,9 +170,13 @@ impl CryptoProvider {
 
     fn build_default() -> &'static CryptoProvider {
         #[cfg(feature = "fips")]
-        return &super::aws_lc::PROVIDER;
+        {
+            &super::aws_lc::PROVIDER
+        }
         #[cfg(not(feature = "fips"))]
-        return &super::rustcrypto::PROVIDER;
+        {
+            &super::rustcrypto::PROVIDER
+        }
     }
 
     pub(crate) fn backend(&self) -> &'static dyn Backend {
