@@ -139,11 +139,12 @@ pub fn negotiate(
     negotiate_with(CryptoProvider::get_default(), client, server)
 }
 
-/// [`negotiate`] for a connection on `provider`: a cipher or MAC the
-/// provider refuses (a FIPS provider refuses what is not approved) is
-/// skipped as if this crate did not implement it. Both sides must come to
-/// the same choice, so leave such algorithms out of our own lists too
-/// ([`CryptoProvider::allows_cipher`], [`CryptoProvider::allows_mac`]).
+/// [`negotiate`] for a connection on `provider`: the choice is made on the
+/// lists as sent (both sides must come to the same one), and a cipher or
+/// MAC the provider refuses (a FIPS provider refuses what is not approved)
+/// is then [`Error::NotApproved`]. Leave such algorithms out of our own
+/// lists ([`CryptoProvider::allows_cipher`], [`CryptoProvider::allows_mac`])
+/// and the peer can never choose them.
 pub fn negotiate_with(
     provider: &'static CryptoProvider,
     client: &AlgorithmLists<'_>,
@@ -157,15 +158,17 @@ pub fn negotiate_with(
         // `none` is never negotiated as a cipher or MAC: it would be a
         // session in the clear, whatever both lists say.
         let cipher: CipherAlgorithm = first_match(kind(way, 0), ciphers.0, ciphers.1, |c| {
-            c != CipherAlgorithm::None && provider.allows_cipher(c)
+            c != CipherAlgorithm::None
         })?;
+        provider.cipher_supplier(cipher)?;
         let mac = if cipher.is_aead() {
             MacAlgorithm::None
         } else {
             first_match(kind(way, 1), macs.0, macs.1, |m| {
-                Mode::of(cipher, m).is_ok_and(|mode| mode != Mode::Clear) && provider.allows_mac(m)
+                Mode::of(cipher, m).is_ok_and(|mode| mode != Mode::Clear)
             })?
         };
+        provider.mac_supplier(mac)?;
         Ok(DirectionAlgorithms {
             cipher,
             mac,
@@ -356,14 +359,25 @@ mod tests {
     }
 
     #[test]
-    fn a_fips_provider_skips_what_it_refuses() {
+    fn a_fips_provider_refuses_what_both_lists_would_choose() {
         static STRICT: CryptoProvider =
             CryptoProvider::new("strict", true, &crate::crypto::rustcrypto::RustCrypto);
         let ours = lists(
             "chacha20-poly1305@openssh.com,aes128-ctr",
             "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
         );
-        let chosen = negotiate_with(&STRICT, &ours, &ours).unwrap();
+        // The peer, on the same lists, chooses ChaCha20: skipping it here
+        // would leave the two sides on different ciphers.
+        let refused = negotiate_with(&STRICT, &ours, &ours).unwrap_err();
+        assert!(matches!(refused, Error::NotApproved { .. }), "{refused:?}");
+        let mac_refused = lists(
+            "aes128-ctr",
+            "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
+        );
+        assert!(negotiate_with(&STRICT, &mac_refused, &mac_refused).is_err());
+        // Lists that offer only what it allows negotiate.
+        let approved = lists("aes128-ctr", "hmac-sha2-256-etm@openssh.com");
+        let chosen = negotiate_with(&STRICT, &approved, &approved).unwrap();
         assert_eq!(chosen.client_to_server.cipher, C::Aes128Ctr);
         assert_eq!(chosen.client_to_server.mac, M::HmacSha256Etm);
         // RustCrypto runs both.
@@ -412,14 +426,13 @@ mod tests {
         let n = negotiate_with(CryptoProvider::rust_crypto(), &ours, &ours).unwrap();
         assert_eq!(n.client_to_server.cipher, C::ChaCha20Poly1305);
         assert_eq!(n.client_to_server.compression, Z::None);
-        // The build's default provider (FIPS mode refuses ChaCha20, so
-        // AES-GCM is next).
-        let n = negotiate(&ours, &ours).unwrap();
-        let expected = if cfg!(feature = "fips") {
-            C::Aes128Gcm
+        // The build's default provider: FIPS mode refuses ChaCha20, which
+        // both sides' default lists choose.
+        let n = negotiate(&ours, &ours);
+        if cfg!(feature = "fips") {
+            assert!(matches!(n, Err(Error::NotApproved { .. })), "{n:?}");
         } else {
-            C::ChaCha20Poly1305
-        };
-        assert_eq!(n.client_to_server.cipher, expected);
+            assert_eq!(n.unwrap().client_to_server.cipher, C::ChaCha20Poly1305);
+        }
     }
 }

@@ -290,3 +290,51 @@ fn fips_refuses_what_is_not_approved() {
         Err(Error::NotApproved { .. })
     ));
 }
+
+#[test]
+fn the_ctr_counter_carries_alike_under_every_provider() {
+    // An IV two blocks short of all ones: the first packet's keystream
+    // carries through all 128 bits of the counter, and then wraps.
+    let mut iv = [0xff; 16];
+    iv[15] = 0xfe;
+    for c in [
+        CipherAlgorithm::Aes128Ctr,
+        CipherAlgorithm::Aes192Ctr,
+        CipherAlgorithm::Aes256Ctr,
+    ] {
+        let m = MacAlgorithm::HmacSha256Etm;
+        let keys = || {
+            ssh_packetizer::Keys::new(
+                c,
+                m,
+                ssh_packetizer::KeyMaterial {
+                    key: &vec![0x42; c.spec().key_len()],
+                    iv: &iv,
+                    mac_key: &[0x17; 32],
+                },
+            )
+            .unwrap()
+        };
+        let seal = |provider: &'static CryptoProvider| {
+            let mut sealer = Sealer::new();
+            sealer.set_crypto_provider(provider);
+            sealer.set_keys(keys()).unwrap();
+            sealer.set_padding_source(Box::new(ZeroPadding));
+            let mut wire = Vec::new();
+            for (i, &n) in [100usize, 5000, 3].iter().enumerate() {
+                sealer.seal(&payload(n, i as u64), &mut wire).unwrap();
+            }
+            wire
+        };
+        let reference = seal(CryptoProvider::rust_crypto());
+        for &provider in CryptoProvider::available() {
+            assert!(seal(provider) == reference, "{c}: {}", provider.name());
+            let mut opener = Opener::new();
+            opener.set_crypto_provider(provider);
+            opener.set_keys(keys()).unwrap();
+            let opened = open_all(&mut opener, &reference).unwrap();
+            assert_eq!(opened.len(), 3, "{c}: {}", provider.name());
+            assert_eq!(opened[1].0, payload(5000, 1));
+        }
+    }
+}

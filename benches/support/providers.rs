@@ -198,7 +198,7 @@ pub mod ossl {
     use super::*;
     use openssl::cipher::Cipher;
     use openssl::cipher_ctx::CipherCtx;
-    use openssl::hash::{Hasher, MessageDigest};
+    use openssl::sha::{Sha1, Sha256, Sha512};
     use subtle::ConstantTimeEq;
 
     struct Gcm {
@@ -248,17 +248,36 @@ pub mod ossl {
         }
     }
 
-    /// HMAC over libcrypto's hash, the pads hashed per packet, as the
-    /// provider does (the `openssl` crate cannot copy a hash state into an
-    /// existing context).
+    /// The states after the HMAC pads, copied per packet (one per bench
+    /// run, so its size does not matter).
+    #[derive(Clone)]
+    #[allow(clippy::large_enum_variant)]
+    enum Pads {
+        Sha1(Sha1, Sha1),
+        Sha256(Sha256, Sha256),
+        Sha512(Sha512, Sha512),
+    }
+
+    macro_rules! hmac_with {
+        ($inner:expr, $outer:expr, $seq:expr, $data:expr, $out:expr) => {{
+            let mut i = $inner.clone();
+            i.update(&$seq.to_be_bytes());
+            i.update($data);
+            let ih = i.finish();
+            let mut o = $outer.clone();
+            o.update(&ih);
+            let full = o.finish();
+            $out.copy_from_slice(&full[..$out.len()]);
+        }};
+    }
+
+    /// HMAC over libcrypto's SHA contexts, states after the pads computed
+    /// once, as the provider does.
     struct CtrHmac {
         ctr: CipherCtx,
         cipher: &'static openssl::cipher::CipherRef,
         key: Vec<u8>,
-        inner: Hasher,
-        outer: Hasher,
-        ipad: Vec<u8>,
-        opad: Vec<u8>,
+        pads: Pads,
         len: usize,
         etm: bool,
         seq: u32,
@@ -270,14 +289,11 @@ pub mod ossl {
             self.ctr.cipher_update_inplace(data, len).unwrap();
         }
         fn sign(&mut self, data: &[u8], out: &mut [u8]) {
-            self.inner.update(&self.ipad).unwrap();
-            self.inner.update(&self.seq.to_be_bytes()).unwrap();
-            self.inner.update(data).unwrap();
-            let inner = self.inner.finish().unwrap();
-            self.outer.update(&self.opad).unwrap();
-            self.outer.update(&inner).unwrap();
-            let full = self.outer.finish().unwrap();
-            out.copy_from_slice(&full[..out.len()]);
+            match &self.pads {
+                Pads::Sha1(i, o) => hmac_with!(i, o, self.seq, data, out),
+                Pads::Sha256(i, o) => hmac_with!(i, o, self.seq, data, out),
+                Pads::Sha512(i, o) => hmac_with!(i, o, self.seq, data, out),
+            }
         }
     }
 
@@ -342,22 +358,34 @@ pub mod ossl {
                     C::Aes192Ctr => Cipher::aes_192_ctr(),
                     _ => Cipher::aes_256_ctr(),
                 };
-                let (digest, block) = match m {
-                    M::HmacSha1 | M::HmacSha1Etm => (MessageDigest::sha1(), 64),
-                    M::HmacSha256 | M::HmacSha256Etm => (MessageDigest::sha256(), 64),
-                    M::HmacSha512 | M::HmacSha512Etm => (MessageDigest::sha512(), 128),
-                    _ => return None,
+                let block = if matches!(m, M::HmacSha512 | M::HmacSha512Etm) {
+                    128
+                } else {
+                    64
                 };
                 let mut padded = vec![0u8; block];
                 padded[..m.spec().key_len()].fill(0x33);
+                let ipad: Vec<u8> = padded.iter().map(|b| b ^ 0x36).collect();
+                let opad: Vec<u8> = padded.iter().map(|b| b ^ 0x5c).collect();
+                macro_rules! states {
+                    ($ty:ident) => {{
+                        let (mut i, mut o) = ($ty::new(), $ty::new());
+                        i.update(&ipad);
+                        o.update(&opad);
+                        Pads::$ty(i, o)
+                    }};
+                }
+                let pads = match m {
+                    M::HmacSha1 | M::HmacSha1Etm => states!(Sha1),
+                    M::HmacSha256 | M::HmacSha256Etm => states!(Sha256),
+                    M::HmacSha512 | M::HmacSha512Etm => states!(Sha512),
+                    _ => return None,
+                };
                 let mut raw = CtrHmac {
                     ctr: CipherCtx::new().unwrap(),
                     cipher,
                     key: key.to_vec(),
-                    inner: Hasher::new(digest).unwrap(),
-                    outer: Hasher::new(digest).unwrap(),
-                    ipad: padded.iter().map(|b| b ^ 0x36).collect(),
-                    opad: padded.iter().map(|b| b ^ 0x5c).collect(),
+                    pads,
                     len: m.spec().mac_len(),
                     etm: m.spec().etm(),
                     seq: 0,

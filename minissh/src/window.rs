@@ -230,6 +230,10 @@ pub struct DataSender {
 /// blocks the sender once per batch, not once per packet.
 pub const READ_BATCH: usize = 4 * MAX_PACKET as usize;
 
+/// Most data messages sealed before a write: four at OpenSSH's packet size
+/// (one read's worth), and no more when the peer's packets are smaller.
+const FLUSH_EVERY: usize = 4;
+
 impl DataSender {
     /// A sender of `stream` over `window`.
     pub fn new(window: Arc<SendWindow>, out: Arc<Outbound>, stream: Stream) -> DataSender {
@@ -295,12 +299,19 @@ impl DataSender {
         // Each message's header goes just before its data, over the tail
         // of the message before, which is sealed (copied) by then.
         let (mut at, end) = (header, header + n);
-        let mut queued = false;
+        let (mut queued, mut messages) = (false, 0);
         while at < end {
             let (remote, k) = self.take_window(end - at, &mut queued)?;
             self.queue_data(at - header, remote, k)?;
             queued = true;
             at += k;
+            // A peer that asked for tiny packets gets them written a few at
+            // a time, not a whole read's worth of them held at once.
+            messages += 1;
+            if messages % FLUSH_EVERY == 0 && at < end {
+                self.out.flush()?;
+                queued = false;
+            }
         }
         if queued {
             self.out.flush()?;

@@ -118,7 +118,9 @@ impl Backend for AwsLc {
         for part in parts {
             context.update(part);
         }
-        // aws-lc-rs wipes its digest value on drop.
+        // The digest value is a plain copy type aws-lc-rs does not wipe: a
+        // stack copy of each KDF block outlives this call until the stack
+        // is reused (SECURITY.md says so).
         out.extend_from_slice(context.finish().as_ref());
     }
 }

@@ -57,8 +57,9 @@ impl Gcm {
         sealed
     }
 
-    /// Verifies the tag (every provider checks it before decrypting) and
-    /// decrypts `packet[4..]` in place. The counter advances only on
+    /// Verifies the tag and decrypts `packet[4..]` in place (RustCrypto and
+    /// AWS-LC check the tag first; OpenSSL's EVP checks it last and the
+    /// provider wipes the body on failure). The counter advances only on
     /// success.
     pub(crate) fn open(&mut self, packet: &mut [u8], tag: &[u8]) -> bool {
         let (aad, body) = packet.split_at_mut(4);

@@ -56,7 +56,8 @@ pub(crate) trait GcmKey: Send {
     /// Encrypts `body` in place and writes the tag. `false` only past GCM's
     /// size limit.
     fn seal(&mut self, nonce: &[u8; 12], aad: &[u8], body: &mut [u8], tag: &mut [u8]) -> bool;
-    /// Checks the tag and, only if it verifies, decrypts `body` in place.
+    /// Checks the tag and decrypts `body` in place; on a bad tag `body`
+    /// holds no plaintext (not decrypted, or wiped after).
     fn open(&mut self, nonce: &[u8; 12], aad: &[u8], body: &mut [u8], tag: &[u8]) -> bool;
 }
 

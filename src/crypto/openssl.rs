@@ -5,12 +5,13 @@
 //! output RustCrypto wipes).
 //!
 //! Each direction keeps its OpenSSL contexts for the life of its keys: the
-//! AES key schedule is expanded once, and GCM only resets its IV per
-//! packet. OpenSSL cleanses its contexts when they are freed.
+//! AES key schedule is expanded once, GCM only resets its IV per packet,
+//! and the HMAC states after the pads are computed once. OpenSSL cleanses
+//! its cipher contexts when they are freed; the HMAC states are ours and
+//! overwritten on drop.
 
 use openssl::cipher::{Cipher, CipherRef};
 use openssl::cipher_ctx::CipherCtx;
-use openssl::hash::{Hasher, MessageDigest};
 use zeroize::Zeroizing;
 
 use super::provider::{Backend, CryptoProvider};
@@ -99,22 +100,16 @@ impl Backend for OpenSsl {
     }
 
     fn mac(&self, spec: &MacSpec, hash: MacHash, key: &[u8]) -> Result<Box<dyn MacKey>, Error> {
-        let (digest, block) = match hash {
-            MacHash::Sha1 => (MessageDigest::sha1(), 64),
-            MacHash::Sha256 => (MessageDigest::sha256(), 64),
-            MacHash::Sha512 => (MessageDigest::sha512(), 128),
+        Ok(match hash {
+            MacHash::Sha1 => Box::new(Hmac::<openssl::sha::Sha1>::keyed(key)),
+            MacHash::Sha256 => Box::new(Hmac::<openssl::sha::Sha256>::keyed(key)),
+            MacHash::Sha512 => Box::new(Hmac::<openssl::sha::Sha512>::keyed(key)),
             _ => {
                 return Err(Error::Unsupported {
                     algorithm: spec.name(),
                 })
             }
-        };
-        match Hmac::keyed(digest, block, key) {
-            Some(hmac) => Ok(Box::new(hmac)),
-            None => Err(Error::Unsupported {
-                algorithm: spec.name(),
-            }),
-        }
+        })
     }
 
     fn digest(&self, hash: KdfHash, parts: &[&[u8]], out: &mut Vec<u8>) {
@@ -130,9 +125,14 @@ struct Ctr(CipherCtx);
 impl Ctr {
     fn apply(&mut self, data: &mut [u8]) {
         let len = data.len();
-        // A keyed CTR context takes any length in place: this cannot fail
-        // short of libcrypto breaking, and then the MAC check fails.
-        let _ = self.0.cipher_update_inplace(data, len);
+        // A keyed CTR context takes any length in place: this fails only if
+        // libcrypto breaks. Then the bytes are wiped, never left as they
+        // were: sealing sends zeros (not the plaintext), and opening yields
+        // zeros, whose padding length of 0 the Opener refuses.
+        if self.0.cipher_update_inplace(data, len).is_err() {
+            log::error!("OpenSSL failed in AES-CTR; the data is wiped");
+            zeroize::Zeroize::zeroize(data);
+        }
     }
 }
 
@@ -181,57 +181,100 @@ impl GcmKey for Gcm {
     }
 }
 
-/// HMAC (RFC 2104) over libcrypto's hash, with the two pad blocks kept
-/// (wiped on drop) and hashed again per packet, in two reused contexts:
-/// the `openssl` crate offers no way to copy a hash state into an existing
-/// context, and a fresh copy per packet would allocate in C each time.
-struct Hmac {
-    inner: Hasher,
-    outer: Hasher,
-    /// The key (hashed if longer than a block, zero-padded) XOR 0x36.
-    inner_pad: Zeroizing<Vec<u8>>,
-    /// The same XOR 0x5c.
-    outer_pad: Zeroizing<Vec<u8>>,
+/// libcrypto's SHA-1 and SHA-2 through their plain context structs
+/// (`openssl::sha`): no EVP, so no context to allocate, and a state is
+/// copied by value.
+trait PlainHash: Clone + Send + 'static {
+    /// The hash's block size.
+    const BLOCK: usize;
+    /// The digest.
+    type Digest: AsRef<[u8]> + zeroize::Zeroize;
+    fn fresh() -> Self;
+    fn absorb(&mut self, data: &[u8]);
+    fn digest(self) -> Self::Digest;
 }
 
-impl Hmac {
-    fn keyed(digest: MessageDigest, block: usize, key: &[u8]) -> Option<Hmac> {
-        let mut padded = Zeroizing::new(vec![0u8; block]);
-        if key.len() > block {
-            let mut hasher = Hasher::new(digest).ok()?;
-            hasher.update(key).ok()?;
-            let hashed = hasher.finish().ok()?;
-            padded[..hashed.len()].copy_from_slice(&hashed);
+macro_rules! plain_hash {
+    ($ty:ty, $block:expr, $len:expr) => {
+        impl PlainHash for $ty {
+            const BLOCK: usize = $block;
+            type Digest = [u8; $len];
+            fn fresh() -> Self {
+                <$ty>::new()
+            }
+            fn absorb(&mut self, data: &[u8]) {
+                self.update(data);
+            }
+            fn digest(self) -> [u8; $len] {
+                self.finish()
+            }
+        }
+    };
+}
+
+plain_hash!(openssl::sha::Sha1, 64, 20);
+plain_hash!(openssl::sha::Sha256, 64, 32);
+plain_hash!(openssl::sha::Sha512, 128, 64);
+
+/// HMAC (RFC 2104) over libcrypto's hash: the states after each pad block
+/// are computed once per key and copied per packet, as OpenSSH's own HMAC
+/// does, with no allocation (EVP's digest contexts allocate at every
+/// initialisation in OpenSSL 3, eight times a packet in both directions).
+struct Hmac<H: PlainHash> {
+    /// The state after the key (hashed if longer than a block,
+    /// zero-padded) XOR 0x36; on the heap, so that it is overwritten in
+    /// place on drop.
+    inner: Box<H>,
+    /// The same after the key XOR 0x5c.
+    outer: Box<H>,
+}
+
+impl<H: PlainHash> Hmac<H> {
+    fn keyed(key: &[u8]) -> Hmac<H> {
+        let mut padded = Zeroizing::new(vec![0u8; H::BLOCK]);
+        if key.len() > H::BLOCK {
+            let mut hash = H::fresh();
+            hash.absorb(key);
+            let hashed = Zeroizing::new(hash.digest());
+            padded[..hashed.as_ref().len()].copy_from_slice(hashed.as_ref());
         } else {
             padded[..key.len()].copy_from_slice(key);
         }
-        let pad = |byte: u8| Zeroizing::new(padded.iter().map(|k| k ^ byte).collect::<Vec<u8>>());
-        Some(Hmac {
-            inner: Hasher::new(digest).ok()?,
-            outer: Hasher::new(digest).ok()?,
-            inner_pad: pad(0x36),
-            outer_pad: pad(0x5c),
-        })
-    }
-
-    fn full(&mut self, seq: u32, data: &[u8]) -> Option<openssl::hash::DigestBytes> {
-        self.inner.update(&self.inner_pad).ok()?;
-        self.inner.update(&seq.to_be_bytes()).ok()?;
-        self.inner.update(data).ok()?;
-        let inner = self.inner.finish().ok()?;
-        self.outer.update(&self.outer_pad).ok()?;
-        self.outer.update(&inner).ok()?;
-        self.outer.finish().ok()
+        let state = |byte: u8| {
+            let pad = Zeroizing::new(padded.iter().map(|k| k ^ byte).collect::<Vec<u8>>());
+            let mut hash = H::fresh();
+            hash.absorb(&pad);
+            Box::new(hash)
+        };
+        Hmac {
+            inner: state(0x36),
+            outer: state(0x5c),
+        }
     }
 }
 
-impl MacKey for Hmac {
+impl<H: PlainHash> Drop for Hmac<H> {
+    fn drop(&mut self) {
+        // The key-derived states are overwritten with the hash's public
+        // initial state before their memory is freed; black_box keeps the
+        // stores from being elided as dead.
+        *self.inner = H::fresh();
+        *self.outer = H::fresh();
+        std::hint::black_box((&*self.inner, &*self.outer));
+    }
+}
+
+impl<H: PlainHash> MacKey for Hmac<H> {
     fn sign(&mut self, seq: u32, data: &[u8], out: &mut [u8]) -> bool {
-        let Some(full) = self.full(seq, data) else {
-            return false;
-        };
+        let mut inner = (*self.inner).clone();
+        inner.absorb(&seq.to_be_bytes());
+        inner.absorb(data);
+        let inner = inner.digest();
+        let mut outer = (*self.outer).clone();
+        outer.absorb(inner.as_ref());
+        let full = outer.digest();
         let n = out.len();
-        out.copy_from_slice(&full[..n]);
+        out.copy_from_slice(&full.as_ref()[..n]);
         true
     }
 }
