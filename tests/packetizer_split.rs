@@ -100,6 +100,45 @@ fn a_broken_pipe_on_the_writer_closes_the_reader_too() {
 }
 
 #[test]
+fn should_start_kex_is_false_once_a_kexinit_went_either_way() {
+    let (a, b) = pipe();
+    let (mut ours, mut peer) = (Packetizer::new(a), Packetizer::new(b));
+    let (c, m) = (C::Aes128Gcm, M::None);
+    ours.send_newkeys(keys_for(c, m, 1)).unwrap();
+    peer.send_newkeys(keys_for(c, m, 2)).unwrap();
+    assert_eq!(peer.read_message().unwrap().msg_type(), 21);
+    peer.set_inbound_cipher(keys_for(c, m, 1)).unwrap();
+    assert_eq!(ours.read_message().unwrap().msg_type(), 21);
+    ours.set_inbound_cipher(keys_for(c, m, 2)).unwrap();
+    let (mut reader, writer) = ours.split().unwrap();
+    assert!(!writer.should_start_kex());
+
+    // The peer starts a rekey: once its KEXINIT is read, a rekey is wanted
+    // but must be answered, not started again.
+    let kexinit = [20; 40];
+    peer.send_message(&kexinit).unwrap();
+    assert_eq!(reader.read_message().unwrap().payload(), kexinit);
+    assert!(writer.need_rekey() && reader.need_rekey());
+    assert!(!writer.should_start_kex() && !reader.should_start_kex());
+
+    // Our own spent budget, in a fresh pair: wanted and to be started
+    // until our KEXINIT goes out.
+    let (a, _b) = pipe();
+    let mut p = Packetizer::new(a);
+    p.set_rekey_limits(RekeyLimits {
+        max_bytes: Some(1),
+        ..RekeyLimits::default()
+    });
+    p.send_newkeys(keys_for(c, m, 1)).unwrap();
+    p.set_inbound_cipher(keys_for(c, m, 2)).unwrap();
+    let (reader, writer) = p.split().unwrap();
+    writer.send_message(&[94]).unwrap();
+    assert!(writer.should_start_kex() && reader.should_start_kex());
+    writer.send_message(&kexinit).unwrap();
+    assert!(writer.need_rekey() && !writer.should_start_kex());
+}
+
+#[test]
 fn rekey_signalling_is_shared_between_the_halves() {
     let (a, _b) = pipe();
     let mut p = Packetizer::new(a);

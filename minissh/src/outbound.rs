@@ -391,7 +391,11 @@ impl Outbound {
     /// frozen client under a download) never sends one: the kex, and with
     /// it the rekey deadline, would never start.
     fn rekey_if_due(&self, gate: &mut Gate) -> Result<()> {
-        if gate.phase == KexPhase::Idle && self.writer.need_rekey() {
+        // `should_start_kex`, not `need_rekey`: the latter is also true
+        // once our reader has read the peer's KEXINIT, which the reader
+        // answers itself (a second start here would count the peer's
+        // rekey as ours).
+        if gate.phase == KexPhase::Idle && self.writer.should_start_kex() {
             log::debug!("starting a rekey: our output spent the key's budget");
             self.begin_kex_locked(gate)?;
             // The KEXINIT goes out now, by the flusher: the caller may only
@@ -510,6 +514,7 @@ impl Drop for Outbound {
 mod tests {
     use super::*;
     use crate::wire::Msg;
+    use ssh_packetizer::msg;
     use ssh_packetizer::{
         encode_mpint, CipherAlgorithm, Direction, KdfHash, KeyDerivation, MacAlgorithm, Packetizer,
     };
@@ -575,8 +580,13 @@ mod tests {
         assert_eq!(peer.read_message().unwrap().payload(), [2, 0xee]);
     }
 
-    #[test]
-    fn a_send_that_spends_the_byte_budget_starts_the_rekey_with_no_read() {
+    /// An `Outbound` (server side) and its reader past the initial
+    /// exchange, both ways, with the peer that saw it; the flusher is idle.
+    fn keyed_server() -> (
+        ssh_packetizer::PacketReader<TcpStream>,
+        Outbound,
+        Packetizer<TcpStream>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let mut peer = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
@@ -590,22 +600,23 @@ mod tests {
         out.send_newkeys(ours_keys).unwrap();
         let (peer_out, peer_in) = keys();
         peer.send_newkeys(peer_out).unwrap();
-        assert_eq!(
-            reader.read_message().unwrap().msg_type(),
-            ssh_packetizer::msg::NEWKEYS
-        );
+        assert_eq!(reader.read_message().unwrap().msg_type(), msg::NEWKEYS);
         reader.set_inbound_cipher(peer_in).unwrap();
         out.kex_finished();
+        assert_eq!(peer.read_message().unwrap().msg_type(), msg::KEXINIT);
+        assert_eq!(peer.read_message().unwrap().msg_type(), msg::NEWKEYS);
+        peer.set_inbound_cipher(theirs_keys).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        (reader, out, peer)
+    }
+
+    #[test]
+    fn a_send_that_spends_the_byte_budget_starts_the_rekey_with_no_read() {
+        let (_reader, out, mut peer) = keyed_server();
         out.writer().set_rekey_limits(ssh_packetizer::RekeyLimits {
             max_bytes: Some(4096),
             ..Default::default()
         });
-        use ssh_packetizer::msg::{KEXINIT, NEWKEYS};
-        // The initial exchange's messages are out: the flusher is idle.
-        assert_eq!(peer.read_message().unwrap().msg_type(), KEXINIT);
-        assert_eq!(peer.read_message().unwrap().msg_type(), NEWKEYS);
-        peer.set_inbound_cipher(theirs_keys).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
         // A download spends the budget while the peer sends nothing: our
         // reader reads nothing, yet the rekey starts, and its KEXINIT goes
         // out though the sender only queued (it batches its writes).
@@ -615,7 +626,25 @@ mod tests {
             "the gate is shut: a kex is under way"
         );
         assert_eq!(peer.read_message().unwrap().msg_type(), 94);
-        assert_eq!(peer.read_message().unwrap().msg_type(), KEXINIT);
+        assert_eq!(peer.read_message().unwrap().msg_type(), msg::KEXINIT);
+    }
+
+    #[test]
+    fn a_send_after_the_peers_kexinit_was_read_leaves_the_answer_to_the_reader() {
+        let (mut reader, out, mut peer) = keyed_server();
+        // The peer starts a rekey; our reader has read its KEXINIT (the
+        // packet layer now wants a rekey) but not yet handed it on.
+        let theirs = kex::kexinit(Side::Client, &Preferences::default(), false).unwrap();
+        peer.send_message(&theirs).unwrap();
+        assert_eq!(reader.read_message().unwrap().payload(), theirs);
+        assert!(out.writer().need_rekey());
+        assert!(!out.writer().should_start_kex());
+        // A sender at this moment must not start an exchange of its own.
+        out.send(&[2, 0xbb]).unwrap();
+        assert_eq!(peer.read_message().unwrap().payload(), [2, 0xbb]);
+        let (ours, _, started_by_us) = out.on_peer_kexinit(&theirs).unwrap();
+        assert!(!started_by_us, "the peer started this rekey");
+        assert_eq!(peer.read_message().unwrap().payload(), ours);
     }
 
     #[test]

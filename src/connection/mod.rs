@@ -1115,6 +1115,12 @@ impl Connection {
         self.need_rekey() && !self.is_kex_in_progress()
     }
 
+    /// As [`Connection::should_start_kex`], also counting a key that
+    /// reached its age limit by `now` (see [`Connection::need_rekey_at`]).
+    pub fn should_start_kex_at(&self, now: Instant) -> bool {
+        self.need_rekey_at(now) && !self.is_kex_in_progress()
+    }
+
     /// Whether a key exchange is under way (a KEXINIT went either way and
     /// not both directions switched since).
     pub fn is_kex_in_progress(&self) -> bool {

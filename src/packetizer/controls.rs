@@ -38,6 +38,14 @@ macro_rules! core_controls {
             self.core.need_rekey_at(self.now())
         }
 
+        /// Whether a key exchange should be started now: a rekey is wanted
+        /// and none is under way. Unlike [`need_rekey`](Self::need_rekey)
+        /// it is false once the peer's KEXINIT has been read (answer that
+        /// one instead of starting another).
+        pub fn should_start_kex(&self) -> bool {
+            self.core.should_start_kex_at(self.now())
+        }
+
         /// Asks for a rekey now (see [`Connection::request_rekey`]).
         pub fn request_rekey(&mut self) {
             self.core.request_rekey();
@@ -124,6 +132,15 @@ macro_rules! shared_controls {
         pub fn need_rekey(&self) -> bool {
             let now = self.$($shared).+.now();
             self.$($shared).+.lock().need_rekey_at(now)
+        }
+
+        /// Whether a key exchange should be started now: a rekey is wanted
+        /// and none is under way. Unlike [`need_rekey`](Self::need_rekey)
+        /// it is false once the peer's KEXINIT has been read by either
+        /// half (answer that one instead of starting another).
+        pub fn should_start_kex(&self) -> bool {
+            let now = self.$($shared).+.now();
+            self.$($shared).+.lock().should_start_kex_at(now)
         }
 
         /// Asks for a rekey now (see [`Connection::request_rekey`]).

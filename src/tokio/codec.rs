@@ -154,6 +154,12 @@ impl PacketCodec {
         self.core.need_rekey_at(now())
     }
 
+    /// Whether a key exchange should be started now: a rekey is wanted and
+    /// none is under way (false once the peer's KEXINIT was decoded).
+    pub fn should_start_kex(&self) -> bool {
+        self.core.should_start_kex_at(now())
+    }
+
     /// The next event of the core ([`Event::RekeyWanted`] and the others),
     /// once each.
     pub fn poll_event(&mut self) -> Option<Event> {
