@@ -5,7 +5,10 @@
 //! (`cat > /dev/null`) N bytes with `ssh` and with `minissh`, alternating
 //! the two clients for several rounds, and prints the median wall time and
 //! the median CPU seconds (user + sys of the client process alone, from
-//! /proc/self/stat's reaped-children counters) per GiB, and their ratio.
+//! /proc/self/stat's reaped-children counters) per GiB, and their ratio:
+//! the median of the rounds' own ratios (each round runs every client back
+//! to back), with the least and greatest, since one round's scheduling on a
+//! small VM can move a client's CPU by a fifth either way.
 //!
 //! With `--server`, the other way round: OpenSSH's `ssh` against OpenSSH's
 //! sshd and against `minissh serve`, alternated, and the *server's* CPU
@@ -159,6 +162,17 @@ fn run_once(mut cmd: Command, direction: Direction, bytes: u64) -> Run {
         wall,
         cpu: children_cpu() - before,
     }
+}
+
+/// The ratio `ours / theirs` round by round (each round ran every client
+/// or server back to back, so drift in the machine's speed cancels): its
+/// median, least and greatest.
+fn paired(ours: &[f64], theirs: &[f64]) -> (f64, f64, f64) {
+    let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(m, s)| m / s).collect();
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    (median(ratios), lo, hi)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -323,16 +337,10 @@ fn compare_servers(
             };
             let mut line = format!("{name:<46} {dir:>4} | {:>8.2}", median(results[0].clone()));
             for ours in &results[1..] {
-                // The ratio round by round (each round ran every server
-                // back to back), so drift in the machine's speed cancels.
-                let ratios: Vec<f64> = ours.iter().zip(&results[0]).map(|(m, s)| m / s).collect();
-                let (lo, hi) = ratios
-                    .iter()
-                    .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+                let (ratio, lo, hi) = paired(ours, &results[0]);
                 line += &format!(
-                    " | {:>10.2} {:>5.2} ({lo:.2}-{hi:.2})",
+                    " | {:>10.2} {ratio:>5.2} ({lo:.2}-{hi:.2})",
                     median(ours.clone()),
-                    median(ratios)
                 );
             }
             println!("{line}");
@@ -391,7 +399,8 @@ fn main() {
     let version = Command::new("/usr/bin/ssh").arg("-V").output().unwrap();
     println!(
         "{} vs minissh ({}); {} GiB per transfer, {} rounds, medians; \
-         CPU = client user+sys s/GiB; ratio = minissh / ssh CPU",
+         CPU = client user+sys s/GiB; ratio = minissh / ssh CPU, paired round by round \
+         (min-max)",
         String::from_utf8_lossy(&version.stderr).trim(),
         providers.join(", "),
         gib,
@@ -402,7 +411,7 @@ fn main() {
         "suite", "dir", "ssh s", "ssh CPU"
     );
     for p in &providers {
-        header += &format!(" | {p:>10} {:>5}", "ratio");
+        header += &format!(" | {p:>10} {:>17}", "ratio");
     }
     if providers.len() > 1 {
         header += " |  best";
@@ -434,9 +443,10 @@ fn main() {
                     results[which].push(run_once(cmd, direction, bytes));
                 }
             }
-            let per_gib = |runs: &[Run]| median(runs.iter().map(|r| r.cpu / gib).collect());
+            let cpu = |runs: &[Run]| -> Vec<f64> { runs.iter().map(|r| r.cpu / gib).collect() };
             let wall = |runs: &[Run]| median(runs.iter().map(|r| r.wall).collect());
-            let ssh = per_gib(&results[0]);
+            let ssh_cpu = cpu(&results[0]);
+            let ssh = median(ssh_cpu.clone());
             let dir = if direction == Direction::Down {
                 "down"
             } else {
@@ -448,9 +458,10 @@ fn main() {
             );
             let mut best = f64::MAX;
             for runs in &results[1..] {
-                let ours = per_gib(runs);
-                best = best.min(ours / ssh);
-                line += &format!(" | {ours:>10.2} {:>5.2}", ours / ssh);
+                let ours = cpu(runs);
+                let (ratio, lo, hi) = paired(&ours, &ssh_cpu);
+                best = best.min(ratio);
+                line += &format!(" | {:>10.2} {ratio:>5.2} ({lo:.2}-{hi:.2})", median(ours));
             }
             if providers.len() > 1 {
                 line += &format!(" | {best:>5.2}");
