@@ -862,6 +862,18 @@ impl Connection {
             // Keepalive idle time counts from here.
             policy.timers.touch();
         }
+        // A direction that switched first can spend its new budget before
+        // the other switches (a small limit, a peer slow to send NEWKEYS).
+        // That spending asked for a rekey while the request just cleared
+        // was pending, and was absorbed by it; ask again, or nobody would
+        // until the next packet, which may never come (a sender waiting
+        // for window from a peer that has stopped).
+        if self.policy.rekey.is_none()
+            && (self.sealer.needs_rekey() || self.opener.core().budget_spent())
+        {
+            self.policy
+                .want_rekey("a budget was spent again before the exchange finished");
+        }
     }
 
     /// Queues a DISCONNECT with `reason` ([`msg::reason`]) and

@@ -168,6 +168,54 @@ fn need_rekey_clears_once_both_directions_switch_in_either_order() {
     }
 }
 
+// Found by minissh's server test of a client frozen mid-download: with a
+// 32 KiB limit, the first data packet under the new outbound keys spent
+// their budget before the client's NEWKEYS came, and once it came the
+// request was cleared with that budget still spent, so no rekey was ever
+// asked for again (the server then waited for window for ever).
+#[test]
+fn a_budget_spent_before_the_exchange_finished_asks_again() {
+    for spent in ["outbound", "inbound"] {
+        let mut p = Pair::keyed();
+        let small = RekeyLimits {
+            max_bytes: Some(1000),
+            ..RekeyLimits::default()
+        };
+        p.server.set_rekey_limits(small);
+        p.server.send_message(&[94; 2000]).unwrap();
+        assert_eq!(drain_events(&mut p.server), [Event::RekeyWanted]);
+        // The server's new outbound keys go in first.
+        p.server.send_newkeys(keys(5)).unwrap();
+        if spent == "outbound" {
+            p.server.send_message(&[94; 2000]).unwrap();
+        }
+        assert!(p.server.need_rekey(), "the inbound keys are still old");
+        p.move_bytes();
+        packets(&mut p.client);
+        p.client.set_inbound_keys(keys(5)).unwrap();
+        packets(&mut p.client);
+        // The client's NEWKEYS, and (inbound case) data spending the
+        // budget of the keys the server is about to install.
+        p.client.send_newkeys(keys(6)).unwrap();
+        if spent == "inbound" {
+            p.client.send_message(&[94; 2000]).unwrap();
+        }
+        p.move_bytes();
+        assert_eq!(p.server.poll_packet().unwrap(), Step::Ready);
+        assert_eq!(p.server.packet().unwrap().msg_type(), msg::NEWKEYS);
+        p.server.set_inbound_keys(keys(6)).unwrap();
+        if spent == "inbound" {
+            assert_eq!(packets(&mut p.server).len(), 1);
+        }
+        assert!(
+            p.server.need_rekey(),
+            "{spent}: the new keys' budget is spent already"
+        );
+        assert!(p.server.should_start_kex(), "{spent}");
+        assert_eq!(drain_events(&mut p.server), [Event::RekeyWanted], "{spent}");
+    }
+}
+
 #[test]
 fn every_order_of_the_two_switches_and_the_request() {
     // The request comes before, between or after the two switches, which
