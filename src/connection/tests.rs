@@ -177,35 +177,42 @@ fn need_rekey_clears_once_both_directions_switch_in_either_order() {
 fn a_budget_spent_before_the_exchange_finished_asks_again() {
     for spent in ["outbound", "inbound"] {
         let mut p = Pair::keyed();
-        let small = RekeyLimits {
+        p.server.set_rekey_limits(RekeyLimits {
             max_bytes: Some(1000),
             ..RekeyLimits::default()
-        };
-        p.server.set_rekey_limits(small);
+        });
         p.server.send_message(&[94; 2000]).unwrap();
         assert_eq!(drain_events(&mut p.server), [Event::RekeyWanted]);
-        // The server's new outbound keys go in first.
-        p.server.send_newkeys(keys(5)).unwrap();
         if spent == "outbound" {
+            // The outbound keys switch first, and data under them spends
+            // their budget while the request waits for the inbound switch.
+            p.server.send_newkeys(keys(5)).unwrap();
             p.server.send_message(&[94; 2000]).unwrap();
-        }
-        assert!(p.server.need_rekey(), "the inbound keys are still old");
-        p.move_bytes();
-        packets(&mut p.client);
-        p.client.set_inbound_keys(keys(5)).unwrap();
-        packets(&mut p.client);
-        // The client's NEWKEYS, and (inbound case) data spending the
-        // budget of the keys the server is about to install.
-        p.client.send_newkeys(keys(6)).unwrap();
-        if spent == "inbound" {
+            assert!(p.server.need_rekey(), "the inbound keys are still old");
+            p.move_bytes();
+            packets(&mut p.client);
+            p.client.set_inbound_keys(keys(5)).unwrap();
+            packets(&mut p.client);
+            p.client.send_newkeys(keys(6)).unwrap();
+            p.move_bytes();
+            assert_eq!(p.server.poll_packet().unwrap(), Step::Ready);
+            assert_eq!(p.server.packet().unwrap().msg_type(), msg::NEWKEYS);
+            // The request is cleared here.
+            p.server.set_inbound_keys(keys(6)).unwrap();
+        } else {
+            // The inbound keys switch first, and the peer's data under
+            // them spends their budget while the request waits for the
+            // outbound switch.
+            p.client.send_newkeys(keys(6)).unwrap();
             p.client.send_message(&[94; 2000]).unwrap();
-        }
-        p.move_bytes();
-        assert_eq!(p.server.poll_packet().unwrap(), Step::Ready);
-        assert_eq!(p.server.packet().unwrap().msg_type(), msg::NEWKEYS);
-        p.server.set_inbound_keys(keys(6)).unwrap();
-        if spent == "inbound" {
+            p.move_bytes();
+            assert_eq!(p.server.poll_packet().unwrap(), Step::Ready);
+            assert_eq!(p.server.packet().unwrap().msg_type(), msg::NEWKEYS);
+            p.server.set_inbound_keys(keys(6)).unwrap();
             assert_eq!(packets(&mut p.server).len(), 1);
+            assert!(p.server.need_rekey(), "the outbound keys are still old");
+            // The request is cleared here.
+            p.server.send_newkeys(keys(5)).unwrap();
         }
         assert!(
             p.server.need_rekey(),
