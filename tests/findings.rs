@@ -15,8 +15,8 @@ use common::{clear_stream, keys_for, switch_keys, Scripted, Step};
 use ssh_packetizer::pipe::{pipe, pipe_with_capacity};
 use ssh_packetizer::ManualClock;
 use ssh_packetizer::{
-    banner, msg, CipherAlgorithm as C, Error, Keys, MacAlgorithm as M, Opened, Opener, Packet,
-    Packetizer, RekeyLimits, Sealer,
+    msg, CipherAlgorithm as C, Connection, Error, Keys, MacAlgorithm as M, Opened, Opener, Packet,
+    Packetizer, RekeyLimits, Role, Sealer,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -334,7 +334,17 @@ fn finding_09_the_sealer_keeps_its_first_fatal_error() {
 #[test]
 fn finding_10_short_identification_lines_are_refused_without_a_panic() {
     for line in [&b"SSH"[..], b"SSH-", b"S", b""] {
-        assert!(banner::check_identification(line).is_err(), "{line:?}");
+        // As a server reads them: the first line must be a good identification.
+        let now = Instant::now();
+        let mut server = Connection::new(Role::Server, now);
+        server.feed(&[line, b"\r\n"].concat(), now);
+        assert!(
+            matches!(
+                server.poll_identification(),
+                Err(Error::BadIdentification { .. })
+            ),
+            "{line:?}"
+        );
     }
 }
 

@@ -87,6 +87,7 @@ fn hostile_peers() {
     a_drip_cannot_hold_the_handshake();
     an_endless_identification_line();
     thousands_of_pre_banner_lines();
+    a_thousand_long_lines_before_the_identification();
     a_zlib_bomb();
     a_flood_past_the_rekey_grace();
     a_stream_cut_at_every_offset();
@@ -158,6 +159,27 @@ fn thousands_of_pre_banner_lines() {
     );
     assert!(matches!(err, Error::BadIdentification { .. }), "{err:?}");
     // 1024 short lines are kept until the error; never the other 4000.
+    assert!(peak < 2 * MIB, "{peak} bytes");
+}
+
+fn a_thousand_long_lines_before_the_identification() {
+    // 1023 lines of 8 KiB (8 MiB in all), then a good identification: the
+    // client keeps 64 KiB of them and a flag, not all 8 MiB.
+    let (id, peak) = against(
+        |mut s| {
+            let mut line = vec![b'm'; 8190];
+            line.extend_from_slice(b"\r\n");
+            for _ in 0..1023 {
+                if s.write_all(&line).is_err() {
+                    return;
+                }
+            }
+            let _ = s.write_all(b"SSH-2.0-x\r\n");
+        },
+        |mut p| p.read_identification().unwrap(),
+    );
+    assert!(id.pre_banner_truncated);
+    assert!(id.pre_banner.iter().map(Vec::len).sum::<usize>() <= 64 * 1024);
     assert!(peak < 2 * MIB, "{peak} bytes");
 }
 

@@ -148,20 +148,58 @@ fn identification_line_with_a_bare_lf() {
 }
 
 #[test]
-fn identification_line_over_255_bytes_is_refused() {
+fn identification_lines_up_to_8192_bytes_are_taken_as_openssh_takes_them() {
+    // Changed in 0.2.0: lines of 256 to 8192 bytes were refused; OpenSSH
+    // 9.2 takes them, and so do we (we still send at most 255).
     let mut line = b"SSH-2.0-".to_vec();
-    line.resize(254, b'x');
-    line.extend_from_slice(b"\r\n"); // 256 bytes with CR LF
-    let mut p = Scripted::new(vec![Step::Data(line.clone())]).packetizer();
+    line.resize(8192, b'x');
+    let mut wire = line.clone();
+    wire.extend_from_slice(b"\r\n");
+    let mut p = Scripted::new(vec![Step::Data(wire.clone())]).packetizer();
+    assert_eq!(p.read_identification().unwrap().line, line);
+    // One byte more is refused.
+    wire.insert(10, b'x');
+    let mut p = Scripted::new(vec![Step::Data(wire)]).packetizer();
     assert!(matches!(
         p.read_identification(),
-        Err(Error::LineTooLong { max: 255 })
+        Err(Error::LineTooLong { max: 8192 })
     ));
     assert!(p.is_closed());
-    // 255 with CR LF is fine.
-    line.remove(10);
-    let mut p = Scripted::new(vec![Step::Data(line)]).packetizer();
-    assert!(p.read_identification().is_ok());
+}
+
+#[test]
+fn identification_comments_with_tabs_or_utf8_and_cr_cr_lf_endings_are_taken() {
+    for (wire, line) in [
+        (
+            &b"SSH-2.0-x_1 a\tcomment\r\n"[..],
+            &b"SSH-2.0-x_1 a\tcomment"[..],
+        ),
+        (b"SSH-2.0-x_1 caf\xc3\xa9\r\n", b"SSH-2.0-x_1 caf\xc3\xa9"),
+        (b"SSH-2.0-x_1\r\r\n", b"SSH-2.0-x_1"),
+    ] {
+        let mut bytes = wire.to_vec();
+        bytes.extend(clear_stream(&[&[20, 1]]));
+        let mut p = Scripted::new(vec![Step::Data(bytes)]).packetizer();
+        let id = p.read_identification().unwrap();
+        assert_eq!(id.line, line, "{wire:?}");
+        assert_eq!(id.software_version(), "x_1");
+        assert_eq!(p.read_message().unwrap().payload(), [20, 1]);
+    }
+}
+
+#[test]
+fn a_cr_not_followed_by_lf_is_refused_in_any_line() {
+    for bad in [&b"SSH-2.0-a\rb\r\n"[..], b"motd\rx\nSSH-2.0-a\r\n"] {
+        let mut p = Scripted::new(vec![Step::Data(bad.to_vec())]).packetizer();
+        assert!(
+            matches!(
+                p.read_identification(),
+                Err(Error::BadIdentification { .. })
+            ),
+            "{bad:?}"
+        );
+        assert!(p.is_closed());
+    }
 }
 
 #[test]
@@ -188,7 +226,31 @@ fn too_many_pre_banner_lines_are_refused() {
     let mut bytes = b"hello\r\n".repeat(1024);
     bytes.extend_from_slice(b"SSH-2.0-x\r\n");
     let mut p = Scripted::new(vec![Step::Data(bytes)]).packetizer();
-    assert_eq!(p.read_identification().unwrap().pre_banner.len(), 1024);
+    let id = p.read_identification().unwrap();
+    assert_eq!(
+        (id.pre_banner.len(), id.pre_banner_truncated),
+        (1024, false)
+    );
+}
+
+#[test]
+fn long_pre_banner_lines_are_kept_up_to_64_kib_then_dropped_with_a_flag() {
+    // Changed in 0.2.0: all 1024 lines were kept (8.1 MiB from a hostile
+    // server); now whole lines up to 64 KiB, and a flag, never an error.
+    let mut line = vec![b'm'; 8000];
+    line.extend_from_slice(b"\r\n");
+    let mut steps: Vec<Step> = (0..1024).map(|_| Step::Data(line.clone())).collect();
+    steps.push(Step::Data(b"SSH-2.0-x\r\n".to_vec()));
+    let mut p = Scripted::new(steps).packetizer();
+    let id = p.read_identification().unwrap();
+    let kept: usize = id.pre_banner.iter().map(Vec::len).sum();
+    assert!(
+        kept <= ssh_packetizer::banner::MAX_PRE_BANNER_KEPT,
+        "{kept}"
+    );
+    assert_eq!(id.pre_banner.len(), 8);
+    assert!(id.pre_banner_truncated);
+    assert_eq!(id.line, b"SSH-2.0-x");
 }
 
 #[test]

@@ -200,11 +200,12 @@ pub fn banner(data: &[u8]) {
     match p.read_identification() {
         Ok(id) => {
             assert!(id.line.starts_with(b"SSH-"));
-            // 255 bytes with the line ending, which is at least the LF.
-            assert!(id.line.len() < 255, "{} bytes", id.line.len());
+            // OpenSSH's bound: 8192 bytes besides the line ending (we
+            // send at most 255, but take what OpenSSH takes).
+            assert!(id.line.len() <= 8192, "{} bytes", id.line.len());
             assert!(id.pre_banner.len() <= 1024);
-            assert!(id.pre_banner.iter().all(|l| l.len() < 8192));
-            assert!(!id.line.contains(&0));
+            assert!(id.pre_banner.iter().map(Vec::len).sum::<usize>() <= 64 * 1024);
+            assert!(!id.line.contains(&0) && !id.line.contains(&b'\r'));
         }
         Err(e) => {
             assert!(p.is_closed(), "{e:?} left the Packetizer open");

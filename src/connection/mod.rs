@@ -8,7 +8,7 @@ mod timers;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::banner::{self, Identification, LineScan};
+use crate::banner::{self, Identification, LineScan, PreBanner};
 use crate::codec::input::InputBuffer;
 use crate::codec::opener::OpenCore;
 use crate::codec::{Frame, Opener, Packet, Sealer, Step};
@@ -109,7 +109,7 @@ struct Policy {
     rekey: Option<rekey::Request>,
     events: VecDeque<Event>,
     /// Lines before the peer's identification line, while reading it.
-    pre_banner: Vec<Vec<u8>>,
+    pre_banner: PreBanner,
 }
 
 impl Policy {
@@ -266,7 +266,7 @@ impl Connection {
                 holding: false,
                 rekey: None,
                 events: VecDeque::with_capacity(4),
-                pre_banner: Vec::new(),
+                pre_banner: PreBanner::default(),
             },
         }
     }
@@ -623,7 +623,7 @@ impl Connection {
     /// (or bare LF), if a whole one is buffered; the bytes after it stay.
     pub fn poll_line(&mut self) -> Result<Option<Vec<u8>>, Error> {
         Ok(self
-            .poll_raw_line_in(None, banner::MAX_PRE_BANNER_LINE_LEN)?
+            .poll_raw_line_in(None, banner::MAX_PEER_LINE_LEN)?
             .map(|(line, _)| line))
     }
 
@@ -646,10 +646,13 @@ impl Connection {
     }
 
     /// The peer's identification line once it is buffered (RFC 4253 §4.2),
-    /// with the lines before it: a client accepts up to 1024 such lines of
-    /// up to 8192 bytes, a server none. The line must fit 255 bytes with its
-    /// CR LF, hold no NUL and announce protocol 2.0 (or 1.99). Bytes after it
-    /// stay buffered for the first packet. `None`: not all of it arrived yet.
+    /// with the lines before it, read as OpenSSH reads them: every line ends
+    /// at LF, a CR only right before it, no NUL, at most 8192 bytes besides
+    /// the ending. A client accepts up to 1024 lines before the
+    /// identification and keeps up to [`banner::MAX_PRE_BANNER_KEPT`] bytes
+    /// of them; a server accepts none. The line must announce protocol 2.0
+    /// (or 1.99). Bytes after it stay buffered for the first packet.
+    /// `None`: not all of it arrived yet.
     pub fn poll_identification(&mut self) -> Result<Option<Identification>, Error> {
         self.poll_identification_in(None)
     }
@@ -658,37 +661,38 @@ impl Connection {
         &mut self,
         mut external: Option<&mut InputBuffer>,
     ) -> Result<Option<Identification>, Error> {
+        self.check()?;
         loop {
-            // Scan with the larger bound; an identification line must also
-            // fit the smaller one, checked once it is known to be one.
-            let Some((line, consumed)) =
-                self.poll_raw_line_in(external.as_deref_mut(), banner::MAX_PRE_BANNER_LINE_LEN)?
-            else {
-                return Ok(None);
-            };
-            if banner::is_identification(&line) {
-                if consumed > banner::MAX_IDENTIFICATION_LEN {
+            let (core, input) = inbound(&mut self.opener, external.as_deref_mut());
+            let scanned = banner::scan_peer_line(core.raw_buffered(input));
+            let (content, consumed) = match scanned {
+                Ok(LineScan::Line { content, consumed }) => (content, consumed),
+                Ok(LineScan::Partial) => return Ok(None),
+                Ok(LineScan::TooLong) => {
                     return Err(self.fail(Error::LineTooLong {
-                        max: banner::MAX_IDENTIFICATION_LEN,
-                    }));
+                        max: banner::MAX_PEER_LINE_LEN,
+                    }))
                 }
-                if let Err(reason) = banner::check_identification(&line) {
+                Err(e) => return Err(self.fail(e)),
+            };
+            let raw = core.raw_buffered(input);
+            if banner::is_identification(&raw[..content]) {
+                if let Err(reason) = banner::check_identification(&raw[..content]) {
                     return Err(self.fail(Error::BadIdentification { reason }));
                 }
-                let pre_banner = std::mem::take(&mut self.policy.pre_banner);
-                return Ok(Some(Identification { line, pre_banner }));
+                let line = raw[..content].to_vec();
+                core.consume_raw(input, consumed)?;
+                return Ok(Some(self.policy.pre_banner.finish(line)));
             }
             if self.policy.role == Role::Server {
                 return Err(self.fail(Error::BadIdentification {
                     reason: "a client must send its identification line first",
                 }));
             }
-            if self.policy.pre_banner.len() == banner::MAX_PRE_BANNER_LINES {
-                return Err(self.fail(Error::BadIdentification {
-                    reason: "more than 1024 lines before the identification line",
-                }));
+            if let Err(e) = self.policy.pre_banner.push(&raw[..content]) {
+                return Err(self.fail(e));
             }
-            self.policy.pre_banner.push(line);
+            core.consume_raw(input, consumed)?;
         }
     }
 

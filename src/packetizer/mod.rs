@@ -417,7 +417,7 @@ pub(crate) fn poll_line(
     core: &mut Connection,
     input: Option<&mut InputBuffer>,
 ) -> Result<Option<Vec<u8>>, Error> {
-    let line = core.poll_raw_line_in(input, banner::MAX_PRE_BANNER_LINE_LEN)?;
+    let line = core.poll_raw_line_in(input, banner::MAX_PEER_LINE_LEN)?;
     Ok(line.map(|(line, _)| line))
 }
 
