@@ -201,6 +201,28 @@ pub enum Error {
         /// The bytes consumed from the start of the bad packet.
         discarded: usize,
     },
+    /// The peer closed the stream while a corrupt CBC packet (encrypt-and-MAC)
+    /// was being discarded (see [`Error::PacketCorrupt`]): corruption or an
+    /// attack on the length, not a plain truncated stream. As in OpenSSH,
+    /// nothing is said to the peer: a DISCONNECT sent only here would tell a
+    /// peer that half-closes which check failed.
+    EofWhileDiscarding {
+        /// What was wrong with the packet: [`Error::BadPacketLength`],
+        /// [`Error::BadBlockAlignment`] or [`Error::MacMismatch`].
+        cause: Box<Error>,
+        /// The bytes of the discard that had arrived.
+        got: usize,
+    },
+    /// More bytes arrived than the input may hold while no packet could be
+    /// taken from them (a `Framed` stream polled again after the peer's
+    /// NEWKEYS before the inbound keys were installed): the connection
+    /// cannot read on without growing its buffer without bound.
+    InputOverflow {
+        /// The bytes buffered.
+        buffered: usize,
+        /// The most the input may hold.
+        limit: usize,
+    },
     /// Negotiation found no algorithm both sides offer for one list
     /// (RFC 4253 §7.1): the key exchange cannot go on.
     NoCommonAlgorithm {
@@ -230,6 +252,7 @@ impl Error {
                 | Error::Decompress { .. }
                 | Error::Disconnected { .. }
                 | Error::PacketCorrupt { .. }
+                | Error::EofWhileDiscarding { .. }
         )
     }
 
@@ -249,6 +272,7 @@ impl Error {
                     | Error::HandshakeTimeout
                     | Error::SequenceWrapped
                     | Error::Compress { .. }
+                    | Error::InputOverflow { .. }
             )
     }
 
@@ -365,6 +389,14 @@ impl Error {
             Error::PacketCorrupt { cause, discarded } => Error::PacketCorrupt {
                 cause: Box::new(cause.duplicate()),
                 discarded: *discarded,
+            },
+            Error::EofWhileDiscarding { cause, got } => Error::EofWhileDiscarding {
+                cause: Box::new(cause.duplicate()),
+                got: *got,
+            },
+            Error::InputOverflow { buffered, limit } => Error::InputOverflow {
+                buffered: *buffered,
+                limit: *limit,
             },
             Error::NoCommonAlgorithm {
                 kind,
@@ -583,6 +615,17 @@ impl fmt::Display for Error {
             Error::Random { detail } => write!(f, "random source failed: {detail}"),
             // The same words whatever the cause: they go to the peer.
             Error::PacketCorrupt { .. } => write!(f, "corrupted MAC on input"),
+            // Local only: this is never sent.
+            Error::EofWhileDiscarding { cause, got } => write!(
+                f,
+                "the peer closed the stream {got} bytes into the discard of a corrupt packet \
+                 ({cause})"
+            ),
+            Error::InputOverflow { buffered, limit } => write!(
+                f,
+                "{buffered} bytes arrived that no packet could be taken from (at most {limit} \
+                 may wait): after the peer's NEWKEYS, install the inbound keys before polling again"
+            ),
             Error::NoCommonAlgorithm {
                 kind,
                 client,

@@ -270,15 +270,35 @@ async fn bytes_piling_up_while_the_keys_are_not_in_are_bounded() {
         .await
         .expect("the codec stopped the pile-up");
     match next {
-        Some(Err(Error::InvalidCall { .. })) => {}
+        Some(Err(Error::InputOverflow { buffered, limit: l })) => {
+            assert!(buffered > limit && l == limit, "{buffered} {l}")
+        }
         other => panic!("{other:?}"),
     }
     // Framed's buffer grows by doubling, so one read may take it up to
-    // twice the bound; not to the 4x the peer sent.
-    let held = framed.read_buffer().len();
+    // twice the bound; not to the 4x the peer sent. What it held is
+    // dropped (wiped) with the failure.
+    let held = framed.read_buffer().capacity();
     assert!(
         held > limit && held <= 2 * limit + 64 * 1024,
         "{held} against {limit}"
+    );
+    assert!(framed.read_buffer().is_empty());
+    // The connection failed: a caller that polls on gets no more bytes in
+    // (the codec refuses at once), and a send reports the first error.
+    for _ in 0..3 {
+        match tokio::time::timeout(Duration::from_secs(5), framed.next()).await {
+            Ok(None) => {}
+            Ok(Some(Err(e))) => assert!(matches!(e.cause(), Error::InputOverflow { .. }), "{e:?}"),
+            other => panic!("{:?}", other.map(|o| o.map(|r| r.map(|p| p.msg_type())))),
+        }
+    }
+    assert_eq!(framed.read_buffer().capacity(), held);
+    let sent = framed.send(&message(1, 10)[..]).await.unwrap_err();
+    assert!(matches!(sent, Error::Failed(_)), "{sent:?}");
+    assert!(
+        matches!(sent.cause(), Error::InputOverflow { .. }),
+        "{sent:?}"
     );
     drop(framed);
     let _ = writer.await;

@@ -208,3 +208,83 @@ fn the_discard_holds_for_packets_read_in_place() {
         }
     }
 }
+
+#[test]
+fn eof_during_the_discard_is_its_own_error_and_tells_the_peer_nothing() {
+    let (c, m) = (C::Aes128Cbc, M::HmacSha256);
+    for (what, spoil) in [("length", 0usize), ("MAC", 1)] {
+        let mut wire = stream(c, m, |p| {
+            if spoil == 0 {
+                p[0] ^= 0x40
+            } else {
+                *p.last_mut().unwrap() ^= 1
+            }
+        });
+        // The stream ends well inside the discard (one maximum packet).
+        wire.truncate(wire.len() - 2 * MAX + 100);
+        let now = std::time::Instant::now();
+        let mut core = Connection::new(Role::Server, now);
+        core.set_max_packet_len(MAX).unwrap();
+        core.set_inbound_keys(keys_for(c, m, 5)).unwrap();
+        let mut fed = 0;
+        let mut packets = 0;
+        while fed < wire.len() {
+            fed += core.feed(&wire[fed..], now);
+            while core.poll_packet().unwrap() == Step::Ready {
+                packets += 1;
+            }
+        }
+        assert_eq!(packets, 2, "{what}");
+        let e = core.recv_eof(None);
+        let Error::EofWhileDiscarding { cause, got } = &e else {
+            panic!("{what}: {e:?}")
+        };
+        assert!(*got > 0 && *got < 4 + MAX, "{what}: {got}");
+        match what {
+            "length" => assert!(
+                matches!(
+                    **cause,
+                    Error::BadPacketLength { .. } | Error::BadBlockAlignment { .. }
+                ),
+                "{cause:?}"
+            ),
+            _ => assert!(matches!(**cause, Error::MacMismatch { .. }), "{cause:?}"),
+        }
+        // A plain close on the wire, as OpenSSH's: no DISCONNECT to say
+        // which check failed.
+        assert!(core.pending_output().is_empty(), "{what}");
+        assert_eq!(e.disconnect_reason(), None);
+        // Every later call says the same.
+        let later = core.poll_packet().unwrap_err();
+        assert!(
+            matches!(later.cause(), Error::EofWhileDiscarding { .. }),
+            "{later:?}"
+        );
+    }
+}
+
+#[test]
+fn eof_during_the_discard_through_the_packetizer() {
+    use common::{Scripted, Step as Script};
+    let (c, m) = (C::Aes256Cbc, M::HmacSha1);
+    let mut wire = stream(c, m, |p| p[0] ^= 0x40);
+    wire.truncate(wire.len() - 2 * MAX + 1000);
+    let mut p = Scripted::new(vec![Script::Data(wire)]).packetizer();
+    p.set_max_packet_len(MAX).unwrap();
+    p.set_inbound_cipher(keys_for(c, m, 5)).unwrap();
+    for _ in 0..2 {
+        p.read_message().unwrap();
+    }
+    let e = p.read_message().unwrap_err();
+    assert!(matches!(e, Error::EofWhileDiscarding { .. }), "{e:?}");
+    // An EOF inside a good packet stays a plain Eof.
+    let mut sealer = Sealer::new();
+    sealer.set_keys(keys_for(c, m, 5)).unwrap();
+    let mut good = Vec::new();
+    sealer.seal(&payload(500, 1), &mut good).unwrap();
+    good.truncate(100);
+    let mut p = Scripted::new(vec![Script::Data(good)]).packetizer();
+    p.set_inbound_cipher(keys_for(c, m, 5)).unwrap();
+    let e = p.read_message().unwrap_err();
+    assert!(matches!(e, Error::Eof { got: 100, .. }), "{e:?}");
+}

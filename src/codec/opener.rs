@@ -451,6 +451,32 @@ impl OpenCore {
         self.still_needed(0)
     }
 
+    /// What the peer's EOF means with `got` bytes of the next packet
+    /// buffered: [`Error::Closed`] at a packet boundary with nothing
+    /// buffered, [`Error::EofWhileDiscarding`] during the CBC discard,
+    /// [`Error::Eof`] anywhere else.
+    pub(crate) fn eof(&self, got: usize) -> Error {
+        if self.progress == Progress::Discard {
+            let cause = self.discarded.as_ref().map_or(
+                Error::MacMismatch {
+                    seqno: self.state.seqno,
+                },
+                Error::duplicate,
+            );
+            return Error::EofWhileDiscarding {
+                cause: Box::new(cause),
+                got,
+            };
+        }
+        if got == 0 && !self.mid_packet() {
+            return Error::Closed;
+        }
+        Error::Eof {
+            needed: self.wanted_total().max(got + 1),
+            got,
+        }
+    }
+
     pub(crate) fn advance(&mut self, input: &mut InputBuffer) -> Result<Step, Error> {
         self.latch.check()?;
         self.current = None;

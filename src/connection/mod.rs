@@ -364,8 +364,9 @@ impl Connection {
 
     /// The peer closed its side of the stream. Returns (and keeps) the
     /// error that says what that means here: [`Error::Closed`] at a packet
-    /// boundary with nothing buffered, [`Error::Eof`] inside a packet or a
-    /// raw read. `raw_needed` is the bytes a raw read (`read_all`,
+    /// boundary with nothing buffered, [`Error::EofWhileDiscarding`] while a
+    /// corrupt CBC packet is being discarded (nothing is sent to the peer),
+    /// [`Error::Eof`] inside any other packet or a raw read. `raw_needed` is the bytes a raw read (`read_all`,
     /// `read_line`) needs in all; `None` while reading packets.
     pub fn recv_eof(&mut self, raw_needed: Option<usize>) -> Error {
         self.recv_eof_in(None, raw_needed)
@@ -393,17 +394,7 @@ impl Connection {
                     }
                 }
             }
-            None => {
-                let got = input.buffered();
-                if got == 0 && !core.mid_packet() {
-                    Error::Closed
-                } else {
-                    Error::Eof {
-                        needed: core.wanted_total(),
-                        got,
-                    }
-                }
-            }
+            None => core.eof(input.buffered()),
         };
         self.fail(e)
     }
@@ -432,15 +423,7 @@ impl Connection {
         if let Err(e) = self.check() {
             return e;
         }
-        let core = self.opener.core();
-        let e = if got == 0 && !core.mid_packet() {
-            Error::Closed
-        } else {
-            Error::Eof {
-                needed: core.wanted_total().max(got + 1),
-                got,
-            }
-        };
+        let e = self.opener.core().eof(got);
         self.fail(e)
     }
 

@@ -195,11 +195,27 @@ impl Decoder for PacketCodec {
         let fresh = src.len().saturating_sub(self.accounted);
         self.core.received(fresh, now());
         self.accounted = src.len();
-        self.core.check()?;
+        if let Err(e) = self.core.check() {
+            // A failed connection reads nothing more: what `Framed` read
+            // meanwhile is dropped, so polling on cannot grow its buffer.
+            discard(src);
+            self.accounted = 0;
+            return Err(e);
+        }
         if src.is_empty() {
             return Ok(None);
         }
-        match self.core.open_in_place(&mut src[..])? {
+        let opened = match self.core.open_in_place(&mut src[..]) {
+            Ok(opened) => opened,
+            Err(e) => {
+                if self.core.is_closed() {
+                    discard(src);
+                    self.accounted = 0;
+                }
+                return Err(e);
+            }
+        };
+        match opened {
             Frame::Packet {
                 payload,
                 wire_len,
@@ -220,9 +236,17 @@ impl Decoder for PacketCodec {
             // Nothing until the keys are in; `src` keeps the bytes, but no
             // more than the core would hold: `Framed` reads on while
             // `decode` says nothing.
-            _ if src.len() > self.core.input_limit() => Err(self.core.fail_with(Error::InvalidCall {
-                reason: "more than the input bound arrived after NEWKEYS: install the keys before polling again",
-            })),
+            // Past the bound the connection fails: a caller that polls on
+            // would let the peer grow `Framed`'s buffer without limit.
+            _ if src.len() > self.core.input_limit() => {
+                let e = self.core.fail_with(Error::InputOverflow {
+                    buffered: src.len(),
+                    limit: self.core.input_limit(),
+                });
+                discard(src);
+                self.accounted = 0;
+                Err(e)
+            }
             _ => Ok(None),
         }
     }
@@ -234,6 +258,15 @@ impl Decoder for PacketCodec {
             None => Err(self.core.recv_eof_in_place(src.len())),
         }
     }
+}
+
+/// Wipes and empties `Framed`'s read buffer once the connection failed:
+/// nothing in it will be read, and its capacity is reused by later reads
+/// rather than grown.
+fn discard(src: &mut BytesMut) {
+    use zeroize::Zeroize;
+    src.as_mut().zeroize();
+    src.clear();
 }
 
 impl Encoder<&[u8]> for PacketCodec {
