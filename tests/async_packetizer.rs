@@ -570,3 +570,113 @@ async fn a_select_tick_at_rest_does_not_keep_the_buffers() {
     }
     assert_eq!(a.buffer_bytes(), 0);
 }
+
+/// A stream whose writes wait until its one read has delivered `incoming`,
+/// and fail with a broken pipe from then on: a peer that sent its last
+/// packet and reset the connection while our output was still queued.
+struct ResetAfterSending {
+    incoming: Vec<u8>,
+    delivered: bool,
+}
+
+impl AsyncRead for ResetAfterSending {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.delivered {
+            return std::task::Poll::Pending;
+        }
+        let n = buf.remaining().min(self.incoming.len());
+        let rest = self.incoming.split_off(n);
+        buf.put_slice(&self.incoming);
+        self.incoming = rest;
+        self.delivered = self.incoming.is_empty();
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for ResetAfterSending {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.delivered {
+            std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A Packetizer over [`ResetAfterSending`] whose send of a message was
+/// given up while the stream would not take it: the message is sealed and
+/// queued, and the next read tries to write it.
+async fn queued_output_then(incoming: Vec<u8>) -> Packetizer<ResetAfterSending> {
+    let mut p = Packetizer::new(ResetAfterSending {
+        incoming,
+        delivered: false,
+    });
+    let send =
+        tokio::time::timeout(Duration::from_millis(10), p.send_message(&message(0, 100))).await;
+    assert!(send.is_err(), "the stream takes no write yet");
+    p
+}
+
+fn assert_the_write_error_comes_next(e: Error) {
+    assert!(matches!(e, Error::Failed(_)), "{e:?}");
+    assert_eq!(e.io_kind(), Some(std::io::ErrorKind::BrokenPipe), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_packet_read_as_the_write_fails_is_delivered_then_the_error() {
+    // Regression: the read loop wrote pending output after taking the
+    // packet and returned the write's error instead: the packet was gone.
+    let wire = clear_wire(1);
+    let mut p = queued_output_then(wire).await;
+    let packet = p.read_message().await.unwrap();
+    assert_eq!(packet.payload(), &message(0, size_of(0))[..]);
+    assert_the_write_error_comes_next(p.read_message().await.unwrap_err());
+
+    // The same for the split reader, with the writer's send given up.
+    let (mut reader, writer) = Packetizer::new(ResetAfterSending {
+        incoming: clear_wire(1),
+        delivered: false,
+    })
+    .into_split();
+    let send = tokio::time::timeout(
+        Duration::from_millis(10),
+        writer.send_message(&message(0, 100)),
+    )
+    .await;
+    assert!(send.is_err(), "the stream takes no write yet");
+    let packet = reader.read_message().await.unwrap();
+    assert_eq!(packet.payload(), &message(0, size_of(0))[..]);
+    assert_the_write_error_comes_next(reader.read_message().await.unwrap_err());
+}
+
+#[tokio::test]
+async fn raw_bytes_read_as_the_write_fails_are_delivered_then_the_error() {
+    let mut p = queued_output_then(b"12345678".to_vec()).await;
+    assert_eq!(p.read_all(8, false).await.unwrap(), b"12345678");
+    assert_the_write_error_comes_next(p.read_all(1, false).await.unwrap_err());
+    let mut p = queued_output_then(b"a line\r\n".to_vec()).await;
+    assert_eq!(p.read_line().await.unwrap(), "a line");
+    assert_the_write_error_comes_next(p.read_line().await.unwrap_err());
+}

@@ -97,10 +97,12 @@ fn poll_inner<S: AsyncSide, T>(
         match side.with_core(|core, input| poll(core, input)) {
             Ok(Some(found)) => {
                 // Output queued meanwhile (a keepalive) goes out as far as
-                // it can without waiting; the rest with the next call.
-                if let Poll::Ready(Err(e)) = side.poll_write_pending(cx) {
-                    return Poll::Ready(Err(e));
-                }
+                // it can without waiting; the rest with the next call. What
+                // was found is taken off the input already (a packet's
+                // sequence number has moved on), so it is returned whatever
+                // the write does: a write error is kept by the core and
+                // reported by the next call, as the sync driver does.
+                let _ = side.poll_write_pending(cx);
                 return Poll::Ready(Ok(found));
             }
             Ok(None) => {}
