@@ -455,6 +455,15 @@ impl Mode {
     }
 }
 
+/// The hash a key exchange method uses, which also derives its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KdfHash {
+    /// SHA-256 (curve25519-sha256, ecdh-sha2-nistp256, diffie-hellman-group14-sha256, ...).
+    Sha256,
+    /// SHA-512 (diffie-hellman-group16-sha512, sntrup761x25519-sha512, ...).
+    Sha512,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,17 +153,17 @@ pub mod tokio;
 mod wipe;
 
 pub use algorithm::{
-    CipherAlgorithm, CipherFamily, CipherSpec, CompressionAlgorithm, CompressionSpec, MacAlgorithm,
-    MacHash, MacSpec, Mode,
+    CipherAlgorithm, CipherFamily, CipherSpec, CompressionAlgorithm, CompressionSpec, KdfHash,
+    MacAlgorithm, MacHash, MacSpec, Mode,
 };
 pub use codec::{
     Frame, Opened, Opener, Packet, Sealer, Step, DEFAULT_MAX_PACKET_LEN, MAX_MAX_PACKET_LEN,
     MIN_MAX_PACKET_LEN,
 };
 pub use connection::{Connection, Event, Role, Sent, HOLD_LIMIT};
-pub use crypto::CryptoProvider;
+pub use crypto::{CryptoProvider, Direction, KeyDerivation};
 pub use error::{Error, Result};
-pub use keys::{encode_mpint, Direction, KdfHash, KeyDerivation, KeyMaterial, Keys};
+pub use keys::{KeyMaterial, Keys};
 #[cfg(any(test, feature = "test-util"))]
 pub use packetizer::ManualClock;
 pub use packetizer::{

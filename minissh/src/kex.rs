@@ -322,7 +322,7 @@ impl Ephemeral {
                 "curve25519 shared secret is all zero".into(),
             ));
         }
-        Ok(ssh_packetizer::encode_mpint(&shared[..]))
+        Ok(ssh_packetizer::KeyDerivation::encode_mpint(&shared[..]))
     }
 }
 

@@ -516,14 +516,14 @@ mod tests {
     use crate::wire::Msg;
     use ssh_packetizer::msg;
     use ssh_packetizer::{
-        encode_mpint, CipherAlgorithm, Direction, KdfHash, KeyDerivation, MacAlgorithm, Packetizer,
+        CipherAlgorithm, Direction, KdfHash, KeyDerivation, MacAlgorithm, Packetizer,
     };
     use std::net::TcpListener;
 
     fn keys() -> (Keys, Keys) {
         let kdf = KeyDerivation::from_encoded_secret(
             KdfHash::Sha256,
-            &encode_mpint(&[7; 32]),
+            &KeyDerivation::encode_mpint(&[7; 32]),
             &[1; 32],
             &[1; 32],
         );

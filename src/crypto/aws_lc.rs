@@ -17,9 +17,10 @@ use aws_lc_rs::{digest, hmac};
 
 use super::provider::{Backend, CryptoProvider};
 use super::{ChaChaPolyKey, GcmKey, MacKey, Transform};
+use crate::algorithm::KdfHash;
 use crate::algorithm::{CipherAlgorithm, MacHash, MacSpec};
 use crate::error::Error;
-use crate::keys::{KdfHash, Keys};
+use crate::keys::Keys;
 
 /// AWS-LC's primitives, through aws-lc-rs.
 struct AwsLc;

@@ -18,6 +18,7 @@
 mod aws_lc;
 mod clear;
 mod gcm;
+mod kdf;
 pub(crate) mod mac;
 #[cfg(feature = "openssl")]
 mod openssl;
@@ -31,6 +32,7 @@ use crate::keys::Keys;
 
 use self::clear::Clear;
 use self::gcm::Gcm;
+pub use self::kdf::{Direction, KeyDerivation};
 pub use self::provider::CryptoProvider;
 use self::with_mac::WithMac;
 

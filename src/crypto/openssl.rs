@@ -16,9 +16,10 @@ use zeroize::Zeroizing;
 
 use super::provider::{Backend, CryptoProvider};
 use super::{GcmKey, MacKey, Transform};
+use crate::algorithm::KdfHash;
 use crate::algorithm::{CipherAlgorithm, MacHash, MacSpec};
 use crate::error::Error;
-use crate::keys::{KdfHash, Keys};
+use crate::keys::Keys;
 
 /// libcrypto's primitives, through the `openssl` crate.
 struct OpenSsl;

@@ -11,9 +11,10 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::{ChaChaPolyKey, GcmKey, MacKey, Transform};
+use crate::algorithm::KdfHash;
 use crate::algorithm::{CipherAlgorithm, CipherFamily, MacAlgorithm, MacHash, MacSpec};
 use crate::error::Error;
-use crate::keys::{KdfHash, Keys};
+use crate::keys::Keys;
 
 /// What a provider's library supplies: the primitives behind the engines.
 /// Each builder is called only for an algorithm its `has_` query accepts.

@@ -14,9 +14,10 @@ use sha2::{Digest, Sha256, Sha512};
 
 use super::provider::{Backend, CryptoProvider};
 use super::{ChaChaPolyKey, GcmKey, MacKey, Transform};
+use crate::algorithm::KdfHash;
 use crate::algorithm::{CipherAlgorithm, CipherFamily, MacHash, MacSpec};
 use crate::error::Error;
-use crate::keys::{KdfHash, Keys};
+use crate::keys::Keys;
 
 /// The RustCrypto crates' primitives.
 pub(crate) struct RustCrypto;
