@@ -6,7 +6,7 @@
 //! `cargo run --features tokio --example async_echo`
 
 use ssh_packetizer::tokio::Packetizer;
-use ssh_packetizer::{msg, CipherAlgorithm, Error, KeyMaterial, Keys, MacAlgorithm, Role};
+use ssh_packetizer::{msg, CipherAlgorithm, Config, Error, KeyMaterial, Keys, MacAlgorithm};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Stand-in keys for one direction; a real transport derives them in its
@@ -36,7 +36,7 @@ async fn handshake(p: &mut Packetizer<TcpStream>, me: &str, out: u8, inn: u8) ->
 }
 
 async fn serve(stream: TcpStream) -> Result<(), Error> {
-    let mut p = Packetizer::with_role(stream, Role::Server);
+    let mut p = Packetizer::with_config(stream, Config::server());
     handshake(&mut p, "SSH-2.0-echo_server", 2, 1).await?;
     loop {
         let payload = match p.read_message().await {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ssh_packetizer::{
-    CipherAlgorithm, CryptoProvider, Keys, MacAlgorithm, Mode, Packetizer, Sealer,
+    CipherAlgorithm, Config, CryptoProvider, Keys, MacAlgorithm, Mode, Packetizer, Sealer,
 };
 
 struct Options {
@@ -165,8 +165,8 @@ fn run(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server = thread::spawn(move || -> Result<Option<Duration>, String> {
         let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
-        let mut p = Packetizer::tcp(stream).map_err(|e| e.to_string())?;
-        p.set_crypto_provider(provider);
+        let config = Config::server().crypto_provider(provider);
+        let mut p = Packetizer::tcp_with_config(stream, config).map_err(|e| e.to_string())?;
         // The client's NEWKEYS, then its keys.
         let newkeys = p.read_message().map_err(|e| e.to_string())?.msg_type();
         if newkeys != 21 {
@@ -192,8 +192,8 @@ fn run(
         Ok(start.zip(thread_cpu()).map(|(a, b)| b - a))
     });
     let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    let mut p = Packetizer::tcp(stream).map_err(|e| e.to_string())?;
-    p.set_crypto_provider(provider);
+    let config = Config::client().crypto_provider(provider);
+    let mut p = Packetizer::tcp_with_config(stream, config).map_err(|e| e.to_string())?;
     p.send_newkeys(keys(c, m, 1)).map_err(|e| e.to_string())?;
     let payload = vec![0x5e; size];
     let started = Instant::now();
@@ -267,8 +267,8 @@ fn run_async(
                 tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
             let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
             stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            let mut p = AsyncPacketizer::new(stream);
-            p.set_crypto_provider(provider);
+            let mut p =
+                AsyncPacketizer::with_config(stream, Config::server().crypto_provider(provider));
             let newkeys = p
                 .read_message()
                 .await
@@ -304,8 +304,8 @@ fn run_async(
             .await
             .map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let mut p = AsyncPacketizer::new(stream);
-        p.set_crypto_provider(provider);
+        let mut p =
+            AsyncPacketizer::with_config(stream, Config::client().crypto_provider(provider));
         p.send_newkeys(keys(c, m, 1))
             .await
             .map_err(|e| e.to_string())?;

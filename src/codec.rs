@@ -132,13 +132,7 @@ impl DirectionState {
     }
 
     fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
-        if !(MIN_MAX_PACKET_LEN..=MAX_MAX_PACKET_LEN).contains(&len) {
-            return Err(Error::InvalidMaxPacketLength {
-                requested: len,
-                min: MIN_MAX_PACKET_LEN,
-                max: MAX_MAX_PACKET_LEN,
-            });
-        }
+        check_max_packet_len(len)?;
         self.max_packet_len = len;
         Ok(())
     }
@@ -165,6 +159,18 @@ impl DirectionState {
             .record(wire_len, self.framing.aligned_prefix + packet_len);
         self.seqno = self.seqno.wrapping_add(1);
     }
+}
+
+/// Refuses a maximum packet length outside `MIN_MAX_PACKET_LEN..=MAX_MAX_PACKET_LEN`.
+pub(crate) fn check_max_packet_len(len: usize) -> Result<(), Error> {
+    if !(MIN_MAX_PACKET_LEN..=MAX_MAX_PACKET_LEN).contains(&len) {
+        return Err(Error::InvalidMaxPacketLength {
+            requested: len,
+            min: MIN_MAX_PACKET_LEN,
+            max: MAX_MAX_PACKET_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// Sequence-number and limit controls shared by [`Sealer`] and [`Opener`].

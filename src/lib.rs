@@ -92,7 +92,7 @@
 //!     .find_map(CryptoProvider::by_name)
 //!     .unwrap();
 //! let mut sealer = Sealer::new();
-//! sealer.set_crypto_provider(provider); // also on Connection and every driver
+//! sealer.set_crypto_provider(provider); // a Connection and every driver: Config::crypto_provider
 //! sealer.set_keys(Keys::new(
 //!     CipherAlgorithm::Aes128Gcm,
 //!     MacAlgorithm::None,
@@ -160,7 +160,7 @@ pub use codec::{
     Frame, Opened, Opener, Packet, Sealer, Step, DEFAULT_MAX_PACKET_LEN, MAX_MAX_PACKET_LEN,
     MIN_MAX_PACKET_LEN,
 };
-pub use connection::{Connection, Event, Role, Sent, HOLD_LIMIT};
+pub use connection::{Config, Connection, Event, Role, Sent, HOLD_LIMIT};
 pub use crypto::{CryptoProvider, Direction, KeyDerivation};
 pub use error::{Error, Result};
 pub use keys::{KeyMaterial, Keys};

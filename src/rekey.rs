@@ -20,7 +20,7 @@ const PACKET_LIMIT: u64 = 1 << 31;
 /// Bytes per key for ciphers with 8-byte blocks (and ChaCha20-Poly1305).
 const SMALL_BLOCK_BYTE_LIMIT: u64 = 1 << 30;
 /// paramiko's grace allowance after a rekey request.
-const DEFAULT_GRACE: u64 = 1 << 29;
+pub(crate) const DEFAULT_GRACE: u64 = 1 << 29;
 
 /// Limits a caller adds to the cipher's own, and the grace allowance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use common::{keys_for, payload, supported_suites};
 use futures_util::{SinkExt, StreamExt};
 use ssh_packetizer::tokio::{PacketCodec, Packetizer, BACKPRESSURE_BOUNDARY};
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Error, Event, MacAlgorithm as M, RekeyLimits, Role, Sealer,
+    msg, CipherAlgorithm as C, Config, Error, Event, MacAlgorithm as M, RekeyLimits, Sealer,
 };
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio_util::codec::Framed;
@@ -33,10 +33,15 @@ fn size_of(i: usize) -> usize {
 }
 
 fn framed_pair() -> (Pipe, Pipe) {
+    framed_pair_with(Config::client())
+}
+
+/// As [`framed_pair`], the first codec configured with `config`.
+fn framed_pair_with(config: Config) -> (Pipe, Pipe) {
     let (a, b) = tokio::io::duplex(64 * 1024);
-    let mut a = Framed::new(a, PacketCodec::new(Role::Client));
+    let mut a = Framed::new(a, PacketCodec::new(config));
     a.set_backpressure_boundary(BACKPRESSURE_BOUNDARY);
-    (a, Framed::new(b, PacketCodec::new(Role::Server)))
+    (a, Framed::new(b, PacketCodec::new(Config::server())))
 }
 
 /// `tx` sends NEWKEYS (by sending the keys); `rx` takes it and installs
@@ -80,7 +85,7 @@ async fn b_echo(a: &mut Pipe) -> Vec<u8> {
 async fn newkeys_and_the_next_packet_in_one_read() {
     let (c, m) = (C::Aes128Gcm, M::None);
     let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-    let mut framed = Framed::new(ours, PacketCodec::new(Role::Client));
+    let mut framed = Framed::new(ours, PacketCodec::new(Config::client()));
     // NEWKEYS and the first packet under the new keys, in one write: the
     // codec's first read takes both.
     let mut sealer = Sealer::new();
@@ -111,7 +116,7 @@ async fn newkeys_and_the_next_packet_in_one_read() {
 async fn polling_before_the_keys_are_in_decodes_nothing() {
     let (c, m) = (C::ChaCha20Poly1305, M::None);
     let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-    let mut framed = Framed::new(ours, PacketCodec::new(Role::Client));
+    let mut framed = Framed::new(ours, PacketCodec::new(Config::client()));
     let mut sealer = Sealer::new();
     let mut wire = Vec::new();
     sealer.seal_newkeys(keys_for(c, m, 7), &mut wire).unwrap();
@@ -131,26 +136,23 @@ async fn polling_before_the_keys_are_in_decodes_nothing() {
 #[tokio::test]
 async fn a_spent_budget_asks_for_a_rekey_without_failing_a_send() {
     let (c, m) = (C::Aes128Ctr, M::HmacSha256Etm);
-    let (mut a, mut b) = framed_pair();
+    let (mut a, mut b) = framed_pair_with(Config::client().rekey_limits(RekeyLimits {
+        max_bytes: Some(64 * 1024),
+        ..RekeyLimits::default()
+    }));
     switch(&mut a, &mut b, c, m, 1).await;
     switch(&mut b, &mut a, c, m, 2).await;
-    a.codec_mut()
-        .connection_mut()
-        .set_rekey_limits(RekeyLimits {
-            max_bytes: Some(64 * 1024),
-            ..RekeyLimits::default()
-        });
     let mut wanted_at = None;
     for i in 0..20 {
         a.send(&message(i, 10_000)[..]).await.unwrap();
-        if a.codec_mut().poll_event() == Some(Event::RekeyWanted) {
+        if a.codec_mut().connection_mut().poll_event() == Some(Event::RekeyWanted) {
             wanted_at.get_or_insert(i);
         }
         assert_eq!(b.next().await.unwrap().unwrap().payload().len(), 10_000);
     }
     // 64 KiB of 10 KB messages: asked for on the seventh, once.
     assert_eq!(wanted_at, Some(6));
-    assert!(a.codec().need_rekey());
+    assert!(a.codec_mut().connection_mut().need_rekey());
 }
 
 #[tokio::test]
@@ -172,7 +174,7 @@ async fn messages_sent_during_our_kex_are_held_and_follow_newkeys() {
 #[tokio::test]
 async fn eof_inside_a_packet_is_an_error_and_at_a_boundary_the_end() {
     let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-    let mut framed = Framed::new(ours, PacketCodec::new(Role::Client));
+    let mut framed = Framed::new(ours, PacketCodec::new(Config::client()));
     let mut wire = Vec::new();
     Sealer::new().seal(&message(0, 200), &mut wire).unwrap();
     theirs.write_all(&wire[..wire.len() - 1]).await.unwrap();
@@ -184,7 +186,7 @@ async fn eof_inside_a_packet_is_an_error_and_at_a_boundary_the_end() {
         other => panic!("{other:?}"),
     }
     let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-    let mut framed = Framed::new(ours, PacketCodec::new(Role::Client));
+    let mut framed = Framed::new(ours, PacketCodec::new(Config::client()));
     theirs.write_all(&wire).await.unwrap();
     drop(theirs);
     assert_eq!(framed.next().await.unwrap().unwrap().payload().len(), 200);
@@ -195,7 +197,7 @@ async fn eof_inside_a_packet_is_an_error_and_at_a_boundary_the_end() {
 async fn a_tampered_packet_ends_the_stream_with_the_error() {
     let (c, m) = (C::Aes128Ctr, M::HmacSha1);
     let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-    let mut framed = Framed::new(ours, PacketCodec::new(Role::Client));
+    let mut framed = Framed::new(ours, PacketCodec::new(Config::client()));
     let mut sealer = Sealer::new();
     let mut wire = Vec::new();
     sealer.seal_newkeys(keys_for(c, m, 1), &mut wire).unwrap();
@@ -252,7 +254,7 @@ async fn a_packetizer_hands_its_buffered_bytes_to_framed() {
 #[tokio::test]
 async fn bytes_piling_up_while_the_keys_are_not_in_are_bounded() {
     let (ours, mut theirs) = tokio::io::duplex(4 << 20);
-    let mut framed = Framed::new(ours, PacketCodec::new(Role::Client));
+    let mut framed = Framed::new(ours, PacketCodec::new(Config::client()));
     let limit = framed.codec().connection().input_limit();
     let mut wire = Vec::new();
     Sealer::new()

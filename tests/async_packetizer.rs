@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{keys_for, payload, supported_suites};
 use ssh_packetizer::tokio::{Packetizer, IDLE_RELEASE};
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, CompressionAlgorithm as Z, Error, Keys, MacAlgorithm as M,
+    msg, CipherAlgorithm as C, CompressionAlgorithm as Z, Config, Error, Keys, MacAlgorithm as M,
     RekeyLimits, Sealer,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
@@ -85,7 +85,7 @@ async fn every_suite_over_duplex_with_key_switches_in_the_middle() {
         switch(&mut b, &mut a, keys_for(c, m, 4)).await;
         echo(&mut a, &mut b, 55, 40).await;
         // 5 + 1 + 50 + 40 messages from `a`: its sequence numbers ran on.
-        assert_eq!(a.seqno_out(), 5 + 1 + 50 + 1 + 40, "{c}+{m}");
+        assert_eq!(a.connection().seqno_out(), 5 + 1 + 50 + 1 + 40, "{c}+{m}");
     }
 }
 
@@ -131,7 +131,10 @@ async fn split_end(stream: TcpStream, c: C, m: M, out_seed: u8, in_seed: u8, cou
         i += 1;
     }
     let writer = sender.await.unwrap();
-    assert_eq!(writer.seqno_out() as usize, count + 2);
+    assert_eq!(
+        writer.with_connection(|c| c.seqno_out()) as usize,
+        count + 2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +259,17 @@ async fn the_peers_newkeys_holds_the_next_packet_until_the_keys_are_in() {
 
 /// Both ends switched to `c`: the initial kex is done.
 async fn keyed_pair(c: C, m: M) -> (Packetizer<DuplexStream>, Packetizer<DuplexStream>) {
-    let (mut a, mut b) = pair();
+    keyed_pair_with(Config::client(), c, m).await
+}
+
+/// As [`keyed_pair`], the first configured with `config`.
+async fn keyed_pair_with(
+    config: Config,
+    c: C,
+    m: M,
+) -> (Packetizer<DuplexStream>, Packetizer<DuplexStream>) {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (mut a, mut b) = (Packetizer::with_config(a, config), Packetizer::new(b));
     switch(&mut a, &mut b, keys_for(c, m, 1)).await;
     switch(&mut b, &mut a, keys_for(c, m, 2)).await;
     (a, b)
@@ -319,11 +332,11 @@ async fn the_keepalive_goes_out_after_the_interval_of_silence() {
 
 #[tokio::test(start_paused = true)]
 async fn key_age_asks_for_a_rekey_once() {
-    let (mut a, mut b) = keyed_pair(C::Aes256Ctr, M::HmacSha256Etm).await;
-    a.set_rekey_limits(RekeyLimits {
+    let config = Config::client().rekey_limits(RekeyLimits {
         max_time: Some(Duration::from_secs(60)),
         ..RekeyLimits::default()
     });
+    let (mut a, mut b) = keyed_pair_with(config, C::Aes256Ctr, M::HmacSha256Etm).await;
     let started = tokio::time::Instant::now();
     assert!(matches!(a.read_message().await, Err(Error::NeedRekey)));
     assert_eq!(started.elapsed(), Duration::from_secs(60));
@@ -495,7 +508,7 @@ async fn a_disconnect_from_the_peer_is_reported_with_its_reason() {
         ),
         other => panic!("{other:?}"),
     }
-    assert!(b.is_closed());
+    assert!(b.connection().is_closed());
 }
 
 #[tokio::test(start_paused = true)]

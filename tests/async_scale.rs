@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ssh_packetizer::tokio::{Packetizer, IDLE_RELEASE};
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Error, KeyMaterial, Keys, MacAlgorithm as M, Role,
+    msg, CipherAlgorithm as C, Config, Error, KeyMaterial, Keys, MacAlgorithm as M,
 };
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -82,7 +82,7 @@ fn message(i: usize) -> Vec<u8> {
 /// messages echoed.
 async fn server_end(stream: TcpStream) -> Result<usize, Error> {
     stream.set_nodelay(true)?;
-    let mut p = Packetizer::with_role(stream, Role::Server);
+    let mut p = Packetizer::with_config(stream, Config::server());
     p.send_identification("SSH-2.0-scale_server").await?;
     p.read_identification().await?;
     p.send_newkeys(keys(2)).await?;

@@ -8,8 +8,8 @@ mod common;
 
 use common::{keys_for, payload};
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Connection, Error, MacAlgorithm as M, Opened, Opener, Role, Sealer,
-    Step,
+    msg, CipherAlgorithm as C, Config, Connection, Error, MacAlgorithm as M, Opened, Opener,
+    Sealer, Step,
 };
 
 const MAX: usize = 35_000;
@@ -127,10 +127,9 @@ fn the_peer_gets_the_same_disconnect_for_every_cause() {
             }
         });
         let now = std::time::Instant::now();
-        let mut core = Connection::new(Role::Server, now);
-        core.set_max_packet_len(MAX).unwrap();
-        core.send_newkeys(keys_for(c, m, 6)).unwrap();
-        core.set_inbound_keys(keys_for(c, m, 5)).unwrap();
+        let mut core = Connection::new(Config::server().max_packet_len(MAX).unwrap(), now);
+        core.send_newkeys(keys_for(c, m, 6), now).unwrap();
+        core.set_inbound_keys(keys_for(c, m, 5), now).unwrap();
         let sent_before = core.pending_output().len();
         let mut rest = &wire[..];
         let err = loop {
@@ -191,9 +190,8 @@ fn the_discard_holds_for_packets_read_in_place() {
             }
         });
         let now = std::time::Instant::now();
-        let mut core = Connection::new(Role::Client, now);
-        core.set_max_packet_len(MAX).unwrap();
-        core.set_inbound_keys(keys_for(c, m, 5)).unwrap();
+        let mut core = Connection::new(Config::client().max_packet_len(MAX).unwrap(), now);
+        core.set_inbound_keys(keys_for(c, m, 5), now).unwrap();
         let mut at = 0;
         let err = loop {
             match core.open_in_place(&mut wire[at..]) {
@@ -223,9 +221,8 @@ fn eof_during_the_discard_is_its_own_error_and_tells_the_peer_nothing() {
         // The stream ends well inside the discard (one maximum packet).
         wire.truncate(wire.len() - 2 * MAX + 100);
         let now = std::time::Instant::now();
-        let mut core = Connection::new(Role::Server, now);
-        core.set_max_packet_len(MAX).unwrap();
-        core.set_inbound_keys(keys_for(c, m, 5)).unwrap();
+        let mut core = Connection::new(Config::server().max_packet_len(MAX).unwrap(), now);
+        core.set_inbound_keys(keys_for(c, m, 5), now).unwrap();
         let mut fed = 0;
         let mut packets = 0;
         while fed < wire.len() {
@@ -269,8 +266,8 @@ fn eof_during_the_discard_through_the_packetizer() {
     let (c, m) = (C::Aes256Cbc, M::HmacSha1);
     let mut wire = stream(c, m, |p| p[0] ^= 0x40);
     wire.truncate(wire.len() - 2 * MAX + 1000);
-    let mut p = Scripted::new(vec![Script::Data(wire)]).packetizer();
-    p.set_max_packet_len(MAX).unwrap();
+    let config = Config::client().max_packet_len(MAX).unwrap();
+    let mut p = Scripted::new(vec![Script::Data(wire)]).packetizer_with(config);
     p.set_inbound_cipher(keys_for(c, m, 5)).unwrap();
     for _ in 0..2 {
         p.read_message().unwrap();

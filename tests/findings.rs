@@ -15,8 +15,8 @@ use common::{clear_stream, keys_for, switch_keys, Scripted, Step};
 use ssh_packetizer::pipe::{pipe, pipe_with_capacity};
 use ssh_packetizer::ManualClock;
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Connection, Error, Keys, MacAlgorithm as M, Opened, Opener, Packet,
-    Packetizer, RekeyLimits, Role, Sealer,
+    msg, CipherAlgorithm as C, Config, Connection, Error, Keys, MacAlgorithm as M, Opened, Opener,
+    Packet, Packetizer, RekeyLimits, Sealer,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -35,12 +35,17 @@ fn keyed<S: Read + Write>(p: &mut Packetizer<S>) {
         .unwrap();
 }
 
-fn spend_outbound_budget<S: Read + Write>(p: &mut Packetizer<S>) {
-    p.set_rekey_limits(RekeyLimits {
-        max_bytes: Some(1),
+/// A client whose budget one large message spends.
+fn spendable() -> Config {
+    Config::client().rekey_limits(RekeyLimits {
+        max_bytes: Some(64 * 1024),
         ..RekeyLimits::default()
-    });
-    p.send_message(&[msg::IGNORE]).unwrap();
+    })
+}
+
+/// Spends the outbound budget of a Packetizer configured with [`spendable`].
+fn spend_outbound_budget<S: Read + Write>(p: &mut Packetizer<S>) {
+    p.send_message(&[msg::IGNORE; 70_000]).unwrap();
     assert!(p.need_rekey());
 }
 
@@ -51,7 +56,7 @@ fn finding_01_a_pending_rekey_masks_neither_the_deadline_nor_the_keepalive() {
     // that goes silent after it is cut off at the deadline.
     for kexinit_sent in [false, true] {
         let ticks = (0..120).map(|_| Step::Tick(60 * SEC)).collect();
-        let mut p = Scripted::new(ticks).packetizer();
+        let mut p = Scripted::new(ticks).packetizer_with(spendable());
         keyed(&mut p);
         spend_outbound_budget(&mut p);
         p.start_handshake(5 * SEC);
@@ -78,7 +83,7 @@ fn finding_01_a_pending_rekey_masks_neither_the_deadline_nor_the_keepalive() {
 
     // With a rekey wanted (and no exchange begun), the keepalive still runs.
     let ticks = (0..6).map(|_| Step::Tick(10 * SEC)).collect();
-    let mut p = Scripted::new(ticks).packetizer();
+    let mut p = Scripted::new(ticks).packetizer_with(spendable());
     keyed(&mut p);
     spend_outbound_budget(&mut p);
     let fired = Arc::new(AtomicUsize::new(0));
@@ -102,14 +107,15 @@ fn finding_01_a_pending_rekey_masks_neither_the_deadline_nor_the_keepalive() {
 #[test]
 fn finding_02_need_rekey_stays_cleared_when_the_inbound_keys_switch_first() {
     let (a, b) = pipe();
-    let (mut ours, mut peer) = (Packetizer::new(a), Packetizer::new(b));
+    let limits = RekeyLimits {
+        max_bytes: Some(50_000),
+        ..RekeyLimits::default()
+    };
+    let mut ours = Packetizer::with_config(a, Config::client().rekey_limits(limits));
+    let mut peer = Packetizer::new(b);
     let k = |seed| keys_for(C::Aes128Gcm, M::None, seed);
     switch_keys(&mut ours, &mut peer, k(1));
     switch_keys(&mut peer, &mut ours, k(2));
-    ours.set_rekey_limits(RekeyLimits {
-        max_bytes: Some(50_000),
-        ..RekeyLimits::default()
-    });
     ours.send_message(&vec![msg::CHANNEL_DATA; 60_000]).unwrap();
     assert!(ours.need_rekey(), "the outbound budget is spent");
     peer.read_message().unwrap();
@@ -139,7 +145,7 @@ fn finding_03_read_all_keeps_every_byte_through_a_failing_keepalive() {
     p.set_keepalive(Some(10 * SEC), |w| w.send_message(&[]).map(|_| ()));
     let err = p.read_all(10, false).unwrap_err();
     assert!(matches!(err, Error::EmptyPayload), "{err:?}");
-    assert!(!p.is_closed());
+    assert!(!p.connection().is_closed());
     assert_eq!(p.read_all(10, false).unwrap(), b"helloworld");
 }
 
@@ -148,7 +154,7 @@ fn finding_04_a_writer_stuck_on_a_full_socket_stalls_nobody() {
     let (mut ours, mut peer) = pipe_with_capacity(16 * 1024);
     ours.set_read_timeout(Some(Duration::from_millis(5)));
     let clock = Arc::new(ManualClock::new());
-    let mut p = Packetizer::with_clock(ours, clock.clone());
+    let mut p = Packetizer::with_clock(ours, Config::client(), clock.clone());
     keyed_in_the_clear(&mut p);
     let (mut reader, writer) = p.split().unwrap();
     let fired = Arc::new(AtomicUsize::new(0));
@@ -271,11 +277,10 @@ fn finding_06_the_opener_stops_at_newkeys_until_the_keys_are_in() {
 fn finding_07_no_timer_runs_before_the_first_keys() {
     let mut steps: Vec<Step> = (0..10).map(|_| Step::Tick(3600 * SEC)).collect();
     steps.push(Step::Data(clear_stream(&[&[msg::KEXINIT]])));
-    let mut p = Scripted::new(steps).packetizer();
-    p.set_rekey_limits(RekeyLimits {
+    let mut p = Scripted::new(steps).packetizer_with(Config::client().rekey_limits(RekeyLimits {
         max_time: Some(60 * SEC),
         ..RekeyLimits::default()
-    });
+    }));
     let fired = Arc::new(AtomicUsize::new(0));
     let count = fired.clone();
     p.set_keepalive(Some(SEC), move |_| {
@@ -296,17 +301,17 @@ fn finding_08_the_initial_kex_is_done_once_both_directions_switched() {
     // A wrap is allowed once both directions switched, with no call saying
     // so; before, it is refused (Terrapin). Driven on the core directly.
     let now = Instant::now();
-    let mut c = ssh_packetizer::Connection::new(ssh_packetizer::Role::Client, now);
+    let mut c = ssh_packetizer::Connection::new(Config::client(), now);
     c.set_seqnos(0, u32::MAX - 1);
-    c.send_newkeys(Keys::clear()).unwrap(); // seqno u32::MAX - 1
+    c.send_newkeys(Keys::clear(), now).unwrap(); // seqno u32::MAX - 1
     assert!(matches!(
         c.send_message(&[msg::IGNORE]),
         Err(Error::SequenceWrapped)
     ));
-    let mut c = ssh_packetizer::Connection::new(ssh_packetizer::Role::Client, now);
+    let mut c = ssh_packetizer::Connection::new(Config::client(), now);
     c.set_seqnos(0, u32::MAX - 1);
-    c.send_newkeys(Keys::clear()).unwrap();
-    c.set_inbound_keys(Keys::clear()).unwrap();
+    c.send_newkeys(Keys::clear(), now).unwrap();
+    c.set_inbound_keys(Keys::clear(), now).unwrap();
     assert!(c.is_initial_kex_done());
     assert_eq!(
         c.send_message(&[msg::IGNORE]).unwrap().seqno(),
@@ -336,7 +341,7 @@ fn finding_10_short_identification_lines_are_refused_without_a_panic() {
     for line in [&b"SSH"[..], b"SSH-", b"S", b""] {
         // As a server reads them: the first line must be a good identification.
         let now = Instant::now();
-        let mut server = Connection::new(Role::Server, now);
+        let mut server = Connection::new(Config::server(), now);
         server.feed(&[line, b"\r\n"].concat(), now);
         assert!(
             matches!(

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::{clear_stream, keys_for};
 use ssh_packetizer::{
-    CipherAlgorithm as C, CompressionAlgorithm as Z, Error, Keys, MacAlgorithm as M, Packetizer,
-    RekeyLimits, Sealer,
+    CipherAlgorithm as C, CompressionAlgorithm as Z, Config, Error, Keys, MacAlgorithm as M,
+    Packetizer, RekeyLimits, Sealer,
 };
 
 /// Counts live heap bytes and their peak.
@@ -50,6 +50,15 @@ fn against<T: Send + 'static>(
     script: impl FnOnce(TcpStream) + Send + 'static,
     client: impl FnOnce(Packetizer<TcpStream>) -> T + Send + 'static,
 ) -> (T, usize) {
+    against_with(Config::client(), script, client)
+}
+
+/// As [`against`], the client configured with `config`.
+fn against_with<T: Send + 'static>(
+    config: Config,
+    script: impl FnOnce(TcpStream) + Send + 'static,
+    client: impl FnOnce(Packetizer<TcpStream>) -> T + Send + 'static,
+) -> (T, usize) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let peer = thread::spawn(move || script(listener.accept().unwrap().0));
@@ -57,7 +66,7 @@ fn against<T: Send + 'static>(
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     thread::spawn(move || {
-        let p = Packetizer::tcp(TcpStream::connect(addr).unwrap()).unwrap();
+        let p = Packetizer::tcp_with_config(TcpStream::connect(addr).unwrap(), config).unwrap();
         let _ = done.send(client(p));
     });
     let out = result
@@ -217,17 +226,18 @@ fn a_flood_past_the_rekey_grace() {
     for _ in 0..10_000 {
         sealer.seal(&[94, 0, 0, 0, 0, 0, 0, 0], &mut flood).unwrap();
     }
-    let (outcome, peak) = against(
+    let limits = RekeyLimits {
+        max_bytes: Some(1),
+        grace_packets: 100,
+        ..RekeyLimits::default()
+    };
+    let (outcome, peak) = against_with(
+        Config::client().rekey_limits(limits),
         move |mut s| {
             let _ = s.write_all(&flood);
             thread::sleep(Duration::from_millis(200));
         },
         move |mut p| {
-            p.set_rekey_limits(RekeyLimits {
-                max_bytes: Some(1),
-                grace_packets: 100,
-                ..RekeyLimits::default()
-            });
             p.set_inbound_cipher(keys()).unwrap();
             p.send_newkeys(keys()).unwrap();
             p.send_message(&[20]).unwrap(); // our KEXINIT: a rekey is wanted now

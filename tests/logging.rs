@@ -5,7 +5,7 @@ use ssh_packetizer::KeyMaterial;
 use std::sync::Mutex;
 
 use ssh_packetizer::pipe::pipe;
-use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Packetizer, RekeyLimits};
+use ssh_packetizer::{CipherAlgorithm, Config, Keys, MacAlgorithm, Packetizer, RekeyLimits};
 
 static RECORDS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
@@ -48,18 +48,25 @@ fn hexdump_only_when_asked_and_key_switches_logged() {
         .unwrap()
     };
 
-    let (a, b) = pipe();
-    let (mut tx, mut rx) = (Packetizer::new(a), Packetizer::new(b));
-    tx.set_rekey_limits(RekeyLimits {
-        max_bytes: Some(1),
-        ..RekeyLimits::default()
-    });
-    tx.send_newkeys(keys()).unwrap();
-    assert_eq!(rx.read_message().unwrap().msg_type(), 21);
-    rx.set_inbound_cipher(keys()).unwrap();
-    // tx's inbound direction switches too: its initial kex is done, so its
-    // spent budget asks for a rekey.
-    tx.set_inbound_cipher(keys()).unwrap();
+    // A keyed pair, the hexdump as `hexdump` says.
+    let pair = |hexdump: bool| {
+        let (a, b) = pipe();
+        let limits = RekeyLimits {
+            max_bytes: Some(1),
+            ..RekeyLimits::default()
+        };
+        let config = Config::client().rekey_limits(limits).hexdump(hexdump);
+        let mut tx = Packetizer::with_config(a, config);
+        let mut rx = Packetizer::with_config(b, Config::server().hexdump(hexdump));
+        tx.send_newkeys(keys()).unwrap();
+        assert_eq!(rx.read_message().unwrap().msg_type(), 21);
+        rx.set_inbound_cipher(keys()).unwrap();
+        // tx's inbound direction switches too: its initial kex is done, so
+        // its spent budget asks for a rekey.
+        tx.set_inbound_cipher(keys()).unwrap();
+        (tx, rx)
+    };
+    let (mut tx, mut rx) = pair(false);
     tx.send_message(secret).unwrap();
     rx.read_message().unwrap();
     let quiet = take();
@@ -74,8 +81,8 @@ fn hexdump_only_when_asked_and_key_switches_logged() {
         "plaintext logged without the hexdump: {quiet:?}"
     );
 
-    tx.set_hexdump(true);
-    rx.set_hexdump(true);
+    let (mut tx, mut rx) = pair(true);
+    take();
     tx.send_message(secret).unwrap();
     rx.read_message().unwrap();
     let loud = take();

@@ -100,10 +100,10 @@ fn a_batch_of_queued_messages_goes_out_in_one_flush() {
     for i in 0..50u8 {
         sender.queue_message(&[94, i]).unwrap();
     }
-    let queued = sender.queued_bytes();
+    let queued = sender.connection().pending_output().len();
     assert_eq!(queued, 50 * 16);
     sender.flush().unwrap();
-    assert_eq!(sender.queued_bytes(), 0);
+    assert_eq!(sender.connection().pending_output().len(), 0);
     for i in 0..50u8 {
         let m = receiver.read_message().unwrap();
         assert_eq!((m.payload(), m.seqno()), (&[94, i][..], u32::from(i)));
@@ -142,7 +142,7 @@ fn after_the_peer_closes_the_second_send_fails_with_broken_pipe_or_reset() {
         ),
         "{kind:?}"
     );
-    assert!(p.is_closed());
+    assert!(p.connection().is_closed());
     // Every later call names the broken pipe (or reset) as its cause.
     let later = p.send_message(&[94]).unwrap_err();
     assert!(

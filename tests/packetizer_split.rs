@@ -11,7 +11,8 @@ use common::{clear_stream, keys_for, payload, Recorded, Scripted, Step};
 use ssh_packetizer::pipe::pipe;
 use ssh_packetizer::Duplex;
 use ssh_packetizer::{
-    CipherAlgorithm as C, Error, MacAlgorithm as M, Opened, Opener, Packetizer, RekeyLimits,
+    CipherAlgorithm as C, Config, Connection, Error, MacAlgorithm as M, Opened, Opener,
+    PacketReader, PacketWriter, Packetizer, RekeyLimits,
 };
 
 const N: usize = 2000;
@@ -92,11 +93,43 @@ fn a_broken_pipe_on_the_writer_closes_the_reader_too() {
     drop(b);
     let err = writer.send_message(&[94]).unwrap_err();
     assert_eq!(err.io_kind(), Some(std::io::ErrorKind::BrokenPipe));
-    assert!(reader.is_closed());
+    assert!(reader.with_connection(|c| c.is_closed()));
     // The reader names the writer's broken pipe as the cause.
     let later = reader.read_message().map(|_| ()).unwrap_err();
     assert!(matches!(later, Error::Failed(_)), "{later:?}");
     assert_eq!(later.io_kind(), Some(std::io::ErrorKind::BrokenPipe));
+}
+
+/// A client whose every packet spends its budget.
+fn one_byte_budget() -> Config {
+    Config::client().rekey_limits(RekeyLimits {
+        max_bytes: Some(1),
+        ..RekeyLimits::default()
+    })
+}
+
+fn should_start_kex<T>(half: &T) -> bool
+where
+    T: HalfCore,
+{
+    half.core(|c| c.should_start_kex())
+}
+
+/// Both halves reach the core the same way.
+trait HalfCore {
+    fn core<U>(&self, f: impl FnOnce(&mut Connection) -> U) -> U;
+}
+
+impl<R: std::io::Read> HalfCore for PacketReader<R> {
+    fn core<U>(&self, f: impl FnOnce(&mut Connection) -> U) -> U {
+        self.with_connection(f)
+    }
+}
+
+impl<W: std::io::Write + Send> HalfCore for PacketWriter<W> {
+    fn core<U>(&self, f: impl FnOnce(&mut Connection) -> U) -> U {
+        self.with_connection(f)
+    }
 }
 
 #[test]
@@ -111,7 +144,7 @@ fn should_start_kex_is_false_once_a_kexinit_went_either_way() {
     assert_eq!(ours.read_message().unwrap().msg_type(), 21);
     ours.set_inbound_cipher(keys_for(c, m, 2)).unwrap();
     let (mut reader, writer) = ours.split().unwrap();
-    assert!(!writer.should_start_kex());
+    assert!(!should_start_kex(&writer));
 
     // The peer starts a rekey: once its KEXINIT is read, a rekey is wanted
     // but must be answered, not started again.
@@ -119,33 +152,25 @@ fn should_start_kex_is_false_once_a_kexinit_went_either_way() {
     peer.send_message(&kexinit).unwrap();
     assert_eq!(reader.read_message().unwrap().payload(), kexinit);
     assert!(writer.need_rekey() && reader.need_rekey());
-    assert!(!writer.should_start_kex() && !reader.should_start_kex());
+    assert!(!should_start_kex(&writer) && !should_start_kex(&reader));
 
     // Our own spent budget, in a fresh pair: wanted and to be started
     // until our KEXINIT goes out.
     let (a, _b) = pipe();
-    let mut p = Packetizer::new(a);
-    p.set_rekey_limits(RekeyLimits {
-        max_bytes: Some(1),
-        ..RekeyLimits::default()
-    });
+    let mut p = Packetizer::with_config(a, one_byte_budget());
     p.send_newkeys(keys_for(c, m, 1)).unwrap();
     p.set_inbound_cipher(keys_for(c, m, 2)).unwrap();
     let (reader, writer) = p.split().unwrap();
     writer.send_message(&[94]).unwrap();
-    assert!(writer.should_start_kex() && reader.should_start_kex());
+    assert!(should_start_kex(&writer) && should_start_kex(&reader));
     writer.send_message(&kexinit).unwrap();
-    assert!(writer.need_rekey() && !writer.should_start_kex());
+    assert!(writer.need_rekey() && !should_start_kex(&writer));
 }
 
 #[test]
 fn rekey_signalling_is_shared_between_the_halves() {
     let (a, _b) = pipe();
-    let mut p = Packetizer::new(a);
-    p.set_rekey_limits(RekeyLimits {
-        max_bytes: Some(1),
-        ..RekeyLimits::default()
-    });
+    let mut p = Packetizer::with_config(a, one_byte_budget());
     p.send_newkeys(keys_for(C::Aes128Gcm, M::None, 1)).unwrap();
     p.set_inbound_cipher(keys_for(C::Aes128Gcm, M::None, 2))
         .unwrap();
@@ -179,7 +204,7 @@ fn the_readers_keepalive_sends_through_the_writer_half() {
         reader: script,
         writer: out.clone(),
     };
-    let mut p = Packetizer::with_clock(stream, clock);
+    let mut p = Packetizer::with_clock(stream, Config::client(), clock);
     // Keys switched both ways (to the clear mode): keepalives may run.
     p.send_newkeys(ssh_packetizer::Keys::clear()).unwrap();
     p.set_inbound_cipher(ssh_packetizer::Keys::clear()).unwrap();
@@ -197,7 +222,7 @@ fn the_readers_keepalive_sends_through_the_writer_half() {
             matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 2 && p.seqno() == seqno)
         );
     }
-    assert_eq!(writer.seqno_out(), 3);
+    assert_eq!(writer.with_connection(|c| c.seqno_out()), 3);
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{clear_stream, keys_for, Scripted, Step};
 use ssh_packetizer::{
-    CipherAlgorithm as C, Error, Keys, MacAlgorithm as M, Opened, Opener, Packetizer, RekeyLimits,
-    Sealer,
+    CipherAlgorithm as C, Config, Error, Keys, MacAlgorithm as M, Opened, Opener, Packetizer,
+    RekeyLimits, Sealer,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -24,7 +24,7 @@ fn handshake_deadline() {
     let err = p.read_message().unwrap_err();
     assert!(matches!(err, Error::HandshakeTimeout), "{err:?}");
     assert!(p.handshake_timed_out());
-    assert!(p.is_closed());
+    assert!(p.connection().is_closed());
 }
 
 #[test]
@@ -182,8 +182,7 @@ fn keepalive_counts_only_idle_time_after_it_was_installed_and_can_be_turned_off(
 }
 
 fn ctr_packetizer(steps: Vec<Step>, limits: RekeyLimits) -> Packetizer<Scripted> {
-    let mut p = Scripted::new(steps).packetizer();
-    p.set_rekey_limits(limits);
+    let mut p = Scripted::new(steps).packetizer_with(Config::client().rekey_limits(limits));
     p.set_inbound_cipher(keys_for(C::Aes128Ctr, M::HmacSha256Etm, 1))
         .unwrap();
     p.send_newkeys(keys_for(C::Aes128Ctr, M::HmacSha256Etm, 2))
@@ -228,7 +227,7 @@ fn need_rekey_is_raised_only_at_a_packet_boundary_and_loses_nothing() {
         "the half-read packet finished"
     );
     assert!(matches!(p.read_message(), Err(Error::NeedRekey)));
-    assert!(!p.is_closed(), "NeedRekey is not fatal");
+    assert!(!p.connection().is_closed(), "NeedRekey is not fatal");
 }
 
 #[test]
@@ -278,11 +277,10 @@ fn both_directions_must_switch_before_need_rekey_clears() {
 fn the_key_age_limit_asks_for_a_rekey() {
     let s = Scripted::new(vec![]);
     let clock = s.clock.clone();
-    let mut p = s.packetizer();
-    p.set_rekey_limits(RekeyLimits {
+    let mut p = s.packetizer_with(Config::client().rekey_limits(RekeyLimits {
         max_time: Some(Duration::from_secs(3600)),
         ..RekeyLimits::default()
-    });
+    }));
     p.set_inbound_cipher(keys_for(C::Aes128Ctr, M::HmacSha1, 1))
         .unwrap();
     p.send_newkeys(keys_for(C::Aes128Ctr, M::HmacSha1, 2))
@@ -319,5 +317,5 @@ fn a_peer_that_ignores_the_rekey_request_is_cut_off_after_the_grace() {
     // The request came before the first packet: five are tolerated.
     assert_eq!(read, 5);
     assert!(matches!(err, Error::RekeyIgnored), "{err:?}");
-    assert!(p.is_closed());
+    assert!(p.connection().is_closed());
 }

@@ -1,7 +1,7 @@
 //! The process default provider: what a new connection takes, installed
 //! once. One test in its own binary, as the default is process-wide.
 
-use ssh_packetizer::{Connection, CryptoProvider, Opener, Role, Sealer};
+use ssh_packetizer::{Config, Connection, CryptoProvider, Opener, Sealer};
 
 #[test]
 fn the_installed_default_is_taken_by_new_connections_and_stays() {
@@ -16,7 +16,7 @@ fn the_installed_default_is_taken_by_new_connections_and_stays() {
     assert_eq!(Sealer::new().crypto_provider(), chosen);
     assert_eq!(Opener::new().crypto_provider(), chosen);
     assert_eq!(
-        Connection::new(Role::Client, std::time::Instant::now()).crypto_provider(),
+        Connection::new(Config::client(), std::time::Instant::now()).crypto_provider(),
         chosen
     );
     // Installing it again is no change; another is refused, naming the one

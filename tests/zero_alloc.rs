@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{keys_for, supported_suites};
 use ssh_packetizer::pipe::pipe;
 use ssh_packetizer::{
-    CipherAlgorithm, CompressionAlgorithm, CryptoProvider, Keys, MacAlgorithm, Packetizer,
+    CipherAlgorithm, CompressionAlgorithm, Config, CryptoProvider, Keys, MacAlgorithm, Packetizer,
 };
 
 struct Counting;
@@ -101,9 +101,11 @@ fn pair(
     Packetizer<impl std::io::Read + std::io::Write>,
 ) {
     let (a, b) = pipe();
-    let (mut tx, mut rx) = (Packetizer::new(a), Packetizer::new(b));
-    tx.set_crypto_provider(provider);
-    rx.set_crypto_provider(provider);
+    let config = Config::client().crypto_provider(provider);
+    let (mut tx, mut rx) = (
+        Packetizer::with_config(a, config.clone()),
+        Packetizer::with_config(b, config),
+    );
     tx.send_newkeys(keys_out).unwrap();
     assert_eq!(rx.read_message().unwrap().msg_type(), 21);
     rx.set_inbound_cipher(keys_in).unwrap();

@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Connection, Error, Keys, MacAlgorithm as M, RekeyLimits, Role, Sent,
-    Step,
+    msg, CipherAlgorithm as C, Config, Connection, Error, Keys, MacAlgorithm as M, RekeyLimits,
+    Role, Sent, Step,
 };
 
 /// Keys for one direction's `epoch`-th switch.
@@ -38,13 +38,13 @@ struct End {
 
 impl End {
     fn new(role: Role, now: Instant, strict: bool) -> End {
-        let mut core = Connection::new(role, now);
-        core.set_strict_kex(strict);
-        core.set_rekey_limits(RekeyLimits {
+        let config = Config::new(role).rekey_limits(RekeyLimits {
             max_bytes: Some(8192),
             max_time: Some(Duration::from_secs(30)),
             ..RekeyLimits::default()
         });
+        let mut core = Connection::new(config, now);
+        core.set_strict_kex(strict);
         core.set_keepalive(Some(Duration::from_secs(5)), now);
         End {
             core,
@@ -71,10 +71,12 @@ impl End {
         }
     }
 
-    fn newkeys(&mut self, suite: (C, M)) {
+    fn newkeys(&mut self, suite: (C, M), now: Instant) {
         self.out_epoch += 1;
         let k = keys(suite, self.toward_server, self.out_epoch);
-        self.core.send_newkeys(k).expect("an honest key switch");
+        self.core
+            .send_newkeys(k, now)
+            .expect("an honest key switch");
     }
 }
 
@@ -89,7 +91,7 @@ fn carry(from: &mut End, to: &mut End, limit: usize, now: Instant) {
 
 /// Reads what `to` has from `from`, checking each message against what was
 /// sent.
-fn read(from: &mut End, to: &mut End, suite: (C, M)) {
+fn read(from: &mut End, to: &mut End, suite: (C, M), now: Instant) {
     loop {
         match to.core.poll_packet().expect("honest bytes open") {
             Step::Ready => {
@@ -110,7 +112,9 @@ fn read(from: &mut End, to: &mut End, suite: (C, M)) {
                 to.in_epoch += 1;
                 assert!(to.in_epoch <= from.out_epoch);
                 let k = keys(suite, from.toward_server, to.in_epoch);
-                to.core.set_inbound_keys(k).expect("at a packet boundary");
+                to.core
+                    .set_inbound_keys(k, now)
+                    .expect("at a packet boundary");
             }
             _ => return,
         }
@@ -156,10 +160,10 @@ pub fn connection(data: &[u8]) {
                 this.send(payload);
             }
             1 => this.send(vec![msg::KEXINIT, arg as u8]),
-            2 => this.newkeys(suite),
+            2 => this.newkeys(suite, now),
             3 => this.send(vec![if arg % 2 == 0 { msg::IGNORE } else { 31 }, arg as u8]),
             4 => carry(this, other, arg * 97 + 1, now),
-            5 => read(other, this, suite),
+            5 => read(other, this, suite, now),
             6 => {
                 now += Duration::from_millis(arg as u64 * 250);
                 for end in [&mut *this, &mut *other] {

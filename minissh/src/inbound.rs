@@ -276,10 +276,13 @@ impl Inbound {
         let negotiated = self.info_mut().negotiated;
         if let Some(n) = negotiated {
             if n.comp_s2c == CompressionAlgorithm::ZlibOpenSsh {
-                self.reader.start_delayed_compression();
+                self.reader
+                    .with_connection(|core| core.start_delayed_compression());
             }
             if n.comp_c2s == CompressionAlgorithm::ZlibOpenSsh {
-                self.out.writer().start_delayed_compression();
+                self.out
+                    .writer()
+                    .with_connection(|core| core.start_delayed_compression());
             }
         }
     }
@@ -320,7 +323,8 @@ impl Inbound {
         }
         if self.session_id.is_none() {
             self.strict = self.prefs.strict_kex && negotiated.peer_strict;
-            self.reader.set_strict_kex(self.strict);
+            self.reader
+                .with_connection(|core| core.set_strict_kex(self.strict));
         }
         let ephemeral = Ephemeral::generate()?;
         self.out.send_kex(&ephemeral.init_message())?;
@@ -393,7 +397,9 @@ impl Inbound {
             info.kex_count += 1;
             info.negotiated = Some(negotiated);
             info.strict_kex = self.strict;
-            info.provider = self.reader.crypto_provider().name();
+            info.provider = self
+                .reader
+                .with_connection(|core| core.crypto_provider().name());
             info.kex_count == 1
         };
         if first {

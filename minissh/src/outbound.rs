@@ -246,7 +246,8 @@ impl Outbound {
     fn seal(&self, _gate: &mut Gate, msg: &Outgoing) -> Result<bool> {
         let sealed = self.seal_parts(&msg.payload, msg.channel.as_deref(), msg.closes)?;
         if sealed && msg.then_compress {
-            self.writer.start_delayed_compression();
+            self.writer
+                .with_connection(|core| core.start_delayed_compression());
         }
         Ok(sealed)
     }
@@ -395,7 +396,9 @@ impl Outbound {
         // once our reader has read the peer's KEXINIT, which the reader
         // answers itself (a second start here would count the peer's
         // rekey as ours).
-        if gate.phase == KexPhase::Idle && self.writer.should_start_kex() {
+        if gate.phase == KexPhase::Idle
+            && self.writer.with_connection(|core| core.should_start_kex())
+        {
             log::debug!("starting a rekey: our output spent the key's budget");
             self.begin_kex_locked(gate)?;
             // The KEXINIT goes out now, by the flusher: the caller may only
@@ -587,12 +590,27 @@ mod tests {
         Outbound,
         Packetizer<TcpStream>,
     ) {
+        keyed_server_with(ssh_packetizer::RekeyLimits::default())
+    }
+
+    /// As [`keyed_server`], our side configured with `limits`.
+    fn keyed_server_with(
+        limits: ssh_packetizer::RekeyLimits,
+    ) -> (
+        ssh_packetizer::PacketReader<TcpStream>,
+        Outbound,
+        Packetizer<TcpStream>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let mut peer = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
         // What never arrives fails the test instead of hanging it.
         peer.start_handshake(std::time::Duration::from_secs(10));
-        let (mut reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
+        let config = ssh_packetizer::Config::server().rekey_limits(limits);
+        let (mut reader, writer) = Packetizer::tcp_with_config(ours, config)
+            .unwrap()
+            .split()
+            .unwrap();
         let out = Outbound::new(writer, Preferences::default(), Side::Server);
         // The initial exchange, both ways (no budget counts before it).
         assert!(out.begin_kex().unwrap());
@@ -612,8 +630,7 @@ mod tests {
 
     #[test]
     fn a_send_that_spends_the_byte_budget_starts_the_rekey_with_no_read() {
-        let (_reader, out, mut peer) = keyed_server();
-        out.writer().set_rekey_limits(ssh_packetizer::RekeyLimits {
+        let (_reader, out, mut peer) = keyed_server_with(ssh_packetizer::RekeyLimits {
             max_bytes: Some(4096),
             ..Default::default()
         });
@@ -638,7 +655,7 @@ mod tests {
         peer.send_message(&theirs).unwrap();
         assert_eq!(reader.read_message().unwrap().payload(), theirs);
         assert!(out.writer().need_rekey());
-        assert!(!out.writer().should_start_kex());
+        assert!(!out.writer().with_connection(|c| c.should_start_kex()));
         // A sender at this moment must not start an exchange of its own.
         out.send(&[2, 0xbb]).unwrap();
         assert_eq!(peer.read_message().unwrap().payload(), [2, 0xbb]);

@@ -101,14 +101,14 @@ impl Session {
         let addr = format!("{}:{}", config.host, config.port);
         let stream = connect_tcp(&addr)?;
         let socket = stream.try_clone()?;
-        let mut pk = Packetizer::tcp(stream).map_err(Error::Io)?;
-        pk.set_crypto_provider(config.prefs.provider);
+        let mut client = ssh_packetizer::Config::client().crypto_provider(config.prefs.provider);
+        if let Some(limits) = config.rekey {
+            client = client.rekey_limits(limits);
+        }
+        let mut pk = Packetizer::tcp_with_config(stream, client).map_err(Error::Io)?;
         pk.start_handshake(HANDSHAKE_TIMEOUT);
         pk.write_all(format!("{CLIENT_ID}\r\n").as_bytes())?;
         let server_id = pk.read_identification()?;
-        if let Some(limits) = config.rekey {
-            pk.set_rekey_limits(limits);
-        }
         let (reader, writer) = pk.split()?;
         writer.set_write_timeout(Some(WRITE_STALL));
         let out = Arc::new(Outbound::new(writer, config.prefs.clone(), Side::Client));

@@ -1,6 +1,7 @@
 //! The connection core: one sans-IO state machine for both directions
 //! (see [`Connection`]).
 
+mod config;
 mod hold;
 mod rekey;
 mod timers;
@@ -22,23 +23,13 @@ use crate::rekey::RekeyLimits;
 use self::hold::Hold;
 use self::timers::{earliest, Handshake, Timers};
 
+pub use self::config::{Config, Role};
 pub use self::hold::HOLD_LIMIT;
 
 /// Index of the inbound direction in per-direction arrays.
 const IN: usize = 0;
 /// Index of the outbound direction.
 const OUT: usize = 1;
-
-/// Which side of the connection this is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Role {
-    /// The client: accepts up to 1024 lines before the server's
-    /// identification line.
-    Client,
-    /// The server: the client's identification line must come first.
-    Server,
-}
 
 /// Something that happened which the driver or the transport acts on; each
 /// is reported once ([`Connection::poll_event`]).
@@ -187,10 +178,11 @@ impl Policy {
 ///
 /// ```
 /// use std::time::Instant;
-/// use ssh_packetizer::{Connection, Role, Step};
+/// use ssh_packetizer::{Config, Connection, Step};
 ///
 /// let now = Instant::now();
-/// let (mut client, mut server) = (Connection::new(Role::Client, now), Connection::new(Role::Server, now));
+/// let mut client = Connection::new(Config::client(), now);
+/// let mut server = Connection::new(Config::server(), now);
 /// client.send_message(&[20, 1, 2, 3])?; // a KEXINIT, in the clear
 ///
 /// // The driver's job: move bytes and tell the time.
@@ -244,22 +236,37 @@ fn inbound<'a>(
 }
 
 impl Connection {
-    /// A connection in the clear mode, sequence numbers 0, its clocks
-    /// starting at `now`.
-    pub fn new(role: Role, now: Instant) -> Connection {
+    /// A connection with `config`, in the clear mode, sequence numbers 0,
+    /// its clocks starting at `now`.
+    pub fn new(config: Config, now: Instant) -> Connection {
+        let mut sealer = Sealer::new();
+        let mut opener = Opener::new();
+        // The config checked the length when it was set.
+        for result in [
+            sealer.set_max_packet_len(config.max_packet_len),
+            opener.set_max_packet_len(config.max_packet_len),
+        ] {
+            debug_assert!(result.is_ok());
+        }
+        sealer.set_rekey_limits(config.rekey_limits);
+        opener.set_rekey_limits(config.rekey_limits);
+        sealer.set_crypto_provider(config.provider);
+        opener.set_crypto_provider(config.provider);
+        let mut timers = Timers::new(now);
+        timers.max_key_age = config.rekey_limits.max_time.map(timers::at_least_a_tick);
         Connection {
-            sealer: Sealer::new(),
-            opener: Opener::new(),
+            sealer,
+            opener,
             out: Vec::new(),
             hold: Hold::default(),
             policy: Policy {
-                role,
+                role: config.role,
                 latch: Latch::default(),
-                timers: Timers::new(now),
+                timers,
                 strict_kex: false,
-                hexdump: false,
-                disconnect_on_error: true,
-                limits: RekeyLimits::default(),
+                hexdump: config.hexdump,
+                disconnect_on_error: config.disconnect_on_error,
+                limits: config.rekey_limits,
                 initial_kex_done: false,
                 switched_once: [false; 2],
                 kex: None,
@@ -780,8 +787,10 @@ impl Connection {
     /// strict kex the outbound sequence number then resets to 0. Messages
     /// held during the exchange follow at once, under the new keys. If
     /// `keys` cannot be installed nothing is sent. Returns NEWKEYS's
-    /// sequence number.
-    pub fn send_newkeys(&mut self, keys: Keys) -> Result<u32, Error> {
+    /// sequence number. The switch is stamped with `now` (for the key age
+    /// limit), after the timers due by then ran.
+    pub fn send_newkeys(&mut self, keys: Keys, now: Instant) -> Result<u32, Error> {
+        self.handle_timeout(now);
         self.check()?;
         log::debug!("outbound keys: {} + {}", keys.cipher(), keys.mac());
         let cipher_on = keys.cipher() != crate::CipherAlgorithm::None;
@@ -813,10 +822,10 @@ impl Connection {
 
     /// Installs the inbound keys, at a packet boundary: normally right after
     /// the peer's NEWKEYS, which holds further packets until this call.
-    /// Like [`Connection::send_newkeys`], the switch is stamped (for the
-    /// key age limit) with the latest `now` the core was given: run
-    /// [`Connection::handle_timeout`] first if time passed since.
-    pub fn set_inbound_keys(&mut self, keys: Keys) -> Result<(), Error> {
+    /// Like [`Connection::send_newkeys`], the switch is stamped with `now`
+    /// (for the key age limit), after the timers due by then ran.
+    pub fn set_inbound_keys(&mut self, keys: Keys, now: Instant) -> Result<(), Error> {
+        self.handle_timeout(now);
         self.check()?;
         log::debug!("inbound keys: {} + {}", keys.cipher(), keys.mac());
         let cipher_on = keys.cipher() != crate::CipherAlgorithm::None;
@@ -1086,19 +1095,11 @@ impl Connection {
     // ----------------------------------------------------------------- rekey
 
     /// Whether a key exchange should start (see [`Event::RekeyWanted`]);
-    /// true from the request until both directions switched keys.
+    /// true from the request until both directions switched keys. As of
+    /// the last `now` the core was given ([`Connection::handle_timeout`]
+    /// runs the key age).
     pub fn need_rekey(&self) -> bool {
         self.policy.rekey.is_some()
-    }
-
-    /// As [`Connection::need_rekey`], also counting a key that reached its
-    /// age limit by `now` though the timers have not run yet (a query, for
-    /// drivers that answer `need_rekey` without a `&mut`).
-    pub fn need_rekey_at(&self, now: Instant) -> bool {
-        let policy = &self.policy;
-        self.need_rekey()
-            || (policy.initial_kex_done
-                && policy.timers.key_age_deadline().is_some_and(|d| now >= d))
     }
 
     /// Asks for a rekey now, as if a budget were spent (no-op before the
@@ -1112,12 +1113,6 @@ impl Connection {
     /// until both directions switched).
     pub fn should_start_kex(&self) -> bool {
         self.need_rekey() && !self.is_kex_in_progress()
-    }
-
-    /// As [`Connection::should_start_kex`], also counting a key that
-    /// reached its age limit by `now` (see [`Connection::need_rekey_at`]).
-    pub fn should_start_kex_at(&self, now: Instant) -> bool {
-        self.need_rekey_at(now) && !self.is_kex_in_progress()
     }
 
     /// Whether a key exchange is under way (a KEXINIT went either way and
@@ -1158,51 +1153,14 @@ impl Connection {
         self.policy.strict_kex
     }
 
-    /// Sets byte and time limits on each key and the grace allowance.
-    pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
-        self.sealer.set_rekey_limits(limits);
-        self.opener.set_rekey_limits(limits);
-        self.policy.limits = limits;
-        self.policy.timers.max_key_age = limits.max_time.map(timers::at_least_a_tick);
-    }
-
-    /// Sets the largest `packet_length` sent and accepted (default 256 KiB,
-    /// 35000 to 16 MiB).
-    pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
-        self.sealer.set_max_packet_len(len)?;
-        self.opener.set_max_packet_len(len)
-    }
-
     /// The largest `packet_length` sent and accepted.
     pub fn max_packet_len(&self) -> usize {
         self.opener.max_packet_len()
     }
 
-    /// Runs the engines of keys installed from now on, both directions,
-    /// with `provider`'s primitives; the keys in use keep theirs. A new
-    /// connection takes [`CryptoProvider::get_default`].
-    pub fn set_crypto_provider(&mut self, provider: &'static CryptoProvider) {
-        self.sealer.set_crypto_provider(provider);
-        self.opener.set_crypto_provider(provider);
-    }
-
     /// The provider the next keys (outbound) will run on.
     pub fn crypto_provider(&self) -> &'static CryptoProvider {
         self.sealer.crypto_provider()
-    }
-
-    /// Logs every message's plaintext (target `ssh_packetizer::hexdump`, at
-    /// debug level) while on, except the bodies of USERAUTH_REQUEST and
-    /// USERAUTH_INFO_RESPONSE (passwords, answers), which are never shown.
-    /// Off by default: plaintext is never logged otherwise.
-    pub fn set_hexdump(&mut self, on: bool) {
-        self.policy.hexdump = on;
-    }
-
-    /// Whether a fatal error caused by the peer's bytes queues a DISCONNECT
-    /// with the matching reason (on by default, as OpenSSH).
-    pub fn set_disconnect_on_error(&mut self, on: bool) {
-        self.policy.disconnect_on_error = on;
     }
 
     /// Starts `zlib@openssh.com` compression both ways: user authentication
@@ -1221,6 +1179,11 @@ impl Connection {
     /// The role given at creation.
     pub fn role(&self) -> Role {
         self.policy.role
+    }
+
+    /// The rekey limits given at creation.
+    pub fn rekey_limits(&self) -> RekeyLimits {
+        self.policy.limits
     }
 
     /// The outbound codec, for inspection (cipher, sequence number).

@@ -29,26 +29,53 @@ struct Pair {
     now: Instant,
 }
 
+/// A limit that one large message spends and the small ones of a test do not.
+const SPENDABLE: RekeyLimits = RekeyLimits {
+    max_bytes: Some(64 * 1024),
+    max_time: None,
+    grace_packets: crate::rekey::DEFAULT_GRACE,
+    grace_bytes: crate::rekey::DEFAULT_GRACE,
+};
+
+/// Only a limit's given fields, the rest the defaults.
+fn limits(max_bytes: Option<u64>, max_time: Option<Duration>) -> RekeyLimits {
+    RekeyLimits {
+        max_bytes,
+        max_time,
+        ..RekeyLimits::default()
+    }
+}
+
 impl Pair {
     fn new() -> Pair {
+        Pair::with_limits(RekeyLimits::default(), RekeyLimits::default())
+    }
+
+    /// A pair whose sides were configured with these rekey limits.
+    fn with_limits(client: RekeyLimits, server: RekeyLimits) -> Pair {
         let now = Instant::now();
         Pair {
-            client: Connection::new(Role::Client, now),
-            server: Connection::new(Role::Server, now),
+            client: Connection::new(Config::client().rekey_limits(client), now),
+            server: Connection::new(Config::server().rekey_limits(server), now),
             now,
         }
     }
 
     /// Both directions keyed, as after the initial kex.
     fn keyed() -> Pair {
-        let mut p = Pair::new();
-        p.client.send_newkeys(keys(1)).unwrap();
-        p.server.send_newkeys(keys(2)).unwrap();
+        Pair::keyed_with_limits(RekeyLimits::default(), RekeyLimits::default())
+    }
+
+    /// As [`Pair::keyed`], the sides configured with these rekey limits.
+    fn keyed_with_limits(client: RekeyLimits, server: RekeyLimits) -> Pair {
+        let mut p = Pair::with_limits(client, server);
+        p.client.send_newkeys(keys(1), p.now).unwrap();
+        p.server.send_newkeys(keys(2), p.now).unwrap();
         p.move_bytes();
         assert_eq!(p.server.poll_packet().unwrap(), Step::Ready);
-        p.server.set_inbound_keys(keys(1)).unwrap();
+        p.server.set_inbound_keys(keys(1), p.now).unwrap();
         assert_eq!(p.client.poll_packet().unwrap(), Step::Ready);
-        p.client.set_inbound_keys(keys(2)).unwrap();
+        p.client.set_inbound_keys(keys(2), p.now).unwrap();
         assert!(p.client.is_initial_kex_done() && p.server.is_initial_kex_done());
         drain_events(&mut p.client);
         drain_events(&mut p.server);
@@ -89,19 +116,18 @@ fn packets(c: &mut Connection) -> Vec<(u8, u32)> {
     got
 }
 
+/// Spends the outbound budget of a connection configured with
+/// [`SPENDABLE`].
 fn spend_outbound_budget(c: &mut Connection) {
-    c.set_rekey_limits(RekeyLimits {
-        max_bytes: Some(1),
-        ..RekeyLimits::default()
-    });
-    c.send_message(&[msg::IGNORE, 0, 0, 0, 0]).unwrap();
+    assert_eq!(c.rekey_limits().max_bytes, SPENDABLE.max_bytes);
+    c.send_message(&[msg::IGNORE; 70_000]).unwrap();
     assert!(c.need_rekey());
 }
 
 // Finding 1: a pending rekey must not mask the deadline or the keepalive.
 #[test]
 fn a_pending_rekey_masks_neither_the_deadline_nor_the_keepalive() {
-    let mut p = Pair::keyed();
+    let mut p = Pair::keyed_with_limits(SPENDABLE, RekeyLimits::default());
     p.client.set_keepalive(Some(30 * SEC), p.now);
     spend_outbound_budget(&mut p.client);
     assert_eq!(drain_events(&mut p.client), [Event::RekeyWanted]);
@@ -133,31 +159,30 @@ fn a_pending_rekey_masks_neither_the_deadline_nor_the_keepalive() {
 #[test]
 fn need_rekey_clears_once_both_directions_switch_in_either_order() {
     for inbound_first in [true, false] {
-        let mut p = Pair::keyed();
+        let mut p = Pair::keyed_with_limits(SPENDABLE, RekeyLimits::default());
         spend_outbound_budget(&mut p.client);
-        p.client.set_rekey_limits(RekeyLimits::default());
         assert_eq!(drain_events(&mut p.client), [Event::RekeyWanted]);
         if inbound_first {
-            p.server.send_newkeys(keys(4)).unwrap();
+            p.server.send_newkeys(keys(4), p.now).unwrap();
             p.server.send_message(&[94, 1]).unwrap();
             p.move_bytes();
             assert_eq!(packets(&mut p.client), [(msg::NEWKEYS, 1)]);
-            p.client.set_inbound_keys(keys(4)).unwrap();
+            p.client.set_inbound_keys(keys(4), p.now).unwrap();
             assert_eq!(packets(&mut p.client), [(94, 2)]);
             assert!(p.client.need_rekey(), "only inbound switched");
-            p.client.send_newkeys(keys(3)).unwrap();
+            p.client.send_newkeys(keys(3), p.now).unwrap();
         } else {
-            p.client.send_newkeys(keys(3)).unwrap();
+            p.client.send_newkeys(keys(3), p.now).unwrap();
             assert!(p.client.need_rekey(), "only outbound switched");
-            p.server.send_newkeys(keys(4)).unwrap();
+            p.server.send_newkeys(keys(4), p.now).unwrap();
             p.move_bytes();
             assert_eq!(packets(&mut p.client), [(msg::NEWKEYS, 1)]);
-            p.client.set_inbound_keys(keys(4)).unwrap();
+            p.client.set_inbound_keys(keys(4), p.now).unwrap();
         }
         assert!(!p.client.need_rekey(), "inbound first: {inbound_first}");
         p.move_bytes();
         packets(&mut p.server);
-        p.server.set_inbound_keys(keys(3)).unwrap();
+        p.server.set_inbound_keys(keys(3), p.now).unwrap();
         for i in 0..5 {
             p.server.send_message(&[94, i]).unwrap();
             p.move_bytes();
@@ -176,43 +201,39 @@ fn need_rekey_clears_once_both_directions_switch_in_either_order() {
 #[test]
 fn a_budget_spent_before_the_exchange_finished_asks_again() {
     for spent in ["outbound", "inbound"] {
-        let mut p = Pair::keyed();
-        p.server.set_rekey_limits(RekeyLimits {
-            max_bytes: Some(1000),
-            ..RekeyLimits::default()
-        });
+        let mut p = Pair::keyed_with_limits(RekeyLimits::default(), limits(Some(1000), None));
         p.server.send_message(&[94; 2000]).unwrap();
         assert_eq!(drain_events(&mut p.server), [Event::RekeyWanted]);
         if spent == "outbound" {
             // The outbound keys switch first, and data under them spends
             // their budget while the request waits for the inbound switch.
-            p.server.send_newkeys(keys(5)).unwrap();
+            p.server.send_newkeys(keys(5), p.now).unwrap();
             p.server.send_message(&[94; 2000]).unwrap();
             assert!(p.server.need_rekey(), "the inbound keys are still old");
             p.move_bytes();
             packets(&mut p.client);
-            p.client.set_inbound_keys(keys(5)).unwrap();
+            p.client.set_inbound_keys(keys(5), p.now).unwrap();
             packets(&mut p.client);
-            p.client.send_newkeys(keys(6)).unwrap();
+            p.client.send_newkeys(keys(6), p.now).unwrap();
             p.move_bytes();
             assert_eq!(p.server.poll_packet().unwrap(), Step::Ready);
             assert_eq!(p.server.packet().unwrap().msg_type(), msg::NEWKEYS);
             // The request is cleared here.
-            p.server.set_inbound_keys(keys(6)).unwrap();
+            p.server.set_inbound_keys(keys(6), p.now).unwrap();
         } else {
             // The inbound keys switch first, and the peer's data under
             // them spends their budget while the request waits for the
             // outbound switch.
-            p.client.send_newkeys(keys(6)).unwrap();
+            p.client.send_newkeys(keys(6), p.now).unwrap();
             p.client.send_message(&[94; 2000]).unwrap();
             p.move_bytes();
             assert_eq!(p.server.poll_packet().unwrap(), Step::Ready);
             assert_eq!(p.server.packet().unwrap().msg_type(), msg::NEWKEYS);
-            p.server.set_inbound_keys(keys(6)).unwrap();
+            p.server.set_inbound_keys(keys(6), p.now).unwrap();
             assert_eq!(packets(&mut p.server).len(), 1);
             assert!(p.server.need_rekey(), "the outbound keys are still old");
             // The request is cleared here.
-            p.server.send_newkeys(keys(5)).unwrap();
+            p.server.send_newkeys(keys(5), p.now).unwrap();
         }
         assert!(
             p.server.need_rekey(),
@@ -239,7 +260,7 @@ fn every_order_of_the_two_switches_and_the_request() {
             steps.insert(request_at, "request");
             let mut requested = false;
             let mut switched_since = 0;
-            p.server.send_newkeys(keys(9)).unwrap();
+            p.server.send_newkeys(keys(9), p.now).unwrap();
             p.move_bytes();
             for step in steps {
                 match step {
@@ -249,11 +270,11 @@ fn every_order_of_the_two_switches_and_the_request() {
                     }
                     "in" => {
                         packets(&mut p.client);
-                        p.client.set_inbound_keys(keys(9)).unwrap();
+                        p.client.set_inbound_keys(keys(9), p.now).unwrap();
                         switched_since += usize::from(requested);
                     }
                     _ => {
-                        p.client.send_newkeys(keys(8)).unwrap();
+                        p.client.send_newkeys(keys(8), p.now).unwrap();
                         switched_since += usize::from(requested);
                     }
                 }
@@ -271,12 +292,7 @@ fn every_order_of_the_two_switches_and_the_request() {
 // Finding 7: no timer before keys are on.
 #[test]
 fn timers_and_rekeys_wait_for_the_first_keys() {
-    let mut p = Pair::new();
-    p.client.set_rekey_limits(RekeyLimits {
-        max_time: Some(10 * SEC),
-        max_bytes: Some(1),
-        ..RekeyLimits::default()
-    });
+    let mut p = Pair::with_limits(limits(Some(1), Some(10 * SEC)), RekeyLimits::default());
     p.client.set_keepalive(Some(SEC), p.now);
     assert_eq!(p.client.poll_timeout(), None);
     p.client.send_message(&[msg::KEXINIT, 0]).unwrap();
@@ -285,14 +301,14 @@ fn timers_and_rekeys_wait_for_the_first_keys() {
     assert_eq!(drain_events(&mut p.client), []);
 
     // Outbound keyed only: still the initial kex.
-    p.client.send_newkeys(keys(1)).unwrap();
+    p.client.send_newkeys(keys(1), p.now).unwrap();
     p.advance(5 * SEC);
     assert!(!p.client.need_rekey());
     assert_eq!(drain_events(&mut p.client), []);
-    p.server.send_newkeys(keys(2)).unwrap();
+    p.server.send_newkeys(keys(2), p.now).unwrap();
     p.move_bytes();
     packets(&mut p.client);
-    p.client.set_inbound_keys(keys(2)).unwrap();
+    p.client.set_inbound_keys(keys(2), p.now).unwrap();
     assert_eq!(drain_events(&mut p.client), [Event::InitialKexDone]);
 
     // Now the keepalive and the key age run.
@@ -321,11 +337,11 @@ fn no_keepalive_during_a_key_exchange() {
     p.advance(100 * SEC);
     assert_eq!(drain_events(&mut p.client), [Event::RekeyWanted]);
     // The exchange finishes; the keepalive resumes.
-    p.client.send_newkeys(keys(5)).unwrap();
-    p.server.send_newkeys(keys(6)).unwrap();
+    p.client.send_newkeys(keys(5), p.now).unwrap();
+    p.server.send_newkeys(keys(6), p.now).unwrap();
     p.move_bytes();
     packets(&mut p.client);
-    p.client.set_inbound_keys(keys(6)).unwrap();
+    p.client.set_inbound_keys(keys(6), p.now).unwrap();
     assert!(!p.client.is_kex_in_progress());
     p.advance(SEC);
     assert_eq!(drain_events(&mut p.client), [Event::KeepaliveDue]);
@@ -335,12 +351,8 @@ fn no_keepalive_during_a_key_exchange() {
 fn a_reported_deadline_is_consumed_once_reached() {
     // A driver that sleeps until poll_timeout and calls handle_timeout must
     // never be handed the same past instant again (it would spin).
-    let mut p = Pair::keyed();
+    let mut p = Pair::keyed_with_limits(limits(None, Some(3 * SEC)), RekeyLimits::default());
     p.client.set_keepalive(Some(SEC), p.now);
-    p.client.set_rekey_limits(RekeyLimits {
-        max_time: Some(3 * SEC),
-        ..RekeyLimits::default()
-    });
     p.client.start_handshake(10 * SEC, p.now);
     for _ in 0..20 {
         let Some(next) = p.client.poll_timeout() else {
@@ -361,13 +373,13 @@ fn the_initial_kex_is_done_by_itself_and_sequence_numbers_may_wrap() {
     let mut p = Pair::new();
     p.client.set_seqnos(u32::MAX - 1, u32::MAX - 1);
     p.server.set_seqnos(u32::MAX - 1, u32::MAX - 1);
-    p.client.send_newkeys(keys(1)).unwrap();
-    p.server.send_newkeys(keys(2)).unwrap();
+    p.client.send_newkeys(keys(1), p.now).unwrap();
+    p.server.send_newkeys(keys(2), p.now).unwrap();
     p.move_bytes();
     packets(&mut p.server);
-    p.server.set_inbound_keys(keys(1)).unwrap();
+    p.server.set_inbound_keys(keys(1), p.now).unwrap();
     packets(&mut p.client);
-    p.client.set_inbound_keys(keys(2)).unwrap();
+    p.client.set_inbound_keys(keys(2), p.now).unwrap();
     p.client.send_message(&[94, 1]).unwrap();
     p.client.send_message(&[94, 2]).unwrap();
     p.move_bytes();
@@ -387,7 +399,7 @@ fn the_initial_kex_is_done_by_itself_and_sequence_numbers_may_wrap() {
 #[test]
 fn newkeys_holds_the_packets_after_it_until_the_keys_are_in() {
     let mut p = Pair::new();
-    p.client.send_newkeys(keys(1)).unwrap();
+    p.client.send_newkeys(keys(1), p.now).unwrap();
     p.client
         .send_message(&[msg::SERVICE_REQUEST, 1, 2])
         .unwrap();
@@ -398,7 +410,7 @@ fn newkeys_holds_the_packets_after_it_until_the_keys_are_in() {
         assert_eq!(p.server.poll_packet().unwrap(), Step::AwaitingKeys);
     }
     assert!(p.server.is_awaiting_keys());
-    p.server.set_inbound_keys(keys(1)).unwrap();
+    p.server.set_inbound_keys(keys(1), p.now).unwrap();
     assert_eq!(packets(&mut p.server), [(msg::SERVICE_REQUEST, 1)]);
 }
 
@@ -409,13 +421,13 @@ fn strict_kex_resets_sequence_numbers_at_each_newkeys_by_itself() {
     p.server.set_strict_kex(true);
     p.client.send_message(&[msg::KEXINIT]).unwrap();
     p.client.send_message(&[30]).unwrap();
-    assert_eq!(p.client.send_newkeys(keys(1)).unwrap(), 2);
+    assert_eq!(p.client.send_newkeys(keys(1), p.now).unwrap(), 2);
     assert_eq!(p.client.seqno_out(), 0);
     p.client.send_message(&[msg::SERVICE_REQUEST]).unwrap();
     p.move_bytes();
     assert_eq!(packets(&mut p.server), [(20, 0), (30, 1), (21, 2)]);
     assert_eq!(p.server.seqno_in(), 0);
-    p.server.set_inbound_keys(keys(1)).unwrap();
+    p.server.set_inbound_keys(keys(1), p.now).unwrap();
     assert_eq!(packets(&mut p.server), [(msg::SERVICE_REQUEST, 0)]);
 }
 
@@ -456,13 +468,13 @@ fn messages_during_our_kex_are_held_and_follow_newkeys_in_order() {
     ));
     assert_eq!(p.client.held_bytes(), held);
 
-    p.client.send_newkeys(keys(7)).unwrap();
+    p.client.send_newkeys(keys(7), p.now).unwrap();
     assert_eq!(p.client.held_bytes(), 0);
     p.move_bytes();
     let got = packets(&mut p.server);
     let types: Vec<u8> = got.iter().map(|&(t, _)| t).collect();
     assert_eq!(&types[..], &[94, 20, 31, 2, 21]);
-    p.server.set_inbound_keys(keys(7)).unwrap();
+    p.server.set_inbound_keys(keys(7), p.now).unwrap();
     let mut after = Vec::new();
     loop {
         p.move_bytes();
@@ -488,14 +500,14 @@ fn a_kex_that_starts_behind_a_large_blocked_write_keeps_the_order() {
     }
     p.client.send_message(&[msg::KEXINIT]).unwrap();
     assert_eq!(p.client.send_message(&[94, 7]).unwrap(), Sent::Held);
-    p.client.send_newkeys(keys(3)).unwrap();
+    p.client.send_newkeys(keys(3), p.now).unwrap();
     let mut seen = Vec::new();
     loop {
         p.move_bytes();
         let got = packets(&mut p.server);
         if got.is_empty() {
             if p.server.is_awaiting_keys() {
-                p.server.set_inbound_keys(keys(3)).unwrap();
+                p.server.set_inbound_keys(keys(3), p.now).unwrap();
                 continue;
             }
             break;
@@ -550,7 +562,7 @@ fn a_mac_failure_is_the_cause_of_every_later_error_and_the_peer_is_told() {
     for e in [
         p.server.send_message(&[94]).unwrap_err(),
         p.server.poll_packet().unwrap_err(),
-        p.server.send_newkeys(keys(1)).unwrap_err(),
+        p.server.send_newkeys(keys(1), p.now).unwrap_err(),
     ] {
         assert!(matches!(e.cause(), Error::MacMismatch { seqno: 1 }), "{e}");
         assert!(e.to_string().contains("MAC"), "{e}");
@@ -594,7 +606,7 @@ fn input_beyond_one_maximum_packet_and_one_read_is_refused_until_drained() {
 
 #[test]
 fn the_rekey_event_comes_once_per_request() {
-    let mut p = Pair::keyed();
+    let mut p = Pair::keyed_with_limits(SPENDABLE, RekeyLimits::default());
     spend_outbound_budget(&mut p.client);
     for _ in 0..10 {
         p.client.send_message(&[msg::IGNORE]).unwrap();
@@ -606,17 +618,17 @@ fn the_rekey_event_comes_once_per_request() {
 #[test]
 fn a_peer_that_ignores_the_request_is_cut_off_one_that_switched_is_not() {
     for peer_switches in [false, true] {
-        let mut p = Pair::keyed();
-        p.client.set_rekey_limits(RekeyLimits {
+        let grace = RekeyLimits {
             grace_packets: 3,
             ..RekeyLimits::default()
-        });
+        };
+        let mut p = Pair::keyed_with_limits(grace, RekeyLimits::default());
         p.client.request_rekey();
         if peer_switches {
-            p.server.send_newkeys(keys(5)).unwrap();
+            p.server.send_newkeys(keys(5), p.now).unwrap();
             p.move_bytes();
             packets(&mut p.client);
-            p.client.set_inbound_keys(keys(5)).unwrap();
+            p.client.set_inbound_keys(keys(5), p.now).unwrap();
         }
         for i in 0..3 {
             p.server.send_message(&[94, i]).unwrap();
@@ -671,13 +683,13 @@ fn a_clean_eof_and_one_inside_a_packet_say_so() {
 #[test]
 fn the_server_refuses_lines_before_the_identification_the_client_takes_them() {
     let now = Instant::now();
-    let mut server = Connection::new(Role::Server, now);
+    let mut server = Connection::new(Config::server(), now);
     server.feed(b"hello\r\nSSH-2.0-x\r\n", now);
     assert!(matches!(
         server.poll_identification(),
         Err(Error::BadIdentification { .. })
     ));
-    let mut client = Connection::new(Role::Client, now);
+    let mut client = Connection::new(Config::client(), now);
     client.feed(b"hello\r\nSSH-2.0-x\r\n\x00\x00", now);
     let id = client.poll_identification().unwrap().unwrap();
     assert_eq!((id.as_str(), id.pre_banner.len()), ("SSH-2.0-x", 1));
@@ -686,24 +698,16 @@ fn the_server_refuses_lines_before_the_identification_the_client_takes_them() {
 
 #[test]
 fn zero_and_endless_intervals_neither_spin_nor_panic() {
-    let mut p = Pair::keyed();
+    let mut p = Pair::keyed_with_limits(limits(None, Some(Duration::ZERO)), RekeyLimits::default());
     p.client.set_keepalive(Some(Duration::ZERO), p.now);
-    p.client.set_rekey_limits(RekeyLimits {
-        max_time: Some(Duration::ZERO),
-        ..RekeyLimits::default()
-    });
     for _ in 0..5 {
         let next = p.client.poll_timeout().unwrap();
         p.now = next;
         p.client.handle_timeout(next);
         assert!(p.client.poll_timeout().is_none_or(|after| after > next));
     }
-    let mut q = Pair::keyed();
+    let mut q = Pair::keyed_with_limits(limits(None, Some(Duration::MAX)), RekeyLimits::default());
     q.client.set_keepalive(Some(Duration::MAX), q.now);
-    q.client.set_rekey_limits(RekeyLimits {
-        max_time: Some(Duration::MAX),
-        ..RekeyLimits::default()
-    });
     q.client.start_handshake(Duration::MAX, q.now);
     assert_eq!(
         q.client.poll_timeout(),
@@ -724,48 +728,26 @@ fn a_request_during_an_exchange_under_way_is_no_call_to_start_another() {
     p.move_bytes();
     packets(&mut p.client);
     assert_eq!(drain_events(&mut p.client), []);
-    p.client.send_newkeys(keys(5)).unwrap();
-    p.server.send_newkeys(keys(6)).unwrap();
+    p.client.send_newkeys(keys(5), p.now).unwrap();
+    p.server.send_newkeys(keys(6), p.now).unwrap();
     p.move_bytes();
     packets(&mut p.client);
-    p.client.set_inbound_keys(keys(6)).unwrap();
+    p.client.set_inbound_keys(keys(6), p.now).unwrap();
     assert!(!p.client.need_rekey(), "the exchange satisfied it");
 
     // A budget spent after our NEWKEYS, before the peer's: the switch still
     // to come is the only one missing.
     let mut p = Pair::keyed();
     p.client.send_message(&[msg::KEXINIT]).unwrap();
-    p.client.send_newkeys(keys(7)).unwrap();
+    p.client.send_newkeys(keys(7), p.now).unwrap();
     p.client.request_rekey();
     assert!(p.client.need_rekey());
-    p.server.send_newkeys(keys(8)).unwrap();
+    p.server.send_newkeys(keys(8), p.now).unwrap();
     p.move_bytes();
     packets(&mut p.client);
-    p.client.set_inbound_keys(keys(8)).unwrap();
+    p.client.set_inbound_keys(keys(8), p.now).unwrap();
     assert!(!p.client.need_rekey());
     assert_eq!(drain_events(&mut p.client), []);
-}
-
-#[test]
-fn a_held_message_that_cannot_follow_the_switch_is_fatal_not_lost() {
-    let mut p = Pair::keyed();
-    p.client.send_message(&[msg::KEXINIT]).unwrap();
-    let big = vec![msg::CHANNEL_DATA; 100_000];
-    assert_eq!(p.client.send_message(&big).unwrap(), Sent::Held);
-    // The maximum shrinks during the exchange: the held message no longer
-    // fits once the keys switched.
-    p.client.set_max_packet_len(35_000).unwrap();
-    let err = p.client.send_newkeys(keys(3)).unwrap_err();
-    assert!(err.is_fatal(), "{err:?}");
-    assert!(
-        matches!(err.cause(), Error::PayloadTooLarge { .. }),
-        "{err:?}"
-    );
-    assert!(p.client.is_closed(), "a promised message was lost: fatal");
-    assert!(matches!(
-        p.client.send_message(&[94]),
-        Err(Error::Failed(_))
-    ));
 }
 
 #[test]

@@ -50,10 +50,9 @@ pub(crate) trait Backend: Sync {
 /// default, pure Rust), aws-lc-rs (feature `aws-lc-rs`, FIPS with `fips`)
 /// or OpenSSL (feature `openssl`).
 ///
-/// A connection takes the process default when it is made
-/// ([`CryptoProvider::get_default`]) and can be given another
-/// ([`crate::Connection::set_crypto_provider`], and the same call on every
-/// driver) before its keys are installed. An algorithm the provider's
+/// A connection takes the process default when its configuration is made
+/// ([`CryptoProvider::get_default`]) unless the configuration names
+/// another ([`crate::Config::crypto_provider`]). An algorithm the provider's
 /// library lacks runs on RustCrypto instead, and
 /// [`CryptoProvider::cipher_supplier`] says so; a FIPS provider refuses
 /// it instead, and anything not FIPS-approved.

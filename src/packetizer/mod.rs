@@ -10,7 +10,6 @@
 //! [`Packetizer::tcp`]) to get ticks.
 
 mod clock;
-pub(crate) mod controls;
 pub(crate) mod reading;
 mod split;
 mod stream;
@@ -27,16 +26,14 @@ pub use self::reading::KeepaliveCallback;
 pub use self::split::{Duplex, Halves, PacketReader, PacketWriter, SplitStream};
 pub use self::stream::NONBLOCKING_BACKOFF;
 
-use self::controls::core_controls;
 use self::reading::{wait_for, CoreSide, ReadState, Side};
 use self::stream::{read_once, write_fully, Patience, Read1};
 use crate::banner::{self, Identification};
 use crate::codec::input::InputBuffer;
 use crate::codec::{Packet, Step};
-use crate::connection::{Connection, Role, Sent};
+use crate::connection::{Config, Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::rekey::RekeyLimits;
 
 /// How often a TCP Packetizer wakes to run its timers when nothing arrives
 /// (paramiko's socket timeout).
@@ -189,31 +186,42 @@ impl Packetizer<TcpStream> {
     /// on the socket: one taken back with [`Packetizer::into_inner`] reports
     /// them as `WouldBlock` until reset.
     pub fn tcp(stream: TcpStream) -> io::Result<Packetizer<TcpStream>> {
-        Packetizer::tcp_with_role(stream, Role::Client)
+        Packetizer::tcp_with_config(stream, Config::client())
     }
 
-    /// As [`Packetizer::tcp`], for `role` (a server's accepted streams).
-    pub fn tcp_with_role(stream: TcpStream, role: Role) -> io::Result<Packetizer<TcpStream>> {
+    /// As [`Packetizer::tcp`], with `config` (a server's accepted streams:
+    /// [`Config::server`]).
+    pub fn tcp_with_config(stream: TcpStream, config: Config) -> io::Result<Packetizer<TcpStream>> {
         stream.set_read_timeout(Some(DEFAULT_TICK))?;
         stream.set_write_timeout(Some(DEFAULT_TICK))?;
         stream.set_nodelay(true)?;
-        Ok(Packetizer::with_role(stream, role, Arc::new(SystemClock)))
+        Ok(Packetizer::with_clock(
+            stream,
+            config,
+            Arc::new(SystemClock),
+        ))
     }
 }
 
 impl<S: Read + Write> Packetizer<S> {
-    /// A client-side Packetizer in the clear mode, sequence numbers 0, over
-    /// `stream`.
+    /// A client-side Packetizer with the default [`Config`], in the clear
+    /// mode, sequence numbers 0, over `stream`.
     pub fn new(stream: S) -> Packetizer<S> {
-        Packetizer::with_role(stream, Role::Client, Arc::new(SystemClock))
+        Packetizer::with_config(stream, Config::client())
     }
 
-    /// As [`Packetizer::new`], for `role`, with the timers reading `clock`.
-    pub fn with_role(stream: S, role: Role, clock: Arc<dyn Clock>) -> Packetizer<S> {
+    /// A Packetizer with `config` (role, maximum packet, rekey limits,
+    /// provider, hexdump) over `stream`.
+    pub fn with_config(stream: S, config: Config) -> Packetizer<S> {
+        Packetizer::with_clock(stream, config, Arc::new(SystemClock))
+    }
+
+    /// As [`Packetizer::with_config`], with the timers reading `clock`.
+    pub fn with_clock(stream: S, config: Config, clock: Arc<dyn Clock>) -> Packetizer<S> {
         let now = clock.now();
         Packetizer {
             io: stream,
-            core: Connection::new(role, now),
+            core: Connection::new(config, now),
             clock,
             reading: ReadState::default(),
             write_timeout: None,
@@ -221,16 +229,50 @@ impl<S: Read + Write> Packetizer<S> {
         }
     }
 
-    /// As [`Packetizer::new`], with the timers reading `clock`.
-    pub fn with_clock(stream: S, clock: Arc<dyn Clock>) -> Packetizer<S> {
-        Packetizer::with_role(stream, Role::Client, clock)
+    /// The connection core, for inspection (sequence numbers, the keys in
+    /// use, the first error), as of the last call.
+    pub fn connection(&self) -> &Connection {
+        &self.core
     }
 
-    core_controls!();
+    /// The connection core, for what is negotiated or changes
+    /// mid-connection (strict kex, delayed compression, a rekey request);
+    /// its timers are brought up to the Packetizer's clock first. Reading
+    /// or writing bytes through it desynchronises the Packetizer.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        self.core.handle_timeout(self.clock.now());
+        &mut self.core
+    }
 
-    /// The time, from the Packetizer's clock.
-    fn now(&self) -> Instant {
-        self.clock.now()
+    /// Whether a key exchange should start (paramiko's `need_rekey`): true
+    /// from the request (a spent budget, key age, the peer's KEXINIT) until
+    /// both directions switched keys.
+    pub fn need_rekey(&mut self) -> bool {
+        self.connection_mut().need_rekey()
+    }
+
+    /// Starts the key exchange deadline: a read still waiting when it
+    /// passes fails with [`Error::HandshakeTimeout`].
+    pub fn start_handshake(&mut self, timeout: Duration) {
+        let now = self.clock.now();
+        self.core.start_handshake(timeout, now);
+    }
+
+    /// Whether the deadline passed; false before `start_handshake` and
+    /// after `complete_handshake`.
+    pub fn handshake_timed_out(&mut self) -> bool {
+        self.connection_mut().handshake_timed_out()
+    }
+
+    /// Ends the key exchange deadline.
+    pub fn complete_handshake(&mut self) {
+        self.core.complete_handshake();
+    }
+
+    /// Closes the Packetizer: every call after this returns
+    /// [`Error::Closed`]. The stream closes when it is dropped.
+    pub fn close(&mut self) {
+        self.core.close();
     }
 
     /// The stream.
@@ -347,9 +389,7 @@ impl<S: Read + Write> Packetizer<S> {
     /// kex the outbound sequence number resets, and messages held during
     /// the exchange follow under the new keys.
     pub fn send_newkeys(&mut self, keys: Keys) -> Result<u32, Error> {
-        // The core stamps the switch with the latest time it was given.
-        self.core.handle_timeout(self.clock.now());
-        let seqno = self.core.send_newkeys(keys)?;
+        let seqno = self.core.send_newkeys(keys, self.clock.now())?;
         self.flush()?;
         Ok(seqno)
     }
@@ -358,8 +398,7 @@ impl<S: Read + Write> Packetizer<S> {
     /// packets, normally right after the peer's NEWKEYS was read (which
     /// holds further packets until this call).
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        self.core.handle_timeout(self.clock.now());
-        self.core.set_inbound_keys(keys)
+        self.core.set_inbound_keys(keys, self.clock.now())
     }
 
     /// Runs `callback` when `interval` passes with no traffic either way

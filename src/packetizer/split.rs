@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::clock::Clock;
-use super::controls::shared_controls;
 use super::reading::{wait_for, CoreSide, ReadState, Side};
 use super::stream::{read_once, write_fully, Patience, Read1};
 use super::{
@@ -36,7 +35,6 @@ use crate::error::Error;
 use crate::keys::Keys;
 #[cfg(any(test, feature = "test-util"))]
 use crate::pipe::{PipeEnd, PipeReader, PipeWriter};
-use crate::rekey::RekeyLimits;
 
 /// A stream that can be taken apart into a reading and a writing half.
 pub trait SplitStream: Read + Write + Sized {
@@ -172,6 +170,19 @@ impl Shared {
     fn close(&self) {
         self.lock().close();
         self.changed.notify_all();
+    }
+
+    /// Runs `f` on the core with its timers brought up to now, then wakes
+    /// whoever waits for a change (a sender for the hold to empty).
+    fn with_connection<T>(&self, f: impl FnOnce(&mut Connection, Instant) -> T) -> T {
+        let now = self.now();
+        let result = {
+            let mut core = self.lock();
+            core.handle_timeout(now);
+            f(&mut core, now)
+        };
+        self.changed.notify_all();
+        result
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -419,14 +430,8 @@ impl<W: Write + Send> PacketWriter<W> {
     /// [`PacketWriter::queue_message`]: NEWKEYS and the key switch happen
     /// now, in one step; the bytes go out with the next flush.
     pub fn queue_newkeys(&self, keys: Keys) -> Result<u32, Error> {
-        let now = self.shared().clock.now();
-        let seqno = {
-            let mut core = self.shared().lock();
-            core.handle_timeout(now);
-            core.send_newkeys(keys)
-        };
-        self.shared().changed.notify_all();
-        seqno
+        self.shared()
+            .with_connection(|core, now| core.send_newkeys(keys, now))
     }
 
     /// Writes what is sealed unless another clone is writing, in which case
@@ -454,7 +459,35 @@ impl<W: Write + Send> PacketWriter<W> {
             .unwrap_or_else(|e| e.into_inner()) = timeout;
     }
 
-    shared_controls!(outlet.shared);
+    /// Runs `f` on the connection core both halves share, its timers
+    /// brought up to the driver's clock first: for what is negotiated or
+    /// changes mid-connection (strict kex, delayed compression, a rekey
+    /// request) and for inspection. The lock is held only for the call.
+    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        self.outlet.shared.with_connection(|core, _| f(core))
+    }
+
+    /// As [`Packetizer::need_rekey`].
+    pub fn need_rekey(&self) -> bool {
+        self.with_connection(|core| core.need_rekey())
+    }
+
+    /// As [`Packetizer::start_handshake`].
+    pub fn start_handshake(&self, timeout: Duration) {
+        self.outlet
+            .shared
+            .with_connection(|core, now| core.start_handshake(timeout, now));
+    }
+
+    /// As [`Packetizer::handshake_timed_out`].
+    pub fn handshake_timed_out(&self) -> bool {
+        self.with_connection(|core| core.handshake_timed_out())
+    }
+
+    /// As [`Packetizer::complete_handshake`].
+    pub fn complete_handshake(&self) {
+        self.with_connection(|core| core.complete_handshake());
+    }
 
     /// Closes both halves. A reader blocked in `read` notices at its next
     /// read timeout; give the stream one.
@@ -638,10 +671,8 @@ impl<R: Read> PacketReader<R> {
 
     /// As [`Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        let now = self.shared.clock.now();
-        let mut core = self.shared.lock();
-        core.handle_timeout(now);
-        core.set_inbound_keys(keys)
+        self.shared
+            .with_connection(|core, now| core.set_inbound_keys(keys, now))
     }
 
     /// As [`Packetizer::set_nonblocking_backoff`].
@@ -664,7 +695,34 @@ impl<R: Read> PacketReader<R> {
         self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
     }
 
-    shared_controls!(shared);
+    /// Runs `f` on the connection core both halves share, its timers
+    /// brought up to the driver's clock first: for what is negotiated or
+    /// changes mid-connection (strict kex, delayed compression, a rekey
+    /// request) and for inspection. The lock is held only for the call.
+    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        self.shared.with_connection(|core, _| f(core))
+    }
+
+    /// As [`Packetizer::need_rekey`].
+    pub fn need_rekey(&self) -> bool {
+        self.with_connection(|core| core.need_rekey())
+    }
+
+    /// As [`Packetizer::start_handshake`].
+    pub fn start_handshake(&self, timeout: Duration) {
+        self.shared
+            .with_connection(|core, now| core.start_handshake(timeout, now));
+    }
+
+    /// As [`Packetizer::handshake_timed_out`].
+    pub fn handshake_timed_out(&self) -> bool {
+        self.with_connection(|core| core.handshake_timed_out())
+    }
+
+    /// As [`Packetizer::complete_handshake`].
+    pub fn complete_handshake(&self) {
+        self.with_connection(|core| core.complete_handshake());
+    }
 
     /// Closes both halves. A reader blocked in `read` notices at its next
     /// read timeout; give the stream one.

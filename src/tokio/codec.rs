@@ -8,7 +8,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::timer::now;
 use crate::codec::Frame;
-use crate::connection::{Connection, Event, Role};
+use crate::connection::{Config, Connection};
 use crate::error::Error;
 use crate::keys::Keys;
 
@@ -68,8 +68,9 @@ impl OwnedPacket {
 ///
 /// # Rekeys and timers
 /// Encoding never blocks on a rekey: a spent budget, the peer's KEXINIT or
-/// key age raise [`Event::RekeyWanted`] (see [`PacketCodec::poll_event`]
-/// and [`PacketCodec::need_rekey`]); look after each item and send. The
+/// key age raise [`Event::RekeyWanted`](crate::Event::RekeyWanted) (see
+/// [`Connection::poll_event`] and [`Connection::need_rekey`] through
+/// [`PacketCodec::connection_mut`]); look after each item and send. The
 /// codec reads tokio's clock as it decodes and encodes; a `Framed` user who
 /// wants the handshake deadline or the keepalive while nothing moves runs
 /// `poll_timeout` / `handle_timeout` on `connection_mut()` from a timer of
@@ -87,7 +88,7 @@ impl OwnedPacket {
 /// packet read) and write buffer (up to the back-pressure boundary plus one
 /// packet, see [`BACKPRESSURE_BOUNDARY`]); the codec's core keeps its
 /// output buffer, at most one packet, between encodes
-/// ([`PacketCodec::release_idle_memory`] gives it back). Decrypted packets
+/// ([`Connection::release_idle_memory`] gives it back). Decrypted packets
 /// live in `Framed`'s buffer, which is not wiped when freed; the
 /// [`Packetizer`](super::Packetizer) wipes its own. Compression is not
 /// supported here (an inflated payload cannot live in the read buffer):
@@ -98,12 +99,12 @@ impl OwnedPacket {
 /// # async fn main() -> Result<(), ssh_packetizer::Error> {
 /// use futures_util::{SinkExt, StreamExt};
 /// use ssh_packetizer::tokio::PacketCodec;
-/// use ssh_packetizer::Role;
+/// use ssh_packetizer::Config;
 /// use tokio_util::codec::Framed;
 ///
 /// let (a, b) = tokio::io::duplex(64 * 1024);
-/// let mut client = Framed::new(a, PacketCodec::new(Role::Client));
-/// let mut server = Framed::new(b, PacketCodec::new(Role::Server));
+/// let mut client = Framed::new(a, PacketCodec::new(Config::client()));
+/// let mut server = Framed::new(b, PacketCodec::new(Config::server()));
 /// client.send(&b"\x14 a KEXINIT"[..]).await?;
 /// let kexinit = server.next().await.unwrap()?;
 /// assert_eq!((kexinit.msg_type(), kexinit.seqno()), (20, 0));
@@ -119,11 +120,11 @@ pub struct PacketCodec {
 }
 
 impl PacketCodec {
-    /// A codec for `role`, in the clear mode, sequence numbers 0 (the
+    /// A codec with `config`, in the clear mode, sequence numbers 0 (the
     /// identification lines are exchanged before: see
     /// [`Packetizer::into_framed`](super::Packetizer::into_framed)).
-    pub fn new(role: Role) -> PacketCodec {
-        PacketCodec::from_connection(Connection::new(role, now()))
+    pub fn new(config: Config) -> PacketCodec {
+        PacketCodec::from_connection(Connection::new(config, now()))
     }
 
     /// A codec over a connection core as it stands (keys, sequence
@@ -132,44 +133,24 @@ impl PacketCodec {
         PacketCodec { core, accounted: 0 }
     }
 
-    /// The connection core.
+    /// The connection core, for inspection, as of the last call.
     pub fn connection(&self) -> &Connection {
         &self.core
     }
 
-    /// The connection core, mutably (settings, timers, rekey requests).
+    /// The connection core, its timers brought up to tokio's clock first:
+    /// rekey requests and events ([`Connection::poll_event`],
+    /// [`Connection::should_start_kex`]), strict kex, delayed compression,
+    /// the handshake deadline.
     pub fn connection_mut(&mut self) -> &mut Connection {
+        self.core.handle_timeout(now());
         &mut self.core
     }
 
     /// Installs the inbound keys: right after the peer's NEWKEYS came out
     /// of the stream, before polling it again.
     pub fn set_inbound_keys(&mut self, keys: Keys) -> Result<(), Error> {
-        self.core.handle_timeout(now());
-        self.core.set_inbound_keys(keys)
-    }
-
-    /// Whether a key exchange should start (until both directions switched).
-    pub fn need_rekey(&self) -> bool {
-        self.core.need_rekey_at(now())
-    }
-
-    /// Whether a key exchange should be started now: a rekey is wanted and
-    /// none is under way (false once the peer's KEXINIT was decoded).
-    pub fn should_start_kex(&self) -> bool {
-        self.core.should_start_kex_at(now())
-    }
-
-    /// The next event of the core ([`Event::RekeyWanted`] and the others),
-    /// once each.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.core.poll_event()
-    }
-
-    /// Gives the core's output buffer back (`Framed`'s own buffers are
-    /// `Framed`'s); returns the bytes freed.
-    pub fn release_idle_memory(&mut self) -> usize {
-        self.core.release_idle_memory()
+        self.core.set_inbound_keys(keys, now())
     }
 
     /// Moves what the core sealed into `Framed`'s write buffer.
@@ -300,8 +281,7 @@ impl Encoder<Keys> for PacketCodec {
     type Error = Error;
 
     fn encode(&mut self, keys: Keys, dst: &mut BytesMut) -> Result<(), Error> {
-        self.core.handle_timeout(now());
-        let result = self.core.send_newkeys(keys);
+        let result = self.core.send_newkeys(keys, now());
         // What was sealed goes out even if a held message failed after.
         self.move_output(dst);
         result.map(|_| ())

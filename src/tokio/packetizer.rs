@@ -18,13 +18,11 @@ use super::timer::{now, Timer};
 use crate::banner::Identification;
 use crate::codec::input::InputBuffer;
 use crate::codec::Packet;
-use crate::connection::{Connection, Role, Sent};
+use crate::connection::{Config, Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::packetizer::controls::core_controls;
 use crate::packetizer::reading::{CoreSide, KeepaliveCallback, ReadState};
 use crate::packetizer::{self as sync, SendMessage};
-use crate::rekey::RekeyLimits;
 
 /// The SSH binary packet protocol over an async byte stream: the sync
 /// [`crate::Packetizer`]'s surface, its timers (handshake deadline,
@@ -173,15 +171,16 @@ fn poll_write_core<S: AsyncWrite + Unpin>(
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
-    /// A client-side Packetizer in the clear mode, sequence numbers 0, over
-    /// `stream`.
+    /// A client-side Packetizer with the default [`Config`], in the clear
+    /// mode, sequence numbers 0, over `stream`.
     pub fn new(stream: S) -> Packetizer<S> {
-        Packetizer::with_role(stream, Role::Client)
+        Packetizer::with_config(stream, Config::client())
     }
 
-    /// As [`Packetizer::new`], for `role`.
-    pub fn with_role(stream: S, role: Role) -> Packetizer<S> {
-        let mut core = Connection::new(role, now());
+    /// A Packetizer with `config` (role, maximum packet, rekey limits,
+    /// provider, hexdump) over `stream`.
+    pub fn with_config(stream: S, config: Config) -> Packetizer<S> {
+        let mut core = Connection::new(config, now());
         core.set_adaptive_reads();
         Packetizer {
             io: stream,
@@ -192,11 +191,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         }
     }
 
-    core_controls!();
+    /// The connection core, for inspection (sequence numbers, the keys in
+    /// use, the first error), as of the last call.
+    pub fn connection(&self) -> &Connection {
+        &self.core
+    }
 
-    /// The time, from tokio's clock.
-    fn now(&self) -> std::time::Instant {
-        now()
+    /// The connection core, for what is negotiated or changes
+    /// mid-connection (strict kex, delayed compression, a rekey request);
+    /// its timers are brought up to tokio's clock first. Reading or writing
+    /// bytes through it desynchronises the Packetizer.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        self.core.handle_timeout(now());
+        &mut self.core
+    }
+
+    /// As [`crate::Packetizer::need_rekey`].
+    pub fn need_rekey(&mut self) -> bool {
+        self.connection_mut().need_rekey()
+    }
+
+    /// As [`crate::Packetizer::start_handshake`], on tokio's clock.
+    pub fn start_handshake(&mut self, timeout: Duration) {
+        self.core.start_handshake(timeout, now());
+    }
+
+    /// As [`crate::Packetizer::handshake_timed_out`].
+    pub fn handshake_timed_out(&mut self) -> bool {
+        self.connection_mut().handshake_timed_out()
+    }
+
+    /// As [`crate::Packetizer::complete_handshake`].
+    pub fn complete_handshake(&mut self) {
+        self.core.complete_handshake();
+    }
+
+    /// Closes the Packetizer: every call after this returns
+    /// [`Error::Closed`]. The stream closes when it is dropped.
+    pub fn close(&mut self) {
+        self.core.close();
     }
 
     /// The stream.
@@ -321,8 +354,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// strict kex the outbound sequence number resets, and messages held
     /// during the exchange follow under the new keys.
     pub async fn send_newkeys(&mut self, keys: Keys) -> Result<u32, Error> {
-        self.core.handle_timeout(now());
-        let seqno = self.core.send_newkeys(keys)?;
+        let seqno = self.core.send_newkeys(keys, now())?;
         self.flush().await?;
         Ok(seqno)
     }
@@ -330,8 +362,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// Switches the keys of the packets read from now on; normally right
     /// after the peer's NEWKEYS (which holds further packets until then).
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        self.core.handle_timeout(now());
-        self.core.set_inbound_keys(keys)
+        self.core.set_inbound_keys(keys, now())
     }
 
     /// Runs `callback` when `interval` passes with no traffic either way

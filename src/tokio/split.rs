@@ -25,10 +25,8 @@ use crate::codec::Packet;
 use crate::connection::{Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::packetizer::controls::shared_controls;
 use crate::packetizer::reading::{CoreSide, KeepaliveCallback, ReadState};
 use crate::packetizer::{self as sync, SendMessage};
-use crate::rekey::RekeyLimits;
 
 /// What both halves share.
 struct Shared {
@@ -109,6 +107,19 @@ impl Shared {
     fn close(&self) {
         self.lock().close();
         self.changed.notify_waiters();
+    }
+
+    /// Runs `f` on the core with its timers brought up to now; a change
+    /// wakes the waiting reader (see [`Watched`]) and the waiting senders.
+    fn with_connection<T>(&self, f: impl FnOnce(&mut Connection, std::time::Instant) -> T) -> T {
+        let now = self.now();
+        let result = {
+            let mut core = self.lock();
+            core.handle_timeout(now);
+            f(&mut core, now)
+        };
+        self.changed.notify_waiters();
+        result
     }
 
     /// The core, for the reader's own loop, which sees its own changes.
@@ -414,14 +425,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// As [`super::Packetizer::send_newkeys`]: NEWKEYS and the outbound key
     /// switch in one step, so no other clone's packet lands between them.
     pub async fn send_newkeys(&self, keys: Keys) -> Result<u32, Error> {
-        let seqno = {
-            let mut core = self.shared().lock();
-            core.handle_timeout(now());
-            core.send_newkeys(keys)
-        };
-        // The hold emptied (or the connection failed): wake waiting senders.
-        self.shared().changed.notify_waiters();
-        let seqno = seqno?;
+        // The hold empties (or the connection fails): waiting senders wake.
+        let seqno = self
+            .shared()
+            .with_connection(|core, now| core.send_newkeys(keys, now))?;
         self.outlet.drain().await?;
         Ok(seqno)
     }
@@ -433,7 +440,36 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
         self.outlet.drain().await
     }
 
-    shared_controls!(outlet.shared);
+    /// Runs `f` on the connection core both halves share, its timers
+    /// brought up to tokio's clock first: for what is negotiated or changes
+    /// mid-connection (strict kex, delayed compression, a rekey request)
+    /// and for inspection. The lock is held only for the call, never across
+    /// an `.await`.
+    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        self.outlet.shared.with_connection(|core, _| f(core))
+    }
+
+    /// As [`super::Packetizer::need_rekey`].
+    pub fn need_rekey(&self) -> bool {
+        self.with_connection(|core| core.need_rekey())
+    }
+
+    /// As [`super::Packetizer::start_handshake`].
+    pub fn start_handshake(&self, timeout: Duration) {
+        self.outlet
+            .shared
+            .with_connection(|core, now| core.start_handshake(timeout, now));
+    }
+
+    /// As [`super::Packetizer::handshake_timed_out`].
+    pub fn handshake_timed_out(&self) -> bool {
+        self.with_connection(|core| core.handshake_timed_out())
+    }
+
+    /// As [`super::Packetizer::complete_handshake`].
+    pub fn complete_handshake(&self) {
+        self.with_connection(|core| core.complete_handshake());
+    }
 
     /// Closes both halves: every call after this returns [`Error::Closed`].
     pub fn close(&self) {
@@ -634,8 +670,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// As [`super::Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
         let mut core = self.shared.lock_quiet();
-        core.handle_timeout(now());
-        core.set_inbound_keys(keys)
+        core.set_inbound_keys(keys, now())
     }
 
     /// As [`super::Packetizer::set_keepalive`]; the callback's messages are
@@ -657,7 +692,35 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         self.input.allocated() + self.shared.lock_quiet().buffer_bytes() + self.outlet.spare_bytes()
     }
 
-    shared_controls!(shared);
+    /// Runs `f` on the connection core both halves share, its timers
+    /// brought up to tokio's clock first: for what is negotiated or changes
+    /// mid-connection (strict kex, delayed compression, a rekey request)
+    /// and for inspection. The lock is held only for the call, never across
+    /// an `.await`.
+    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        self.shared.with_connection(|core, _| f(core))
+    }
+
+    /// As [`super::Packetizer::need_rekey`].
+    pub fn need_rekey(&self) -> bool {
+        self.with_connection(|core| core.need_rekey())
+    }
+
+    /// As [`super::Packetizer::start_handshake`].
+    pub fn start_handshake(&self, timeout: Duration) {
+        self.shared
+            .with_connection(|core, now| core.start_handshake(timeout, now));
+    }
+
+    /// As [`super::Packetizer::handshake_timed_out`].
+    pub fn handshake_timed_out(&self) -> bool {
+        self.with_connection(|core| core.handshake_timed_out())
+    }
+
+    /// As [`super::Packetizer::complete_handshake`].
+    pub fn complete_handshake(&self) {
+        self.with_connection(|core| core.complete_handshake());
+    }
 
     /// Closes both halves: every call after this returns [`Error::Closed`].
     pub fn close(&self) {

@@ -386,10 +386,19 @@ impl Scripted {
         }
     }
 
-    /// A Packetizer over this stream, its timers on the script's clock.
+    /// A client Packetizer over this stream, its timers on the script's
+    /// clock.
     pub fn packetizer(self) -> ssh_packetizer::Packetizer<Scripted> {
+        self.packetizer_with(ssh_packetizer::Config::client())
+    }
+
+    /// As [`Scripted::packetizer`], with `config`.
+    pub fn packetizer_with(
+        self,
+        config: ssh_packetizer::Config,
+    ) -> ssh_packetizer::Packetizer<Scripted> {
         let clock = self.clock.clone();
-        let mut p = ssh_packetizer::Packetizer::with_clock(self, clock);
+        let mut p = ssh_packetizer::Packetizer::with_clock(self, config, clock);
         // The script's timeouts take no real time.
         p.set_nonblocking_backoff(std::time::Duration::ZERO);
         p

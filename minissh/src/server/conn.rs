@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ssh_packetizer::{CompressionAlgorithm, Keys, PacketReader, Packetizer, Role};
+use ssh_packetizer::{CompressionAlgorithm, Keys, PacketReader, Packetizer};
 
 use super::auth::{Auth, Step};
 use super::channels::Channels;
@@ -138,8 +138,11 @@ impl<'a> Conn<'a> {
     ) -> Result<Conn<'a>> {
         let config = &shared.config;
         let socket = stream.try_clone()?;
-        let mut pk = Packetizer::tcp_with_role(stream, Role::Server)?;
-        pk.set_crypto_provider(config.prefs.provider);
+        let mut server = ssh_packetizer::Config::server().crypto_provider(config.prefs.provider);
+        if let Some(limits) = config.rekey {
+            server = server.rekey_limits(limits);
+        }
+        let mut pk = Packetizer::tcp_with_config(stream, server)?;
         // The login grace time covers everything up to USERAUTH_SUCCESS,
         // the identification line included: a client that drips bytes is
         // cut off like one that sends nothing.
@@ -147,9 +150,6 @@ impl<'a> Conn<'a> {
         pk.send_identification(SERVER_ID)?;
         let client_id = pk.read_identification()?;
         record.client_id = client_id.as_str().to_owned();
-        if let Some(limits) = config.rekey {
-            pk.set_rekey_limits(limits);
-        }
         let (reader, writer) = pk.split()?;
         // A client that stops reading cannot hold its connection (and its
         // place under the cap) for ever: a write that makes no progress
@@ -322,7 +322,8 @@ impl<'a> Conn<'a> {
                 self.out.reply(reply)?;
                 if n.is_some_and(|n| n.comp_c2s == CompressionAlgorithm::ZlibOpenSsh) {
                     // The client compresses from its next packet on.
-                    self.reader.start_delayed_compression();
+                    self.reader
+                        .with_connection(|core| core.start_delayed_compression());
                 }
                 record.user = Some(user.clone());
                 self.user = Some(user);
@@ -408,7 +409,8 @@ impl<'a> Conn<'a> {
         }
         if self.session_id.is_none() {
             self.strict = self.shared.config.prefs.strict_kex && negotiated.peer_strict;
-            self.reader.set_strict_kex(self.strict);
+            self.reader
+                .with_connection(|core| core.set_strict_kex(self.strict));
             record.strict_kex = self.strict;
         }
         self.ignore_guess = negotiated.ignore_guess;
