@@ -27,8 +27,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ssh_packetizer::algorithm::Mode;
 use ssh_packetizer::{
-    CipherAlgorithm, Config, CryptoProvider, Keys, MacAlgorithm, Mode, Packetizer, Sealer,
+    CipherAlgorithm, Config, CryptoProvider, Keys, MacAlgorithm, Packetizer, Sealer,
 };
 
 struct Options {

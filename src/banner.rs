@@ -11,16 +11,15 @@
 //! where they are.
 
 /// The longest identification line we send, CR LF included.
-pub const MAX_IDENTIFICATION_LEN: usize = 255;
+pub(crate) const MAX_IDENTIFICATION_LEN: usize = 255;
 /// The longest line accepted from the peer, without its line ending
 /// (OpenSSH's `SSH_MAX_BANNER_LEN`).
 pub(crate) const MAX_PEER_LINE_LEN: usize = 8192;
 /// How many lines may come before the identification line.
 pub(crate) const MAX_PRE_BANNER_LINES: usize = 1024;
-/// How many bytes of the lines before the identification line are kept for
-/// the caller; later lines are dropped (see
-/// [`Identification::pre_banner_truncated`]).
-pub const MAX_PRE_BANNER_KEPT: usize = 64 * 1024;
+/// How many bytes of the lines before the identification line are kept
+/// (see [`Identification::MAX_PRE_BANNER_KEPT`]).
+const MAX_PRE_BANNER_KEPT: usize = 64 * 1024;
 /// How many CRs may end a line before its LF: OpenSSH takes any number,
 /// but a stream of CRs must not be buffered without bound.
 const MAX_TRAILING_CRS: usize = 64;
@@ -33,14 +32,23 @@ pub struct Identification {
     /// received: the key exchange hashes these bytes (V_C or V_S).
     pub line: Vec<u8>,
     /// Lines the peer sent before it (a server may), without line endings,
-    /// as long as their bytes fit [`MAX_PRE_BANNER_KEPT`].
+    /// as long as their bytes fit [`Identification::MAX_PRE_BANNER_KEPT`].
     pub pre_banner: Vec<Vec<u8>>,
     /// Whether lines before the identification were dropped because the
-    /// kept ones reached [`MAX_PRE_BANNER_KEPT`] bytes.
+    /// kept ones reached [`Identification::MAX_PRE_BANNER_KEPT`] bytes.
     pub pre_banner_truncated: bool,
 }
 
 impl Identification {
+    /// How many bytes of the lines before the identification line a client
+    /// keeps; later lines are dropped (see
+    /// [`Identification::pre_banner_truncated`]), never an error.
+    pub const MAX_PRE_BANNER_KEPT: usize = MAX_PRE_BANNER_KEPT;
+
+    /// The longest identification line we send, CR LF included (RFC 4253
+    /// §4.2); a peer's may be up to 8192 bytes, as OpenSSH takes.
+    pub const MAX_SENT_LEN: usize = MAX_IDENTIFICATION_LEN;
+
     /// The line as text, up to its first byte that is not UTF-8 (the exact
     /// bytes are in [`Identification::line`]).
     pub fn as_str(&self) -> &str {

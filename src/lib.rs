@@ -133,8 +133,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod algorithm;
-pub mod banner;
+pub mod algorithm;
+mod banner;
 mod codec;
 mod compress;
 mod connection;
@@ -152,15 +152,13 @@ mod rekey;
 pub mod tokio;
 mod wipe;
 
-pub use algorithm::{
-    CipherAlgorithm, CipherFamily, CipherSpec, CompressionAlgorithm, CompressionSpec, KdfHash,
-    MacAlgorithm, MacHash, MacSpec, Mode,
-};
+pub use algorithm::{CipherAlgorithm, CompressionAlgorithm, KdfHash, MacAlgorithm};
+pub use banner::Identification;
 pub use codec::{
     Frame, Opened, Opener, Packet, Sealer, Step, DEFAULT_MAX_PACKET_LEN, MAX_MAX_PACKET_LEN,
     MIN_MAX_PACKET_LEN,
 };
-pub use connection::{Config, Connection, Event, Role, Sent, HOLD_LIMIT};
+pub use connection::{Config, Connection, Event, Role, Sent};
 pub use crypto::{CryptoProvider, Direction, KeyDerivation};
 pub use error::{Error, Result};
 pub use keys::{KeyMaterial, Keys};

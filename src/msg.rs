@@ -3,8 +3,8 @@
 //!
 //! ```
 //! use ssh_packetizer::msg;
-//! assert!(msg::is_transport(msg::KEXINIT));
-//! assert!(!msg::is_transport(msg::CHANNEL_DATA));
+//! let ignore = [msg::IGNORE, 0, 0, 0, 0]; // an IGNORE with an empty string
+//! assert_eq!((msg::KEXINIT, msg::NEWKEYS, msg::reason::PROTOCOL_ERROR), (20, 21, 2));
 //! ```
 
 /// SSH_MSG_DISCONNECT
@@ -66,7 +66,7 @@ pub const CHANNEL_FAILURE: u8 = 100;
 
 /// Whether `msg_type` is one of the transport layer's own (1 to 49: the
 /// generic transport messages, algorithm negotiation and key exchange).
-pub fn is_transport(msg_type: u8) -> bool {
+pub(crate) fn is_transport(msg_type: u8) -> bool {
     (1..=49).contains(&msg_type)
 }
 
@@ -74,13 +74,13 @@ pub fn is_transport(msg_type: u8) -> bool {
 /// (between our KEXINIT and our NEWKEYS). As OpenSSH's packet layer: the
 /// transport's own messages, except the service request and accept and
 /// EXT_INFO, which belong after the exchange.
-pub fn allowed_during_kex(msg_type: u8) -> bool {
+pub(crate) fn allowed_during_kex(msg_type: u8) -> bool {
     is_transport(msg_type) && !matches!(msg_type, SERVICE_REQUEST | SERVICE_ACCEPT | EXT_INFO)
 }
 
 /// Whether a message carries authentication secrets (a password, a
 /// keyboard-interactive answer), so that hexdump never shows its body.
-pub fn is_secret(msg_type: u8) -> bool {
+pub(crate) fn is_secret(msg_type: u8) -> bool {
     matches!(msg_type, USERAUTH_REQUEST | USERAUTH_INFO_RESPONSE)
 }
 

@@ -4,9 +4,10 @@
 //! 2^31 packets, or the cipher's safe volume (RFC 4344: 2^32 blocks for
 //! 16-byte-block ciphers; 1 GiB for 8-byte blocks, where OpenSSH also counts
 //! ChaCha20-Poly1305), or the caller's own byte limit. Crossing any of these
-//! raises "needs rekey". The inbound side then grants the peer a grace
-//! allowance (paramiko's 2^29 packets or bytes) to start the key exchange;
-//! past it the peer is taken to be ignoring the request.
+//! marks the budget spent. What follows (a rekey request, the grace
+//! allowance granted to the peer, paramiko's 2^29 packets or bytes, and
+//! [`Error::RekeyIgnored`](crate::Error::RekeyIgnored) past it) is the
+//! connection core's, counted there once for both directions.
 //!
 //! Time limits need a clock, which the codec does not have: the connection
 //! core turns `max_time` into a deadline from the `now` its driver gives it.
@@ -63,8 +64,8 @@ pub(crate) struct Budget {
     blocks: u64,
     packets: u64,
     bytes: u64,
-    /// Packets and bytes since the rekey became needed, once it has.
-    grace: Option<(u64, u64)>,
+    /// A limit was crossed under these keys.
+    spent: bool,
 }
 
 impl Budget {
@@ -83,7 +84,7 @@ impl Budget {
             blocks: 0,
             packets: 0,
             bytes: 0,
-            grace: None,
+            spent: false,
         }
     }
 
@@ -96,10 +97,6 @@ impl Budget {
     /// `encrypted_len` went through the cipher.
     pub(crate) fn record(&mut self, wire_len: usize, encrypted_len: usize) {
         let wire = wire_len as u64;
-        if let Some((packets, bytes)) = &mut self.grace {
-            *packets += 1;
-            *bytes = bytes.saturating_add(wire);
-        }
         self.packets += 1;
         self.bytes = self.bytes.saturating_add(wire);
         if let Some((block, _)) = self.block_limit {
@@ -107,15 +104,14 @@ impl Budget {
                 .blocks
                 .saturating_add((encrypted_len as u64).div_ceil(block));
         }
-        if self.grace.is_none() && self.exhausted() {
-            self.grace = Some((0, 0));
+        if !self.spent && self.exhausted() {
+            self.spent = true;
         }
     }
 
-    /// Whether this direction needs new keys (its budget is spent, or a rekey
-    /// was requested from the other direction).
-    pub(crate) fn needs_rekey(&self) -> bool {
-        self.grace.is_some()
+    /// Whether this direction crossed a limit under its current keys.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.spent
     }
 
     fn exhausted(&self) -> bool {
@@ -125,21 +121,6 @@ impl Budget {
         self.blocks >= block_limit
             || self.packets >= PACKET_LIMIT
             || self.limits.max_bytes.is_some_and(|max| self.bytes >= max)
-    }
-
-    /// Starts the grace period because the other direction needs a rekey.
-    pub(crate) fn request_rekey(&mut self) {
-        if self.grace.is_none() && self.block_limit.is_some() {
-            self.grace = Some((0, 0));
-        }
-    }
-
-    /// Whether the peer has used up the grace allowance, so the next packet
-    /// must be refused.
-    pub(crate) fn grace_exceeded(&self) -> bool {
-        self.grace.is_some_and(|(packets, bytes)| {
-            packets >= self.limits.grace_packets || bytes >= self.limits.grace_bytes
-        })
     }
 }
 
@@ -153,9 +134,9 @@ mod tests {
         // Jump close to the limit without moving 64 GiB through the test.
         b.blocks = (1 << 32) - 3;
         b.record(52, 32); // two blocks: one short of the limit
-        assert!(!b.needs_rekey());
+        assert!(!b.is_spent());
         b.record(36, 16);
-        assert!(b.needs_rekey());
+        assert!(b.is_spent());
     }
 
     #[test]
@@ -164,18 +145,18 @@ mod tests {
         assert_eq!(b.block_limit, Some((8, (1 << 30) / 8)));
         b.blocks = (1 << 27) - 2;
         b.record(28, 8);
-        assert!(!b.needs_rekey());
+        assert!(!b.is_spent());
         b.record(28, 8);
-        assert!(b.needs_rekey());
+        assert!(b.is_spent());
     }
 
     #[test]
     fn chacha_counts_as_an_8_byte_block_cipher() {
         let mut b = Budget::new(CipherAlgorithm::ChaCha20Poly1305, RekeyLimits::default());
         b.blocks = (1 << 27) - 1;
-        assert!(!b.needs_rekey());
+        assert!(!b.is_spent());
         b.record(28, 8);
-        assert!(b.needs_rekey());
+        assert!(b.is_spent());
     }
 
     #[test]
@@ -183,7 +164,7 @@ mod tests {
         let mut b = Budget::new(CipherAlgorithm::Aes256Ctr, RekeyLimits::default());
         b.packets = PACKET_LIMIT - 1;
         b.record(36, 16);
-        assert!(b.needs_rekey());
+        assert!(b.is_spent());
     }
 
     #[test]
@@ -194,8 +175,7 @@ mod tests {
         };
         let mut b = Budget::new(CipherAlgorithm::None, limits);
         b.record(1000, 1000);
-        b.request_rekey();
-        assert!(!b.needs_rekey());
+        assert!(!b.is_spent());
     }
 
     #[test]

@@ -245,7 +245,7 @@ fn long_pre_banner_lines_are_kept_up_to_64_kib_then_dropped_with_a_flag() {
     let id = p.read_identification().unwrap();
     let kept: usize = id.pre_banner.iter().map(Vec::len).sum();
     assert!(
-        kept <= ssh_packetizer::banner::MAX_PRE_BANNER_KEPT,
+        kept <= ssh_packetizer::Identification::MAX_PRE_BANNER_KEPT,
         "{kept}"
     );
     assert_eq!(id.pre_banner.len(), 8);

@@ -11,7 +11,8 @@
 mod common;
 
 use common::{keys_for, payload, supported_suites};
-use ssh_packetizer::{CipherAlgorithm, CipherFamily, Error, MacAlgorithm, Opened, Opener, Sealer};
+use ssh_packetizer::algorithm::CipherFamily;
+use ssh_packetizer::{CipherAlgorithm, Error, MacAlgorithm, Opened, Opener, Sealer};
 
 /// The smallest maximum packet length, for the suites whose failures take a
 /// whole maximum packet (CBC encrypt-and-MAC).

@@ -14,8 +14,9 @@ use sha2::{Sha256, Sha512};
 use ssh_packetizer::KeyMaterial;
 use std::hint::black_box;
 
+use ssh_packetizer::algorithm::Mode;
 use ssh_packetizer::{
-    CipherAlgorithm as C, Frame, Keys, MacAlgorithm as M, Mode, Opened, Opener, Sealer,
+    CipherAlgorithm as C, Frame, Keys, MacAlgorithm as M, Opened, Opener, Sealer,
 };
 use subtle::ConstantTimeEq;
 

@@ -36,6 +36,15 @@ struct End {
     sent_other: VecDeque<Vec<u8>>,
 }
 
+/// The oracle's own statement of RFC 4253 §7.1 as OpenSSH applies it: what
+/// may go out between our KEXINIT and our NEWKEYS (the transport's messages,
+/// 1 to 49, but the service request and accept and EXT_INFO); the rest is
+/// held until after the switch.
+fn goes_during_kex(msg_type: u8) -> bool {
+    (1..=49).contains(&msg_type)
+        && ![msg::SERVICE_REQUEST, msg::SERVICE_ACCEPT, msg::EXT_INFO].contains(&msg_type)
+}
+
 impl End {
     fn new(role: Role, now: Instant, strict: bool) -> End {
         let config = Config::new(role).rekey_limits(RekeyLimits {
@@ -59,7 +68,7 @@ impl End {
     fn send(&mut self, payload: Vec<u8>) {
         match self.core.send_message(&payload) {
             Ok(Sent::Sealed { .. } | Sent::Held) => {
-                if msg::allowed_during_kex(payload[0]) {
+                if goes_during_kex(payload[0]) {
                     self.sent_transport.push_back(payload);
                 } else {
                     self.sent_other.push_back(payload);
@@ -100,7 +109,7 @@ fn read(from: &mut End, to: &mut End, suite: (C, M), now: Instant) {
                 if payload == [msg::NEWKEYS] {
                     continue;
                 }
-                let queue = if msg::allowed_during_kex(payload[0]) {
+                let queue = if goes_during_kex(payload[0]) {
                     &mut from.sent_transport
                 } else {
                     &mut from.sent_other

@@ -6,11 +6,13 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::input::{InputBuffer, READ_ROOM};
 use super::{DirectionState, MIN_PADDING};
+use crate::algorithm::CipherAlgorithm;
 use crate::compress::Inflater;
 use crate::crypto::MAX_TAG_LEN;
 use crate::error::{Error, Latch};
 use crate::keys::Keys;
 use crate::msg::NEWKEYS;
+use crate::rekey::RekeyLimits;
 
 /// One packet taken off the wire: its payload, borrowed from the Opener's
 /// buffer, and its sequence number.
@@ -228,6 +230,65 @@ impl Opener {
     /// The provider the next keys' engine will run on.
     pub fn crypto_provider(&self) -> &'static crate::CryptoProvider {
         self.core.state.provider
+    }
+
+    /// The sequence number the next packet will carry.
+    pub fn seqno(&self) -> u32 {
+        self.core.state.seqno
+    }
+
+    /// Sets the next sequence number, for test vectors and tests that
+    /// start near a wrap (feature `test-util`). The transport only ever
+    /// resets it (see [`Self::reset_seqno`]).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn set_seqno(&mut self, seqno: u32) {
+        self.core.state.seqno = seqno;
+    }
+
+    /// Resets the sequence number to 0, as strict key exchange
+    /// (`kex-strict-*-v00@openssh.com`) demands right after NEWKEYS.
+    pub fn reset_seqno(&mut self) {
+        self.core.state.seqno = 0;
+    }
+
+    /// Marks the initial key exchange as done: from now on the sequence
+    /// number may wrap. Before this, a wrap is [`Error::SequenceWrapped`].
+    pub fn mark_initial_kex_done(&mut self) {
+        self.core.state.initial_kex_done = true;
+    }
+
+    /// Sets the largest `packet_length` handled (default 256 KiB; 35000 to
+    /// 16 MiB).
+    pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
+        self.core.state.set_max_packet_len(len)
+    }
+
+    /// The largest `packet_length` handled.
+    pub fn max_packet_len(&self) -> usize {
+        self.core.state.max_packet_len
+    }
+
+    /// Sets the byte limit counted against the keys (the time limit and the
+    /// grace allowance are the connection core's).
+    pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
+        self.core.state.set_rekey_limits(limits);
+    }
+
+    /// Whether the inbound direction crossed a limit under its current keys (2^32
+    /// blocks or 1 GiB for small blocks, 2^31 packets, the byte limit):
+    /// time for new keys. New keys start a fresh budget.
+    pub fn budget_spent(&self) -> bool {
+        self.core.state.budget.is_spent()
+    }
+
+    /// The cipher currently installed.
+    pub fn cipher(&self) -> CipherAlgorithm {
+        self.core.state.cipher
+    }
+
+    /// Whether payloads are compressed now.
+    pub fn is_compressing(&self) -> bool {
+        self.core.state.compressing()
     }
 
     /// Bytes held that belong to packets not yet returned.
@@ -592,7 +653,7 @@ impl OpenCore {
 
     /// Whether this direction's budget is spent under the current keys.
     pub(crate) fn budget_spent(&self) -> bool {
-        self.state.budget.needs_rekey()
+        self.state.budget.is_spent()
     }
 
     /// Inbound sequence number to 0 (strict kex, after NEWKEYS).
@@ -670,9 +731,6 @@ impl OpenCore {
                         return Ok(Frame::NeedMore(head_len - available));
                     }
                     self.state.check_wrap()?;
-                    if self.state.budget.grace_exceeded() {
-                        return Err(Error::RekeyIgnored);
-                    }
                     let head = &mut buf[..head_len];
                     let len = self.state.engine.read_length(seqno, head).ok_or(
                         Error::BadPacketLength {

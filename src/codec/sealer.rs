@@ -4,9 +4,11 @@ use super::{DirectionState, MIN_PADDING};
 use crate::compress::Deflater;
 use zeroize::Zeroizing;
 
+use crate::algorithm::CipherAlgorithm;
 use crate::error::{Error, Latch};
 use crate::keys::Keys;
 use crate::padding::{PaddingSource, RandomPadding};
+use crate::rekey::RekeyLimits;
 
 /// Bytes in front of every payload: `packet_length` and `padding_length`.
 const HEADER_LEN: usize = 5;
@@ -129,6 +131,65 @@ impl Sealer {
     /// The provider the next keys' engine will run on.
     pub fn crypto_provider(&self) -> &'static crate::CryptoProvider {
         self.state.provider
+    }
+
+    /// The sequence number the next packet will carry.
+    pub fn seqno(&self) -> u32 {
+        self.state.seqno
+    }
+
+    /// Sets the next sequence number, for test vectors and tests that
+    /// start near a wrap (feature `test-util`). The transport only ever
+    /// resets it (see [`Self::reset_seqno`]).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn set_seqno(&mut self, seqno: u32) {
+        self.state.seqno = seqno;
+    }
+
+    /// Resets the sequence number to 0, as strict key exchange
+    /// (`kex-strict-*-v00@openssh.com`) demands right after NEWKEYS.
+    pub fn reset_seqno(&mut self) {
+        self.state.seqno = 0;
+    }
+
+    /// Marks the initial key exchange as done: from now on the sequence
+    /// number may wrap. Before this, a wrap is [`Error::SequenceWrapped`].
+    pub fn mark_initial_kex_done(&mut self) {
+        self.state.initial_kex_done = true;
+    }
+
+    /// Sets the largest `packet_length` handled (default 256 KiB; 35000 to
+    /// 16 MiB).
+    pub fn set_max_packet_len(&mut self, len: usize) -> Result<(), Error> {
+        self.state.set_max_packet_len(len)
+    }
+
+    /// The largest `packet_length` handled.
+    pub fn max_packet_len(&self) -> usize {
+        self.state.max_packet_len
+    }
+
+    /// Sets the byte limit counted against the keys (the time limit and the
+    /// grace allowance are the connection core's).
+    pub fn set_rekey_limits(&mut self, limits: RekeyLimits) {
+        self.state.set_rekey_limits(limits);
+    }
+
+    /// Whether the outbound direction crossed a limit under its current keys (2^32
+    /// blocks or 1 GiB for small blocks, 2^31 packets, the byte limit):
+    /// time for new keys. New keys start a fresh budget.
+    pub fn budget_spent(&self) -> bool {
+        self.state.budget.is_spent()
+    }
+
+    /// The cipher currently installed.
+    pub fn cipher(&self) -> CipherAlgorithm {
+        self.state.cipher
+    }
+
+    /// Whether payloads are compressed now.
+    pub fn is_compressing(&self) -> bool {
+        self.state.compressing()
     }
 
     /// Replaces the source of padding bytes used while a cipher is on.

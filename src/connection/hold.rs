@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 /// Payload bytes held at most (one message is always taken, whatever its
 /// size, so the largest packet can wait too).
-pub const HOLD_LIMIT: usize = 256 * 1024;
+pub(crate) const HOLD_LIMIT: usize = 256 * 1024;
 
 /// Held payloads, each behind a 4-byte length, in one buffer that keeps its
 /// capacity from one kex to the next. Wiped when dropped: it holds plaintext.

@@ -24,7 +24,7 @@ use self::hold::Hold;
 use self::timers::{earliest, Handshake, Timers};
 
 pub use self::config::{Config, Role};
-pub use self::hold::HOLD_LIMIT;
+use self::hold::HOLD_LIMIT;
 
 /// Index of the inbound direction in per-direction arrays.
 const IN: usize = 0;
@@ -236,6 +236,10 @@ fn inbound<'a>(
 }
 
 impl Connection {
+    /// The most payload bytes held back during our key exchange (see
+    /// [`Sent::Held`]); past it a send is [`Error::KexHoldFull`].
+    pub const HOLD_LIMIT: usize = HOLD_LIMIT;
+
     /// A connection with `config`, in the clear mode, sequence numbers 0,
     /// its clocks starting at `now`.
     pub fn new(config: Config, now: Instant) -> Connection {
@@ -639,7 +643,7 @@ impl Connection {
     /// with the lines before it, read as OpenSSH reads them: every line ends
     /// at LF, a CR only right before it, no NUL, at most 8192 bytes besides
     /// the ending. A client accepts up to 1024 lines before the
-    /// identification and keeps up to [`banner::MAX_PRE_BANNER_KEPT`] bytes
+    /// identification and keeps up to [`Identification::MAX_PRE_BANNER_KEPT`] bytes
     /// of them; a server accepts none. The line must announce protocol 2.0
     /// (or 1.99). Bytes after it stay buffered for the first packet.
     /// `None`: not all of it arrived yet.
@@ -776,7 +780,7 @@ impl Connection {
         if self.policy.hexdump {
             hexdump("out", seqno, payload);
         }
-        if self.sealer.needs_rekey() {
+        if self.sealer.budget_spent() {
             self.policy.want_rekey("the outbound budget is spent");
         }
         Ok(seqno)
@@ -865,7 +869,7 @@ impl Connection {
         // until the next packet, which may never come (a sender waiting
         // for window from a peer that has stopped).
         if self.policy.rekey.is_none()
-            && (self.sealer.needs_rekey() || self.opener.core().budget_spent())
+            && (self.sealer.budget_spent() || self.opener.core().budget_spent())
         {
             self.policy
                 .want_rekey("a budget was spent again before the exchange finished");

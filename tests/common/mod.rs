@@ -113,7 +113,10 @@ pub fn supported_suites() -> Vec<(CipherAlgorithm, MacAlgorithm)> {
         for &m in MacAlgorithm::ALL {
             // Legacy algorithms only in a build with the `legacy` feature.
             let runs = c.is_available() && m.is_available();
-            if c != CipherAlgorithm::None && runs && ssh_packetizer::Mode::of(c, m).is_ok() {
+            if c != CipherAlgorithm::None
+                && runs
+                && ssh_packetizer::algorithm::Mode::of(c, m).is_ok()
+            {
                 let keys = keys_for(c, m, 0);
                 if ssh_packetizer::Sealer::new().set_keys(keys).is_ok() {
                     out.push((c, m));
