@@ -693,3 +693,47 @@ async fn raw_bytes_read_as_the_write_fails_are_delivered_then_the_error() {
     assert_eq!(p.read_line().await.unwrap(), "a line");
     assert_the_write_error_comes_next(p.read_line().await.unwrap_err());
 }
+
+#[tokio::test]
+async fn cancelled_raw_reads_take_nothing() {
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let mut p = Packetizer::new(ours);
+    theirs.write_all(b"hello").await.unwrap();
+    // Half of a read_all and half of a line: each read is given up.
+    let half = tokio::time::timeout(Duration::from_millis(20), p.read_all(10, false)).await;
+    assert!(half.is_err(), "only 5 of 10 bytes are there");
+    theirs.write_all(b"world, a li").await.unwrap();
+    assert_eq!(p.read_all(10, false).await.unwrap(), b"helloworld");
+    let half = tokio::time::timeout(Duration::from_millis(20), p.read_line()).await;
+    assert!(half.is_err(), "the line has no end yet");
+    theirs.write_all(b"ne\r\nSSH-2.0-x\r\n").await.unwrap();
+    assert_eq!(p.read_line().await.unwrap(), ", a line");
+    assert_eq!(p.read_identification().await.unwrap().line, b"SSH-2.0-x");
+}
+
+#[tokio::test]
+async fn a_cancelled_send_goes_out_once_with_the_next_call() {
+    let (ours, theirs) = tokio::io::duplex(1024);
+    let mut p = Packetizer::new(ours);
+    let mut peer = Packetizer::new(theirs);
+    // The stream takes 1 KiB: the send is given up with its packet sealed.
+    let big = message(0, 10_000);
+    let sent = tokio::time::timeout(Duration::from_millis(20), p.send_message(&big)).await;
+    assert!(sent.is_err(), "the send could not finish");
+    // The next send writes the rest first, then its own: each once, in order.
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(peer.read_message().await.unwrap().payload().to_vec());
+        }
+        got
+    });
+    p.send_message(&message(1, 10)).await.unwrap();
+    // And a send cancelled before its first poll did nothing.
+    drop(p.send_message(&message(9, 10)));
+    p.send_message(&message(2, 10)).await.unwrap();
+    assert_eq!(
+        reading.await.unwrap(),
+        [big, message(1, 10), message(2, 10)]
+    );
+}

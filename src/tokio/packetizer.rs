@@ -276,6 +276,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
 
     /// Sends our identification line (e.g. `SSH-2.0-myssh_1.0`); CR LF is
     /// added. The key exchange hashes `id` as given.
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn send_identification(&mut self, id: &str) -> Result<(), Error> {
         self.core.send_identification(id)?;
         self.flush().await
@@ -283,6 +288,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
 
     /// Writes raw bytes (an identification line built by hand), after
     /// anything queued; only before the first packet.
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.core.send_raw(bytes)?;
         self.flush().await
@@ -290,6 +300,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
 
     /// One line, CR LF (or bare LF) stripped, at most 8192 bytes; bytes
     /// after it stay buffered. Invalid UTF-8 is replaced with U+FFFD.
+    ///
+    /// Cancel safety: cancel-safe. Dropped before it returns (a losing
+    /// `select!` branch), it has consumed nothing it did not return: every
+    /// byte read stays buffered for the next call.
     pub async fn read_line(&mut self) -> Result<String, Error> {
         let line = self.wait_for(false, Some(0), sync::poll_line).await?;
         Ok(String::from_utf8_lossy(&line).into_owned())
@@ -297,6 +311,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
 
     /// The peer's identification line, after up to 1024 other lines on the
     /// client side (returned too). Bytes after it stay buffered.
+    ///
+    /// Cancel safety: cancel-safe. Dropped before it returns (a losing
+    /// `select!` branch), it has consumed nothing it did not return: every
+    /// byte read stays buffered for the next call.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
         self.wait_for(false, Some(0), sync::poll_identification)
             .await
@@ -305,6 +323,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// Sends one message (message type byte first), written together with
     /// anything queued before it; during our key exchange a message that
     /// must wait is held ([`Sent::Held`]).
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
         let sent = self.core.send_message(payload)?;
         self.flush().await?;
@@ -318,6 +341,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     }
 
     /// Writes every queued message.
+    ///
+    /// Cancel safety: cancel-safe; what was not written yet stays queued
+    /// for the next call that writes.
     pub async fn flush(&mut self) -> Result<(), Error> {
         self.core.check()?;
         poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
@@ -330,7 +356,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// after the peer's NEWKEYS until
     /// [`Packetizer::set_inbound_cipher`], [`Error::Closed`] for a clean
     /// EOF, [`Error::Eof`] inside a packet, [`Error::Disconnected`] for a
-    /// DISCONNECT. Cancel-safe.
+    /// DISCONNECT.
+    ///
+    /// Cancel safety: cancel-safe. Dropped before it returns (a losing
+    /// `select!` branch), it has consumed nothing it did not return: every
+    /// byte read stays buffered for the next call.
     pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         self.wait_for(true, None, sync::poll_packet).await?;
         self.core.packet().ok_or(Error::InvalidCall {
@@ -342,6 +372,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// (paramiko's `read_all`), at most [`Connection::input_limit`]; nothing
     /// is taken until all `n` are in. With `check_rekey`, a pending rekey
     /// with nothing of them read yet gives [`Error::NeedRekey`].
+    ///
+    /// Cancel safety: cancel-safe. Dropped before it returns (a losing
+    /// `select!` branch), it has consumed nothing it did not return: every
+    /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
         sync::check_raw_len(&self.core, n)?;
         self.wait_for(check_rekey, Some(n), |core, input| {
@@ -353,6 +387,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// Sends NEWKEYS and switches the outbound keys in one step; with
     /// strict kex the outbound sequence number resets, and messages held
     /// during the exchange follow under the new keys.
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn send_newkeys(&mut self, keys: Keys) -> Result<u32, Error> {
         let seqno = self.core.send_newkeys(keys, now())?;
         self.flush().await?;
@@ -378,6 +417,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     }
 
     /// Sends a DISCONNECT (`reason` from [`crate::msg::reason`]) and closes.
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
         self.core.send_disconnect(reason, description)?;
         poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await

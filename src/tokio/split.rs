@@ -371,6 +371,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// connection messages with [`PacketWriter::try_send_message`].
     /// Cancel-safe as the Packetizer's sends: once sealed, the packet goes
     /// out with the next write.
+    ///
+    /// Cancel safety: what it sends is committed once sealed; dropped after
+    /// that, it is neither lost nor sent twice: the next call that writes
+    /// (a send, `flush`, or the reader's loop) writes it. Dropped while it
+    /// waits for room in a full hold, nothing was sealed.
     pub async fn send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
         let sent = self.queue_message(payload).await?;
         self.outlet.drain().await?;
@@ -379,6 +384,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
 
     /// As [`PacketWriter::send_message`], but a full hold during a key
     /// exchange is [`Error::KexHoldFull`] at once (nothing sent, not fatal).
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn try_send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
         let sent = self.shared().lock().send_message(payload)?;
         self.outlet.drain().await?;
@@ -388,6 +398,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// Seals a message without writing it (waits like `send_message` while
     /// a key exchange's hold is full); [`PacketWriter::flush`] writes the
     /// batch.
+    ///
+    /// Cancel safety: what it sends is committed once sealed; dropped after
+    /// that, it is neither lost nor sent twice: the next call that writes
+    /// (a send, `flush`, or the reader's loop) writes it. Dropped while it
+    /// waits for room in a full hold, nothing was sealed.
     pub async fn queue_message(&self, payload: &[u8]) -> Result<Sent, Error> {
         let shared = self.shared();
         loop {
@@ -404,6 +419,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     }
 
     /// As [`super::Packetizer::send_identification`].
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn send_identification(&self, id: &str) -> Result<(), Error> {
         self.shared().lock().send_identification(id)?;
         self.outlet.drain().await
@@ -411,12 +431,20 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
 
     /// As [`super::Packetizer::write_all`]: raw bytes, before the first
     /// packet.
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn write_all(&self, bytes: &[u8]) -> Result<(), Error> {
         self.shared().lock().send_raw(bytes)?;
         self.outlet.drain().await
     }
 
     /// Writes every queued message.
+    ///
+    /// Cancel safety: cancel-safe; what was not written yet stays queued
+    /// for the next call that writes.
     pub async fn flush(&self) -> Result<(), Error> {
         self.shared().lock().check()?;
         self.outlet.drain().await
@@ -424,6 +452,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
 
     /// As [`super::Packetizer::send_newkeys`]: NEWKEYS and the outbound key
     /// switch in one step, so no other clone's packet lands between them.
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn send_newkeys(&self, keys: Keys) -> Result<u32, Error> {
         // The hold empties (or the connection fails): waiting senders wake.
         let seqno = self
@@ -434,6 +467,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     }
 
     /// As [`super::Packetizer::disconnect`].
+    ///
+    /// Cancel safety: what it sends is committed once sealed, on the first
+    /// poll; dropped after that, it is neither lost nor sent twice: the next
+    /// call that writes (a send, `flush`, or a read's loop) writes it.
+    /// Dropped before the first poll, it did nothing.
     pub async fn disconnect(&self, reason: u32, description: &str) -> Result<(), Error> {
         self.shared().lock().send_disconnect(reason, description)?;
         self.shared().changed.notify_waiters();
@@ -609,6 +647,10 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     }
 
     /// As [`super::Packetizer::read_message`].
+    ///
+    /// Cancel safety: cancel-safe. Dropped before it returns (a losing
+    /// `select!` branch), it has consumed nothing it did not return: every
+    /// byte read stays buffered for the next call.
     pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         let mut inflated = std::mem::take(&mut self.inflated);
         // Where the packet is, found under the same lock that opened it; an
@@ -647,6 +689,10 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     }
 
     /// As [`super::Packetizer::read_all`].
+    ///
+    /// Cancel safety: cancel-safe. Dropped before it returns (a losing
+    /// `select!` branch), it has consumed nothing it did not return: every
+    /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
         sync::check_raw_len(&self.shared.lock_quiet(), n)?;
         self.wait_for(check_rekey, Some(n), |core, input| {
@@ -656,12 +702,20 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     }
 
     /// As [`super::Packetizer::read_line`].
+    ///
+    /// Cancel safety: cancel-safe. Dropped before it returns (a losing
+    /// `select!` branch), it has consumed nothing it did not return: every
+    /// byte read stays buffered for the next call.
     pub async fn read_line(&mut self) -> Result<String, Error> {
         let line = self.wait_for(false, Some(0), sync::poll_line).await?;
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
     /// As [`super::Packetizer::read_identification`].
+    ///
+    /// Cancel safety: cancel-safe. Dropped before it returns (a losing
+    /// `select!` branch), it has consumed nothing it did not return: every
+    /// byte read stays buffered for the next call.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
         self.wait_for(false, Some(0), sync::poll_identification)
             .await
