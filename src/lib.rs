@@ -131,6 +131,8 @@
 //! arbitrary sequence numbers (`set_seqno`), for tests and harnesses.
 
 #![forbid(unsafe_code)]
+// docs.rs (`--cfg docsrs`, nightly): mark each item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 pub mod algorithm;
