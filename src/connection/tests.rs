@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::algorithm::{CipherAlgorithm, MacAlgorithm};
+use crate::codec::Step;
 use crate::keys::KeyMaterial;
+use crate::keys::Keys;
 
 const SEC: Duration = Duration::from_secs(1);
 

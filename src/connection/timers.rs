@@ -9,6 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::{Connection, Event};
+use crate::error::Error;
+
 /// Where the key exchange deadline stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Handshake {
@@ -92,10 +95,119 @@ pub(crate) fn at_least_a_tick(interval: Duration) -> Duration {
     interval.max(TICK)
 }
 
-/// The earlier of two optional instants.
-pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// The connection's timers, in the order they fire when due together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The key exchange deadline: the connection fails.
+    Handshake,
+    /// The oldest key reached the age limit: a rekey is wanted.
+    KeyAge,
+    /// No traffic for the keepalive interval: a keepalive is due.
+    Keepalive,
+}
+
+impl Timer {
+    const ALL: [Timer; 3] = [Timer::Handshake, Timer::KeyAge, Timer::Keepalive];
+}
+
+impl Connection {
+    /// When `timer` fires, if it is armed now. The handshake deadline runs
+    /// whatever the rekey state; the key age only after the initial kex and
+    /// while no rekey is wanted; the keepalive only after the initial kex
+    /// and never during a key exchange.
+    fn deadline(&self, timer: Timer) -> Option<Instant> {
+        let policy = &self.policy;
+        let timers = &policy.timers;
+        match timer {
+            Timer::Handshake => timers.handshake_deadline(),
+            Timer::KeyAge if policy.initial_kex_done && policy.rekey.is_none() => {
+                timers.key_age_deadline()
+            }
+            Timer::Keepalive if self.keepalive_allowed() => timers.keepalive_deadline(),
+            _ => None,
+        }
+    }
+
+    /// Fires `timer`, which is due.
+    fn fire(&mut self, timer: Timer) {
+        let policy = &mut self.policy;
+        match timer {
+            Timer::Handshake => {
+                policy.timers.handshake = Handshake::TimedOut;
+                policy.raise(Event::HandshakeTimedOut);
+                policy.latch.record_unreported(Error::HandshakeTimeout);
+            }
+            Timer::KeyAge => policy.want_rekey("the keys reached their age limit"),
+            Timer::Keepalive => {
+                // The interval starts again whether or not anything is sent.
+                policy.timers.touch();
+                policy.raise(Event::KeepaliveDue);
+            }
+        }
+    }
+
+    /// The next instant at which [`Connection::handle_timeout`] has
+    /// something to do: the handshake deadline, the keepalive, the key age.
+    /// `None`: nothing until bytes move (or the connection ended).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Timer::ALL
+            .into_iter()
+            .filter(|_| !self.policy.latch.is_set())
+            .filter_map(|timer| self.deadline(timer))
+            .min()
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.policy.timers.advance(now);
+        let now = self.policy.timers.now;
+        for timer in Timer::ALL {
+            // A timer that ended the connection ends the round too.
+            if self.policy.latch.is_set() {
+                return;
+            }
+            if self.deadline(timer).is_some_and(|due| now >= due) {
+                self.fire(timer);
+            }
+        }
+    }
+
+    /// The next event, once each.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.policy.events.pop_front()
+    }
+
+    /// Starts the key exchange deadline: `timeout` from `now`.
+    pub fn start_handshake(&mut self, timeout: Duration, now: Instant) {
+        self.policy.timers.advance(now);
+        // A deadline past the end of time is no deadline.
+        self.policy.timers.handshake = match now.checked_add(timeout) {
+            Some(deadline) => Handshake::Until(deadline),
+            None => Handshake::Off,
+        };
+    }
+
+    /// Ends the key exchange deadline.
+    pub fn complete_handshake(&mut self) {
+        if self.policy.timers.handshake != Handshake::TimedOut {
+            self.policy.timers.handshake = Handshake::Off;
+        }
+    }
+
+    /// Whether the handshake deadline passed; false before
+    /// `start_handshake` and after `complete_handshake`.
+    pub fn handshake_timed_out(&self) -> bool {
+        self.policy.timers.handshake == Handshake::TimedOut
+    }
+
+    /// Raises [`Event::KeepaliveDue`] after `interval` without traffic
+    /// either way (only after the initial kex, never during one); `None`
+    /// turns it off. Idle time before this call does not count. Intervals
+    /// (and key age limits) under a millisecond count as one, so a deadline
+    /// always lies ahead of the instant that fired the last one.
+    pub fn set_keepalive(&mut self, interval: Option<Duration>, now: Instant) {
+        self.policy.timers.advance(now);
+        self.policy.timers.keepalive = interval.map(at_least_a_tick);
+        self.policy.timers.touch();
     }
 }
