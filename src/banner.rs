@@ -6,7 +6,8 @@
 //! refused anywhere, and a line may hold up to 8192 bytes besides its
 //! ending; its text is otherwise not checked (a tab or UTF-8 in the comment
 //! passes). A server may send other lines first; like OpenSSH, a client
-//! accepts up to 1024 of them and keeps a bounded amount of their text.
+//! accepts up to 1023 of them (the identification must come within the
+//! first 1024 lines) and keeps a bounded amount of their text.
 //! Bytes after the line belong to the first binary packet and are left
 //! where they are.
 
@@ -15,7 +16,8 @@ pub(crate) const MAX_IDENTIFICATION_LEN: usize = 255;
 /// The longest line accepted from the peer, without its line ending
 /// (OpenSSH's `SSH_MAX_BANNER_LEN`).
 pub(crate) const MAX_PEER_LINE_LEN: usize = 8192;
-/// How many lines may come before the identification line.
+/// How many lines a peer may send up to and including its identification
+/// line (OpenSSH's `SSH_MAX_PRE_BANNER_LINES`): at most 1023 before it.
 pub(crate) const MAX_PRE_BANNER_LINES: usize = 1024;
 /// How many bytes of the lines before the identification line are kept
 /// (see [`Identification::MAX_PRE_BANNER_KEPT`]).
@@ -77,12 +79,12 @@ pub(crate) struct PreBanner {
 }
 
 impl PreBanner {
-    /// Counts one more line, keeping it if it fits; `Err` past the
-    /// 1024th line.
+    /// Counts one more line before the identification, keeping it if it
+    /// fits; `Err` once no line is left for the identification itself.
     pub(crate) fn push(&mut self, line: &[u8]) -> Result<(), crate::Error> {
-        if self.seen == MAX_PRE_BANNER_LINES {
+        if self.seen + 1 >= MAX_PRE_BANNER_LINES {
             return Err(crate::Error::BadIdentification {
-                reason: "more than 1024 lines before the identification line",
+                reason: "no identification line in the first 1024 lines",
             });
         }
         self.seen += 1;
@@ -152,18 +154,27 @@ pub(crate) fn scan_line(buf: &[u8], max: usize) -> LineScan {
 pub(crate) fn scan_peer_line(buf: &[u8]) -> Result<LineScan, crate::Error> {
     let bound = MAX_PEER_LINE_LEN + MAX_TRAILING_CRS + 1;
     let window = &buf[..buf.len().min(bound)];
-    let Some(lf) = window.iter().position(|&b| b == b'\n') else {
-        return Ok(if buf.len() >= bound {
-            LineScan::TooLong
-        } else {
-            LineScan::Partial
-        });
-    };
-    let before = &window[..lf];
+    let lf = window.iter().position(|&b| b == b'\n');
+    let before = &window[..lf.unwrap_or(window.len())];
+    // A CR may only stand in a run right before the LF: the text is what
+    // comes before that run.
     let content = before
         .iter()
         .rposition(|&b| b != b'\r')
         .map_or(0, |last| last + 1);
+    if content > MAX_PEER_LINE_LEN {
+        // Refused as soon as the text is too long, as OpenSSH does, not
+        // once the LF comes.
+        return Ok(LineScan::TooLong);
+    }
+    if before.len() - content > MAX_TRAILING_CRS {
+        return Err(crate::Error::BadIdentification {
+            reason: "too many CRs at the end of a line of the identification exchange",
+        });
+    }
+    let Some(lf) = lf else {
+        return Ok(LineScan::Partial);
+    };
     let text = &before[..content];
     if text.contains(&0) {
         return Err(crate::Error::BadIdentification {
@@ -175,18 +186,16 @@ pub(crate) fn scan_peer_line(buf: &[u8]) -> Result<LineScan, crate::Error> {
             reason: "a CR not followed by LF in a line of the identification exchange",
         });
     }
-    if content > MAX_PEER_LINE_LEN || lf - content > MAX_TRAILING_CRS {
-        return Ok(LineScan::TooLong);
-    }
     Ok(LineScan::Line {
         content,
         consumed: lf + 1,
     })
 }
 
-/// Whether a line is the identification line (starts with `SSH-`).
+/// Whether a line is the identification line: `SSH-` and more, as OpenSSH
+/// takes it (a bare `SSH-` is just another line).
 pub(crate) fn is_identification(line: &[u8]) -> bool {
-    line.starts_with(b"SSH-")
+    line.len() > 4 && line.starts_with(b"SSH-")
 }
 
 /// Checks the peer's identification line (without its ending, already
@@ -236,10 +245,6 @@ pub(crate) fn identification_line(id: &str) -> Result<Vec<u8>, crate::Error> {
 mod tests {
     use super::*;
 
-    fn peer_line(buf: &[u8]) -> Result<LineScan, crate::Error> {
-        scan_peer_line(buf)
-    }
-
     #[test]
     fn read_line_ends_with_crlf_or_bare_lf_within_its_bound() {
         assert_eq!(
@@ -272,15 +277,15 @@ mod tests {
         ] {
             let consumed = wire.iter().position(|&b| b == b'\n').unwrap() + 1;
             assert_eq!(
-                peer_line(wire).unwrap(),
+                scan_peer_line(wire).unwrap(),
                 LineScan::Line { content, consumed },
                 "{wire:?}"
             );
         }
-        assert_eq!(peer_line(b"SSH-2.0-x\r").unwrap(), LineScan::Partial);
-        assert!(peer_line(b"SSH-2.0-a\rb\r\n").is_err());
-        assert!(peer_line(b"SSH-2.0-a\0b\r\n").is_err());
-        assert!(peer_line(b"hello\0\n").is_err());
+        assert_eq!(scan_peer_line(b"SSH-2.0-x\r").unwrap(), LineScan::Partial);
+        assert!(scan_peer_line(b"SSH-2.0-a\rb\r\n").is_err());
+        assert!(scan_peer_line(b"SSH-2.0-a\0b\r\n").is_err());
+        assert!(scan_peer_line(b"hello\0\n").is_err());
     }
 
     #[test]
@@ -288,15 +293,21 @@ mod tests {
         let mut line = vec![b'a'; MAX_PEER_LINE_LEN];
         line.extend_from_slice(b"\r\n");
         assert!(matches!(
-            peer_line(&line).unwrap(),
+            scan_peer_line(&line).unwrap(),
             LineScan::Line { content: 8192, .. }
         ));
         line.insert(0, b'a');
-        assert_eq!(peer_line(&line).unwrap(), LineScan::TooLong);
+        assert_eq!(scan_peer_line(&line).unwrap(), LineScan::TooLong);
         // No LF at all: refused once the bound is passed, not buffered on.
-        assert_eq!(peer_line(&[b'a'; 8000]).unwrap(), LineScan::Partial);
-        assert_eq!(peer_line(&[b'a'; 100_000]).unwrap(), LineScan::TooLong);
-        assert_eq!(peer_line(&[b'\r'; 100_000]).unwrap(), LineScan::TooLong);
+        assert_eq!(scan_peer_line(&[b'a'; 8000]).unwrap(), LineScan::Partial);
+        assert_eq!(scan_peer_line(&[b'a'; 8192]).unwrap(), LineScan::Partial);
+        assert_eq!(scan_peer_line(&[b'a'; 8193]).unwrap(), LineScan::TooLong);
+        assert_eq!(scan_peer_line(&[b'a'; 100_000]).unwrap(), LineScan::TooLong);
+        // A run of CRs is refused, not buffered on (and not called long).
+        assert!(matches!(
+            scan_peer_line(&[b'\r'; 100_000]),
+            Err(crate::Error::BadIdentification { .. })
+        ));
     }
 
     #[test]
@@ -346,7 +357,9 @@ mod tests {
     fn kept_lines_before_the_identification_are_bounded_in_bytes() {
         let mut kept = PreBanner::default();
         let line = vec![b'm'; 8000];
-        for _ in 0..MAX_PRE_BANNER_LINES {
+        // As OpenSSH: 1023 lines before the identification, which is the
+        // 1024th.
+        for _ in 0..MAX_PRE_BANNER_LINES - 1 {
             kept.push(&line).unwrap();
         }
         assert!(kept.push(b"one too many").is_err());

@@ -1,4 +1,5 @@
-//! Per-direction key material and RFC 4253 §7.2 key derivation.
+//! Per-direction key material (the RFC 4253 §7.2 derivation that fills it
+//! is [`crate::KeyDerivation`]).
 //!
 //! [`Keys`] holds what one direction of a connection needs after NEWKEYS: the
 //! cipher and MAC algorithms and their key, IV and MAC key. It checks lengths

@@ -78,8 +78,8 @@
 //! (pure Rust, the default and the only one in a default build), aws-lc-rs
 //! (feature `aws-lc-rs`; `fips` for its FIPS build) or OpenSSL (feature
 //! `openssl`, the system's libcrypto). A connection takes the process
-//! default ([`CryptoProvider::install_default`]) and can be given another
-//! for the keys installed from then on; an algorithm the provider's library
+//! default ([`CryptoProvider::install_default`]) unless its [`Config`]
+//! names another ([`Config::crypto_provider`]); an algorithm the provider's library
 //! lacks runs on RustCrypto, unless the provider is in FIPS mode, which
 //! refuses it. Providers interoperate byte for byte.
 //!

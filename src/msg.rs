@@ -4,6 +4,7 @@
 //! ```
 //! use ssh_packetizer::msg;
 //! let ignore = [msg::IGNORE, 0, 0, 0, 0]; // an IGNORE with an empty string
+//! assert_eq!(ignore[0], 2);
 //! assert_eq!((msg::KEXINIT, msg::NEWKEYS, msg::reason::PROTOCOL_ERROR), (20, 21, 2));
 //! ```
 

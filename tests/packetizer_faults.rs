@@ -218,19 +218,29 @@ fn a_line_without_end_is_refused_at_its_bound_not_buffered_forever() {
 
 #[test]
 fn too_many_pre_banner_lines_are_refused() {
-    let mut p = Scripted::new(vec![Step::Data(b"hello\r\n".repeat(1025))]).packetizer();
+    // As OpenSSH 9.2: the identification must come within the first 1024
+    // lines, so at most 1023 before it (changed in 0.2.0: 1024 were taken).
+    let mut bytes = b"hello\r\n".repeat(1024);
+    bytes.extend_from_slice(b"SSH-2.0-x\r\n");
+    let mut p = Scripted::new(vec![Step::Data(bytes)]).packetizer();
     assert!(matches!(
         p.read_identification(),
         Err(Error::BadIdentification { .. })
     ));
-    let mut bytes = b"hello\r\n".repeat(1024);
+    let mut bytes = b"hello\r\n".repeat(1023);
     bytes.extend_from_slice(b"SSH-2.0-x\r\n");
     let mut p = Scripted::new(vec![Step::Data(bytes)]).packetizer();
     let id = p.read_identification().unwrap();
     assert_eq!(
         (id.pre_banner.len(), id.pre_banner_truncated),
-        (1024, false)
+        (1023, false)
     );
+    // A bare "SSH-" is just another line, as OpenSSH takes it.
+    let wire = b"SSH-\r\nSSH-2.0-y\r\n".to_vec();
+    let mut p = Scripted::new(vec![Step::Data(wire)]).packetizer();
+    let id = p.read_identification().unwrap();
+    assert_eq!(id.as_str(), "SSH-2.0-y");
+    assert_eq!(id.pre_banner, vec![b"SSH-".to_vec()]);
 }
 
 #[test]
@@ -239,7 +249,7 @@ fn long_pre_banner_lines_are_kept_up_to_64_kib_then_dropped_with_a_flag() {
     // server); now whole lines up to 64 KiB, and a flag, never an error.
     let mut line = vec![b'm'; 8000];
     line.extend_from_slice(b"\r\n");
-    let mut steps: Vec<Step> = (0..1024).map(|_| Step::Data(line.clone())).collect();
+    let mut steps: Vec<Step> = (0..1023).map(|_| Step::Data(line.clone())).collect();
     steps.push(Step::Data(b"SSH-2.0-x\r\n".to_vec()));
     let mut p = Scripted::new(steps).packetizer();
     let id = p.read_identification().unwrap();

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use common::keys_for;
 use ssh_packetizer::{
-    CipherAlgorithm as C, Config, Connection, Error, MacAlgorithm as M, Opened, Opener,
+    CipherAlgorithm as C, Config, Connection, Error, Frame, MacAlgorithm as M, Opened, Opener,
     RekeyLimits, Sealer, Step,
 };
 
@@ -175,4 +175,59 @@ fn the_clear_mode_never_asks_for_a_rekey() {
     assert!(!s.budget_spent());
     assert_eq!(common::open_all(&mut o, &wire).unwrap().len(), 10);
     assert!(!o.budget_spent());
+}
+
+#[test]
+fn the_grace_holds_for_packets_read_in_place() {
+    // PacketCodec's path: packets opened in a buffer the caller owns.
+    let (mut client, mut server, _) = keyed_cores(small(52 * 3, 2));
+    for _ in 0..6 {
+        client.send_message(b"\x5e").unwrap();
+    }
+    let mut wire = client.pending_output().to_vec();
+    let (mut at, mut read) = (0, 0);
+    let err = loop {
+        match server.open_in_place(&mut wire[at..]) {
+            Ok(Frame::Packet { wire_len, .. }) => {
+                at += wire_len;
+                read += 1;
+            }
+            Ok(other) => panic!("all packets are there: {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(read, 5);
+    assert!(matches!(err, Error::RekeyIgnored), "{err:?}");
+}
+
+#[test]
+fn the_grace_holds_for_the_split_reader() {
+    use ssh_packetizer::pipe::pipe;
+    use ssh_packetizer::Packetizer;
+
+    let (ours, theirs) = pipe();
+    let mut ours = Packetizer::with_config(ours, Config::server().rekey_limits(small(52 * 3, 2)));
+    let mut theirs = Packetizer::new(theirs);
+    let keys = keys_for(C::Aes128Ctr, M::HmacSha256Etm, 4);
+    theirs.send_newkeys(keys.clone()).unwrap();
+    assert_eq!(ours.read_message().unwrap().msg_type(), 21);
+    ours.set_inbound_cipher(keys.clone()).unwrap();
+    ours.send_newkeys(keys.clone()).unwrap();
+    assert_eq!(theirs.read_message().unwrap().msg_type(), 21);
+    theirs.set_inbound_cipher(keys).unwrap();
+    let (mut reader, _writer) = ours.split().unwrap();
+    for _ in 0..6 {
+        theirs.send_message(b"\x5e").unwrap();
+    }
+    let mut read = 0;
+    let err = loop {
+        match reader.read_message() {
+            Ok(_) => read += 1,
+            // Reported once, at the boundary after the budget was spent.
+            Err(Error::NeedRekey) => {}
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(read, 5);
+    assert!(matches!(err, Error::RekeyIgnored), "{err:?}");
 }

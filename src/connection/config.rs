@@ -10,7 +10,7 @@ use crate::rekey::RekeyLimits;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Role {
-    /// The client: accepts up to 1024 lines before the server's
+    /// The client: accepts up to 1023 lines before the server's
     /// identification line.
     Client,
     /// The server: the client's identification line must come first.

@@ -54,7 +54,8 @@ impl Connection {
     /// held during the exchange follow at once, under the new keys. If
     /// `keys` cannot be installed nothing is sent. Returns NEWKEYS's
     /// sequence number. The switch is stamped with `now` (for the key age
-    /// limit), after the timers due by then ran.
+    /// limit), after the timers due by then ran: a handshake deadline
+    /// passed by `now` fails it with [`Error::HandshakeTimeout`].
     pub fn send_newkeys(&mut self, keys: Keys, now: Instant) -> Result<u32, Error> {
         self.handle_timeout(now);
         self.check()?;
@@ -89,7 +90,9 @@ impl Connection {
     /// Installs the inbound keys, at a packet boundary: normally right after
     /// the peer's NEWKEYS, which holds further packets until this call.
     /// Like [`Connection::send_newkeys`], the switch is stamped with `now`
-    /// (for the key age limit), after the timers due by then ran.
+    /// (for the key age limit), after the timers due by then ran (a
+    /// handshake deadline passed by `now` fails it with
+    /// [`Error::HandshakeTimeout`]).
     pub fn set_inbound_keys(&mut self, keys: Keys, now: Instant) -> Result<(), Error> {
         self.handle_timeout(now);
         self.check()?;

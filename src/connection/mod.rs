@@ -145,8 +145,9 @@ impl Policy {
 ///   switched in either order, raised once per request as
 ///   [`Event::RekeyWanted`]; the peer's grace allowance, then
 ///   [`Error::RekeyIgnored`].
-/// - Timers: the handshake deadline, the keepalive (only after the initial
-///   kex and never during one) and the key age, whatever the rekey state.
+/// - Timers: the handshake deadline (whatever the rekey state), the
+///   keepalive (only after the initial kex and never during one) and the
+///   key age (after the initial kex, while no rekey is wanted).
 /// - During our key exchange, messages other than the transport's own are
 ///   held and sent after the switch, as OpenSSH does (bounded).
 /// - DISCONNECT: a received one is [`Error::Disconnected`]; a fatal error

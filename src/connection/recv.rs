@@ -65,6 +65,9 @@ impl Connection {
         }
         let (core, input) = inbound(&mut self.opener, external);
         let e = match raw_needed {
+            // A packet half read (a read given up inside one, a discard
+            // under way) says what it says whatever read came next.
+            Some(_) if core.mid_packet() => core.eof(input.buffered()),
             Some(needed) => {
                 // A line (needed 0) has no known length: at least one more.
                 let got = core.raw_buffered(input).len();
@@ -231,7 +234,7 @@ impl Connection {
     }
 
     /// Reads the next packet straight from a caller's buffer, decrypting it
-    /// in place (see [`Opener::open_in_place`]), under every rule
+    /// in place (see [`crate::Opener::open_in_place`]), under every rule
     /// [`Connection::poll_packet`] applies: for a driver that owns its
     /// buffer (the tokio codec's `BytesMut`). Do not mix with the
     /// connection's own input ([`Connection::feed`], `recv_buf`).
@@ -314,7 +317,7 @@ impl Connection {
     /// The peer's identification line once it is buffered (RFC 4253 §4.2),
     /// with the lines before it, read as OpenSSH reads them: every line ends
     /// at LF, a CR only right before it, no NUL, at most 8192 bytes besides
-    /// the ending. A client accepts up to 1024 lines before the
+    /// the ending. A client accepts up to 1023 lines before the
     /// identification and keeps up to [`Identification::MAX_PRE_BANNER_KEPT`] bytes
     /// of them; a server accepts none. The line must announce protocol 2.0
     /// (or 1.99). Bytes after it stay buffered for the first packet.

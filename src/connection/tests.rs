@@ -683,6 +683,23 @@ fn a_clean_eof_and_one_inside_a_packet_say_so() {
 }
 
 #[test]
+fn eof_in_a_raw_read_after_half_a_packet_is_no_clean_close() {
+    // A read given up inside a packet (a cancelled async read_message),
+    // then a raw read (read_line) meets the EOF: the packet was cut short,
+    // which is what it says, not a clean close.
+    let mut p = Pair::new();
+    p.client.send_message(&[94; 100]).unwrap();
+    let wire = p.client.pending_output().to_vec();
+    p.server.feed(&wire[..50], p.now);
+    assert!(matches!(p.server.poll_packet().unwrap(), Step::NeedMore(_)));
+    let e = p.server.recv_eof(Some(0));
+    assert!(
+        matches!(e, Error::Eof { needed, got: 50 } if needed == wire.len()),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn the_server_refuses_lines_before_the_identification_the_client_takes_them() {
     let now = Instant::now();
     let mut server = Connection::new(Config::server(), now);

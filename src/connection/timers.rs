@@ -150,10 +150,12 @@ impl Connection {
     /// something to do: the handshake deadline, the keepalive, the key age.
     /// `None`: nothing until bytes move (or the connection ended).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.policy.latch.is_set() {
+            return None;
+        }
         Timer::ALL
             .into_iter()
-            .filter(|_| !self.policy.latch.is_set())
-            .filter_map(|timer| self.deadline(timer))
+            .filter_map(|t| self.deadline(t))
             .min()
     }
 

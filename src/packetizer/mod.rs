@@ -237,8 +237,12 @@ impl<S: Read + Write> Packetizer<S> {
 
     /// The connection core, for what is negotiated or changes
     /// mid-connection (strict kex, delayed compression, a rekey request);
-    /// its timers are brought up to the Packetizer's clock first. Reading
-    /// or writing bytes through it desynchronises the Packetizer.
+    /// its timers are brought up to the Packetizer's clock first.    ///
+    /// The Packetizer's own loop still owns what moves bytes: do not feed,
+    /// poll packets or take events (`poll_event`) through it (the read loop
+    /// reports a wanted rekey as [`Error::NeedRekey`] and runs the
+    /// keepalive from those events); a message sent through it is sealed
+    /// and goes out with the Packetizer's next write.
     pub fn connection_mut(&mut self) -> &mut Connection {
         self.core.handle_timeout(self.clock.now());
         &mut self.core
@@ -328,9 +332,12 @@ impl<S: Read + Write> Packetizer<S> {
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
-    /// The peer's identification line, after up to 1024 other lines (each at
-    /// most 8192 bytes) on the client side, which are returned too. Bytes
-    /// after it stay buffered for the first packet.
+    /// The peer's identification line, read as OpenSSH reads it (see
+    /// [`Connection::poll_identification`]). A client takes up to 1023
+    /// lines before it, of which it keeps 64 KiB
+    /// ([`Identification::pre_banner`], with
+    /// [`Identification::pre_banner_truncated`] if some were dropped); a
+    /// server takes none. Bytes after it stay buffered for the first packet.
     pub fn read_identification(&mut self) -> Result<Identification, Error> {
         let (mut side, state) = self.whole();
         read_identification_with(&mut side, state)

@@ -462,7 +462,13 @@ impl<W: Write + Send> PacketWriter<W> {
     /// Runs `f` on the connection core both halves share, its timers
     /// brought up to the driver's clock first: for what is negotiated or
     /// changes mid-connection (strict kex, delayed compression, a rekey
-    /// request) and for inspection. The lock is held only for the call.
+    /// request) and for inspection. The lock is held only for the call.    ///
+    /// The halves' own loops still own what moves bytes: do not feed, poll
+    /// packets or take events (`poll_event`) through it (the reader reports
+    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
+    /// events); a message sent through it is sealed and goes out with the
+    /// next write of either half. `f` must not call this connection's
+    /// halves: the lock is not re-entrant.
     pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         self.outlet.shared.with_connection(|core, _| f(core))
     }
@@ -698,7 +704,13 @@ impl<R: Read> PacketReader<R> {
     /// Runs `f` on the connection core both halves share, its timers
     /// brought up to the driver's clock first: for what is negotiated or
     /// changes mid-connection (strict kex, delayed compression, a rekey
-    /// request) and for inspection. The lock is held only for the call.
+    /// request) and for inspection. The lock is held only for the call.    ///
+    /// The halves' own loops still own what moves bytes: do not feed, poll
+    /// packets or take events (`poll_event`) through it (the reader reports
+    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
+    /// events); a message sent through it is sealed and goes out with the
+    /// next write of either half. `f` must not call this connection's
+    /// halves: the lock is not re-entrant.
     pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         self.shared.with_connection(|core, _| f(core))
     }

@@ -78,7 +78,11 @@ impl OwnedPacket {
 ///
 /// # Errors
 /// A decode error ends `Framed`'s stream and is kept: later sends answer
-/// [`Error::Failed`] with it. A fatal error caused by the peer's bytes
+/// [`Error::Failed`] with it. Polled on after the peer's NEWKEYS without
+/// the inbound keys, past one input bound of bytes, the codec fails the
+/// connection with [`Error::InputOverflow`] rather than let `Framed`'s
+/// buffer grow. Once the connection failed, what `Framed` read is wiped
+/// and dropped at each poll. A fatal error caused by the peer's bytes
 /// queues a DISCONNECT in the core, which the codec cannot write (a decoder
 /// has no write buffer): `connection().pending_output()` holds it for a
 /// caller who wants to send it on the raw stream.

@@ -100,8 +100,8 @@ fn poll_inner<S: AsyncSide, T>(
                 // it can without waiting; the rest with the next call. What
                 // was found is taken off the input already (a packet's
                 // sequence number has moved on), so it is returned whatever
-                // the write does: a write error is kept by the core and
-                // reported by the next call, as the sync driver does.
+                // the write does: a write error is kept by the core, and
+                // the next call answers `Failed` with it as the cause.
                 let _ = side.poll_write_pending(cx);
                 return Poll::Ready(Ok(found));
             }

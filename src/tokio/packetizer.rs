@@ -199,8 +199,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
 
     /// The connection core, for what is negotiated or changes
     /// mid-connection (strict kex, delayed compression, a rekey request);
-    /// its timers are brought up to tokio's clock first. Reading or writing
-    /// bytes through it desynchronises the Packetizer.
+    /// its timers are brought up to tokio's clock first.    ///
+    /// The Packetizer's own loop still owns what moves bytes: do not feed,
+    /// poll packets or take events (`poll_event`) through it (the read loop
+    /// reports a wanted rekey as [`Error::NeedRekey`] and runs the
+    /// keepalive from those events); a message sent through it is sealed
+    /// and goes out with the Packetizer's next write.
     pub fn connection_mut(&mut self) -> &mut Connection {
         self.core.handle_timeout(now());
         &mut self.core
@@ -309,12 +313,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
-    /// The peer's identification line, after up to 1024 other lines on the
-    /// client side (returned too). Bytes after it stay buffered.
+    /// The peer's identification line, read as OpenSSH reads it (see
+    /// [`Connection::poll_identification`]). A client takes up to 1023
+    /// lines before it, of which it keeps 64 KiB
+    /// ([`Identification::pre_banner`], with
+    /// [`Identification::pre_banner_truncated`] if some were dropped); a
+    /// server takes none. Bytes after it stay buffered for the first packet.
     ///
     /// Cancel safety: cancel-safe. Dropped before it returns (a losing
     /// `select!` branch), it has consumed nothing it did not return: every
-    /// byte read stays buffered for the next call.
+    /// byte read stays buffered for the next call, and lines before the
+    /// identification already taken are kept to be returned with it.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
         self.wait_for(false, Some(0), sync::poll_identification)
             .await
@@ -418,10 +427,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
 
     /// Sends a DISCONNECT (`reason` from [`crate::msg::reason`]) and closes.
     ///
-    /// Cancel safety: what it sends is committed once sealed, on the first
-    /// poll; dropped after that, it is neither lost nor sent twice: the next
-    /// call that writes (a send, `flush`, or a read's loop) writes it.
-    /// Dropped before the first poll, it did nothing.
+    /// Cancel safety: the DISCONNECT is sealed and the connection closed on
+    /// the first poll; every later call answers [`Error::Closed`] and writes
+    /// nothing, so dropped before the write finished, the rest of it is not
+    /// sent. Let it finish (or bound it with a timeout) where the peer must
+    /// hear it. Dropped before the first poll, it did nothing.
     pub async fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
         self.core.send_disconnect(reason, description)?;
         poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await

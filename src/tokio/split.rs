@@ -40,9 +40,9 @@ struct Shared {
 }
 
 /// The core locked from the writer's side or the controls: a call that
-/// moves the core's next deadline, ends the connection or leaves output
-/// pending wakes a waiting reader, which then re-arms its timer, sees the
-/// error, or writes what was left.
+/// moves the core's next deadline or ends the connection wakes a waiting
+/// reader, which then re-arms its timer or sees the error. (Output left
+/// pending is written by the next writer, or by the reader's next loop.)
 struct Watched<'a> {
     core: MutexGuard<'a, Connection>,
     shared: &'a Shared,
@@ -369,8 +369,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// until the exchange is done (the writer's back-pressure). The task
     /// that drives the key exchange must not wait for itself: it sends
     /// connection messages with [`PacketWriter::try_send_message`].
-    /// Cancel-safe as the Packetizer's sends: once sealed, the packet goes
-    /// out with the next write.
     ///
     /// Cancel safety: what it sends is committed once sealed; dropped after
     /// that, it is neither lost nor sent twice: the next call that writes
@@ -468,10 +466,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
 
     /// As [`super::Packetizer::disconnect`].
     ///
-    /// Cancel safety: what it sends is committed once sealed, on the first
-    /// poll; dropped after that, it is neither lost nor sent twice: the next
-    /// call that writes (a send, `flush`, or a read's loop) writes it.
-    /// Dropped before the first poll, it did nothing.
+    /// Cancel safety: the DISCONNECT is sealed and the connection closed on
+    /// the first poll; every later call answers [`Error::Closed`] and writes
+    /// nothing, so dropped before the write finished, the rest of it is not
+    /// sent. Let it finish (or bound it with a timeout) where the peer must
+    /// hear it. Dropped before the first poll, it did nothing.
     pub async fn disconnect(&self, reason: u32, description: &str) -> Result<(), Error> {
         self.shared().lock().send_disconnect(reason, description)?;
         self.shared().changed.notify_waiters();
@@ -482,7 +481,13 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// brought up to tokio's clock first: for what is negotiated or changes
     /// mid-connection (strict kex, delayed compression, a rekey request)
     /// and for inspection. The lock is held only for the call, never across
-    /// an `.await`.
+    /// an `.await`.    ///
+    /// The halves' own loops still own what moves bytes: do not feed, poll
+    /// packets or take events (`poll_event`) through it (the reader reports
+    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
+    /// events); a message sent through it is sealed and goes out with the
+    /// next write of either half. `f` must not call this connection's
+    /// halves: the lock is not re-entrant.
     pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         self.outlet.shared.with_connection(|core, _| f(core))
     }
@@ -715,7 +720,8 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     ///
     /// Cancel safety: cancel-safe. Dropped before it returns (a losing
     /// `select!` branch), it has consumed nothing it did not return: every
-    /// byte read stays buffered for the next call.
+    /// byte read stays buffered for the next call, and lines before the
+    /// identification already taken are kept to be returned with it.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
         self.wait_for(false, Some(0), sync::poll_identification)
             .await
@@ -750,7 +756,13 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// brought up to tokio's clock first: for what is negotiated or changes
     /// mid-connection (strict kex, delayed compression, a rekey request)
     /// and for inspection. The lock is held only for the call, never across
-    /// an `.await`.
+    /// an `.await`.    ///
+    /// The halves' own loops still own what moves bytes: do not feed, poll
+    /// packets or take events (`poll_event`) through it (the reader reports
+    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
+    /// events); a message sent through it is sealed and goes out with the
+    /// next write of either half. `f` must not call this connection's
+    /// halves: the lock is not re-entrant.
     pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         self.shared.with_connection(|core, _| f(core))
     }
