@@ -149,6 +149,7 @@ mod packetizer;
 mod padding;
 #[cfg(any(test, feature = "test-util"))]
 pub mod pipe;
+mod read_loop;
 mod rekey;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -167,10 +168,11 @@ pub use keys::{KeyMaterial, Keys};
 #[cfg(any(test, feature = "test-util"))]
 pub use packetizer::ManualClock;
 pub use packetizer::{
-    Clock, Duplex, Halves, KeepaliveCallback, PacketReader, PacketWriter, Packetizer, SendMessage,
-    SplitStream, SystemClock, DEFAULT_TICK, NONBLOCKING_BACKOFF,
+    Clock, Duplex, Halves, PacketReader, PacketWriter, Packetizer, SplitStream, SystemClock,
+    DEFAULT_TICK, NONBLOCKING_BACKOFF,
 };
 pub use padding::{PaddingSource, RandomPadding, ZeroPadding};
+pub use read_loop::{KeepaliveCallback, SendMessage};
 pub use rekey::RekeyLimits;
 
 /// The README's examples, compiled and run as doctests.

@@ -22,29 +22,25 @@ use std::time::{Duration, Instant};
 #[cfg(any(test, feature = "test-util"))]
 pub use self::clock::ManualClock;
 pub use self::clock::{Clock, SystemClock};
-pub use self::reading::KeepaliveCallback;
 pub use self::split::{Duplex, Halves, PacketReader, PacketWriter, SplitStream};
 pub use self::stream::NONBLOCKING_BACKOFF;
 
-use self::reading::{wait_for, CoreSide, ReadState, Side};
+use self::reading::{wait_for, Side};
 use self::stream::{read_once, write_fully, Patience, Read1};
-use crate::banner::{self, Identification};
+use crate::banner::Identification;
 use crate::codec::input::InputBuffer;
-use crate::codec::{Packet, Step};
+use crate::codec::Packet;
 use crate::connection::{Config, Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
+use crate::read_loop::{
+    check_raw_len, poll_identification, poll_line, poll_packet, CoreSide, KeepaliveCallback,
+    ReadState, SendMessage,
+};
 
 /// How often a TCP Packetizer wakes to run its timers when nothing arrives
 /// (paramiko's socket timeout).
 pub const DEFAULT_TICK: Duration = Duration::from_millis(100);
-
-/// Something a message can be sent through: what the keepalive callback is
-/// handed.
-pub trait SendMessage {
-    /// Seals `payload` (message type byte first) and writes it.
-    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error>;
-}
 
 /// The SSH binary packet protocol over a byte stream.
 ///
@@ -444,46 +440,6 @@ impl<S: Read + Write> Packetizer<S> {
         let patience = side.patience();
         flush_core(side.io, side.core, side.clock, patience)
     }
-}
-
-/// The read loop's poll for a packet.
-pub(crate) fn poll_packet(
-    core: &mut Connection,
-    input: Option<&mut InputBuffer>,
-) -> Result<Option<()>, Error> {
-    match core.poll_packet_in(input)? {
-        Step::Ready => Ok(Some(())),
-        Step::AwaitingKeys => Err(Error::KeysPending),
-        _ => Ok(None),
-    }
-}
-
-/// The read loop's poll for one line.
-pub(crate) fn poll_line(
-    core: &mut Connection,
-    input: Option<&mut InputBuffer>,
-) -> Result<Option<Vec<u8>>, Error> {
-    let line = core.poll_raw_line_in(input, banner::MAX_PEER_LINE_LEN)?;
-    Ok(line.map(|(line, _)| line))
-}
-
-/// The read loop's poll for the peer's identification line.
-pub(crate) fn poll_identification(
-    core: &mut Connection,
-    input: Option<&mut InputBuffer>,
-) -> Result<Option<Identification>, Error> {
-    core.poll_identification_in(input)
-}
-
-/// Refuses a raw read larger than the input can ever hold.
-pub(crate) fn check_raw_len(core: &Connection, n: usize) -> Result<(), Error> {
-    // A failed connection says so first, whatever was asked.
-    core.check()?;
-    let max = core.input_limit();
-    if n > max {
-        return Err(Error::ReadTooLarge { requested: n, max });
-    }
-    Ok(())
 }
 
 pub(crate) fn read_line_with<S: Side>(

@@ -1,59 +1,16 @@
-//! The read loop both sync drivers share: ask the core, service its events,
-//! read more, repeat. All decisions are the core's; this only moves bytes,
-//! reads the clock and runs the caller's keepalive callback.
+//! The read loop of both sync drivers: ask the core, service its events
+//! (the decisions shared with the async drivers are in
+//! [`crate::read_loop`]), read more, repeat. It only moves bytes, reads the
+//! clock and runs the caller's keepalive callback.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use super::stream::Read1;
-use super::SendMessage;
 use crate::codec::input::InputBuffer;
-use crate::connection::{Connection, Event};
+use crate::connection::Connection;
 use crate::error::Error;
-
-/// The keepalive callback: given a handle to send with when the connection
-/// has been idle for the interval.
-pub type KeepaliveCallback = Box<dyn FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send>;
-
-/// What a read loop keeps between calls.
-#[derive(Default)]
-pub(crate) struct ReadState {
-    pub(crate) keepalive: Option<KeepaliveCallback>,
-    /// A rekey request was raised and not yet reported as `NeedRekey`.
-    rekey_pending: bool,
-    /// A keepalive fell due while a packet was half read; it runs at the
-    /// next packet boundary.
-    keepalive_pending: bool,
-}
-
-impl ReadState {
-    /// Whether a read that checks for rekeys must stop now with
-    /// [`Error::NeedRekey`]: a request is pending, this is a packet boundary
-    /// and no exchange is under way yet. Reported once per request.
-    pub(crate) fn rekey_due(
-        &mut self,
-        check_rekey: bool,
-        at_boundary: bool,
-        core: &Connection,
-    ) -> bool {
-        if !(check_rekey && at_boundary && self.rekey_pending) {
-            return false;
-        }
-        self.rekey_pending = false;
-        core.should_start_kex()
-    }
-}
-
-/// How a driver, sync or async, reaches its core and sends a keepalive.
-pub(crate) trait CoreSide {
-    /// Runs `f` on the core and on the input buffer the driver keeps, if it
-    /// keeps its own (`None`: the core's).
-    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T)
-        -> T;
-
-    /// Where the keepalive callback sends.
-    fn sink(&mut self) -> &mut dyn SendMessage;
-}
+use crate::read_loop::{service_events, CoreSide, ReadState};
 
 /// One sync driver's view of its connection: the core, and how it reads
 /// the stream.
@@ -137,34 +94,4 @@ fn wait_inner<S: Side, T>(
             Err(e) => return Err(side.with_core(|core, _| core.fail_io(e))),
         }
     }
-}
-
-/// Takes the core's events: a rekey request is remembered for the next
-/// packet boundary; a due keepalive runs the callback there (as paramiko,
-/// never inside a packet). A callback error is returned as it is (nothing
-/// buffered is lost).
-pub(crate) fn service_events<S: CoreSide>(
-    side: &mut S,
-    state: &mut ReadState,
-    at_boundary: bool,
-) -> Result<(), Error> {
-    while let Some(event) = side.with_core(|core, _| core.poll_event()) {
-        match event {
-            Event::RekeyWanted => state.rekey_pending = true,
-            Event::KeepaliveDue => state.keepalive_pending = true,
-            _ => {}
-        }
-    }
-    if state.keepalive_pending && at_boundary {
-        state.keepalive_pending = false;
-        // The core says whether it may go now: a key exchange may have
-        // begun since it fell due.
-        let allowed = side.with_core(|core, _| core.keepalive_allowed());
-        if let (true, Some(callback)) = (allowed, &mut state.keepalive) {
-            log::debug!("idle: keepalive");
-            callback(side.sink())?;
-        }
-    }
-    // A deadline that passed is the connection's error now.
-    side.with_core(|core, _| core.check())
 }

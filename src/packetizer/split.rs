@@ -20,12 +20,9 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::clock::Clock;
-use super::reading::{wait_for, CoreSide, ReadState, Side};
+use super::reading::{wait_for, Side};
 use super::stream::{read_once, write_fully, Patience, Read1};
-use super::{
-    poll_packet, read_all_with, read_identification_with, read_line_with, KeepaliveCallback,
-    Packetizer, SendMessage, DEFAULT_TICK,
-};
+use super::{read_all_with, read_identification_with, read_line_with, Packetizer, DEFAULT_TICK};
 use crate::banner::Identification;
 use crate::codec::input::InputBuffer;
 use crate::codec::opener::PayloadAt;
@@ -35,6 +32,7 @@ use crate::error::Error;
 use crate::keys::Keys;
 #[cfg(any(test, feature = "test-util"))]
 use crate::pipe::{PipeEnd, PipeReader, PipeWriter};
+use crate::read_loop::{poll_packet, CoreSide, KeepaliveCallback, ReadState, SendMessage};
 
 /// A stream that can be taken apart into a reading and a writing half.
 pub trait SplitStream: Read + Write + Sized {

@@ -18,7 +18,7 @@ use super::timer::{now, Timer};
 use crate::codec::input::InputBuffer;
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::packetizer::reading::{service_events, CoreSide, ReadState};
+use crate::read_loop::{service_events, CoreSide, ReadState};
 
 /// Bytes read on the stack at a packet boundary with nothing buffered and
 /// less than this allocated, so a connection at rest allocates nothing to

@@ -21,8 +21,7 @@ use crate::codec::Packet;
 use crate::connection::{Config, Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::packetizer::reading::{CoreSide, KeepaliveCallback, ReadState};
-use crate::packetizer::{self as sync, SendMessage};
+use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, SendMessage};
 
 /// The SSH binary packet protocol over an async byte stream: the sync
 /// [`crate::Packetizer`]'s surface, its timers (handshake deadline,
@@ -309,7 +308,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_line(&mut self) -> Result<String, Error> {
-        let line = self.wait_for(false, Some(0), sync::poll_line).await?;
+        let line = self.wait_for(false, Some(0), common::poll_line).await?;
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
@@ -325,7 +324,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// byte read stays buffered for the next call, and lines before the
     /// identification already taken are kept to be returned with it.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
-        self.wait_for(false, Some(0), sync::poll_identification)
+        self.wait_for(false, Some(0), common::poll_identification)
             .await
     }
 
@@ -371,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
-        self.wait_for(true, None, sync::poll_packet).await?;
+        self.wait_for(true, None, common::poll_packet).await?;
         self.core.packet().ok_or(Error::InvalidCall {
             reason: "the core said a packet was ready, yet none is",
         })
@@ -386,7 +385,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
-        sync::check_raw_len(&self.core, n)?;
+        common::check_raw_len(&self.core, n)?;
         self.wait_for(check_rekey, Some(n), |core, input| {
             core.take_raw_in(input, n)
         })

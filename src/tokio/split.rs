@@ -25,8 +25,7 @@ use crate::codec::Packet;
 use crate::connection::{Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::packetizer::reading::{CoreSide, KeepaliveCallback, ReadState};
-use crate::packetizer::{self as sync, SendMessage};
+use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, SendMessage};
 
 /// What both halves share.
 struct Shared {
@@ -662,7 +661,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         // inflated payload is copied out of the core while it is held.
         let result = self
             .wait_for(true, None, |core, input| {
-                if sync::poll_packet(core, input)?.is_none() {
+                if common::poll_packet(core, input)?.is_none() {
                     return Ok(None);
                 }
                 let (at, seqno) = core.opener_core().current().ok_or(Error::InvalidCall {
@@ -699,7 +698,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
-        sync::check_raw_len(&self.shared.lock_quiet(), n)?;
+        common::check_raw_len(&self.shared.lock_quiet(), n)?;
         self.wait_for(check_rekey, Some(n), |core, input| {
             core.take_raw_in(input, n)
         })
@@ -712,7 +711,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_line(&mut self) -> Result<String, Error> {
-        let line = self.wait_for(false, Some(0), sync::poll_line).await?;
+        let line = self.wait_for(false, Some(0), common::poll_line).await?;
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
@@ -723,7 +722,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// byte read stays buffered for the next call, and lines before the
     /// identification already taken are kept to be returned with it.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
-        self.wait_for(false, Some(0), sync::poll_identification)
+        self.wait_for(false, Some(0), common::poll_identification)
             .await
     }
 

@@ -1,0 +1,132 @@
+//! The read loop's decisions that the sync and the async drivers share,
+//! sans-IO: what a loop keeps between calls, when a wanted rekey is
+//! reported as [`Error::NeedRekey`], when the keepalive callback runs, and
+//! what each kind of read polls the core for. The drivers move the bytes
+//! and read their clocks; neither imports the other.
+
+use crate::banner::{self, Identification};
+use crate::codec::input::InputBuffer;
+use crate::codec::Step;
+use crate::connection::{Connection, Event, Sent};
+use crate::error::Error;
+
+/// Something a message can be sent through: what the keepalive callback is
+/// handed.
+pub trait SendMessage {
+    /// Seals `payload` (message type byte first) and writes it.
+    fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error>;
+}
+
+/// The keepalive callback: given a handle to send with when the connection
+/// has been idle for the interval.
+pub type KeepaliveCallback = Box<dyn FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send>;
+
+/// What a read loop keeps between calls.
+#[derive(Default)]
+pub(crate) struct ReadState {
+    pub(crate) keepalive: Option<KeepaliveCallback>,
+    /// A rekey request was raised and not yet reported as `NeedRekey`.
+    rekey_pending: bool,
+    /// A keepalive fell due while a packet was half read; it runs at the
+    /// next packet boundary.
+    keepalive_pending: bool,
+}
+
+impl ReadState {
+    /// Whether a read that checks for rekeys must stop now with
+    /// [`Error::NeedRekey`]: a request is pending, this is a packet boundary
+    /// and no exchange is under way yet. Reported once per request.
+    pub(crate) fn rekey_due(
+        &mut self,
+        check_rekey: bool,
+        at_boundary: bool,
+        core: &Connection,
+    ) -> bool {
+        if !(check_rekey && at_boundary && self.rekey_pending) {
+            return false;
+        }
+        self.rekey_pending = false;
+        core.should_start_kex()
+    }
+}
+
+/// How a driver, sync or async, reaches its core and sends a keepalive.
+pub(crate) trait CoreSide {
+    /// Runs `f` on the core and on the input buffer the driver keeps, if it
+    /// keeps its own (`None`: the core's).
+    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T)
+        -> T;
+
+    /// Where the keepalive callback sends.
+    fn sink(&mut self) -> &mut dyn SendMessage;
+}
+
+/// Takes the core's events: a rekey request is remembered for the next
+/// packet boundary; a due keepalive runs the callback there (as paramiko,
+/// never inside a packet). A callback error is returned as it is (nothing
+/// buffered is lost).
+pub(crate) fn service_events<S: CoreSide>(
+    side: &mut S,
+    state: &mut ReadState,
+    at_boundary: bool,
+) -> Result<(), Error> {
+    while let Some(event) = side.with_core(|core, _| core.poll_event()) {
+        match event {
+            Event::RekeyWanted => state.rekey_pending = true,
+            Event::KeepaliveDue => state.keepalive_pending = true,
+            _ => {}
+        }
+    }
+    if state.keepalive_pending && at_boundary {
+        state.keepalive_pending = false;
+        // The core says whether it may go now: a key exchange may have
+        // begun since it fell due.
+        let allowed = side.with_core(|core, _| core.keepalive_allowed());
+        if let (true, Some(callback)) = (allowed, &mut state.keepalive) {
+            log::debug!("idle: keepalive");
+            callback(side.sink())?;
+        }
+    }
+    // A deadline that passed is the connection's error now.
+    side.with_core(|core, _| core.check())
+}
+
+/// The read loop's poll for a packet.
+pub(crate) fn poll_packet(
+    core: &mut Connection,
+    input: Option<&mut InputBuffer>,
+) -> Result<Option<()>, Error> {
+    match core.poll_packet_in(input)? {
+        Step::Ready => Ok(Some(())),
+        Step::AwaitingKeys => Err(Error::KeysPending),
+        _ => Ok(None),
+    }
+}
+
+/// The read loop's poll for one line.
+pub(crate) fn poll_line(
+    core: &mut Connection,
+    input: Option<&mut InputBuffer>,
+) -> Result<Option<Vec<u8>>, Error> {
+    let line = core.poll_raw_line_in(input, banner::MAX_PEER_LINE_LEN)?;
+    Ok(line.map(|(line, _)| line))
+}
+
+/// The read loop's poll for the peer's identification line.
+pub(crate) fn poll_identification(
+    core: &mut Connection,
+    input: Option<&mut InputBuffer>,
+) -> Result<Option<Identification>, Error> {
+    core.poll_identification_in(input)
+}
+
+/// Refuses a raw read larger than the input can ever hold.
+pub(crate) fn check_raw_len(core: &Connection, n: usize) -> Result<(), Error> {
+    // A failed connection says so first, whatever was asked.
+    core.check()?;
+    let max = core.input_limit();
+    if n > max {
+        return Err(Error::ReadTooLarge { requested: n, max });
+    }
+    Ok(())
+}
