@@ -348,12 +348,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         self.core.send_message(payload)
     }
 
-    /// Writes every queued message.
+    /// Writes every queued message. After a close it still writes what was
+    /// sealed before it (the rest of a [`Packetizer::disconnect`] given up
+    /// half written), then answers [`Error::Closed`].
     ///
     /// Cancel safety: cancel-safe; what was not written yet stays queued
     /// for the next call that writes.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        self.core.check()?;
+        match self.core.check() {
+            Ok(()) => {}
+            Err(Error::Closed) => {
+                poll_fn(|cx| {
+                    poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)
+                })
+                .await?;
+                return Err(Error::Closed);
+            }
+            Err(e) => return Err(e),
+        }
         poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
     }
 
@@ -427,10 +439,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// Sends a DISCONNECT (`reason` from [`crate::msg::reason`]) and closes.
     ///
     /// Cancel safety: the DISCONNECT is sealed and the connection closed on
-    /// the first poll; every later call answers [`Error::Closed`] and writes
-    /// nothing, so dropped before the write finished, the rest of it is not
-    /// sent. Let it finish (or bound it with a timeout) where the peer must
-    /// hear it. Dropped before the first poll, it did nothing.
+    /// the first poll; dropped before the write finished, the rest goes out
+    /// with [`Packetizer::flush`] (every other later call answers
+    /// [`Error::Closed`] and writes nothing). Dropped before the first poll,
+    /// it did nothing.
     pub async fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
         self.core.send_disconnect(reason, description)?;
         poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await

@@ -438,13 +438,23 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
         self.outlet.drain().await
     }
 
-    /// Writes every queued message.
+    /// Writes every queued message. After a close it still writes what was
+    /// sealed before it (the rest of a [`PacketWriter::disconnect`] given
+    /// up half written), then answers [`Error::Closed`].
     ///
     /// Cancel safety: cancel-safe; what was not written yet stays queued
     /// for the next call that writes.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.shared().lock().check()?;
-        self.outlet.drain().await
+        let closed = match self.shared().lock().check() {
+            Ok(()) => false,
+            Err(Error::Closed) => true,
+            Err(e) => return Err(e),
+        };
+        self.outlet.drain().await?;
+        if closed {
+            return Err(Error::Closed);
+        }
+        Ok(())
     }
 
     /// As [`super::Packetizer::send_newkeys`]: NEWKEYS and the outbound key
@@ -466,10 +476,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// As [`super::Packetizer::disconnect`].
     ///
     /// Cancel safety: the DISCONNECT is sealed and the connection closed on
-    /// the first poll; every later call answers [`Error::Closed`] and writes
-    /// nothing, so dropped before the write finished, the rest of it is not
-    /// sent. Let it finish (or bound it with a timeout) where the peer must
-    /// hear it. Dropped before the first poll, it did nothing.
+    /// the first poll; dropped before the write finished, the rest goes out
+    /// with [`PacketWriter::flush`] (every other later call answers
+    /// [`Error::Closed`] and writes nothing). Dropped before the first poll,
+    /// it did nothing.
     pub async fn disconnect(&self, reason: u32, description: &str) -> Result<(), Error> {
         self.shared().lock().send_disconnect(reason, description)?;
         self.shared().changed.notify_waiters();
