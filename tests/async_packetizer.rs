@@ -738,50 +738,65 @@ async fn a_cancelled_send_goes_out_once_with_the_next_call() {
     );
 }
 
+/// What can disconnect and flush: the whole Packetizer and the writer half.
+trait Disconnecting {
+    async fn disconnect_with(&mut self, description: &str) -> Result<(), Error>;
+    async fn flush_now(&mut self) -> Result<(), Error>;
+}
+
+impl Disconnecting for Packetizer<DuplexStream> {
+    async fn disconnect_with(&mut self, description: &str) -> Result<(), Error> {
+        self.disconnect(msg::reason::BY_APPLICATION, description)
+            .await
+    }
+    async fn flush_now(&mut self) -> Result<(), Error> {
+        self.flush().await
+    }
+}
+
+impl Disconnecting for ssh_packetizer::tokio::PacketWriter<tokio::io::WriteHalf<DuplexStream>> {
+    async fn disconnect_with(&mut self, description: &str) -> Result<(), Error> {
+        self.disconnect(msg::reason::BY_APPLICATION, description)
+            .await
+    }
+    async fn flush_now(&mut self) -> Result<(), Error> {
+        self.flush().await
+    }
+}
+
+/// Gives a DISCONNECT up half written through `end` (the stream takes
+/// 1 KiB, the DISCONNECT is larger), then checks that `flush` finishes it
+/// for `peer` and answers `Closed`.
+async fn a_half_written_disconnect_is_finished<T: Disconnecting>(
+    end: &mut T,
+    mut peer: Packetizer<DuplexStream>,
+) {
+    let long = "x".repeat(4000);
+    let given_up =
+        tokio::time::timeout(Duration::from_millis(20), end.disconnect_with(&long)).await;
+    assert!(given_up.is_err(), "the stream could not take it all");
+    let heard = tokio::spawn(async move { peer.read_message().await.map(|m| m.msg_type()) });
+    assert!(matches!(end.flush_now().await, Err(Error::Closed)));
+    let heard = tokio::time::timeout(Duration::from_secs(10), heard)
+        .await
+        .expect("the rest of the DISCONNECT was written")
+        .unwrap();
+    assert!(
+        matches!(heard, Err(Error::Disconnected { reason: 11, .. })),
+        "{heard:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_disconnect_given_up_half_written_goes_out_with_flush() {
-    // The stream takes 1 KiB and the DISCONNECT is larger: it is given up
-    // half written. Before the fix, every later call (flush too) answered
+    // Before the fix, every call after the close (flush too) answered
     // Closed and the peer never heard the rest.
-    let long = "x".repeat(4000);
     let (ours, theirs) = tokio::io::duplex(1024);
-    let (mut p, mut peer) = (Packetizer::new(ours), Packetizer::new(theirs));
-    let given_up = tokio::time::timeout(
-        Duration::from_millis(20),
-        p.disconnect(msg::reason::BY_APPLICATION, &long),
-    )
-    .await;
-    assert!(given_up.is_err(), "the stream could not take it all");
-    let heard = tokio::spawn(async move { peer.read_message().await.map(|m| m.msg_type()) });
-    assert!(matches!(p.flush().await, Err(Error::Closed)));
-    let heard = tokio::time::timeout(Duration::from_secs(10), heard)
-        .await
-        .expect("the rest of the DISCONNECT was written")
-        .unwrap();
-    assert!(
-        matches!(heard, Err(Error::Disconnected { reason: 11, .. })),
-        "{heard:?}"
-    );
+    let mut p = Packetizer::new(ours);
+    a_half_written_disconnect_is_finished(&mut p, Packetizer::new(theirs)).await;
     assert!(matches!(p.send_message(&[94]).await, Err(Error::Closed)));
-
     // The same through the split writer.
     let (ours, theirs) = tokio::io::duplex(1024);
-    let (_reader, writer) = Packetizer::new(ours).into_split();
-    let mut peer = Packetizer::new(theirs);
-    let given_up = tokio::time::timeout(
-        Duration::from_millis(20),
-        writer.disconnect(msg::reason::BY_APPLICATION, &long),
-    )
-    .await;
-    assert!(given_up.is_err(), "the stream could not take it all");
-    let heard = tokio::spawn(async move { peer.read_message().await.map(|m| m.msg_type()) });
-    assert!(matches!(writer.flush().await, Err(Error::Closed)));
-    let heard = tokio::time::timeout(Duration::from_secs(10), heard)
-        .await
-        .expect("the rest of the DISCONNECT was written")
-        .unwrap();
-    assert!(
-        matches!(heard, Err(Error::Disconnected { reason: 11, .. })),
-        "{heard:?}"
-    );
+    let (_reader, mut writer) = Packetizer::new(ours).into_split();
+    a_half_written_disconnect_is_finished(&mut writer, Packetizer::new(theirs)).await;
 }
