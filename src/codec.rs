@@ -10,7 +10,8 @@ pub(crate) mod input;
 pub(crate) mod opener;
 mod sealer;
 
-pub use opener::{Frame, Opened, Opener, Packet, Step};
+pub use input::InputBuffer;
+pub use opener::{Opened, Opener, Packet};
 pub use sealer::Sealer;
 
 use crate::algorithm::{CipherAlgorithm, CompressionAlgorithm, Mode};

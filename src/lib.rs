@@ -51,7 +51,9 @@
 //! The codec alone, with no I/O at all:
 //!
 //! ```
-//! use ssh_packetizer::{CipherAlgorithm, KeyMaterial, Keys, MacAlgorithm, Opened, Opener, Sealer};
+//! use ssh_packetizer::{
+//!     CipherAlgorithm, InputBuffer, KeyMaterial, Keys, MacAlgorithm, Opened, Opener, Sealer,
+//! };
 //!
 //! let keys = Keys::new(
 //!     CipherAlgorithm::Aes128Ctr,
@@ -64,8 +66,9 @@
 //!
 //! let mut wire = Vec::new();
 //! sealer.seal(b"\x05hello", &mut wire)?;
-//! opener.feed(&wire);
-//! match opener.next_packet()? {
+//! let mut input = InputBuffer::new(); // the wire bytes, lent to each read
+//! opener.feed(&mut input, &wire);
+//! match opener.next_packet(&mut input)? {
 //!     Opened::Packet(p) => assert_eq!((p.payload(), p.seqno()), (&b"\x05hello"[..], 0)),
 //!     other => unreachable!("a whole packet was fed, yet {other:?}"),
 //! }
@@ -158,7 +161,7 @@ mod wipe;
 pub use algorithm::{CipherAlgorithm, CompressionAlgorithm, KdfHash, MacAlgorithm};
 pub use banner::Identification;
 pub use codec::{
-    Frame, Opened, Opener, Packet, Sealer, Step, DEFAULT_MAX_PACKET_LEN, MAX_MAX_PACKET_LEN,
+    InputBuffer, Opened, Opener, Packet, Sealer, DEFAULT_MAX_PACKET_LEN, MAX_MAX_PACKET_LEN,
     MIN_MAX_PACKET_LEN,
 };
 pub use connection::{Config, Connection, Event, Role, Sent};

@@ -4,9 +4,7 @@
 //! what each kind of read polls the core for. The drivers move the bytes
 //! and read their clocks; neither imports the other.
 
-use crate::banner::{self, Identification};
-use crate::codec::input::InputBuffer;
-use crate::codec::Step;
+use crate::codec::{InputBuffer, Opened, Packet};
 use crate::connection::{Connection, Event, Sent};
 use crate::error::Error;
 
@@ -52,10 +50,8 @@ impl ReadState {
 
 /// How a driver, sync or async, reaches its core and sends a keepalive.
 pub(crate) trait CoreSide {
-    /// Runs `f` on the core and on the input buffer the driver keeps, if it
-    /// keeps its own (`None`: the core's).
-    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T)
-        -> T;
+    /// Runs `f` on the core and the input buffer the driver lends it.
+    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T;
 
     /// Where the keepalive callback sends.
     fn sink(&mut self) -> &mut dyn SendMessage;
@@ -91,33 +87,28 @@ pub(crate) fn service_events<S: CoreSide>(
     side.with_core(|core, _| core.check())
 }
 
-/// The read loop's poll for a packet.
-pub(crate) fn poll_packet(
-    core: &mut Connection,
-    input: Option<&mut InputBuffer>,
-) -> Result<Option<()>, Error> {
-    match core.poll_packet_in(input)? {
-        Step::Ready => Ok(Some(())),
-        Step::AwaitingKeys => Err(Error::KeysPending),
+/// The read loop's poll for a packet; the packet is then taken from the
+/// input buffer ([`InputBuffer::packet`]).
+pub(crate) fn poll_packet(core: &mut Connection, input: &mut InputBuffer) -> Result<Option<()>, Error> {
+    match core.poll_packet(input)? {
+        Opened::Packet(_) => Ok(Some(())),
+        Opened::AwaitingKeys => Err(Error::KeysPending),
         _ => Ok(None),
     }
 }
 
-/// The read loop's poll for one line.
-pub(crate) fn poll_line(
-    core: &mut Connection,
-    input: Option<&mut InputBuffer>,
-) -> Result<Option<Vec<u8>>, Error> {
-    let line = core.poll_raw_line_in(input, banner::MAX_PEER_LINE_LEN)?;
-    Ok(line.map(|(line, _)| line))
+/// The read loop's poll for `n` raw bytes.
+pub(crate) fn poll_raw(
+    n: usize,
+) -> impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<Vec<u8>>, Error> {
+    move |core, input| core.poll_raw(input, n)
 }
 
-/// The read loop's poll for the peer's identification line.
-pub(crate) fn poll_identification(
-    core: &mut Connection,
-    input: Option<&mut InputBuffer>,
-) -> Result<Option<Identification>, Error> {
-    core.poll_identification_in(input)
+/// The packet the read loop just found, from the driver's input buffer.
+pub(crate) fn found_packet(input: &InputBuffer) -> Result<Packet<'_>, Error> {
+    input.packet().ok_or(Error::InvalidCall {
+        reason: "the read loop saw a packet ready",
+    })
 }
 
 /// Refuses a raw read larger than the input can ever hold.

@@ -38,19 +38,6 @@ pub(crate) fn resize_wiped(buf: &mut Vec<u8>, len: usize) {
     buf.resize(len, 0);
 }
 
-/// Makes `into` a copy of `bytes`, as a reused plaintext buffer: one that
-/// grew past `steady` for a large payload is first wiped and given back
-/// down to `steady`, and growth wipes the old block.
-pub(crate) fn replace_wiped(into: &mut Vec<u8>, bytes: &[u8], steady: usize) {
-    if into.len() > steady {
-        into.zeroize();
-        into.shrink_to(steady);
-    }
-    into.clear();
-    reserve_wiped(into, bytes.len());
-    into.extend_from_slice(bytes);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The inbound byte buffer: where wire bytes wait until packets are taken
-//! out of them.
+//! out of them, and where the packet last taken stays until the next read.
 //!
 //! Bounded: it never holds more than one maximum packet plus one read, so a
 //! peer (or a feed loop) cannot grow it further; the room it offers shrinks
@@ -8,9 +8,11 @@
 //! wiped first, so a burst of large packets does not pin memory and small
 //! packets never allocate.
 
-use zeroize::Zeroize;
+use std::ops::Range;
 
-use crate::codec::MIN_MAX_PACKET_LEN;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::codec::{Packet, MIN_MAX_PACKET_LEN};
 use crate::crypto::MAX_TAG_LEN;
 
 /// Free room offered for each read at most, so a socket reader fills large
@@ -27,9 +29,51 @@ const FIRST_READ_ROOM: usize = 16 * 1024;
 /// given back once empty.
 const STEADY_LEN: usize = 2 * READ_ROOM + MIN_MAX_PACKET_LEN + 4 + MAX_TAG_LEN;
 
-/// Wire bytes received and not yet taken.
+/// Where the payload of the packet last taken lies.
+#[derive(Clone, Debug)]
+pub(crate) enum PayloadAt {
+    /// In the wire bytes, decrypted in place.
+    Wire(Range<usize>),
+    /// In the inflate buffer, while compression is on.
+    Inflated,
+}
+
+/// The wire bytes of one direction, read and not yet taken: the one input
+/// every reader of packets uses.
+///
+/// A driver owns one per connection (or per reading half) and lends it to
+/// each call that reads: [`Connection::recv_buf`](crate::Connection::recv_buf)
+/// offers room in it for a socket read, [`Connection::feed`](crate::Connection::feed)
+/// copies bytes in, [`Connection::poll_packet`](crate::Connection::poll_packet)
+/// takes the next packet out of it (the [`Opener`](crate::Opener) has the
+/// same calls without the connection's rules). Because the connection
+/// keeps none of it, a reader can fill it without holding the connection:
+/// the split halves read the socket with no lock held.
+///
+/// Packets are decrypted in place and their payloads borrowed from here;
+/// the packet last taken stays readable ([`InputBuffer::packet`]) until
+/// the next call that reads into or from the buffer. Inflated payloads
+/// (zlib) live here too. It is bounded by the reader's maximum packet plus
+/// one 64 KiB read, shrinks back once empty after a large packet, and
+/// wipes what it held before giving memory back or being dropped.
+///
+/// ```
+/// use ssh_packetizer::{InputBuffer, Opened, Opener, Sealer};
+///
+/// let mut wire = Vec::new();
+/// Sealer::new().seal(b"\x05hello", &mut wire)?;
+/// let (mut opener, mut input) = (Opener::new(), InputBuffer::new());
+/// assert_eq!(opener.feed(&mut input, &wire), wire.len());
+/// match opener.next_packet(&mut input)? {
+///     Opened::Packet(p) => assert_eq!(p.payload(), b"\x05hello"),
+///     other => panic!("{other:?}"),
+/// }
+/// // Still there until the buffer is read again.
+/// assert_eq!(input.packet().unwrap().seqno(), 0);
+/// # Ok::<(), ssh_packetizer::Error>(())
+/// ```
 #[derive(Default)]
-pub(crate) struct InputBuffer {
+pub struct InputBuffer {
     buf: Vec<u8>,
     /// Start of the bytes not yet returned.
     start: usize,
@@ -51,17 +95,81 @@ pub(crate) struct InputBuffer {
     /// The last offer was a read's (not a feed's, which is always filled):
     /// filling it grows the next read's room.
     offered_for_read: bool,
+    /// The packet last taken: where its payload lies and its sequence
+    /// number, until the next call that reads.
+    last: Option<(PayloadAt, u32)>,
+    /// The last payload, inflated, while compression is on.
+    inflated: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for InputBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the bytes: they are plaintext once decrypted.
+        f.debug_struct("InputBuffer")
+            .field("buffered", &self.buffered())
+            .field("allocated", &self.allocated())
+            .finish_non_exhaustive()
+    }
 }
 
 impl InputBuffer {
+    /// An empty buffer; it allocates on the first read. Every read is
+    /// offered 64 KiB (or the rest of a larger packet).
+    pub fn new() -> InputBuffer {
+        InputBuffer::default()
+    }
+
+    /// An empty buffer whose reads start at 16 KiB and double, up to
+    /// 64 KiB, while they fill their room: for a server that keeps many
+    /// connections, most of which trade small packets.
+    pub fn with_growing_reads() -> InputBuffer {
+        let mut input = InputBuffer::default();
+        input.adaptive = true;
+        input
+    }
+
     /// Bytes held that no returned packet has claimed.
-    pub(crate) fn buffered(&self) -> usize {
+    pub fn buffered(&self) -> usize {
         self.end - self.start - self.consumed
+    }
+
+    /// The packet last taken out of this buffer, until the next call that
+    /// reads into or from it.
+    pub fn packet(&self) -> Option<Packet<'_>> {
+        let (at, seqno) = self.last.as_ref()?;
+        let payload = match at {
+            PayloadAt::Wire(range) => &self.buf[range.clone()],
+            PayloadAt::Inflated => &self.inflated[..],
+        };
+        Some(Packet::new(payload, *seqno))
+    }
+
+    /// Heap bytes the buffer holds now (the wire bytes and the inflate
+    /// buffer), for memory accounting.
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity() + self.inflated.capacity()
+    }
+
+    /// Records where the packet just claimed has its payload.
+    pub(crate) fn set_last(&mut self, at: PayloadAt, seqno: u32) {
+        self.last = Some((at, seqno));
+    }
+
+    /// The compressed payload at `range` and the inflate buffer to write
+    /// it into. The inflate buffer goes back to the steady size, wiped,
+    /// after a payload larger than the steady state needs.
+    pub(crate) fn for_inflating(&mut self, range: Range<usize>) -> (&[u8], &mut Vec<u8>) {
+        if self.inflated.len() > READ_ROOM {
+            self.inflated.zeroize();
+            self.inflated.shrink_to(READ_ROOM);
+        }
+        (&self.buf[range], &mut self.inflated)
     }
 
     /// Forgets the packet last returned; an empty buffer larger than the
     /// steady size is wiped and shrunk.
     pub(crate) fn release_consumed(&mut self) {
+        self.last = None;
         self.start += self.consumed;
         self.consumed = 0;
         if self.start == self.end {
@@ -98,11 +206,6 @@ impl InputBuffer {
     /// stay readable until the next release.
     pub(crate) fn claim(&mut self, n: usize) {
         self.consumed = n.min(self.end - self.start);
-    }
-
-    /// Bytes at `range` of the buffer.
-    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
-        &self.buf[range]
     }
 
     /// Free room to read into: at least `wanted` (the rest of the packet
@@ -162,16 +265,9 @@ impl InputBuffer {
         self.offered_end = self.end;
     }
 
-    /// Reads start at 16 KiB and double, up to 64 KiB, while they fill
-    /// their room: for drivers that keep many connections, most of which
-    /// trade small packets.
-    #[cfg(any(test, feature = "tokio"))]
-    pub(crate) fn set_adaptive_reads(&mut self) {
-        self.adaptive = true;
-    }
-
     /// Gives the whole allocation back if nothing is held (a connection at
-    /// rest): the bytes ever filled are wiped first. The next read grows it
+    /// rest; the caller checks no packet is half read): the bytes ever
+    /// filled are wiped first. The next read grows it
     /// again. Returns whether there was anything to give back.
     pub(crate) fn release_idle(&mut self) -> bool {
         self.release_consumed();
@@ -184,13 +280,11 @@ impl InputBuffer {
         self.buf = Vec::new();
         self.high_water = 0;
         self.read_room = 0;
+        // The inflate buffer is a `Zeroizing`: wiped as it goes.
+        self.inflated = Zeroizing::new(Vec::new());
         true
     }
 
-    /// How much of the buffer is allocated, for the memory tests.
-    pub(crate) fn allocated(&self) -> usize {
-        self.buf.capacity()
-    }
 }
 
 impl Drop for InputBuffer {
@@ -248,7 +342,7 @@ mod tests {
     fn the_read_room_grows_only_while_reads_fill_it() {
         let mut b = InputBuffer::default();
         assert_eq!(b.room(0, 1 << 20).len(), READ_ROOM, "fixed unless asked");
-        b.set_adaptive_reads();
+        let mut b = InputBuffer::with_growing_reads();
         assert_eq!(b.room(0, 1 << 20).len(), FIRST_READ_ROOM);
         b.filled(100);
         assert_eq!(b.room(0, 1 << 20).len(), FIRST_READ_ROOM, "a short read");
@@ -265,8 +359,7 @@ mod tests {
 
     #[test]
     fn feeds_do_not_grow_the_read_room() {
-        let mut b = InputBuffer::default();
-        b.set_adaptive_reads();
+        let mut b = InputBuffer::with_growing_reads();
         for _ in 0..5 {
             let n = b.room_at_least(0, 500, 1 << 20).len();
             b.filled(n);
@@ -293,7 +386,11 @@ mod tests {
         assert_eq!(b.room(0, 100_000).len(), READ_ROOM);
         b.filled(0);
         b.claim(b.buffered());
-        b.set_adaptive_reads();
+        assert!(b.release_idle());
+        let mut b = InputBuffer::with_growing_reads();
+        b.room(0, 100_000);
+        b.filled(FIRST_READ_ROOM);
+        b.claim(b.buffered());
         assert!(b.release_idle());
         assert_eq!(
             b.room(0, 100_000).len(),

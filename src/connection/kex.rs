@@ -98,7 +98,7 @@ impl Connection {
         self.check()?;
         log::debug!("inbound keys: {} + {}", keys.cipher(), keys.mac());
         let cipher_on = keys.cipher() != crate::CipherAlgorithm::None;
-        self.opener.core_mut().set_keys(keys)?;
+        self.opener.set_keys(keys)?;
         self.switched(IN, cipher_on);
         Ok(())
     }
@@ -134,7 +134,7 @@ impl Connection {
         // until the next packet, which may never come (a sender waiting
         // for window from a peer that has stopped).
         if self.policy.rekey.is_none()
-            && (self.sealer.budget_spent() || self.opener.core().budget_spent())
+            && (self.sealer.budget_spent() || self.opener.budget_spent())
         {
             self.policy
                 .want_rekey("a budget was spent again before the exchange finished");

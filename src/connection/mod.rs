@@ -27,8 +27,6 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::banner::PreBanner;
-use crate::codec::input::InputBuffer;
-use crate::codec::opener::OpenCore;
 use crate::codec::{Opener, Sealer};
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, Latch};
@@ -127,10 +125,11 @@ impl Policy {
 ///
 /// It owns the outbound [`Sealer`] and the inbound [`Opener`]
 /// and every rule that needs both, in the manner of quinn-proto: it never
-/// touches a socket or a clock. A driver hands it the bytes it read
-/// ([`Connection::recv_buf`] / [`Connection::recv_filled`], or
-/// [`Connection::feed`]) and the current time; it hands back packets
-/// ([`Connection::poll_packet`]), bytes to write
+/// touches a socket or a clock. The driver owns the [`InputBuffer`](crate::InputBuffer) the
+/// wire bytes go into and lends it to each read: it hands the connection
+/// the bytes it read ([`Connection::recv_buf`] / [`Connection::recv_filled`],
+/// or [`Connection::feed`]) and the current time; the connection hands back
+/// packets ([`Connection::poll_packet`]), bytes to write
 /// ([`Connection::pending_output`]), the next instant it wants to be woken
 /// at ([`Connection::poll_timeout`]) and one-shot [`Event`]s.
 ///
@@ -159,22 +158,21 @@ impl Policy {
 ///
 /// ```
 /// use std::time::Instant;
-/// use ssh_packetizer::{Config, Connection, Step};
+/// use ssh_packetizer::{Config, Connection, InputBuffer, Opened};
 ///
 /// let now = Instant::now();
 /// let mut client = Connection::new(Config::client(), now);
-/// let mut server = Connection::new(Config::server(), now);
+/// let (mut server, mut input) = (Connection::new(Config::server(), now), InputBuffer::new());
 /// client.send_message(&[20, 1, 2, 3])?; // a KEXINIT, in the clear
 ///
 /// // The driver's job: move bytes and tell the time.
 /// let wire = client.pending_output().to_vec();
 /// client.output_written(wire.len(), now);
-/// assert_eq!(server.feed(&wire, now), wire.len());
+/// assert_eq!(server.feed(&mut input, &wire, now), wire.len());
 ///
-/// assert_eq!(server.poll_packet()?, Step::Ready);
-/// let packet = server.packet().unwrap();
+/// let Opened::Packet(packet) = server.poll_packet(&mut input)? else { panic!() };
 /// assert_eq!((packet.msg_type(), packet.seqno()), (20, 0));
-/// assert_eq!(server.poll_packet()?, Step::NeedMore(4));
+/// assert_eq!(server.poll_packet(&mut input)?, Opened::NeedMore(4));
 /// # Ok::<(), ssh_packetizer::Error>(())
 /// ```
 ///
@@ -201,18 +199,6 @@ impl std::fmt::Debug for Connection {
             .field("held", &self.hold.len())
             .field("failed", &self.policy.latch.first())
             .finish_non_exhaustive()
-    }
-}
-
-/// The Opener's core with whichever input buffer holds the bytes: its own,
-/// or a driver's (a split reader keeps its buffer outside the core's lock).
-fn inbound<'a>(
-    opener: &'a mut Opener,
-    external: Option<&'a mut InputBuffer>,
-) -> (&'a mut OpenCore, &'a mut InputBuffer) {
-    match external {
-        Some(input) => (opener.core_mut(), input),
-        None => opener.parts(),
     }
 }
 

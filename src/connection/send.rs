@@ -133,17 +133,20 @@ impl Connection {
         self.output_sent(n, now);
     }
 
-    /// Swaps the pending output into `into` (which must be empty; its
-    /// capacity is kept for the next swap), for a driver that writes it
-    /// without holding the connection; report with
-    /// [`Connection::output_sent`].
-    pub(crate) fn take_output(&mut self, into: &mut Vec<u8>) {
+    /// Moves the pending output into `into` (which is cleared first; its
+    /// capacity is kept for the next swap, so nothing is copied), for a
+    /// driver that writes it without holding the connection. The bytes
+    /// count as written at `now`: they are the driver's to write from here,
+    /// and a failed write is reported with [`Connection::fail_io`].
+    pub fn take_output(&mut self, into: &mut Vec<u8>, now: Instant) {
         into.clear();
         std::mem::swap(&mut self.out, into);
+        let n = into.len();
+        self.output_sent(n, now);
     }
 
-    /// Records `n` bytes taken with `take_output` as written, at `now`.
-    pub(crate) fn output_sent(&mut self, n: usize, now: Instant) {
+    /// Runs the timers after `n` bytes went out.
+    fn output_sent(&mut self, n: usize, now: Instant) {
         self.policy.timers.advance(now);
         if n > 0 {
             self.policy.timers.touch();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::algorithm::{CipherAlgorithm, MacAlgorithm};
-use crate::codec::Step;
+use crate::codec::{InputBuffer, Opened, Packet};
 use crate::keys::KeyMaterial;
 use crate::keys::Keys;
 
@@ -24,10 +24,75 @@ fn keys(seed: u8) -> Keys {
     .unwrap()
 }
 
+/// What a read found, without the packet's borrow (the packet is then
+/// [`Side::packet`]).
+#[derive(Debug, PartialEq)]
+enum Step {
+    Ready,
+    NeedMore(usize),
+    AwaitingKeys,
+}
+
+/// One core and the input buffer its driver lends it.
+struct Side {
+    conn: Connection,
+    input: InputBuffer,
+}
+
+impl std::ops::Deref for Side {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Side {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Side {
+    fn new(config: Config, now: Instant) -> Side {
+        Side {
+            conn: Connection::new(config, now),
+            input: InputBuffer::new(),
+        }
+    }
+
+    fn poll_packet(&mut self) -> Result<Step, Error> {
+        Ok(match self.conn.poll_packet(&mut self.input)? {
+            Opened::Packet(_) => Step::Ready,
+            Opened::NeedMore(n) => Step::NeedMore(n),
+            Opened::AwaitingKeys => Step::AwaitingKeys,
+        })
+    }
+
+    fn packet(&self) -> Option<Packet<'_>> {
+        self.input.packet()
+    }
+
+    fn feed(&mut self, data: &[u8], now: Instant) -> usize {
+        self.conn.feed(&mut self.input, data, now)
+    }
+
+    fn recv_eof(&mut self, raw_needed: Option<usize>) -> Error {
+        self.conn.recv_eof(&self.input, raw_needed)
+    }
+
+    fn poll_identification(&mut self) -> Result<Option<crate::Identification>, Error> {
+        self.conn.poll_identification(&mut self.input)
+    }
+
+    fn raw_buffered(&self) -> &[u8] {
+        self.conn.raw_buffered(&self.input)
+    }
+}
+
 /// Two connected cores and a clock.
 struct Pair {
-    client: Connection,
-    server: Connection,
+    client: Side,
+    server: Side,
     now: Instant,
 }
 
@@ -57,8 +122,8 @@ impl Pair {
     fn with_limits(client: RekeyLimits, server: RekeyLimits) -> Pair {
         let now = Instant::now();
         Pair {
-            client: Connection::new(Config::client().rekey_limits(client), now),
-            server: Connection::new(Config::server().rekey_limits(server), now),
+            client: Side::new(Config::client().rekey_limits(client), now),
+            server: Side::new(Config::server().rekey_limits(server), now),
             now,
         }
     }
@@ -98,7 +163,7 @@ impl Pair {
     }
 }
 
-fn transfer(from: &mut Connection, to: &mut Connection, now: Instant) {
+fn transfer(from: &mut Side, to: &mut Side, now: Instant) {
     let out = from.pending_output().to_vec();
     let took = to.feed(&out, now);
     from.output_written(took, now);
@@ -109,7 +174,7 @@ fn drain_events(c: &mut Connection) -> Vec<Event> {
 }
 
 /// Every packet ready in `c`, as (type, seqno), until it needs more.
-fn packets(c: &mut Connection) -> Vec<(u8, u32)> {
+fn packets(c: &mut Side) -> Vec<(u8, u32)> {
     let mut got = Vec::new();
     while c.poll_packet().unwrap() == Step::Ready {
         let p = c.packet().unwrap();
@@ -702,13 +767,13 @@ fn eof_in_a_raw_read_after_half_a_packet_is_no_clean_close() {
 #[test]
 fn the_server_refuses_lines_before_the_identification_the_client_takes_them() {
     let now = Instant::now();
-    let mut server = Connection::new(Config::server(), now);
+    let mut server = Side::new(Config::server(), now);
     server.feed(b"hello\r\nSSH-2.0-x\r\n", now);
     assert!(matches!(
         server.poll_identification(),
         Err(Error::BadIdentification { .. })
     ));
-    let mut client = Connection::new(Config::client(), now);
+    let mut client = Side::new(Config::client(), now);
     client.feed(b"hello\r\nSSH-2.0-x\r\n\x00\x00", now);
     let id = client.poll_identification().unwrap().unwrap();
     assert_eq!((id.as_str(), id.pre_banner.len()), ("SSH-2.0-x", 1));

@@ -28,14 +28,13 @@ pub use self::stream::NONBLOCKING_BACKOFF;
 use self::reading::{wait_for, Side};
 use self::stream::{read_once, write_fully, Patience, Read1};
 use crate::banner::Identification;
-use crate::codec::input::InputBuffer;
-use crate::codec::Packet;
+use crate::codec::{InputBuffer, Packet};
 use crate::connection::{Config, Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::read_loop::{
-    check_raw_len, poll_identification, poll_line, poll_packet, CoreSide, KeepaliveCallback,
-    ReadState, SendMessage,
+    check_raw_len, found_packet, poll_packet, poll_raw, CoreSide, KeepaliveCallback, ReadState,
+    SendMessage,
 };
 
 /// How often a TCP Packetizer wakes to run its timers when nothing arrives
@@ -63,6 +62,7 @@ pub const DEFAULT_TICK: Duration = Duration::from_millis(100);
 pub struct Packetizer<S> {
     io: S,
     core: Connection,
+    input: InputBuffer,
     clock: Arc<dyn Clock>,
     reading: ReadState,
     write_timeout: Option<Duration>,
@@ -74,17 +74,15 @@ pub struct Packetizer<S> {
 struct Whole<'a, S> {
     io: &'a mut S,
     core: &'a mut Connection,
+    input: &'a mut InputBuffer,
     clock: &'a dyn Clock,
     write_timeout: Option<Duration>,
     backoff: Duration,
 }
 
 impl<S: Read + Write> CoreSide for Whole<'_, S> {
-    fn with_core<T>(
-        &mut self,
-        f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
-    ) -> T {
-        f(self.core, None)
+    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
+        f(self.core, self.input)
     }
 
     fn sink(&mut self) -> &mut dyn SendMessage {
@@ -95,12 +93,7 @@ impl<S: Read + Write> CoreSide for Whole<'_, S> {
 impl<S: Read + Write> Side for Whole<'_, S> {
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
         let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
-        let read = read_once(self.io, self.core.recv_buf(), pause)?;
-        if let Read1::Data(n) = read {
-            // The core learns the time in `received`; the bytes are in now.
-            self.core.recv_filled_bytes(n);
-        }
-        Ok(read)
+        read_once(self.io, self.core.recv_buf(self.input), pause)
     }
 
     fn now(&self) -> Instant {
@@ -218,6 +211,7 @@ impl<S: Read + Write> Packetizer<S> {
         Packetizer {
             io: stream,
             core: Connection::new(config, now),
+            input: InputBuffer::new(),
             clock,
             reading: ReadState::default(),
             write_timeout: None,
@@ -296,6 +290,7 @@ impl<S: Read + Write> Packetizer<S> {
             Whole {
                 io: &mut self.io,
                 core: &mut self.core,
+                input: &mut self.input,
                 clock: &*self.clock,
                 write_timeout: self.write_timeout,
                 backoff: self.backoff,
@@ -371,10 +366,7 @@ impl<S: Read + Write> Packetizer<S> {
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         let (mut side, state) = self.whole();
         wait_for(&mut side, state, true, None, poll_packet)?;
-        Ok(self
-            .core
-            .packet()
-            .expect("the read loop saw a packet ready"))
+        found_packet(&self.input)
     }
 
     /// Exactly `n` raw bytes, through the same buffer as the packets
@@ -446,14 +438,14 @@ pub(crate) fn read_line_with<S: Side>(
     side: &mut S,
     state: &mut ReadState,
 ) -> Result<Vec<u8>, Error> {
-    wait_for(side, state, false, Some(0), poll_line)
+    wait_for(side, state, false, Some(0), Connection::poll_line)
 }
 
 pub(crate) fn read_identification_with<S: Side>(
     side: &mut S,
     state: &mut ReadState,
 ) -> Result<Identification, Error> {
-    wait_for(side, state, false, Some(0), poll_identification)
+    wait_for(side, state, false, Some(0), Connection::poll_identification)
 }
 
 pub(crate) fn read_all_with<S: Side>(
@@ -463,9 +455,7 @@ pub(crate) fn read_all_with<S: Side>(
     check_rekey: bool,
 ) -> Result<Vec<u8>, Error> {
     side.with_core(|core, _| check_raw_len(core, n))?;
-    wait_for(side, state, check_rekey, Some(n), |core, input| {
-        core.take_raw_in(input, n)
-    })
+    wait_for(side, state, check_rekey, Some(n), poll_raw(n))
 }
 
 impl<S> std::fmt::Debug for Packetizer<S> {

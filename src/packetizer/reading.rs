@@ -7,7 +7,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::stream::Read1;
-use crate::codec::input::InputBuffer;
+use crate::codec::InputBuffer;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::read_loop::{service_events, CoreSide, ReadState};
@@ -15,9 +15,11 @@ use crate::read_loop::{service_events, CoreSide, ReadState};
 /// One sync driver's view of its connection: the core, and how it reads
 /// the stream.
 pub(crate) trait Side: CoreSide {
-    /// One read of the stream into the input buffer, without holding the
-    /// core. `until` is the time left to the core's next deadline, which
-    /// bounds the driver's back-off on a non-blocking stream.
+    /// One read of the stream into the room the core offers in the input
+    /// buffer, without holding the core while it waits (the loop records
+    /// the bytes with `Connection::recv_filled`). `until` is the time left
+    /// to the core's next deadline, which bounds the driver's back-off on
+    /// a non-blocking stream.
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1>;
 
     /// The time, from the driver's clock.
@@ -39,7 +41,7 @@ pub(crate) fn wait_for<S: Side, T>(
     state: &mut ReadState,
     check_rekey: bool,
     raw_needed: Option<usize>,
-    mut poll: impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+    mut poll: impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
 ) -> Result<T, Error> {
     let result = wait_inner(side, state, check_rekey, raw_needed, &mut poll);
     if let Err(e) = &result {
@@ -56,16 +58,13 @@ fn wait_inner<S: Side, T>(
     state: &mut ReadState,
     check_rekey: bool,
     raw_needed: Option<usize>,
-    poll: &mut impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+    poll: &mut impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
 ) -> Result<T, Error> {
     loop {
         if let Some(found) = side.with_core(|core, input| poll(core, input))? {
             return Ok(found);
         }
-        let at_boundary = side.with_core(|core, input| match input {
-            Some(input) => input.buffered() == 0,
-            None => core.buffered() == 0,
-        });
+        let at_boundary = side.with_core(|_, input| input.buffered() == 0);
         // Raw bytes waiting for the rest of a raw read are no half-read
         // packet: the keepalive may run then.
         service_events(side, state, at_boundary || raw_needed.is_some())?;
@@ -86,10 +85,10 @@ fn wait_inner<S: Side, T>(
                     reason: "the input buffer is full and holds no whole packet",
                 });
             }
-            Ok(Read1::Data(n)) => side.with_core(|core, _| core.received(n, now)),
+            Ok(Read1::Data(n)) => side.with_core(|core, input| core.recv_filled(input, n, now)),
             Ok(Read1::Tick) => side.with_core(|core, _| core.handle_timeout(now)),
             Ok(Read1::Eof) => {
-                return Err(side.with_core(|core, input| core.recv_eof_in(input, raw_needed)))
+                return Err(side.with_core(|core, input| core.recv_eof(input, raw_needed)))
             }
             Err(e) => return Err(side.with_core(|core, _| core.fail_io(e))),
         }

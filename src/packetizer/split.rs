@@ -17,22 +17,20 @@ use std::net::TcpStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
-
 use super::clock::Clock;
 use super::reading::{wait_for, Side};
 use super::stream::{read_once, write_fully, Patience, Read1};
 use super::{read_all_with, read_identification_with, read_line_with, Packetizer, DEFAULT_TICK};
 use crate::banner::Identification;
-use crate::codec::input::InputBuffer;
-use crate::codec::opener::PayloadAt;
-use crate::codec::Packet;
+use crate::codec::{InputBuffer, Packet};
 use crate::connection::{Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
 #[cfg(any(test, feature = "test-util"))]
 use crate::pipe::{PipeEnd, PipeReader, PipeWriter};
-use crate::read_loop::{poll_packet, CoreSide, KeepaliveCallback, ReadState, SendMessage};
+use crate::read_loop::{
+    found_packet, poll_packet, CoreSide, KeepaliveCallback, ReadState, SendMessage,
+};
 
 /// A stream that can be taken apart into a reading and a writing half.
 pub trait SplitStream: Read + Write + Sized {
@@ -112,14 +110,14 @@ impl<S: SplitStream> Packetizer<S> {
     pub fn split(self) -> Result<Halves<S>, Error> {
         let Packetizer {
             io,
-            mut core,
+            core,
+            input,
             clock,
             reading,
             write_timeout,
             backoff,
         } = self;
         let (reader_io, writer_io) = io.split_stream().map_err(Error::Io)?;
-        let input = core.take_input();
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
             clock,
@@ -144,7 +142,6 @@ impl<S: SplitStream> Packetizer<S> {
             outlet,
             reading,
             backoff,
-            inflated: Zeroizing::new(Vec::new()),
         };
         Ok((reader, writer))
     }
@@ -270,7 +267,7 @@ impl<W: Write> Outlet<W> {
         loop {
             let n = {
                 let mut core = self.shared.lock();
-                core.take_output(&mut io.spare);
+                core.take_output(&mut io.spare, clock.now());
                 if io.broken {
                     io.spare.clear();
                     return core.check();
@@ -300,14 +297,12 @@ impl<W: Write> Outlet<W> {
             } = &mut *io;
             let written = write_fully(stream, spare, &patience, clock);
             spare.clear();
-            let mut core = self.shared.lock();
             if let Err(e) = written {
                 io.broken = true;
-                let e = core.fail_with(e);
+                let e = self.shared.lock().fail_with(e);
                 self.shared.changed.notify_all();
                 return Err(e);
             }
-            core.output_sent(n, clock.now());
         }
     }
 }
@@ -518,8 +513,6 @@ pub struct PacketReader<R> {
     reading: ReadState,
     /// How long a read that came back with `WouldBlock` at once waits.
     backoff: Duration,
-    /// The last payload, inflated, while compression is on.
-    inflated: Zeroizing<Vec<u8>>,
 }
 
 /// The reader seen by the read loop.
@@ -546,12 +539,9 @@ impl SendMessage for ReaderSink<'_> {
 }
 
 impl<R: Read> CoreSide for ReaderSide<'_, R> {
-    fn with_core<T>(
-        &mut self,
-        f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
-    ) -> T {
+    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
         let mut core = self.sink.shared.lock();
-        f(&mut core, Some(self.input))
+        f(&mut core, self.input)
     }
 
     fn sink(&mut self) -> &mut dyn SendMessage {
@@ -561,13 +551,10 @@ impl<R: Read> CoreSide for ReaderSide<'_, R> {
 
 impl<R: Read> Side for ReaderSide<'_, R> {
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
-        let room = self.sink.shared.lock().recv_room_in(self.input);
+        // The room is found under the lock; the read waits without it.
+        let room = self.sink.shared.lock().recv_buf(self.input);
         let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
-        let read = read_once(self.io, room, pause)?;
-        if let Read1::Data(n) = read {
-            self.input.filled(n);
-        }
-        Ok(read)
+        read_once(self.io, room, pause)
     }
 
     fn now(&self) -> Instant {
@@ -605,50 +592,10 @@ impl<R: Read> PacketReader<R> {
 
     /// As [`Packetizer::read_message`].
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
-        let PacketReader {
-            io,
-            input,
-            shared,
-            outlet,
-            reading,
-            backoff,
-            inflated,
-        } = self;
-        let mut side = ReaderSide {
-            io,
-            input,
-            sink: ReaderSink {
-                shared,
-                outlet: &**outlet,
-            },
-            backoff: *backoff,
-        };
-        // Where the packet is, found under the same lock that opened it; an
-        // inflated payload is copied out of the core while it is held.
-        let result = wait_for(&mut side, reading, true, None, |core, input| {
-            if poll_packet(core, input)?.is_none() {
-                return Ok(None);
-            }
-            let (at, seqno) = core.opener_core().current().ok_or(Error::InvalidCall {
-                reason: "the core said a packet was ready, yet none is",
-            })?;
-            Ok(Some(match at {
-                PayloadAt::Wire(range) => (Some(range), seqno),
-                PayloadAt::Inflated => {
-                    // As the core's own: a large payload's room is given
-                    // back, wiped, once it is done.
-                    let payload = core.opener_core().inflated();
-                    crate::wipe::replace_wiped(inflated, payload, crate::codec::input::READ_ROOM);
-                    (None, seqno)
-                }
-            }))
-        });
-        let (range, seqno) = self.settle(result)?;
-        let payload = match range {
-            Some(range) => self.input.slice(range),
-            None => &self.inflated[..],
-        };
-        Ok(Packet::new(payload, seqno))
+        let (mut side, state) = self.side();
+        let result = wait_for(&mut side, state, true, None, poll_packet);
+        self.settle(result)?;
+        found_packet(&self.input)
     }
 
     /// As [`Packetizer::read_all`].

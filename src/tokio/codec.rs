@@ -1,13 +1,11 @@
 //! A `tokio_util::codec` Decoder and Encoder over the connection core, for
 //! `Framed` users.
 
-use std::ops::Range;
-
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::timer::now;
-use crate::codec::Frame;
+use crate::codec::{InputBuffer, Opened};
 use crate::connection::{Config, Connection};
 use crate::error::Error;
 use crate::keys::Keys;
@@ -19,24 +17,23 @@ use crate::keys::Keys;
 /// packet waits in memory per connection.
 pub const BACKPRESSURE_BOUNDARY: usize = 64 * 1024;
 
-/// One packet the codec decoded: its wire bytes, decrypted in place in
-/// `Framed`'s read buffer and split off it without a copy.
+/// One packet the codec decoded: its payload, copied out of the codec's
+/// input buffer (which is wiped), and its sequence number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedPacket {
-    wire: Bytes,
-    payload: Range<usize>,
+    payload: Bytes,
     seqno: u32,
 }
 
 impl OwnedPacket {
     /// The payload, message type byte first.
     pub fn payload(&self) -> &[u8] {
-        &self.wire[self.payload.clone()]
+        &self.payload
     }
 
     /// The message type (the payload's first byte).
     pub fn msg_type(&self) -> u8 {
-        self.wire[self.payload.start]
+        self.payload[0]
     }
 
     /// The inbound sequence number it carried.
@@ -46,7 +43,7 @@ impl OwnedPacket {
 
     /// The payload as shared bytes (no copy).
     pub fn into_payload(self) -> Bytes {
-        self.wire.slice(self.payload)
+        self.payload
     }
 }
 
@@ -79,24 +76,23 @@ impl OwnedPacket {
 /// # Errors
 /// A decode error ends `Framed`'s stream and is kept: later sends answer
 /// [`Error::Failed`] with it. Polled on after the peer's NEWKEYS without
-/// the inbound keys, past one input bound of bytes, the codec fails the
-/// connection with [`Error::InputOverflow`] rather than let `Framed`'s
-/// buffer grow. Once the connection failed, what `Framed` read is wiped
+/// the inbound keys, with one input bound of bytes waiting in `Framed`'s
+/// buffer, the codec fails the connection with [`Error::InputOverflow`]
+/// rather than let that buffer grow. Once the connection failed, what `Framed` read is wiped
 /// and dropped at each poll. A fatal error caused by the peer's bytes
 /// queues a DISCONNECT in the core, which the codec cannot write (a decoder
 /// has no write buffer): `connection().pending_output()` holds it for a
 /// caller who wants to send it on the raw stream.
 ///
 /// # Memory
-/// `Framed` keeps its own read buffer (8 KiB to start, grown to the largest
-/// packet read) and write buffer (up to the back-pressure boundary plus one
-/// packet, see [`BACKPRESSURE_BOUNDARY`]); the codec's core keeps its
-/// output buffer, at most one packet, between encodes
-/// ([`Connection::release_idle_memory`] gives it back). Decrypted packets
-/// live in `Framed`'s buffer, which is not wiped when freed; the
-/// [`Packetizer`](super::Packetizer) wipes its own. Compression is not
-/// supported here (an inflated payload cannot live in the read buffer):
-/// use the Packetizer.
+/// `Framed` keeps its own read buffer (8 KiB to start) and write buffer
+/// (up to the back-pressure boundary plus one packet, see
+/// [`BACKPRESSURE_BOUNDARY`]); they hold only wire bytes. Each decode moves
+/// what `Framed` read into the codec's [`InputBuffer`] (bounded, wiped as
+/// it is given back), where packets are decrypted (and inflated, with
+/// compression on); the payload is copied out into the item. The codec's
+/// core keeps its output buffer, at most one packet, between encodes
+/// ([`PacketCodec::release_idle_memory`] gives both back).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -118,9 +114,9 @@ impl OwnedPacket {
 #[derive(Debug)]
 pub struct PacketCodec {
     core: Connection,
-    /// How much of `Framed`'s read buffer the core has been told of, so
-    /// fresh bytes count as traffic once.
-    accounted: usize,
+    /// The wire bytes moved out of `Framed`'s read buffer, where packets
+    /// are opened.
+    input: InputBuffer,
 }
 
 impl PacketCodec {
@@ -128,13 +124,14 @@ impl PacketCodec {
     /// identification lines are exchanged before: see
     /// [`Packetizer::into_framed`](super::Packetizer::into_framed)).
     pub fn new(config: Config) -> PacketCodec {
-        PacketCodec::from_connection(Connection::new(config, now()))
+        PacketCodec::from_parts(Connection::new(config, now()), InputBuffer::new())
     }
 
     /// A codec over a connection core as it stands (keys, sequence
-    /// numbers, settings); its own input must hold nothing.
-    pub fn from_connection(core: Connection) -> PacketCodec {
-        PacketCodec { core, accounted: 0 }
+    /// numbers, settings) and the input it was reading from (the bytes
+    /// after the identification line, or a packet half read).
+    pub fn from_parts(core: Connection, input: InputBuffer) -> PacketCodec {
+        PacketCodec { core, input }
     }
 
     /// The connection core, for inspection, as of the last call.
@@ -157,6 +154,13 @@ impl PacketCodec {
         self.core.set_inbound_keys(keys, now())
     }
 
+    /// Gives back the codec's buffers that hold nothing (the input, the
+    /// core's output and hold), wiped; returns the bytes given back.
+    /// `Framed`'s own buffers are `Framed`'s.
+    pub fn release_idle_memory(&mut self) -> usize {
+        self.core.release_idle_memory(&mut self.input)
+    }
+
     /// Moves what the core sealed into `Framed`'s write buffer.
     fn move_output(&mut self, dst: &mut BytesMut) {
         let out = self.core.pending_output();
@@ -170,79 +174,7 @@ impl PacketCodec {
         self.move_output(dst);
         Ok(())
     }
-}
 
-impl Decoder for PacketCodec {
-    type Item = OwnedPacket;
-    type Error = Error;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<OwnedPacket>, Error> {
-        let fresh = src.len().saturating_sub(self.accounted);
-        self.core.received(fresh, now());
-        self.accounted = src.len();
-        if let Err(e) = self.core.check() {
-            // A failed connection reads nothing more: what `Framed` read
-            // meanwhile is dropped, so polling on cannot grow its buffer.
-            discard(src);
-            self.accounted = 0;
-            return Err(e);
-        }
-        if src.is_empty() {
-            return Ok(None);
-        }
-        let opened = match self.core.open_in_place(&mut src[..]) {
-            Ok(opened) => opened,
-            Err(e) => {
-                if self.core.is_closed() {
-                    discard(src);
-                    self.accounted = 0;
-                }
-                return Err(e);
-            }
-        };
-        match opened {
-            Frame::Packet {
-                payload,
-                wire_len,
-                seqno,
-            } => {
-                let wire = src.split_to(wire_len).freeze();
-                self.accounted -= wire_len;
-                Ok(Some(OwnedPacket {
-                    wire,
-                    payload,
-                    seqno,
-                }))
-            }
-            Frame::NeedMore(n) => {
-                src.reserve(n);
-                Ok(None)
-            }
-            // Nothing until the keys are in; `src` keeps the bytes, but no
-            // more than the core would hold: `Framed` reads on while
-            // `decode` says nothing.
-            // Past the bound the connection fails: a caller that polls on
-            // would let the peer grow `Framed`'s buffer without limit.
-            _ if src.len() > self.core.input_limit() => {
-                let e = self.core.fail_with(Error::InputOverflow {
-                    buffered: src.len(),
-                    limit: self.core.input_limit(),
-                });
-                discard(src);
-                self.accounted = 0;
-                Err(e)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<OwnedPacket>, Error> {
-        match self.decode(src)? {
-            Some(packet) => Ok(Some(packet)),
-            None if src.is_empty() && !self.core.opener_core().mid_packet() => Ok(None),
-            None => Err(self.core.recv_eof_in_place(src.len())),
-        }
-    }
 }
 
 /// Wipes and empties `Framed`'s read buffer once the connection failed:
@@ -252,6 +184,67 @@ fn discard(src: &mut BytesMut) {
     use zeroize::Zeroize;
     src.as_mut().zeroize();
     src.clear();
+}
+
+impl Decoder for PacketCodec {
+    type Item = OwnedPacket;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<OwnedPacket>, Error> {
+        let now = now();
+        if let Err(e) = self.core.check() {
+            // A failed connection reads nothing more: what `Framed` read
+            // meanwhile is dropped, so polling on cannot grow its buffer.
+            discard(src);
+            return Err(e);
+        }
+        loop {
+            // As much as the input bound takes (all of it, normally); the
+            // timers run either way.
+            let fed = self.core.feed(&mut self.input, src, now);
+            src.advance(fed);
+            match self.core.poll_packet(&mut self.input) {
+                Ok(Opened::Packet(packet)) => {
+                    return Ok(Some(OwnedPacket {
+                        payload: Bytes::copy_from_slice(packet.payload()),
+                        seqno: packet.seqno(),
+                    }))
+                }
+                // The input took some but not all: a packet more is in.
+                Ok(Opened::NeedMore(_)) if fed > 0 && !src.is_empty() => continue,
+                Ok(Opened::NeedMore(_)) => return Ok(None),
+                // Nothing until the keys are in; `src` keeps the bytes,
+                // but no more than the core would hold: `Framed` reads on
+                // while `decode` says nothing, and a caller that polls on
+                // would let the peer grow its buffer without limit.
+                Ok(_) if src.len() > self.core.input_limit() => {
+                    let e = Error::InputOverflow {
+                        buffered: self.input.buffered() + src.len(),
+                        limit: self.core.input_limit(),
+                    };
+                    discard(src);
+                    return Err(self.core.fail_with(e));
+                }
+                Ok(_) => return Ok(None),
+                Err(e) => {
+                    if self.core.is_closed() {
+                        discard(src);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<OwnedPacket>, Error> {
+        match self.decode(src)? {
+            Some(packet) => Ok(Some(packet)),
+            None if src.is_empty() && self.input.buffered() == 0 && !self.core.is_mid_packet() => {
+                Ok(None)
+            }
+            None => Err(self.core.recv_eof(&self.input, None)),
+        }
+    }
 }
 
 impl Encoder<&[u8]> for PacketCodec {

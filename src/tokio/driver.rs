@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use ::tokio::io::{AsyncRead, ReadBuf};
 
 use super::timer::{now, Timer};
-use crate::codec::input::InputBuffer;
+use crate::codec::InputBuffer;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::read_loop::{service_events, CoreSide, ReadState};
@@ -29,7 +29,8 @@ const SCRATCH: usize = 16 * 1024;
 
 /// What one read of the stream gave.
 pub(crate) enum Got {
-    /// Bytes arrived, already in the input buffer.
+    /// Bytes arrived, already in the input buffer and reported to the
+    /// core with the time.
     Data(usize),
     /// The peer closed its side.
     Eof,
@@ -66,7 +67,7 @@ pub(crate) fn poll_wait<S: AsyncSide, T>(
     cx: &mut Context<'_>,
     check_rekey: bool,
     raw_needed: Option<usize>,
-    poll: &mut impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+    poll: &mut impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
 ) -> Poll<Result<T, Error>> {
     // Before any look at the core: a change made after this wakes us, one
     // made before is seen by the looks below.
@@ -91,7 +92,7 @@ fn poll_inner<S: AsyncSide, T>(
     cx: &mut Context<'_>,
     check_rekey: bool,
     raw_needed: Option<usize>,
-    poll: &mut impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+    poll: &mut impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
 ) -> Poll<Result<T, Error>> {
     loop {
         match side.with_core(|core, input| poll(core, input)) {
@@ -108,10 +109,7 @@ fn poll_inner<S: AsyncSide, T>(
             Ok(None) => {}
             Err(e) => return Poll::Ready(Err(e)),
         }
-        let at_boundary = side.with_core(|core, input| match input {
-            Some(input) => input.buffered() == 0,
-            None => core.buffered() == 0,
-        });
+        let at_boundary = side.with_core(|_, input| input.buffered() == 0);
         if let Err(e) = service_events(side, state, at_boundary || raw_needed.is_some()) {
             return Poll::Ready(Err(e));
         }
@@ -144,14 +142,10 @@ fn poll_inner<S: AsyncSide, T>(
                     reason: "the input buffer is full and holds no whole packet",
                 }));
             }
-            Poll::Ready(Ok(Got::Data(n))) => {
-                side.timer().moving();
-                let now = now();
-                side.with_core(|core, _| core.received(n, now));
-            }
+            Poll::Ready(Ok(Got::Data(_))) => side.timer().moving(),
             Poll::Ready(Ok(Got::Eof)) => {
                 return Poll::Ready(Err(
-                    side.with_core(|core, input| core.recv_eof_in(input, raw_needed))
+                    side.with_core(|core, input| core.recv_eof(input, raw_needed))
                 ));
             }
             Poll::Ready(Err(e)) => {
@@ -179,22 +173,19 @@ fn poll_timer<S: AsyncSide>(side: &mut S, cx: &mut Context<'_>) -> Poll<()> {
     Poll::Ready(())
 }
 
-/// Reads from `io` into `input`: through a stack buffer at a packet
-/// boundary with nothing buffered and a small buffer (see [`SCRATCH`]),
-/// else straight into its free room.
+/// Reads from `io` into `input` and reports the bytes to the core with
+/// the time: through a stack buffer at a packet boundary with nothing
+/// buffered and a small buffer (see [`SCRATCH`]), else straight into the
+/// room the core offers.
 pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
     io: &mut R,
     core: &mut Connection,
-    mut input: Option<&mut InputBuffer>,
+    input: &mut InputBuffer,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Got>> {
-    let (allocated, buffered) = match &input {
-        Some(input) => (input.allocated(), input.buffered()),
-        None => (core.input_allocated(), core.buffered()),
-    };
     // A buffer a stream of packets grew reads straight in; a connection
     // that rests or trades small packets copies them from the stack.
-    if allocated < SCRATCH && buffered == 0 && !core.opener_core().mid_packet() {
+    if input.allocated() < SCRATCH && input.buffered() == 0 && !core.is_mid_packet() {
         let mut scratch = [0u8; SCRATCH];
         let mut buf = ReadBuf::new(&mut scratch);
         match Pin::new(io).poll_read(cx, &mut buf) {
@@ -209,10 +200,7 @@ pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
         // An empty buffer has room for far more than one scratch read (the
         // input bound is at least 35000 + 64 KiB); were it ever otherwise,
         // say so rather than drop the rest.
-        let taken = match input {
-            Some(input) => core.feed_in(input, got),
-            None => core.feed_bytes(got),
-        };
+        let taken = core.feed(input, got, now());
         if taken < got.len() {
             return Poll::Ready(Err(io::Error::other(
                 "the input bound is smaller than one stack read",
@@ -221,10 +209,7 @@ pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
         return Poll::Ready(Ok(Got::Data(taken)));
     }
     let (n, offered) = {
-        let room = match input.as_deref_mut() {
-            Some(input) => core.recv_room_in(input),
-            None => core.recv_buf(),
-        };
+        let room = core.recv_buf(input);
         let offered = room.len();
         let mut buf = ReadBuf::new(room);
         match Pin::new(io).poll_read(cx, &mut buf) {
@@ -234,10 +219,7 @@ pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
         }
         (buf.filled().len(), offered)
     };
-    match input {
-        Some(input) => input.filled(n),
-        None => core.recv_filled_bytes(n),
-    }
+    core.recv_filled(input, n, now());
     // Nothing read into room that was there: the peer closed.
     Poll::Ready(Ok(match (n, offered) {
         (0, 1..) => Got::Eof,

@@ -16,7 +16,7 @@ use super::driver::{poll_read_into, poll_wait, AsyncSide, Got};
 use super::split::{self, PacketReader, PacketWriter};
 use super::timer::{now, Timer};
 use crate::banner::Identification;
-use crate::codec::input::InputBuffer;
+use crate::codec::InputBuffer;
 use crate::codec::Packet;
 use crate::connection::{Config, Connection, Sent};
 use crate::error::Error;
@@ -75,6 +75,7 @@ use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, S
 pub struct Packetizer<S> {
     io: S,
     core: Connection,
+    input: InputBuffer,
     reading: ReadState,
     timer: Timer,
     /// Bytes were written since the stream was last flushed.
@@ -85,6 +86,7 @@ pub struct Packetizer<S> {
 struct Whole<'a, S> {
     io: &'a mut S,
     core: &'a mut Connection,
+    input: &'a mut InputBuffer,
     timer: &'a mut Timer,
     unflushed: &'a mut bool,
 }
@@ -98,11 +100,8 @@ impl<S> SendMessage for Whole<'_, S> {
 }
 
 impl<S> CoreSide for Whole<'_, S> {
-    fn with_core<T>(
-        &mut self,
-        f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
-    ) -> T {
-        f(self.core, None)
+    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
+        f(self.core, self.input)
     }
 
     fn sink(&mut self) -> &mut dyn SendMessage {
@@ -112,7 +111,7 @@ impl<S> CoreSide for Whole<'_, S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSide for Whole<'_, S> {
     fn poll_read_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Got>> {
-        poll_read_into(self.io, self.core, None, cx)
+        poll_read_into(self.io, self.core, self.input, cx)
     }
 
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -124,11 +123,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSide for Whole<'_, S> {
     }
 
     fn holds_idle_memory(&mut self) -> bool {
-        self.core.is_at_rest() && self.core.releasable_bytes(None) > 0
+        self.core.is_at_rest(self.input) && self.core.releasable_bytes(self.input) > 0
     }
 
     fn release_idle(&mut self) {
-        self.core.release_idle_memory();
+        self.core.release_idle_memory(self.input);
     }
 }
 
@@ -179,11 +178,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// A Packetizer with `config` (role, maximum packet, rekey limits,
     /// provider, hexdump) over `stream`.
     pub fn with_config(stream: S, config: Config) -> Packetizer<S> {
-        let mut core = Connection::new(config, now());
-        core.set_adaptive_reads();
         Packetizer {
             io: stream,
-            core,
+            core: Connection::new(config, now()),
+            // Many connections, most trading small packets: reads start
+            // small and grow while they fill.
+            input: InputBuffer::with_growing_reads(),
             reading: ReadState::default(),
             timer: Timer::default(),
             unflushed: false,
@@ -256,6 +256,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
             Whole {
                 io: &mut self.io,
                 core: &mut self.core,
+                input: &mut self.input,
                 timer: &mut self.timer,
                 unflushed: &mut self.unflushed,
             },
@@ -268,7 +269,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         &mut self,
         check_rekey: bool,
         raw_needed: Option<usize>,
-        mut poll: impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+        mut poll: impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
     ) -> Result<T, Error> {
         poll_fn(|cx| {
             let (mut side, state) = self.whole();
@@ -308,7 +309,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_line(&mut self) -> Result<String, Error> {
-        let line = self.wait_for(false, Some(0), common::poll_line).await?;
+        let line = self.wait_for(false, Some(0), Connection::poll_line).await?;
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
@@ -324,7 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// byte read stays buffered for the next call, and lines before the
     /// identification already taken are kept to be returned with it.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
-        self.wait_for(false, Some(0), common::poll_identification)
+        self.wait_for(false, Some(0), Connection::poll_identification)
             .await
     }
 
@@ -383,9 +384,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// byte read stays buffered for the next call.
     pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         self.wait_for(true, None, common::poll_packet).await?;
-        self.core.packet().ok_or(Error::InvalidCall {
-            reason: "the core said a packet was ready, yet none is",
-        })
+        common::found_packet(&self.input)
     }
 
     /// Exactly `n` raw bytes through the same buffer as the packets
@@ -398,10 +397,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
         common::check_raw_len(&self.core, n)?;
-        self.wait_for(check_rekey, Some(n), |core, input| {
-            core.take_raw_in(input, n)
-        })
-        .await
+        self.wait_for(check_rekey, Some(n), common::poll_raw(n))
+            .await
     }
 
     /// Sends NEWKEYS and switches the outbound keys in one step; with
@@ -452,12 +449,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// read loop does it by itself after [`super::IDLE_RELEASE`] at rest);
     /// returns the bytes freed.
     pub fn release_idle_memory(&mut self) -> usize {
-        self.core.release_idle_memory()
+        self.core.release_idle_memory(&mut self.input)
     }
 
     /// Heap bytes the buffers hold now (input, output, hold).
     pub fn buffer_bytes(&self) -> usize {
-        self.core.buffer_bytes()
+        self.input.allocated() + self.core.buffer_bytes()
     }
 }
 
@@ -479,27 +476,24 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> Packetizer<S> {
 
 impl<S: AsyncRead + AsyncWrite> Packetizer<S> {
     /// Hands the connection to a `tokio_util` [`Framed`] with a
-    /// [`PacketCodec`]: bytes read but not yet returned become `Framed`'s
-    /// read buffer, queued output its write buffer. For the identification
-    /// exchange through the Packetizer, then packets through `Framed`.
-    /// Only between packets (a read cancelled inside one leaves a packet
-    /// half read): [`Error::NotAtPacketBoundary`] otherwise, and the
-    /// Packetizer is dropped. The keepalive callback stays behind, and the
+    /// [`PacketCodec`]: the codec takes the core and the input buffer (the
+    /// bytes read but not yet returned, even a packet half read by a
+    /// cancelled read), queued output becomes `Framed`'s write buffer. For
+    /// the identification exchange through the Packetizer, then packets
+    /// through `Framed`. The keepalive callback stays behind, and the
     /// timers become the `Framed` user's (see [`PacketCodec`]).
-    pub fn into_framed(self) -> Result<Framed<S, PacketCodec>, Error> {
-        let Packetizer { io, mut core, .. } = self;
-        if core.opener_core().mid_packet() {
-            return Err(Error::NotAtPacketBoundary);
-        }
-        let read_buf = BytesMut::from(core.raw_buffered());
+    pub fn into_framed(self) -> Framed<S, PacketCodec> {
+        let Packetizer {
+            io,
+            mut core,
+            input,
+            ..
+        } = self;
         let write_buf = BytesMut::from(core.pending_output());
-        let (buffered, pending) = (read_buf.len(), write_buf.len());
-        core.consume_raw(buffered)?;
-        core.output_written(pending, now());
-        let mut parts = FramedParts::new::<&[u8]>(io, PacketCodec::from_connection(core));
-        parts.read_buf = read_buf;
+        core.output_written(write_buf.len(), now());
+        let mut parts = FramedParts::new::<&[u8]>(io, PacketCodec::from_parts(core, input));
         parts.write_buf = write_buf;
-        Ok(Framed::from_parts(parts))
+        Framed::from_parts(parts)
     }
 }
 
@@ -515,10 +509,14 @@ impl<S> Packetizer<S> {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let Packetizer {
-            io, core, reading, ..
+            io,
+            core,
+            input,
+            reading,
+            ..
         } = self;
         let (reader, writer) = split(io);
-        split::halves(reader, writer, core, reading)
+        split::halves(reader, writer, core, input, reading)
     }
 }
 

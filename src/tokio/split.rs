@@ -14,13 +14,11 @@ use std::time::Duration;
 
 use ::tokio::io::{AsyncRead, AsyncWrite};
 use ::tokio::sync::Notify;
-use zeroize::Zeroizing;
 
 use super::driver::{poll_read_into, poll_wait, AsyncSide, Got};
 use super::timer::{now, Timer};
 use crate::banner::Identification;
-use crate::codec::input::InputBuffer;
-use crate::codec::opener::PayloadAt;
+use crate::codec::InputBuffer;
 use crate::codec::Packet;
 use crate::connection::{Connection, Sent};
 use crate::error::Error;
@@ -166,7 +164,7 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
                 if w.broken {
                     return Poll::Ready(core.check());
                 }
-                core.take_output(&mut w.spare);
+                core.take_output(&mut w.spare, now());
                 if w.spare.is_empty() {
                     break;
                 }
@@ -178,9 +176,6 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
                     // believed past the end.
                     w.written = (w.written + n).min(w.spare.len());
                     w.unflushed = true;
-                    if w.written == w.spare.len() {
-                        self.shared.lock().output_sent(w.spare.len(), now());
-                    }
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(result) => {
@@ -283,14 +278,14 @@ impl<W: AsyncWrite + Unpin + Send> Drain for Outlet<W> {
 pub(super) fn halves<R, W>(
     reader: R,
     writer: W,
-    mut core: Connection,
+    core: Connection,
+    input: InputBuffer,
     reading: ReadState,
 ) -> (PacketReader<R>, PacketWriter<W>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let input = core.take_input();
     let shared = Arc::new(Shared {
         core: Mutex::new(core),
         changed: Notify::new(),
@@ -313,7 +308,6 @@ where
         outlet: outlet.clone(),
         reading,
         timer: Timer::default(),
-        inflated: Zeroizing::new(Vec::new()),
     };
     (reader, PacketWriter { outlet })
 }
@@ -541,8 +535,6 @@ pub struct PacketReader<R> {
     outlet: Arc<dyn Drain>,
     reading: ReadState,
     timer: Timer,
-    /// The last payload, inflated, while compression is on.
-    inflated: Zeroizing<Vec<u8>>,
 }
 
 impl<R> std::fmt::Debug for PacketReader<R> {
@@ -575,12 +567,9 @@ impl SendMessage for ReaderSink<'_> {
 }
 
 impl<R> CoreSide for ReaderSide<'_, R> {
-    fn with_core<T>(
-        &mut self,
-        f: impl FnOnce(&mut Connection, Option<&mut InputBuffer>) -> T,
-    ) -> T {
+    fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
         let mut core = self.sink.shared.lock_quiet();
-        f(&mut core, Some(self.input))
+        f(&mut core, self.input)
     }
 
     fn sink(&mut self) -> &mut dyn SendMessage {
@@ -593,7 +582,7 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
         // The lock is held only while the room is found and the stream
         // polled once: a poll never waits.
         let mut core = self.sink.shared.lock_quiet();
-        poll_read_into(self.io, &mut core, Some(self.input), cx)
+        poll_read_into(self.io, &mut core, self.input, cx)
     }
 
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -610,14 +599,11 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
 
     fn holds_idle_memory(&mut self) -> bool {
         let core = self.sink.shared.lock_quiet();
-        self.input.buffered() == 0
-            && !core.opener_core().mid_packet()
-            && core.pending_output().is_empty()
-            && core.releasable_bytes(Some(self.input)) > 0
+        core.is_at_rest(self.input) && core.releasable_bytes(self.input) > 0
     }
 
     fn release_idle(&mut self) {
-        self.sink.shared.lock().release_idle_memory_in(self.input);
+        self.sink.shared.lock().release_idle_memory(self.input);
         self.sink.outlet.release_idle();
     }
 }
@@ -650,7 +636,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         &mut self,
         check_rekey: bool,
         raw_needed: Option<usize>,
-        mut poll: impl FnMut(&mut Connection, Option<&mut InputBuffer>) -> Result<Option<T>, Error>,
+        mut poll: impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
     ) -> Result<T, Error> {
         let result = poll_fn(|cx| {
             let (mut side, state) = self.side();
@@ -666,40 +652,8 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
-        let mut inflated = std::mem::take(&mut self.inflated);
-        // Where the packet is, found under the same lock that opened it; an
-        // inflated payload is copied out of the core while it is held.
-        let result = self
-            .wait_for(true, None, |core, input| {
-                if common::poll_packet(core, input)?.is_none() {
-                    return Ok(None);
-                }
-                let (at, seqno) = core.opener_core().current().ok_or(Error::InvalidCall {
-                    reason: "the core said a packet was ready, yet none is",
-                })?;
-                Ok(Some(match at {
-                    PayloadAt::Wire(range) => (Some(range), seqno),
-                    PayloadAt::Inflated => {
-                        // As the core's own: a large payload's room is given
-                        // back, wiped, once it is done.
-                        let payload = core.opener_core().inflated();
-                        crate::wipe::replace_wiped(
-                            &mut inflated,
-                            payload,
-                            crate::codec::input::READ_ROOM,
-                        );
-                        (None, seqno)
-                    }
-                }))
-            })
-            .await;
-        self.inflated = inflated;
-        let (range, seqno) = result?;
-        let payload = match range {
-            Some(range) => self.input.slice(range),
-            None => &self.inflated[..],
-        };
-        Ok(Packet::new(payload, seqno))
+        self.wait_for(true, None, common::poll_packet).await?;
+        common::found_packet(&self.input)
     }
 
     /// As [`super::Packetizer::read_all`].
@@ -709,10 +663,8 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
         common::check_raw_len(&self.shared.lock_quiet(), n)?;
-        self.wait_for(check_rekey, Some(n), |core, input| {
-            core.take_raw_in(input, n)
-        })
-        .await
+        self.wait_for(check_rekey, Some(n), common::poll_raw(n))
+            .await
     }
 
     /// As [`super::Packetizer::read_line`].
@@ -721,7 +673,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_line(&mut self) -> Result<String, Error> {
-        let line = self.wait_for(false, Some(0), common::poll_line).await?;
+        let line = self.wait_for(false, Some(0), Connection::poll_line).await?;
         Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
@@ -732,7 +684,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// byte read stays buffered for the next call, and lines before the
     /// identification already taken are kept to be returned with it.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
-        self.wait_for(false, Some(0), common::poll_identification)
+        self.wait_for(false, Some(0), Connection::poll_identification)
             .await
     }
 
