@@ -7,14 +7,14 @@
 //! Groups are named `seal/<suite>` and `open/<suite>`, with `codec/<size>`
 //! (the slice APIs: `seal`, `feed` + `next_packet`, which copy the payload or
 //! the wire bytes once), `in_place/<size>` (`finish_packet` on a payload
-//! already in the output buffer, `open_in_place` on the caller's buffer) and
-//! `raw/<size>` inside; filter with e.g. `cargo bench --bench codec -- aes128-ctr`.
+//! already in the output buffer), `room/<size>` (bytes written straight into
+//! the room the Opener offers, as a socket read) and `raw/<size>` inside; filter with e.g. `cargo bench --bench codec -- aes128-ctr`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ssh_packetizer::{CipherAlgorithm, MacAlgorithm, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, InputBuffer, MacAlgorithm, Opener, Sealer};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -68,10 +68,11 @@ fn bench_open(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm, name: &st
         group.throughput(Throughput::Bytes(size as u64));
         let mut sealer = Sealer::new();
         let mut opener = Opener::new();
+        let mut input = InputBuffer::new();
         sealer.set_keys(keys(c, m)).unwrap();
         opener.set_keys(keys(c, m)).unwrap();
         let mut wire = Vec::new();
-        for (form, id) in [(OpenForm::Feed, "codec"), (OpenForm::InPlace, "in_place")] {
+        for (form, id) in [(OpenForm::Feed, "codec"), (OpenForm::Room, "room")] {
             group.bench_function(BenchmarkId::new(id, size), |b| {
                 b.iter_custom(|iters| {
                     let mut spent = Duration::ZERO;
@@ -81,7 +82,7 @@ fn bench_open(cr: &mut Criterion, c: CipherAlgorithm, m: MacAlgorithm, name: &st
                         left -= n;
                         seal_batch(&mut sealer, &payload, n, &mut wire);
                         let start = Instant::now();
-                        open_batch(&mut opener, &mut wire, form);
+                        open_batch(&mut opener, &mut input, &wire, form);
                         spent += start.elapsed();
                     }
                     spent

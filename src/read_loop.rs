@@ -89,7 +89,10 @@ pub(crate) fn service_events<S: CoreSide>(
 
 /// The read loop's poll for a packet; the packet is then taken from the
 /// input buffer ([`InputBuffer::packet`]).
-pub(crate) fn poll_packet(core: &mut Connection, input: &mut InputBuffer) -> Result<Option<()>, Error> {
+pub(crate) fn poll_packet(
+    core: &mut Connection,
+    input: &mut InputBuffer,
+) -> Result<Option<()>, Error> {
     match core.poll_packet(input)? {
         Opened::Packet(_) => Ok(Some(())),
         Opened::AwaitingKeys => Err(Error::KeysPending),

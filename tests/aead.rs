@@ -4,7 +4,7 @@ mod common;
 
 use common::{aead_ciphers, craft_aead, keys_for, payload, plain_packet};
 use ssh_packetizer::KeyMaterial;
-use ssh_packetizer::{CipherAlgorithm, Error, MacAlgorithm, Opened, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, Error, InputBuffer, MacAlgorithm, Opened, Opener, Sealer};
 
 const LENGTHS: [usize; 6] = [1, 14, 100, 300, 16, 57];
 
@@ -28,13 +28,14 @@ fn stream(cipher: CipherAlgorithm) -> (Vec<u8>, Vec<std::ops::Range<usize>>, Vec
 /// Feeds `wire` whole; returns the payloads that came out and how it ended.
 fn drain(cipher: CipherAlgorithm, seed: u8, wire: &[u8]) -> (Vec<Vec<u8>>, Result<usize, Error>) {
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     opener
         .set_keys(keys_for(cipher, MacAlgorithm::None, seed))
         .unwrap();
-    opener.feed(wire);
+    opener.feed(&mut opener_in, wire);
     let mut out = Vec::new();
     loop {
-        match opener.next_packet() {
+        match opener.next_packet(&mut opener_in) {
             Ok(Opened::Packet(p)) => out.push(p.payload().to_vec()),
             Ok(Opened::NeedMore(n)) => return (out, Ok(n)),
             Ok(other) => panic!("{other:?}"),
@@ -111,10 +112,11 @@ fn a_wrong_mac_key_half_is_a_mac_mismatch_for_chacha() {
     )
     .unwrap();
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     opener.set_keys(wrong).unwrap();
-    opener.feed(&wire);
+    opener.feed(&mut opener_in, &wire);
     assert!(matches!(
-        opener.next_packet(),
+        opener.next_packet(&mut opener_in),
         Err(Error::MacMismatch { seqno: 0 })
     ));
 }
@@ -209,20 +211,24 @@ fn a_rejected_packet_moves_no_state() {
         let last = ranges[2].end - 1;
         wire[last] ^= 0x40;
         let mut opener = Opener::new();
+        let mut opener_in = InputBuffer::new();
         opener
             .set_keys(keys_for(cipher, MacAlgorithm::None, 1))
             .unwrap();
-        opener.feed(&wire);
+        opener.feed(&mut opener_in, &wire);
         for _ in 0..2 {
-            assert!(matches!(opener.next_packet(), Ok(Opened::Packet(_))));
+            assert!(matches!(
+                opener.next_packet(&mut opener_in),
+                Ok(Opened::Packet(_))
+            ));
         }
         assert!(matches!(
-            opener.next_packet(),
+            opener.next_packet(&mut opener_in),
             Err(Error::MacMismatch { seqno: 2 })
         ));
         assert_eq!(opener.seqno(), 2, "{cipher}: the sequence number moved");
         assert!(matches!(
-            opener.next_packet(),
+            opener.next_packet(&mut opener_in),
             Err(Error::Failed(first)) if matches!(*first, Error::MacMismatch { seqno: 2 })
         ));
     }

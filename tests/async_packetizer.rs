@@ -411,14 +411,15 @@ async fn a_tampered_packet_fails_the_read_tells_the_peer_and_stays_failed() {
     let mut from_us = Vec::new();
     theirs.read_to_end(&mut from_us).await.unwrap();
     let mut opener = ssh_packetizer::Opener::new();
-    let packets = match common::open_all(&mut opener, &from_us) {
+    let mut opener_in = ssh_packetizer::InputBuffer::new();
+    let packets = match common::open_all(&mut opener, &mut opener_in, &from_us) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     };
     assert_eq!(packets[0].0, [msg::NEWKEYS]);
     opener.set_keys(keys_for(c, m, 2)).unwrap();
     // The rest is buffered in the Opener already.
-    let disconnect = common::open_all(&mut opener, &[]).unwrap();
+    let disconnect = common::open_all(&mut opener, &mut opener_in, &[]).unwrap();
     assert_eq!(disconnect.len(), 1);
     assert_eq!(disconnect[0].0[0], msg::DISCONNECT);
     let reason = u32::from_be_bytes(disconnect[0].0[1..5].try_into().unwrap());

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{keys_for, payload};
+use common::{keys_for, payload, Driven, Found};
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Config, Connection, Error, MacAlgorithm as M, Opened, Opener,
-    Sealer, Step,
+    msg, CipherAlgorithm as C, Config, Error, InputBuffer, MacAlgorithm as M, Opened, Opener,
+    Sealer,
 };
 
 const MAX: usize = 35_000;
@@ -34,15 +34,15 @@ fn stream(c: C, m: M, spoil: impl Fn(&mut [u8])) -> Vec<u8> {
 /// Feeds `wire` a byte at a time; returns the packets, the bytes taken
 /// after the last good packet when the error came, and the error.
 fn feed_until_error(c: C, m: M, wire: &[u8]) -> (usize, usize, Error) {
-    let mut opener = Opener::new();
+    let (mut opener, mut input) = (Opener::new(), InputBuffer::new());
     opener.set_max_packet_len(MAX).unwrap();
     opener.set_keys(keys_for(c, m, 5)).unwrap();
     let (mut packets, mut fed, mut after_good) = (0, 0, 0);
     for &byte in wire {
-        assert_eq!(opener.feed(&[byte]), 1);
+        assert_eq!(opener.feed(&mut input, &[byte]), 1);
         fed += 1;
         loop {
-            match opener.next_packet() {
+            match opener.next_packet(&mut input) {
                 Ok(Opened::Packet(_)) => {
                     packets += 1;
                     after_good = fed;
@@ -127,7 +127,7 @@ fn the_peer_gets_the_same_disconnect_for_every_cause() {
             }
         });
         let now = std::time::Instant::now();
-        let mut core = Connection::new(Config::server().max_packet_len(MAX).unwrap(), now);
+        let mut core = Driven::new(Config::server().max_packet_len(MAX).unwrap(), now);
         core.send_newkeys(keys_for(c, m, 6), now).unwrap();
         core.set_inbound_keys(keys_for(c, m, 5), now).unwrap();
         let sent_before = core.pending_output().len();
@@ -136,7 +136,7 @@ fn the_peer_gets_the_same_disconnect_for_every_cause() {
             let n = core.feed(rest, now);
             rest = &rest[n..];
             match core.poll_packet() {
-                Ok(Step::Ready) => continue,
+                Ok(Found::Packet) => continue,
                 Ok(_) => assert!(!rest.is_empty(), "ran out of input"),
                 Err(e) => break e,
             }
@@ -145,11 +145,12 @@ fn the_peer_gets_the_same_disconnect_for_every_cause() {
         // What the core queued after its NEWKEYS: the DISCONNECT, opened as
         // the peer would.
         let mut peer = Opener::new();
+        let mut peer_in = InputBuffer::new();
         let out = core.pending_output().to_vec();
-        let opened = common::open_all(&mut peer, &out[..sent_before]).unwrap();
+        let opened = common::open_all(&mut peer, &mut peer_in, &out[..sent_before]).unwrap();
         assert_eq!(opened.last().unwrap().0, [msg::NEWKEYS]);
         peer.set_keys(keys_for(c, m, 6)).unwrap();
-        let rest = common::open_all(&mut peer, &out[sent_before..]).unwrap();
+        let rest = common::open_all(&mut peer, &mut peer_in, &out[sent_before..]).unwrap();
         disconnects.push(rest[0].0.clone());
     }
     assert_eq!(disconnects[0][0], msg::DISCONNECT);
@@ -179,10 +180,11 @@ fn three_des_packets_align_to_8_bytes() {
 }
 
 #[test]
-fn the_discard_holds_for_packets_read_in_place() {
+fn the_discard_holds_for_bytes_read_into_the_offered_room() {
+    // A socket reader's way: large reads straight into the input.
     let (c, m) = (C::Aes128Cbc, M::HmacSha256);
     for spoil in [0usize, 1] {
-        let mut wire = stream(c, m, |p| {
+        let wire = stream(c, m, |p| {
             if spoil == 0 {
                 p[0] ^= 0x40
             } else {
@@ -190,14 +192,23 @@ fn the_discard_holds_for_packets_read_in_place() {
             }
         });
         let now = std::time::Instant::now();
-        let mut core = Connection::new(Config::client().max_packet_len(MAX).unwrap(), now);
+        let mut core = Driven::new(Config::client().max_packet_len(MAX).unwrap(), now);
         core.set_inbound_keys(keys_for(c, m, 5), now).unwrap();
         let mut at = 0;
-        let err = loop {
-            match core.open_in_place(&mut wire[at..]) {
-                Ok(ssh_packetizer::Frame::Packet { wire_len, .. }) => at += wire_len,
-                Ok(other) => panic!("all bytes are there: {other:?}"),
-                Err(e) => break e,
+        let err = 'read: loop {
+            let Driven { conn, input } = &mut core;
+            let room = conn.recv_buf(input);
+            let n = room.len().min(wire.len() - at);
+            assert!(n > 0, "all bytes are in, yet no error");
+            room[..n].copy_from_slice(&wire[at..at + n]);
+            conn.recv_filled(input, n, now);
+            at += n;
+            loop {
+                match core.poll_packet() {
+                    Ok(Found::Packet) => {}
+                    Ok(_) => break,
+                    Err(e) => break 'read e,
+                }
             }
         };
         match err {
@@ -221,13 +232,13 @@ fn eof_during_the_discard_is_its_own_error_and_tells_the_peer_nothing() {
         // The stream ends well inside the discard (one maximum packet).
         wire.truncate(wire.len() - 2 * MAX + 100);
         let now = std::time::Instant::now();
-        let mut core = Connection::new(Config::server().max_packet_len(MAX).unwrap(), now);
+        let mut core = Driven::new(Config::server().max_packet_len(MAX).unwrap(), now);
         core.set_inbound_keys(keys_for(c, m, 5), now).unwrap();
         let mut fed = 0;
         let mut packets = 0;
         while fed < wire.len() {
             fed += core.feed(&wire[fed..], now);
-            while core.poll_packet().unwrap() == Step::Ready {
+            while core.poll_packet().unwrap() == Found::Packet {
                 packets += 1;
             }
         }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use common::keys_for;
 use ssh_packetizer::pipe::pipe;
 use ssh_packetizer::{
-    CipherAlgorithm as C, CompressionAlgorithm as Z, Error, Frame, MacAlgorithm as M, Opened,
+    CipherAlgorithm as C, CompressionAlgorithm as Z, Error, InputBuffer, MacAlgorithm as M, Opened,
     Opener, Packetizer, Sealer,
 };
 
@@ -79,6 +79,7 @@ fn zlib_both_ways_and_the_wire_shrinks() {
 #[test]
 fn delayed_compression_waits_for_authentication_then_survives_rekeys() {
     let (mut s, mut o) = (Sealer::new(), Opener::new());
+    let mut o_in = InputBuffer::new();
     s.set_keys(keys(1, Z::ZlibOpenSsh)).unwrap();
     o.set_keys(keys(1, Z::ZlibOpenSsh)).unwrap();
     let m = text(0);
@@ -86,8 +87,8 @@ fn delayed_compression_waits_for_authentication_then_survives_rekeys() {
     s.seal(&m, &mut wire).unwrap();
     assert!(!s.is_compressing());
     assert!(wire.len() > m.len(), "not compressed before authentication");
-    o.feed(&wire);
-    assert!(matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.payload() == m));
+    o.feed(&mut o_in, &wire);
+    assert!(matches!(o.next_packet(&mut o_in).unwrap(), Opened::Packet(p) if p.payload() == m));
 
     s.start_delayed_compression();
     o.start_delayed_compression();
@@ -101,8 +102,8 @@ fn delayed_compression_waits_for_authentication_then_survives_rekeys() {
         wire.clear();
         s.seal(&m, &mut wire).unwrap();
         assert!(wire.len() * 10 < m.len());
-        o.feed(&wire);
-        assert!(matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.payload() == m));
+        o.feed(&mut o_in, &wire);
+        assert!(matches!(o.next_packet(&mut o_in).unwrap(), Opened::Packet(p) if p.payload() == m));
     }
 }
 
@@ -115,15 +116,16 @@ fn a_zlib_bomb_stops_at_the_maximum_packet_length() {
     s.seal(&vec![94u8; 3 * 1024 * 1024], &mut wire).unwrap();
     assert!(wire.len() < 10_000, "{}", wire.len());
     let mut o = Opener::new();
+    let mut o_in = InputBuffer::new();
     o.set_keys(keys(1, Z::Zlib)).unwrap();
-    o.feed(&wire);
-    let err = o.next_packet().unwrap_err();
+    o.feed(&mut o_in, &wire);
+    let err = o.next_packet(&mut o_in).unwrap_err();
     assert!(
         matches!(err, Error::Decompress { reason } if reason.contains("maximum")),
         "{err:?}"
     );
     assert!(matches!(
-        o.next_packet(),
+        o.next_packet(&mut o_in),
         Err(Error::Failed(first)) if matches!(*first, Error::Decompress { .. })
     ));
 }
@@ -139,24 +141,12 @@ fn a_payload_that_cannot_fit_once_compressed_is_refused_before_compressing() {
     // The stream was not touched: the next packet still inflates.
     s.seal(&text(1), &mut wire).unwrap();
     let mut o = Opener::new();
+    let mut o_in = InputBuffer::new();
     o.set_keys(keys(1, Z::Zlib)).unwrap();
-    o.feed(&wire);
-    assert!(matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.payload() == text(1)));
-}
-
-#[test]
-fn open_in_place_refuses_while_compressing() {
-    let mut o = Opener::new();
-    o.set_keys(keys(1, Z::Zlib)).unwrap();
-    let err = o.open_in_place(&mut [0u8; 64]).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { algorithm: "zlib" }));
-    assert!(!o.is_failed());
-    let mut plain = Opener::new();
-    plain.set_keys(keys(1, Z::None)).unwrap();
-    assert!(matches!(
-        plain.open_in_place(&mut [0u8; 3]),
-        Ok(Frame::NeedMore(1))
-    ));
+    o.feed(&mut o_in, &wire);
+    assert!(
+        matches!(o.next_packet(&mut o_in).unwrap(), Opened::Packet(p) if p.payload() == text(1))
+    );
 }
 
 #[test]

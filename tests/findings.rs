@@ -15,8 +15,8 @@ use common::{clear_stream, keys_for, switch_keys, Scripted, Step};
 use ssh_packetizer::pipe::{pipe, pipe_with_capacity};
 use ssh_packetizer::ManualClock;
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Config, Connection, Error, Keys, MacAlgorithm as M, Opened, Opener,
-    Packet, Packetizer, RekeyLimits, Sealer,
+    msg, CipherAlgorithm as C, Config, Connection, Error, InputBuffer, Keys, MacAlgorithm as M,
+    Opened, Opener, Packet, Packetizer, RekeyLimits, Sealer,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -188,6 +188,7 @@ fn finding_04_a_writer_stuck_on_a_full_socket_stalls_nobody() {
     assert!(fired.load(Ordering::SeqCst) >= 1, "the keepalive ran");
     // The peer drains: NEWKEYS, the big message, then the keepalive.
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     let mut seen = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     while !seen.contains(&msg::IGNORE) {
@@ -195,9 +196,9 @@ fn finding_04_a_writer_stuck_on_a_full_socket_stalls_nobody() {
         assert!(n > 0);
         let mut at = 0;
         while at < n {
-            at += opener.feed(&buf[at..n]);
+            at += opener.feed(&mut opener_in, &buf[at..n]);
             loop {
-                match opener.next_packet().unwrap() {
+                match opener.next_packet(&mut opener_in).unwrap() {
                     Opened::Packet(p) => seen.push(p.msg_type()),
                     Opened::AwaitingKeys => opener.set_keys(Keys::clear()).unwrap(),
                     _ => break,
@@ -262,15 +263,20 @@ fn finding_06_the_opener_stops_at_newkeys_until_the_keys_are_in() {
     sealer.seal_newkeys(next.clone(), &mut wire).unwrap();
     sealer.seal(&[msg::SERVICE_REQUEST, 1], &mut wire).unwrap();
     let mut opener = Opener::new();
-    assert_eq!(opener.feed(&wire), wire.len());
-    assert!(matches!(opener.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 21));
+    let mut opener_in = InputBuffer::new();
+    assert_eq!(opener.feed(&mut opener_in, &wire), wire.len());
+    assert!(
+        matches!(opener.next_packet(&mut opener_in).unwrap(), Opened::Packet(p) if p.msg_type() == 21)
+    );
     // A driver draining what it has reads nothing under the wrong keys.
     assert!(matches!(
-        opener.next_packet().unwrap(),
+        opener.next_packet(&mut opener_in).unwrap(),
         Opened::AwaitingKeys
     ));
     opener.set_keys(next).unwrap();
-    assert!(matches!(opener.next_packet().unwrap(), Opened::Packet(p) if p.payload() == [5, 1]));
+    assert!(
+        matches!(opener.next_packet(&mut opener_in).unwrap(), Opened::Packet(p) if p.payload() == [5, 1])
+    );
 }
 
 #[test]
@@ -342,10 +348,11 @@ fn finding_10_short_identification_lines_are_refused_without_a_panic() {
         // As a server reads them: the first line must be a good identification.
         let now = Instant::now();
         let mut server = Connection::new(Config::server(), now);
-        server.feed(&[line, b"\r\n"].concat(), now);
+        let mut input = InputBuffer::new();
+        server.feed(&mut input, &[line, b"\r\n"].concat(), now);
         assert!(
             matches!(
-                server.poll_identification(),
+                server.poll_identification(&mut input),
                 Err(Error::BadIdentification { .. })
             ),
             "{line:?}"
@@ -355,11 +362,12 @@ fn finding_10_short_identification_lines_are_refused_without_a_panic() {
 
 #[test]
 fn finding_11_feeding_pushes_back_at_one_maximum_packet_plus_a_read() {
-    let mut o = Opener::new();
+    let o = Opener::new();
+    let mut o_in = InputBuffer::new();
     let chunk = vec![0u8; 64 * 1024];
     let mut taken = 0;
     for _ in 0..1024 {
-        taken += o.feed(&chunk);
+        taken += o.feed(&mut o_in, &chunk);
     }
     assert_eq!(taken, o.input_limit());
     assert!(taken < 400 * 1024, "{taken}");
@@ -394,8 +402,9 @@ fn finding_12_a_fatal_error_is_the_cause_on_every_later_call_and_the_peer_hears_
     let mut got = vec![0u8; 4096];
     let n = peer.read(&mut got).unwrap();
     let mut opener = Opener::new();
-    opener.feed(&got[..n]);
-    match opener.next_packet().unwrap() {
+    let mut opener_in = InputBuffer::new();
+    opener.feed(&mut opener_in, &got[..n]);
+    match opener.next_packet(&mut opener_in).unwrap() {
         Opened::Packet(p) => {
             assert_eq!(p.msg_type(), msg::DISCONNECT);
             assert_eq!(p.payload()[1..5], msg::reason::MAC_ERROR.to_be_bytes());
@@ -405,19 +414,24 @@ fn finding_12_a_fatal_error_is_the_cause_on_every_later_call_and_the_peer_hears_
 }
 
 /// A read loop over the public API that returns the packet it waited for
-/// (E0499 with the borrowing `next_packet` alone).
-fn next_packet_from<'a>(opener: &'a mut Opener, wire: &mut &[u8]) -> io::Result<Packet<'a>> {
+/// (E0499 if it returned the borrowing result from inside the loop: the
+/// input buffer keeps the packet for after it).
+fn next_packet_from<'a>(
+    opener: &mut Opener,
+    input: &'a mut InputBuffer,
+    wire: &mut &[u8],
+) -> io::Result<Packet<'a>> {
     loop {
-        match opener.step().map_err(io::Error::other)? {
-            ssh_packetizer::Step::Ready => break,
-            ssh_packetizer::Step::NeedMore(_) if !wire.is_empty() => {
-                let n = opener.feed(wire);
+        match opener.next_packet(input).map_err(io::Error::other)? {
+            Opened::Packet(_) => break,
+            Opened::NeedMore(_) if !wire.is_empty() => {
+                let n = opener.feed(input, wire);
                 *wire = &wire[n..];
             }
             other => return Err(io::Error::other(format!("{other:?}"))),
         }
     }
-    Ok(opener.packet().expect("ready"))
+    Ok(input.packet().expect("ready"))
 }
 
 #[test]
@@ -425,12 +439,17 @@ fn finding_13_a_read_loop_over_the_public_api_returns_its_packet() {
     let wire = clear_stream(&[&[msg::IGNORE, 1], &[msg::DEBUG, 2]]);
     let mut rest = &wire[..];
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     assert_eq!(
-        next_packet_from(&mut opener, &mut rest).unwrap().payload(),
+        next_packet_from(&mut opener, &mut opener_in, &mut rest)
+            .unwrap()
+            .payload(),
         [2, 1]
     );
     assert_eq!(
-        next_packet_from(&mut opener, &mut rest).unwrap().payload(),
+        next_packet_from(&mut opener, &mut opener_in, &mut rest)
+            .unwrap()
+            .payload(),
         [4, 2]
     );
 }
@@ -525,20 +544,27 @@ fn filled_without_a_fresh_offer_counts_nothing() {
         .seal(&vec![msg::CHANNEL_DATA; 200_000], &mut wire)
         .unwrap();
     let mut o = Opener::new();
+    let mut o_in = InputBuffer::new();
     let mut at = 0;
     while at < wire.len() {
-        let room = o.unfilled();
+        let room = o.unfilled(&mut o_in);
         let n = room.len().min(wire.len() - at);
         room[..n].copy_from_slice(&wire[at..at + n]);
-        o.filled(n);
+        o.filled(&mut o_in, n);
         at += n;
-        if let Opened::Packet(p) = o.next_packet().unwrap() {
+        if let Opened::Packet(p) = o.next_packet(&mut o_in).unwrap() {
             assert_eq!(p.payload().len(), 200_000);
         }
     }
-    assert!(matches!(o.next_packet().unwrap(), Opened::NeedMore(_)));
-    o.filled(16);
-    o.filled(16);
-    assert_eq!(o.buffered(), 0);
-    assert!(matches!(o.next_packet().unwrap(), Opened::NeedMore(_)));
+    assert!(matches!(
+        o.next_packet(&mut o_in).unwrap(),
+        Opened::NeedMore(_)
+    ));
+    o.filled(&mut o_in, 16);
+    o.filled(&mut o_in, 16);
+    assert_eq!(o_in.buffered(), 0);
+    assert!(matches!(
+        o.next_packet(&mut o_in).unwrap(),
+        Opened::NeedMore(_)
+    ));
 }

@@ -6,8 +6,8 @@ mod common;
 
 use common::hex;
 use ssh_packetizer::{
-    CipherAlgorithm, CryptoProvider, Direction, KdfHash, KeyDerivation, MacAlgorithm, Opened,
-    Opener, Sealer,
+    CipherAlgorithm, CryptoProvider, Direction, InputBuffer, KdfHash, KeyDerivation, MacAlgorithm,
+    Opened, Opener, Sealer,
 };
 
 fn load() -> serde_json::Value {
@@ -57,14 +57,18 @@ fn both_ends_derive_working_keys() {
     let mut wire = Vec::new();
     sealer.seal(b"\x50hello", &mut wire).unwrap();
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     opener.set_keys(server_in).unwrap();
-    opener.feed(&wire);
-    assert!(matches!(opener.next_packet(), Ok(Opened::Packet(p)) if p.payload() == b"\x50hello"));
+    opener.feed(&mut opener_in, &wire);
+    assert!(
+        matches!(opener.next_packet(&mut opener_in), Ok(Opened::Packet(p)) if p.payload() == b"\x50hello")
+    );
     // The other direction's keys differ and cannot open it.
     let mut wrong = Opener::new();
+    let mut wrong_in = InputBuffer::new();
     wrong
         .set_keys(d.keys(Direction::ServerToClient, cipher, mac).unwrap())
         .unwrap();
-    wrong.feed(&wire);
-    assert!(wrong.next_packet().is_err());
+    wrong.feed(&mut wrong_in, &wire);
+    assert!(wrong.next_packet(&mut wrong_in).is_err());
 }

@@ -11,8 +11,8 @@ use common::{clear_stream, keys_for, payload, Recorded, Scripted, Step};
 use ssh_packetizer::pipe::pipe;
 use ssh_packetizer::Duplex;
 use ssh_packetizer::{
-    CipherAlgorithm as C, Config, Connection, Error, MacAlgorithm as M, Opened, Opener,
-    PacketReader, PacketWriter, Packetizer, RekeyLimits,
+    CipherAlgorithm as C, Config, Connection, Error, InputBuffer, MacAlgorithm as M, Opened,
+    Opener, PacketReader, PacketWriter, Packetizer, RekeyLimits,
 };
 
 const N: usize = 2000;
@@ -213,13 +213,13 @@ fn the_readers_keepalive_sends_through_the_writer_half() {
         w.send_message(&[2, 0, 0, 0, 0]).map(|_| ())
     });
     assert_eq!(reader.read_message().unwrap().msg_type(), 94);
-    let mut o = Opener::new();
-    o.feed(&out.0.lock().unwrap());
-    assert!(matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 21));
+    let (mut o, mut input) = (Opener::new(), InputBuffer::new());
+    o.feed(&mut input, &out.0.lock().unwrap());
+    assert!(matches!(o.next_packet(&mut input).unwrap(), Opened::Packet(p) if p.msg_type() == 21));
     o.set_keys(ssh_packetizer::Keys::clear()).unwrap();
     for seqno in 1..3 {
         assert!(
-            matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 2 && p.seqno() == seqno)
+            matches!(o.next_packet(&mut input).unwrap(), Opened::Packet(p) if p.msg_type() == 2 && p.seqno() == seqno)
         );
     }
     assert_eq!(writer.with_connection(|c| c.seqno_out()), 3);

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{clear_stream, keys_for, Scripted, Step};
 use ssh_packetizer::{
-    CipherAlgorithm as C, Config, Error, Keys, MacAlgorithm as M, Opened, Opener, Packetizer,
-    RekeyLimits, Sealer,
+    CipherAlgorithm as C, Config, Error, InputBuffer, Keys, MacAlgorithm as M, Opened, Opener,
+    Packetizer, RekeyLimits, Sealer,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -84,12 +84,13 @@ fn keepalive_fires_after_the_idle_interval_and_restarts() {
     assert_eq!(fired.load(Ordering::SeqCst), 2);
     // What the callback sent went out as packets, after our NEWKEYS.
     let mut o = Opener::new();
-    o.feed(&written.lock().unwrap());
-    assert!(matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 21));
+    let mut o_in = InputBuffer::new();
+    o.feed(&mut o_in, &written.lock().unwrap());
+    assert!(matches!(o.next_packet(&mut o_in).unwrap(), Opened::Packet(p) if p.msg_type() == 21));
     o.set_keys(Keys::clear()).unwrap();
     for seqno in 1..3 {
         assert!(
-            matches!(o.next_packet().unwrap(), Opened::Packet(p) if p.msg_type() == 2 && p.seqno() == seqno)
+            matches!(o.next_packet(&mut o_in).unwrap(), Opened::Packet(p) if p.msg_type() == 2 && p.seqno() == seqno)
         );
     }
 }

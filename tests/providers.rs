@@ -10,7 +10,8 @@ mod common;
 
 use common::{keys_for, open_all, payload, supported_suites};
 use ssh_packetizer::{
-    CipherAlgorithm, CryptoProvider, Error, MacAlgorithm, Opened, Opener, Sealer, ZeroPadding,
+    CipherAlgorithm, CryptoProvider, Error, InputBuffer, MacAlgorithm, Opened, Opener, Sealer,
+    ZeroPadding,
 };
 
 /// The smallest maximum packet length an Opener takes.
@@ -79,7 +80,8 @@ fn every_provider_pair_agrees_byte_for_byte_in_every_suite() {
                     continue;
                 }
                 let mut opener = opener(receiver, c, m);
-                let opened = open_all(&mut opener, &wire).unwrap_or_else(|e| {
+                let mut opener_in = InputBuffer::new();
+                let opened = open_all(&mut opener, &mut opener_in, &wire).unwrap_or_else(|e| {
                     panic!("{c}+{m} {}->{}: {e}", sender.name(), receiver.name())
                 });
                 assert_eq!(
@@ -116,19 +118,20 @@ fn a_key_switch_between_providers_keeps_the_stream() {
             // (Both suites are FIPS-approved.)
             let mut sealer = sealer(a, first.0, first.1);
             let mut opener = opener(b, first.0, first.1);
+            let mut opener_in = InputBuffer::new();
             let mut wire = Vec::new();
             sealer.seal(&payload(100, 1), &mut wire).unwrap();
             sealer.set_crypto_provider(b);
             sealer.set_keys(keys_for(second.0, second.1, 6)).unwrap();
             sealer.seal(&payload(200, 2), &mut wire).unwrap();
-            opener.feed(&wire);
-            match opener.next_packet().unwrap() {
+            opener.feed(&mut opener_in, &wire);
+            match opener.next_packet(&mut opener_in).unwrap() {
                 Opened::Packet(p) => assert_eq!(p.payload(), payload(100, 1)),
                 other => panic!("{other:?}"),
             }
             opener.set_crypto_provider(a);
             opener.set_keys(keys_for(second.0, second.1, 6)).unwrap();
-            match opener.next_packet().unwrap() {
+            match opener.next_packet(&mut opener_in).unwrap() {
                 Opened::Packet(p) => assert_eq!(p.payload(), payload(200, 2)),
                 other => panic!("{other:?}"),
             }
@@ -162,7 +165,7 @@ fn a_tampered_stream_is_caught_under_every_provider() {
                 opener.set_max_packet_len(SMALL_MAX).unwrap();
                 bad.resize(bad.len() + SMALL_MAX + 100, 0);
                 let mut out = Vec::new();
-                let end = feed_until_error(&mut opener, &bad, &mut out);
+                let end = feed_until_error(&mut opener, &mut InputBuffer::new(), &bad, &mut out);
                 assert_eq!(
                     out,
                     payloads[..hit],
@@ -180,12 +183,17 @@ fn a_tampered_stream_is_caught_under_every_provider() {
 
 /// Feeds `wire` and collects payloads until an error, or `None` if the
 /// Opener only waits for more at the end.
-fn feed_until_error(opener: &mut Opener, wire: &[u8], out: &mut Vec<Vec<u8>>) -> Option<Error> {
+fn feed_until_error(
+    opener: &mut Opener,
+    opener_in: &mut InputBuffer,
+    wire: &[u8],
+    out: &mut Vec<Vec<u8>>,
+) -> Option<Error> {
     let mut rest = wire;
     loop {
-        rest = &rest[opener.feed(rest)..];
+        rest = &rest[opener.feed(opener_in, rest)..];
         loop {
-            match opener.next_packet() {
+            match opener.next_packet(opener_in) {
                 Ok(Opened::Packet(p)) => out.push(p.payload().to_vec()),
                 Ok(Opened::NeedMore(_)) => {
                     if rest.is_empty() {
@@ -330,9 +338,10 @@ fn the_ctr_counter_carries_alike_under_every_provider() {
         for &provider in CryptoProvider::available() {
             assert!(seal(provider) == reference, "{c}: {}", provider.name());
             let mut opener = Opener::new();
+            let mut opener_in = InputBuffer::new();
             opener.set_crypto_provider(provider);
             opener.set_keys(keys()).unwrap();
-            let opened = open_all(&mut opener, &reference).unwrap();
+            let opened = open_all(&mut opener, &mut opener_in, &reference).unwrap();
             assert_eq!(opened.len(), 3, "{c}: {}", provider.name());
             assert_eq!(opened[1].0, payload(5000, 1));
         }

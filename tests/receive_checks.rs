@@ -3,13 +3,16 @@
 mod common;
 
 use common::{keys_for, plain_packet, CraftAes128Sha256};
-use ssh_packetizer::{CipherAlgorithm as C, Error, MacAlgorithm as M, Opened, Opener, Sealer};
+use ssh_packetizer::{
+    CipherAlgorithm as C, Error, InputBuffer, MacAlgorithm as M, Opened, Opener, Sealer,
+};
 
 /// Feeds `wire` whole and returns the first error, asserting no payload came
 /// out before it.
 fn first_error(opener: &mut Opener, wire: &[u8]) -> Error {
-    opener.feed(wire);
-    match opener.next_packet() {
+    let mut input = InputBuffer::new();
+    opener.feed(&mut input, wire);
+    match opener.next_packet(&mut input) {
         Err(e) => e,
         Ok(Opened::Packet(p)) => panic!("a bad packet was accepted: {:?}", p.payload()),
         Ok(Opened::NeedMore(n)) => panic!("waited for {n} more bytes instead of refusing"),
@@ -202,10 +205,13 @@ fn mac_mismatch_in_mac_ciphertext_and_length() {
             let mut bad = wire.clone();
             bad[offset] ^= 0x01;
             let mut opener = Opener::new();
+            let mut opener_in = InputBuffer::new();
             opener.set_keys(keys.clone()).unwrap();
-            opener.feed(&bad);
-            assert!(matches!(opener.next_packet(), Ok(Opened::Packet(p)) if p.seqno() == 0));
-            let err = opener.next_packet().unwrap_err();
+            opener.feed(&mut opener_in, &bad);
+            assert!(
+                matches!(opener.next_packet(&mut opener_in), Ok(Opened::Packet(p)) if p.seqno() == 0)
+            );
+            let err = opener.next_packet(&mut opener_in).unwrap_err();
             assert!(
                 matches!(err, Error::MacMismatch { seqno: 1 }),
                 "{mac} @{offset}: {err:?}"
@@ -235,10 +241,11 @@ fn mismatched_keys_give_mac_mismatch() {
 #[test]
 fn every_call_after_a_failure_reports_it() {
     let mut o = Opener::new();
+    let mut o_in = InputBuffer::new();
     let _ = first_error(&mut o, &[0, 0, 0, 1]);
     assert!(o.is_failed());
     let bad_length = |e: &Error| matches!(e.cause(), Error::BadPacketLength { len: 1, .. });
-    assert!(matches!(o.next_packet(), Err(ref e @ Error::Failed(_)) if bad_length(e)));
+    assert!(matches!(o.next_packet(&mut o_in), Err(ref e @ Error::Failed(_)) if bad_length(e)));
     assert!(matches!(
         o.set_keys(keys_for(C::None, M::None, 0)),
         Err(ref e @ Error::Failed(_)) if bad_length(e)
@@ -248,17 +255,18 @@ fn every_call_after_a_failure_reports_it() {
 #[test]
 fn need_more_never_exceeds_one_maximum_packet() {
     let mut o = Opener::new();
+    let mut o_in = InputBuffer::new();
     // The largest aligned clear length: 4 + 262140 is a multiple of 8.
-    o.feed(&262_140u32.to_be_bytes());
-    match o.next_packet().unwrap() {
+    o.feed(&mut o_in, &262_140u32.to_be_bytes());
+    match o.next_packet(&mut o_in).unwrap() {
         Opened::NeedMore(n) => assert_eq!(n, 262_140),
         other => panic!("{other:?}"),
     }
-    let mut o = ctr_opener(false);
+    let (mut o, mut o_in) = (ctr_opener(false), InputBuffer::new());
     let mut craft = CraftAes128Sha256::new(5, false);
     let wire = craft.craft(0, &plain_packet(262_140, 4, &[0; 12]));
-    o.feed(&wire[..16]);
-    match o.next_packet().unwrap() {
+    o.feed(&mut o_in, &wire[..16]);
+    match o.next_packet(&mut o_in).unwrap() {
         // The rest of the packet and the 32-byte MAC.
         Opened::NeedMore(n) => assert_eq!(n, 4 + 262_140 + 32 - 16),
         other => panic!("{other:?}"),
@@ -306,16 +314,17 @@ fn maximum_packet_length_bounds() {
 #[test]
 fn keys_cannot_switch_in_the_middle_of_a_packet() {
     let mut o = Opener::new();
-    o.feed(&[0, 0, 0, 12, 4]);
-    assert!(matches!(o.next_packet(), Ok(Opened::NeedMore(_))));
+    let mut o_in = InputBuffer::new();
+    o.feed(&mut o_in, &[0, 0, 0, 12, 4]);
+    assert!(matches!(o.next_packet(&mut o_in), Ok(Opened::NeedMore(_))));
     let err = o
         .set_keys(keys_for(C::Aes128Ctr, M::HmacSha1, 0))
         .unwrap_err();
     assert!(matches!(err, Error::NotAtPacketBoundary));
     // The packet still completes under the old (clear) keys.
-    o.feed(&[0x15, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0]);
+    o.feed(&mut o_in, &[0x15, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0]);
     assert!(
-        matches!(o.next_packet(), Ok(Opened::Packet(p)) if p.payload() == [0x15, 1, 2, 3, 4, 5, 6])
+        matches!(o.next_packet(&mut o_in), Ok(Opened::Packet(p)) if p.payload() == [0x15, 1, 2, 3, 4, 5, 6])
     );
 }
 
@@ -333,22 +342,28 @@ fn sequence_number_wrap_during_initial_kex_is_refused() {
     assert_eq!(wire.len(), before, "nothing half-written");
 
     let mut o = Opener::new();
+
+    let mut o_in = InputBuffer::new();
     o.set_seqno(u32::MAX - 1);
-    o.feed(&wire);
-    assert!(matches!(o.next_packet(), Ok(Opened::Packet(p)) if p.seqno() == u32::MAX - 1));
+    o.feed(&mut o_in, &wire);
+    assert!(matches!(o.next_packet(&mut o_in), Ok(Opened::Packet(p)) if p.seqno() == u32::MAX - 1));
     let mut next = Sealer::new();
     next.set_seqno(u32::MAX);
     next.mark_initial_kex_done();
     let mut more = Vec::new();
     next.seal(b"\x02b", &mut more).unwrap();
-    o.feed(&more);
-    assert!(matches!(o.next_packet(), Err(Error::SequenceWrapped)));
+    o.feed(&mut o_in, &more);
+    assert!(matches!(
+        o.next_packet(&mut o_in),
+        Err(Error::SequenceWrapped)
+    ));
 }
 
 #[test]
 fn sequence_number_wraps_after_the_initial_kex() {
     let keys = keys_for(C::Aes128Ctr, M::HmacSha256, 3);
     let (mut s, mut o) = (Sealer::new(), Opener::new());
+    let mut o_in = InputBuffer::new();
     s.set_keys(keys.clone()).unwrap();
     o.set_keys(keys).unwrap();
     for side in [&mut s as &mut dyn WrapSide, &mut o] {
@@ -357,7 +372,7 @@ fn sequence_number_wraps_after_the_initial_kex() {
     let mut wire = Vec::new();
     assert_eq!(s.seal(b"\x02x", &mut wire).unwrap(), u32::MAX);
     assert_eq!(s.seal(b"\x02y", &mut wire).unwrap(), 0);
-    let opened = common::open_all(&mut o, &wire).unwrap();
+    let opened = common::open_all(&mut o, &mut o_in, &wire).unwrap();
     assert_eq!(
         opened,
         vec![(b"\x02x".to_vec(), u32::MAX), (b"\x02y".to_vec(), 0)]
@@ -390,12 +405,13 @@ fn reset_seqno_makes_the_next_packet_zero() {
     s.reset_seqno();
     assert_eq!(s.seal(b"\x15", &mut wire).unwrap(), 0);
     let mut o = Opener::new();
-    o.feed(&wire);
+    let mut o_in = InputBuffer::new();
+    o.feed(&mut o_in, &wire);
     for expected in 0..3 {
-        assert!(matches!(o.next_packet(), Ok(Opened::Packet(p)) if p.seqno() == expected));
+        assert!(matches!(o.next_packet(&mut o_in), Ok(Opened::Packet(p)) if p.seqno() == expected));
     }
     o.reset_seqno();
     assert!(
-        matches!(o.next_packet(), Ok(Opened::Packet(p)) if p.seqno() == 0 && p.msg_type() == 0x15)
+        matches!(o.next_packet(&mut o_in), Ok(Opened::Packet(p)) if p.seqno() == 0 && p.msg_type() == 0x15)
     );
 }

@@ -5,18 +5,18 @@ mod common;
 
 use common::{keys_for, payload, supported_suites};
 use proptest::prelude::*;
-use ssh_packetizer::{CipherAlgorithm, Frame, MacAlgorithm, Opened, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, InputBuffer, MacAlgorithm, Opened, Opener, Sealer};
 
 type Suite = (CipherAlgorithm, MacAlgorithm);
 
 /// How the receiving side is driven.
 #[derive(Clone, Copy, Debug)]
 enum Reader {
-    /// `Opener::feed` and `next_packet`: the Opener buffers.
+    /// `Opener::feed` and `next_packet`: the bytes are copied in.
     Buffered,
-    /// `Opener::open_in_place` on a buffer the caller owns, as an async
-    /// codec over a `BytesMut` would.
-    InPlace,
+    /// `Opener::unfilled` and `filled`: the bytes are read straight into
+    /// the room the Opener offers, as a socket reader does.
+    Room,
 }
 
 /// Seals `lens` payloads under `first`, switching both sides to `second`
@@ -32,15 +32,7 @@ fn run(first: Suite, second: Suite, lens: &[usize], switch_at: usize, chunks: &[
         chunks,
         salt,
     );
-    run_with(
-        Reader::InPlace,
-        first,
-        second,
-        lens,
-        switch_at,
-        chunks,
-        salt,
-    );
+    run_with(Reader::Room, first, second, lens, switch_at, chunks, salt);
 }
 
 fn run_with(
@@ -58,6 +50,7 @@ fn run_with(
     );
     let mut sealer = Sealer::new();
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     sealer.set_keys(keys_for(first.0, first.1, 1)).unwrap();
     opener.set_keys(keys_for(first.0, first.1, 1)).unwrap();
 
@@ -79,7 +72,6 @@ fn run_with(
     }
     let mut received = 0;
     let mut offset = 0;
-    let mut pending: Vec<u8> = Vec::new();
     let mut chunk_sizes = chunks.iter().cycle();
     while received < payloads.len() {
         assert!(
@@ -99,10 +91,10 @@ fn run_with(
         };
         match reader {
             Reader::Buffered => {
-                offset += opener.feed(chunk);
+                offset += opener.feed(&mut opener_in, chunk);
                 loop {
                     match opener
-                        .next_packet()
+                        .next_packet(&mut opener_in)
                         .unwrap_or_else(|e| panic!("{label}: {e}"))
                     {
                         Opened::Packet(p) => {
@@ -117,26 +109,30 @@ fn run_with(
                     }
                 }
             }
-            Reader::InPlace => {
-                offset += n;
-                pending.extend_from_slice(chunk);
-                loop {
-                    let frame = opener.open_in_place(&mut pending);
-                    match frame.unwrap_or_else(|e| panic!("{label}: {e}")) {
-                        Frame::Packet {
-                            payload,
-                            wire_len,
-                            seqno,
-                        } => {
-                            packets.push((pending[payload].to_vec(), seqno));
-                            pending.drain(..wire_len);
-                            switch_keys(&mut opener, received + packets.len());
+            Reader::Room => {
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    let room = opener.unfilled(&mut opener_in);
+                    let n = room.len().min(rest.len());
+                    room[..n].copy_from_slice(&rest[..n]);
+                    opener.filled(&mut opener_in, n);
+                    offset += n;
+                    rest = &rest[n..];
+                    loop {
+                        match opener
+                            .next_packet(&mut opener_in)
+                            .unwrap_or_else(|e| panic!("{label}: {e}"))
+                        {
+                            Opened::Packet(p) => {
+                                packets.push((p.payload().to_vec(), p.seqno()));
+                                switch_keys(&mut opener, received + packets.len());
+                            }
+                            Opened::NeedMore(more) => {
+                                assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
+                                break;
+                            }
+                            other => panic!("{label}: {other:?}"),
                         }
-                        Frame::NeedMore(more) => {
-                            assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
-                            break;
-                        }
-                        other => panic!("{label}: {other:?}"),
                     }
                 }
             }
@@ -151,11 +147,7 @@ fn run_with(
         }
     }
     assert_eq!(offset, wire.len(), "{label}: bytes left over");
-    assert_eq!(opener.buffered(), 0);
-    assert!(
-        pending.is_empty(),
-        "{label}: bytes left in the caller's buffer"
-    );
+    assert_eq!(opener_in.buffered(), 0, "{label}: bytes left in the input");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{clear_stream, suites};
-use ssh_packetizer::{CipherAlgorithm, Opened, Opener, Sealer, ZeroPadding};
+use ssh_packetizer::{CipherAlgorithm, InputBuffer, Opened, Opener, Sealer, ZeroPadding};
 
 /// The initial key exchange in the clear: KEXINIT, ECDH init, NEWKEYS.
 fn kex_payloads() -> [&'static [u8]; 3] {
@@ -61,16 +61,17 @@ fn the_opener_reads_the_vectors_after_its_reset() {
             stream.extend_from_slice(&p.wire);
         }
         let mut opener = Opener::new();
-        opener.feed(&stream);
+        let mut opener_in = InputBuffer::new();
+        opener.feed(&mut opener_in, &stream);
         for expected in 0..3 {
             assert!(
-                matches!(opener.next_packet().unwrap(), Opened::Packet(p) if p.seqno() == expected)
+                matches!(opener.next_packet(&mut opener_in).unwrap(), Opened::Packet(p) if p.seqno() == expected)
             );
         }
         opener.set_keys(suite.keys()).unwrap();
         opener.reset_seqno();
         for p in &suite.packets {
-            match opener.next_packet().unwrap() {
+            match opener.next_packet(&mut opener_in).unwrap() {
                 Opened::Packet(got) => {
                     assert_eq!((got.payload(), got.seqno()), (&p.payload[..], p.seqno))
                 }
@@ -91,10 +92,14 @@ fn without_the_reset_a_strict_peers_packets_fail() {
     let mut stream = clear_stream(&kex_payloads());
     stream.extend_from_slice(&suite.packets[0].wire);
     let mut opener = Opener::new();
-    opener.feed(&stream);
+    let mut opener_in = InputBuffer::new();
+    opener.feed(&mut opener_in, &stream);
     for _ in 0..3 {
-        opener.next_packet().unwrap();
+        opener.next_packet(&mut opener_in).unwrap();
     }
     opener.set_keys(suite.keys()).unwrap();
-    assert!(opener.next_packet().unwrap_err().is_peer_fault());
+    assert!(opener
+        .next_packet(&mut opener_in)
+        .unwrap_err()
+        .is_peer_fault());
 }

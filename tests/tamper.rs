@@ -12,7 +12,7 @@ mod common;
 
 use common::{keys_for, payload, supported_suites};
 use ssh_packetizer::algorithm::CipherFamily;
-use ssh_packetizer::{CipherAlgorithm, Error, MacAlgorithm, Opened, Opener, Sealer};
+use ssh_packetizer::{CipherAlgorithm, Error, InputBuffer, MacAlgorithm, Opened, Opener, Sealer};
 
 /// The smallest maximum packet length, for the suites whose failures take a
 /// whole maximum packet (CBC encrypt-and-MAC).
@@ -54,6 +54,7 @@ fn stream(c: CipherAlgorithm, m: MacAlgorithm) -> Stream {
 /// Everything the Opener hands out of `wire`, and how it stopped.
 fn run(c: CipherAlgorithm, m: MacAlgorithm, wire: &[u8]) -> (Vec<Vec<u8>>, Result<usize, Error>) {
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     opener.set_keys(keys_for(c, m, 3)).unwrap();
     if discards(c, m) {
         opener.set_max_packet_len(SMALL_MAX).unwrap();
@@ -61,9 +62,9 @@ fn run(c: CipherAlgorithm, m: MacAlgorithm, wire: &[u8]) -> (Vec<Vec<u8>>, Resul
     let mut out = Vec::new();
     let mut rest = wire;
     loop {
-        rest = &rest[opener.feed(rest)..];
+        rest = &rest[opener.feed(&mut opener_in, rest)..];
         loop {
-            match opener.next_packet() {
+            match opener.next_packet(&mut opener_in) {
                 Ok(Opened::Packet(p)) => out.push(p.payload().to_vec()),
                 Ok(Opened::NeedMore(n)) => {
                     assert!(n <= opener.max_wire_len(), "asked for {n} bytes");

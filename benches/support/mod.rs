@@ -16,7 +16,7 @@ use std::hint::black_box;
 
 use ssh_packetizer::algorithm::Mode;
 use ssh_packetizer::{
-    CipherAlgorithm as C, Frame, Keys, MacAlgorithm as M, Opened, Opener, Sealer,
+    CipherAlgorithm as C, InputBuffer, Keys, MacAlgorithm as M, Opened, Opener, Sealer,
 };
 use subtle::ConstantTimeEq;
 
@@ -323,13 +323,15 @@ pub fn keys(c: C, m: M) -> Keys {
 /// Packets per timed batch when opening; they are sealed untimed beforehand.
 pub const BATCH: usize = 64;
 
-/// The two ways to hand wire bytes to an Opener.
+/// The two ways to hand wire bytes to an Opener's input.
 #[derive(Clone, Copy, Debug)]
 pub enum OpenForm {
-    /// `feed` + `next_packet`: the bytes are copied into the Opener.
+    /// `feed` + `next_packet`: the bytes are copied in from the caller's.
     Feed,
-    /// `open_in_place` on the caller's buffer: no copy.
-    InPlace,
+    /// `unfilled` + `filled` + `next_packet`: the bytes are written straight
+    /// into the room the Opener offers (here copied, as a socket read
+    /// would).
+    Room,
 }
 
 /// Clears `wire` and seals `count` packets carrying `payload` into it.
@@ -342,37 +344,31 @@ pub fn seal_batch(sealer: &mut Sealer, payload: &[u8], count: usize, wire: &mut 
     }
 }
 
-/// Opens every packet in `wire` (whole packets only) and returns the count.
-pub fn open_batch(opener: &mut Opener, wire: &mut [u8], form: OpenForm) -> usize {
+/// Opens every packet in `wire` (whole packets only) through `input` and
+/// returns the count.
+pub fn open_batch(
+    opener: &mut Opener,
+    input: &mut InputBuffer,
+    wire: &[u8],
+    form: OpenForm,
+) -> usize {
     let mut opened = 0;
-    match form {
-        OpenForm::Feed => {
-            let mut rest = &wire[..];
-            while !rest.is_empty() {
-                rest = &rest[opener.feed(rest)..];
-                while let Opened::Packet(p) = opener.next_packet().expect("a sealed packet") {
-                    black_box(p.payload());
-                    opened += 1;
-                }
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let n = match form {
+            OpenForm::Feed => opener.feed(input, rest),
+            OpenForm::Room => {
+                let room = opener.unfilled(input);
+                let n = room.len().min(rest.len());
+                room[..n].copy_from_slice(&rest[..n]);
+                opener.filled(input, n);
+                n
             }
-        }
-        OpenForm::InPlace => {
-            let mut at = 0;
-            while at < wire.len() {
-                match opener
-                    .open_in_place(&mut wire[at..])
-                    .expect("a sealed packet")
-                {
-                    Frame::Packet {
-                        payload, wire_len, ..
-                    } => {
-                        black_box(payload);
-                        at += wire_len;
-                        opened += 1;
-                    }
-                    other => panic!("whole packets given, yet {other:?}"),
-                }
-            }
+        };
+        rest = &rest[n..];
+        while let Opened::Packet(p) = opener.next_packet(input).expect("a sealed packet") {
+            black_box(p.payload());
+            opened += 1;
         }
     }
     opened

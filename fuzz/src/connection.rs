@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Config, Connection, Error, Keys, MacAlgorithm as M, RekeyLimits,
-    Role, Sent, Step,
+    msg, CipherAlgorithm as C, Config, Connection, Error, InputBuffer, Keys, MacAlgorithm as M,
+    Opened, RekeyLimits, Role, Sent,
 };
 
 /// Keys for one direction's `epoch`-th switch.
@@ -25,6 +25,8 @@ fn keys(suite: (C, M), toward_server: bool, epoch: u32) -> Keys {
 /// One end and what the other end expects from it.
 struct End {
     core: Connection,
+    /// The input the end's driver lends the core.
+    input: InputBuffer,
     toward_server: bool,
     /// Keys switched outbound so far.
     out_epoch: u32,
@@ -57,6 +59,7 @@ impl End {
         core.set_keepalive(Some(Duration::from_secs(5)), now);
         End {
             core,
+            input: InputBuffer::new(),
             toward_server: role == Role::Client,
             out_epoch: 0,
             in_epoch: 0,
@@ -93,18 +96,21 @@ impl End {
 fn carry(from: &mut End, to: &mut End, limit: usize, now: Instant) {
     let out = from.core.pending_output();
     let n = out.len().min(limit);
-    let taken = to.core.feed(&out[..n], now);
+    let taken = to.core.feed(&mut to.input, &out[..n], now);
     from.core.output_written(taken, now);
-    assert!(to.core.buffered() <= to.core.input_limit());
+    assert!(to.input.buffered() <= to.core.input_limit());
 }
 
 /// Reads what `to` has from `from`, checking each message against what was
 /// sent.
 fn read(from: &mut End, to: &mut End, suite: (C, M), now: Instant) {
     loop {
-        match to.core.poll_packet().expect("honest bytes open") {
-            Step::Ready => {
-                let p = to.core.packet().expect("ready");
+        match to
+            .core
+            .poll_packet(&mut to.input)
+            .expect("honest bytes open")
+        {
+            Opened::Packet(p) => {
                 let payload = p.payload();
                 if payload == [msg::NEWKEYS] {
                     continue;
@@ -117,7 +123,7 @@ fn read(from: &mut End, to: &mut End, suite: (C, M), now: Instant) {
                 let expected = queue.pop_front().expect("nothing more was sent");
                 assert_eq!(payload, &expected[..], "out of order or corrupted");
             }
-            Step::AwaitingKeys => {
+            Opened::AwaitingKeys => {
                 to.in_epoch += 1;
                 assert!(to.in_epoch <= from.out_epoch);
                 let k = keys(suite, from.toward_server, to.in_epoch);

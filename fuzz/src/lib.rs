@@ -16,8 +16,8 @@ use ssh_packetizer::KeyMaterial;
 use std::io::{self, Read, Write};
 
 use ssh_packetizer::{
-    CipherAlgorithm as C, Error, Keys, MacAlgorithm as M, Opened, Opener, Packetizer, Sealer,
-    ZeroPadding,
+    CipherAlgorithm as C, Error, InputBuffer, Keys, MacAlgorithm as M, Opened, Opener, Packetizer,
+    Sealer, ZeroPadding,
 };
 
 mod connection;
@@ -104,6 +104,7 @@ fn chunking(data: &[u8]) -> (usize, &[u8]) {
 pub fn opener(mode: Mode, data: &[u8]) {
     let (chunk, wire) = chunking(data);
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     opener.set_keys(mode.keys()).expect("fixed keys");
     let mut mirror = Sealer::new();
     mirror.set_keys(mode.keys()).expect("fixed keys");
@@ -115,9 +116,9 @@ pub fn opener(mode: Mode, data: &[u8]) {
     let mut resealed = Vec::new();
     loop {
         let end = offered.saturating_add(chunk).min(wire.len());
-        offered += opener.feed(&wire[offered..end]);
+        offered += opener.feed(&mut opener_in, &wire[offered..end]);
         loop {
-            match opener.next_packet() {
+            match opener.next_packet(&mut opener_in) {
                 Ok(Opened::Packet(p)) => {
                     assert!(!p.payload().is_empty());
                     if authenticated {
@@ -145,7 +146,7 @@ pub fn opener(mode: Mode, data: &[u8]) {
                         e.is_peer_fault() || matches!(e, Error::SequenceWrapped),
                         "{e:?}"
                     );
-                    let later = opener.next_packet().map(|_| ()).unwrap_err();
+                    let later = opener.next_packet(&mut opener_in).map(|_| ()).unwrap_err();
                     assert!(matches!(later, Error::Failed(_)), "{later:?}");
                     return;
                 }
@@ -233,6 +234,7 @@ pub fn roundtrip(data: &[u8]) {
     }
     let mut sealer = Sealer::new();
     let mut opener = Opener::new();
+    let mut opener_in = InputBuffer::new();
     sealer.set_keys(mode.keys()).expect("fixed keys");
     opener.set_keys(mode.keys()).expect("fixed keys");
     let mut wire = Vec::new();
@@ -247,15 +249,18 @@ pub fn roundtrip(data: &[u8]) {
     let mut got = Vec::new();
     let mut at = 0;
     let mut sizes = chunks.iter().cycle();
-    while at < wire.len() || opener.buffered() > 0 {
+    while at < wire.len() || opener_in.buffered() > 0 {
         let n = sizes
             .next()
             .copied()
             .unwrap_or(usize::MAX)
             .min(wire.len() - at);
-        at += opener.feed(&wire[at..at + n]);
+        at += opener.feed(&mut opener_in, &wire[at..at + n]);
         loop {
-            match opener.next_packet().expect("our own packets open") {
+            match opener
+                .next_packet(&mut opener_in)
+                .expect("our own packets open")
+            {
                 Opened::Packet(p) => got.push(p.payload().to_vec()),
                 Opened::AwaitingKeys => opener.set_keys(mode.keys()).expect("fixed keys"),
                 _ => break,
@@ -475,11 +480,12 @@ mod tests {
             .find(|(t, _)| *t == "opener_gcm")
             .unwrap();
         let mut o = Opener::new();
+        let mut o_in = InputBuffer::new();
         o.set_keys(Mode::Gcm.keys()).unwrap();
-        o.feed(&seed[1..]);
+        o.feed(&mut o_in, &seed[1..]);
         let mut n = 0;
         loop {
-            match o.next_packet() {
+            match o.next_packet(&mut o_in) {
                 Ok(Opened::Packet(_)) => n += 1,
                 Ok(Opened::AwaitingKeys) => o.set_keys(Mode::Gcm.keys()).unwrap(),
                 _ => break,

@@ -284,7 +284,6 @@ impl InputBuffer {
         self.inflated = Zeroizing::new(Vec::new());
         true
     }
-
 }
 
 impl Drop for InputBuffer {

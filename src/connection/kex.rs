@@ -133,8 +133,7 @@ impl Connection {
         // was pending, and was absorbed by it; ask again, or nobody would
         // until the next packet, which may never come (a sender waiting
         // for window from a peer that has stopped).
-        if self.policy.rekey.is_none()
-            && (self.sealer.budget_spent() || self.opener.budget_spent())
+        if self.policy.rekey.is_none() && (self.sealer.budget_spent() || self.opener.budget_spent())
         {
             self.policy
                 .want_rekey("a budget was spent again before the exchange finished");

@@ -152,7 +152,11 @@ impl Connection {
 
     /// `n` raw bytes off the front of `input` once all are buffered;
     /// nothing is taken before (`None`). Only between packets.
-    pub fn poll_raw(&mut self, input: &mut InputBuffer, n: usize) -> Result<Option<Vec<u8>>, Error> {
+    pub fn poll_raw(
+        &mut self,
+        input: &mut InputBuffer,
+        n: usize,
+    ) -> Result<Option<Vec<u8>>, Error> {
         self.check()?;
         let raw = self.opener.raw_buffered(input);
         if raw.len() < n {

@@ -139,6 +139,12 @@ impl PacketCodec {
         &self.core
     }
 
+    /// The input the codec opens packets in, for inspection: what it holds
+    /// beyond what `Framed`'s read buffer still has.
+    pub fn input(&self) -> &InputBuffer {
+        &self.input
+    }
+
     /// The connection core, its timers brought up to tokio's clock first:
     /// rekey requests and events ([`Connection::poll_event`],
     /// [`Connection::should_start_kex`]), strict kex, delayed compression,
@@ -174,7 +180,6 @@ impl PacketCodec {
         self.move_output(dst);
         Ok(())
     }
-
 }
 
 /// Wipes and empties `Framed`'s read buffer once the connection failed:

@@ -32,8 +32,8 @@ use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, S
 /// every later call answers [`Error::Failed`] with it as the cause.
 ///
 /// # Cancel safety
-/// Every byte read sits in the core's input buffer and every byte to write
-/// in its output before a poll returns, so:
+/// Every byte read sits in the Packetizer's input buffer and every byte to
+/// write in the core's output before a poll returns, so:
 /// - [`read_message`](Packetizer::read_message),
 ///   [`read_line`](Packetizer::read_line),
 ///   [`read_identification`](Packetizer::read_identification) and
@@ -476,22 +476,30 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> Packetizer<S> {
 
 impl<S: AsyncRead + AsyncWrite> Packetizer<S> {
     /// Hands the connection to a `tokio_util` [`Framed`] with a
-    /// [`PacketCodec`]: the codec takes the core and the input buffer (the
-    /// bytes read but not yet returned, even a packet half read by a
-    /// cancelled read), queued output becomes `Framed`'s write buffer. For
-    /// the identification exchange through the Packetizer, then packets
-    /// through `Framed`. The keepalive callback stays behind, and the
-    /// timers become the `Framed` user's (see [`PacketCodec`]).
+    /// [`PacketCodec`]: bytes read but not yet returned become `Framed`'s
+    /// read buffer (a packet half read by a cancelled read stays in the
+    /// codec's input, with what is known of it), queued output its write
+    /// buffer. For the identification exchange through the Packetizer, then
+    /// packets through `Framed`. The keepalive callback stays behind, and
+    /// the timers become the `Framed` user's (see [`PacketCodec`]).
     pub fn into_framed(self) -> Framed<S, PacketCodec> {
         let Packetizer {
             io,
             mut core,
-            input,
+            mut input,
             ..
         } = self;
+        // Whole bytes go to `Framed`'s read buffer, which makes it decode
+        // before it reads the socket (it would not look at the codec's
+        // input first). A failed core takes none: its error comes first.
+        let read_buf = BytesMut::from(core.raw_buffered(&input));
+        let taken = core.consume_raw(&mut input, read_buf.len()).is_ok();
         let write_buf = BytesMut::from(core.pending_output());
         core.output_written(write_buf.len(), now());
         let mut parts = FramedParts::new::<&[u8]>(io, PacketCodec::from_parts(core, input));
+        if taken {
+            parts.read_buf = read_buf;
+        }
         parts.write_buf = write_buf;
         Framed::from_parts(parts)
     }

@@ -5,7 +5,7 @@ pub mod harness;
 
 use serde_json::Value;
 use ssh_packetizer::KeyMaterial;
-use ssh_packetizer::{CipherAlgorithm, Keys, MacAlgorithm, Opened, Opener};
+use ssh_packetizer::{CipherAlgorithm, InputBuffer, Keys, MacAlgorithm, Opened, Opener};
 
 /// Decodes a hex string.
 pub fn hex(s: &str) -> Vec<u8> {
@@ -185,14 +185,15 @@ impl Recorded {
 /// Feeds `wire` to `opener` whole and returns every packet as (payload, seqno).
 pub fn open_all(
     opener: &mut Opener,
+    opener_in: &mut InputBuffer,
     wire: &[u8],
 ) -> Result<Vec<(Vec<u8>, u32)>, ssh_packetizer::Error> {
     let mut out = Vec::new();
     let mut rest = wire;
     loop {
-        let taken = opener.feed(rest);
+        let taken = opener.feed(opener_in, rest);
         rest = &rest[taken..];
-        while let Opened::Packet(p) = opener.next_packet()? {
+        while let Opened::Packet(p) = opener.next_packet(opener_in)? {
             out.push((p.payload().to_vec(), p.seqno()));
         }
         if rest.is_empty() {
@@ -456,4 +457,75 @@ pub fn clear_stream(payloads: &[&[u8]]) -> Vec<u8> {
         sealer.seal(p, &mut wire).unwrap();
     }
     wire
+}
+
+/// What [`Driven::poll_packet`] found, without the packet's borrow (the
+/// packet is then [`Driven::packet`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A packet was taken: [`Driven::packet`].
+    Packet,
+    /// At least this many more bytes are needed.
+    NeedMore(usize),
+    /// NEWKEYS was read; the inbound keys come first.
+    AwaitingKeys,
+}
+
+/// A connection core and the input buffer its driver lends it, as a
+/// driver keeps them; derefs to the core.
+pub struct Driven {
+    pub conn: ssh_packetizer::Connection,
+    pub input: InputBuffer,
+}
+
+impl std::ops::Deref for Driven {
+    type Target = ssh_packetizer::Connection;
+    fn deref(&self) -> &ssh_packetizer::Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Driven {
+    fn deref_mut(&mut self) -> &mut ssh_packetizer::Connection {
+        &mut self.conn
+    }
+}
+
+impl Driven {
+    pub fn new(config: ssh_packetizer::Config, now: std::time::Instant) -> Driven {
+        Driven {
+            conn: ssh_packetizer::Connection::new(config, now),
+            input: InputBuffer::new(),
+        }
+    }
+
+    pub fn feed(&mut self, data: &[u8], now: std::time::Instant) -> usize {
+        self.conn.feed(&mut self.input, data, now)
+    }
+
+    pub fn poll_packet(&mut self) -> Result<Found, ssh_packetizer::Error> {
+        Ok(match self.conn.poll_packet(&mut self.input)? {
+            Opened::Packet(_) => Found::Packet,
+            Opened::NeedMore(n) => Found::NeedMore(n),
+            _ => Found::AwaitingKeys,
+        })
+    }
+
+    pub fn packet(&self) -> Option<ssh_packetizer::Packet<'_>> {
+        self.input.packet()
+    }
+
+    pub fn recv_eof(&mut self, raw_needed: Option<usize>) -> ssh_packetizer::Error {
+        self.conn.recv_eof(&self.input, raw_needed)
+    }
+
+    pub fn poll_identification(
+        &mut self,
+    ) -> Result<Option<ssh_packetizer::Identification>, ssh_packetizer::Error> {
+        self.conn.poll_identification(&mut self.input)
+    }
+
+    pub fn raw_buffered(&self) -> &[u8] {
+        self.conn.raw_buffered(&self.input)
+    }
 }
