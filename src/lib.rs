@@ -154,6 +154,7 @@ mod padding;
 pub mod pipe;
 mod read_loop;
 mod rekey;
+mod shared;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod wipe;
@@ -177,6 +178,7 @@ pub use packetizer::{
 pub use padding::{PaddingSource, RandomPadding, ZeroPadding};
 pub use read_loop::{KeepaliveCallback, SendMessage};
 pub use rekey::RekeyLimits;
+pub use shared::SharedConnection;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

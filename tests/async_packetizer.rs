@@ -132,7 +132,7 @@ async fn split_end(stream: TcpStream, c: C, m: M, out_seed: u8, in_seed: u8, cou
     }
     let writer = sender.await.unwrap();
     assert_eq!(
-        writer.with_connection(|c| c.seqno_out()) as usize,
+        writer.connection().with(|c| c.seqno_out()) as usize,
         count + 2
     );
 }
@@ -520,7 +520,7 @@ async fn a_deadline_set_through_the_writer_wakes_the_waiting_reader() {
     let read = tokio::spawn(async move { reader.read_message().await.map(|p| p.msg_type()) });
     // The reader is waiting before the deadline exists.
     tokio::task::yield_now().await;
-    writer.start_handshake(Duration::from_secs(5));
+    writer.connection().start_handshake(Duration::from_secs(5));
     let result = tokio::time::timeout(Duration::from_secs(60), read)
         .await
         .expect("the reader saw the deadline")
@@ -535,7 +535,7 @@ async fn closing_through_the_writer_ends_the_waiting_read() {
     let (mut reader, writer) = a.into_split();
     let read = tokio::spawn(async move { reader.read_message().await.map(|p| p.msg_type()) });
     tokio::task::yield_now().await;
-    writer.close();
+    writer.connection().close();
     let result = tokio::time::timeout(Duration::from_secs(60), read)
         .await
         .expect("the reader saw the close")

@@ -93,7 +93,7 @@ fn a_broken_pipe_on_the_writer_closes_the_reader_too() {
     drop(b);
     let err = writer.send_message(&[94]).unwrap_err();
     assert_eq!(err.io_kind(), Some(std::io::ErrorKind::BrokenPipe));
-    assert!(reader.with_connection(|c| c.is_closed()));
+    assert!(reader.connection().with(|c| c.is_closed()));
     // The reader names the writer's broken pipe as the cause.
     let later = reader.read_message().map(|_| ()).unwrap_err();
     assert!(matches!(later, Error::Failed(_)), "{later:?}");
@@ -122,13 +122,13 @@ trait HalfCore {
 
 impl<R: std::io::Read> HalfCore for PacketReader<R> {
     fn core<U>(&self, f: impl FnOnce(&mut Connection) -> U) -> U {
-        self.with_connection(f)
+        self.connection().with(f)
     }
 }
 
 impl<W: std::io::Write + Send> HalfCore for PacketWriter<W> {
     fn core<U>(&self, f: impl FnOnce(&mut Connection) -> U) -> U {
-        self.with_connection(f)
+        self.connection().with(f)
     }
 }
 
@@ -151,7 +151,7 @@ fn should_start_kex_is_false_once_a_kexinit_went_either_way() {
     let kexinit = [20; 40];
     peer.send_message(&kexinit).unwrap();
     assert_eq!(reader.read_message().unwrap().payload(), kexinit);
-    assert!(writer.need_rekey() && reader.need_rekey());
+    assert!(writer.connection().need_rekey() && reader.connection().need_rekey());
     assert!(!should_start_kex(&writer) && !should_start_kex(&reader));
 
     // Our own spent budget, in a fresh pair: wanted and to be started
@@ -164,7 +164,7 @@ fn should_start_kex_is_false_once_a_kexinit_went_either_way() {
     writer.send_message(&[94]).unwrap();
     assert!(should_start_kex(&writer) && should_start_kex(&reader));
     writer.send_message(&kexinit).unwrap();
-    assert!(writer.need_rekey() && !should_start_kex(&writer));
+    assert!(writer.connection().need_rekey() && !should_start_kex(&writer));
 }
 
 #[test]
@@ -175,20 +175,20 @@ fn rekey_signalling_is_shared_between_the_halves() {
     p.set_inbound_cipher(keys_for(C::Aes128Gcm, M::None, 2))
         .unwrap();
     let (mut reader, writer) = p.split().unwrap();
-    assert!(!reader.need_rekey());
+    assert!(!reader.connection().need_rekey());
     writer.send_message(&[94]).unwrap();
     assert!(
-        reader.need_rekey(),
+        reader.connection().need_rekey(),
         "the writer's spent budget shows on the reader"
     );
     writer
         .send_newkeys(keys_for(C::Aes128Gcm, M::None, 3))
         .unwrap();
-    assert!(writer.need_rekey());
+    assert!(writer.connection().need_rekey());
     reader
         .set_inbound_cipher(keys_for(C::Aes128Gcm, M::None, 4))
         .unwrap();
-    assert!(!writer.need_rekey() && !reader.need_rekey());
+    assert!(!writer.connection().need_rekey() && !reader.connection().need_rekey());
 }
 
 #[test]
@@ -222,7 +222,7 @@ fn the_readers_keepalive_sends_through_the_writer_half() {
             matches!(o.next_packet(&mut input).unwrap(), Opened::Packet(p) if p.msg_type() == 2 && p.seqno() == seqno)
         );
     }
-    assert_eq!(writer.with_connection(|c| c.seqno_out()), 3);
+    assert_eq!(writer.connection().with(|c| c.seqno_out()), 3);
 }
 
 #[test]

@@ -191,7 +191,7 @@ impl Inbound {
                 msg::USERAUTH_SUCCESS => {
                     let payload = packet.payload().to_vec();
                     self.start_delayed_compression();
-                    self.reader.complete_handshake();
+                    self.reader.connection().complete_handshake();
                     self.to_main(Event::Message(payload))?;
                 }
                 // What the main thread waits for: it asks, then reads one
@@ -233,7 +233,7 @@ impl Inbound {
                     self.out.reply(Outgoing::plain(reply))?;
                 }
             }
-            if self.reader.need_rekey() {
+            if self.reader.connection().need_rekey() {
                 self.start_rekey()?;
             }
         }
@@ -277,12 +277,14 @@ impl Inbound {
         if let Some(n) = negotiated {
             if n.comp_s2c == CompressionAlgorithm::ZlibOpenSsh {
                 self.reader
-                    .with_connection(|core| core.start_delayed_compression());
+                    .connection()
+                    .with(|core| core.start_delayed_compression());
             }
             if n.comp_c2s == CompressionAlgorithm::ZlibOpenSsh {
                 self.out
                     .writer()
-                    .with_connection(|core| core.start_delayed_compression());
+                    .connection()
+                    .with(|core| core.start_delayed_compression());
             }
         }
     }
@@ -324,7 +326,8 @@ impl Inbound {
         if self.session_id.is_none() {
             self.strict = self.prefs.strict_kex && negotiated.peer_strict;
             self.reader
-                .with_connection(|core| core.set_strict_kex(self.strict));
+                .connection()
+                .with(|core| core.set_strict_kex(self.strict));
         }
         let ephemeral = Ephemeral::generate()?;
         self.out.send_kex(&ephemeral.init_message())?;
@@ -399,7 +402,8 @@ impl Inbound {
             info.strict_kex = self.strict;
             info.provider = self
                 .reader
-                .with_connection(|core| core.crypto_provider().name());
+                .connection()
+                .with(|core| core.crypto_provider().name());
             info.kex_count == 1
         };
         if first {

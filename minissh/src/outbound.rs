@@ -247,7 +247,8 @@ impl Outbound {
         let sealed = self.seal_parts(&msg.payload, msg.channel.as_deref(), msg.closes)?;
         if sealed && msg.then_compress {
             self.writer
-                .with_connection(|core| core.start_delayed_compression());
+                .connection()
+                .with(|core| core.start_delayed_compression());
         }
         Ok(sealed)
     }
@@ -397,7 +398,10 @@ impl Outbound {
         // answers itself (a second start here would count the peer's
         // rekey as ours).
         if gate.phase == KexPhase::Idle
-            && self.writer.with_connection(|core| core.should_start_kex())
+            && self
+                .writer
+                .connection()
+                .with(|core| core.should_start_kex())
         {
             log::debug!("starting a rekey: our output spent the key's budget");
             self.begin_kex_locked(gate)?;
@@ -422,7 +426,7 @@ impl Outbound {
                 // answering mid-exchange gets no keepalives (none go out
                 // during a kex) and our senders wait at the gate, not on
                 // the socket, so nothing else would notice.
-                self.writer.start_handshake(limit);
+                self.writer.connection().start_handshake(limit);
                 gate.deadline_running = true;
             }
         }
@@ -489,7 +493,7 @@ impl Outbound {
         gate.phase = KexPhase::Idle;
         gate.our_kexinit = None;
         if std::mem::take(&mut gate.deadline_running) {
-            self.writer.complete_handshake();
+            self.writer.connection().complete_handshake();
         }
     }
 
@@ -503,7 +507,7 @@ impl Outbound {
         gate.held.clear();
         drop(gate);
         self.opened.notify_all();
-        self.writer.close();
+        self.writer.connection().close();
     }
 }
 
@@ -654,8 +658,8 @@ mod tests {
         let theirs = kex::kexinit(Side::Client, &Preferences::default(), false).unwrap();
         peer.send_message(&theirs).unwrap();
         assert_eq!(reader.read_message().unwrap().payload(), theirs);
-        assert!(out.writer().need_rekey());
-        assert!(!out.writer().with_connection(|c| c.should_start_kex()));
+        assert!(out.writer().connection().need_rekey());
+        assert!(!out.writer().connection().with(|c| c.should_start_kex()));
         // A sender at this moment must not start an exchange of its own.
         out.send(&[2, 0xbb]).unwrap();
         assert_eq!(peer.read_message().unwrap().payload(), [2, 0xbb]);

@@ -301,8 +301,9 @@ impl Connection {
     }
 
     /// `Ok` while the connection is usable; else the error every call
-    /// answers.
-    pub(crate) fn check(&self) -> Result<(), Error> {
+    /// answers ([`Error::Failed`] with the first error as its cause, or
+    /// [`Error::Closed`]).
+    pub fn check(&self) -> Result<(), Error> {
         self.policy.latch.check()
     }
 

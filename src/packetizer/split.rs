@@ -14,6 +14,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::ops::DerefMut;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,7 @@ use crate::pipe::{PipeEnd, PipeReader, PipeWriter};
 use crate::read_loop::{
     found_packet, poll_packet, CoreSide, KeepaliveCallback, ReadState, SendMessage,
 };
+use crate::shared::{SharedConnection, SharedCore};
 
 /// A stream that can be taken apart into a reading and a writing half.
 pub trait SplitStream: Read + Write + Sized {
@@ -123,8 +125,10 @@ impl<S: SplitStream> Packetizer<S> {
             clock,
             changed: Condvar::new(),
         });
+        let connection = SharedConnection::new(shared.clone());
         let outlet = Arc::new(Outlet {
             shared: shared.clone(),
+            connection: connection.clone(),
             io: Mutex::new(WriterIo {
                 io: writer_io,
                 spare: Vec::new(),
@@ -139,6 +143,7 @@ impl<S: SplitStream> Packetizer<S> {
             io: reader_io,
             input,
             shared,
+            connection,
             outlet,
             reading,
             backoff,
@@ -161,30 +166,25 @@ impl Shared {
         self.clock.now()
     }
 
-    /// Closes the connection and wakes every waiter.
-    fn close(&self) {
-        self.lock().close();
-        self.changed.notify_all();
-    }
-
-    /// Runs `f` on the core with its timers brought up to now, then wakes
-    /// whoever waits for a change (a sender for the hold to empty).
-    fn with_connection<T>(&self, f: impl FnOnce(&mut Connection, Instant) -> T) -> T {
-        let now = self.now();
-        let result = {
-            let mut core = self.lock();
-            core.handle_timeout(now);
-            f(&mut core, now)
-        };
-        self.changed.notify_all();
-        result
-    }
-
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock means a panic inside a core call, a bug: the other
         // half goes on with the state as the panic left it rather than
         // panicking too.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl SharedCore for Shared {
+    fn lock(&self) -> Box<dyn DerefMut<Target = Connection> + '_> {
+        Box::new(Shared::lock(self))
+    }
+
+    fn now(&self) -> Instant {
+        Shared::now(self)
+    }
+
+    fn changed(&self) {
+        self.changed.notify_all();
     }
 }
 
@@ -200,6 +200,8 @@ struct WriterIo<W> {
 /// The stream's writing end with the core it writes for.
 struct Outlet<W> {
     shared: Arc<Shared>,
+    /// The same core, as the halves hand it out.
+    connection: SharedConnection,
     /// Held only by whoever writes, and only while writing: everyone who
     /// takes it drains the core's output before letting go.
     io: Mutex<WriterIo<W>>,
@@ -315,7 +317,8 @@ impl<W: Write> Outlet<W> {
 /// reader reports [`Error::NeedRekey`] only when it next runs, which may be
 /// never while the peer is silent (a download to a client that has stopped
 /// reading). A sending thread that can start the key exchange should check
-/// [`PacketWriter::need_rekey`] after its sends.
+/// [`SharedConnection::need_rekey`] (through [`PacketWriter::connection`])
+/// after its sends.
 ///
 /// ```
 /// use std::thread;
@@ -423,8 +426,9 @@ impl<W: Write + Send> PacketWriter<W> {
     /// [`PacketWriter::queue_message`]: NEWKEYS and the key switch happen
     /// now, in one step; the bytes go out with the next flush.
     pub fn queue_newkeys(&self, keys: Keys) -> Result<u32, Error> {
-        self.shared()
-            .with_connection(|core, now| core.send_newkeys(keys, now))
+        self.outlet
+            .connection
+            .with_now(|core, now| core.send_newkeys(keys, now))
     }
 
     /// Writes what is sealed unless another clone is writing, in which case
@@ -452,46 +456,11 @@ impl<W: Write + Send> PacketWriter<W> {
             .unwrap_or_else(|e| e.into_inner()) = timeout;
     }
 
-    /// Runs `f` on the connection core both halves share, its timers
-    /// brought up to the driver's clock first: for what is negotiated or
-    /// changes mid-connection (strict kex, delayed compression, a rekey
-    /// request) and for inspection. The lock is held only for the call.    ///
-    /// The halves' own loops still own what moves bytes: do not feed, poll
-    /// packets or take events (`poll_event`) through it (the reader reports
-    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
-    /// events); a message sent through it is sealed and goes out with the
-    /// next write of either half. `f` must not call this connection's
-    /// halves: the lock is not re-entrant.
-    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        self.outlet.shared.with_connection(|core, _| f(core))
-    }
-
-    /// As [`Packetizer::need_rekey`].
-    pub fn need_rekey(&self) -> bool {
-        self.with_connection(|core| core.need_rekey())
-    }
-
-    /// As [`Packetizer::start_handshake`].
-    pub fn start_handshake(&self, timeout: Duration) {
-        self.outlet
-            .shared
-            .with_connection(|core, now| core.start_handshake(timeout, now));
-    }
-
-    /// As [`Packetizer::handshake_timed_out`].
-    pub fn handshake_timed_out(&self) -> bool {
-        self.with_connection(|core| core.handshake_timed_out())
-    }
-
-    /// As [`Packetizer::complete_handshake`].
-    pub fn complete_handshake(&self) {
-        self.with_connection(|core| core.complete_handshake());
-    }
-
-    /// Closes both halves. A reader blocked in `read` notices at its next
-    /// read timeout; give the stream one.
-    pub fn close(&self) {
-        self.outlet.shared.close();
+    /// The connection core both halves share: paramiko's controls
+    /// (`need_rekey`, the handshake deadline, `close`) and everything else
+    /// the core offers.
+    pub fn connection(&self) -> &SharedConnection {
+        &self.outlet.connection
     }
 }
 
@@ -509,6 +478,8 @@ pub struct PacketReader<R> {
     /// The inbound bytes, kept here so reads need no lock.
     input: InputBuffer,
     shared: Arc<Shared>,
+    /// The same core, as the halves hand it out.
+    connection: SharedConnection,
     outlet: Arc<dyn Drain>,
     reading: ReadState,
     /// How long a read that came back with `WouldBlock` at once waits.
@@ -622,8 +593,8 @@ impl<R: Read> PacketReader<R> {
 
     /// As [`Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        self.shared
-            .with_connection(|core, now| core.set_inbound_keys(keys, now))
+        self.connection
+            .with_now(|core, now| core.set_inbound_keys(keys, now))
     }
 
     /// As [`Packetizer::set_nonblocking_backoff`].
@@ -646,44 +617,10 @@ impl<R: Read> PacketReader<R> {
         self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
     }
 
-    /// Runs `f` on the connection core both halves share, its timers
-    /// brought up to the driver's clock first: for what is negotiated or
-    /// changes mid-connection (strict kex, delayed compression, a rekey
-    /// request) and for inspection. The lock is held only for the call.    ///
-    /// The halves' own loops still own what moves bytes: do not feed, poll
-    /// packets or take events (`poll_event`) through it (the reader reports
-    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
-    /// events); a message sent through it is sealed and goes out with the
-    /// next write of either half. `f` must not call this connection's
-    /// halves: the lock is not re-entrant.
-    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        self.shared.with_connection(|core, _| f(core))
-    }
-
-    /// As [`Packetizer::need_rekey`].
-    pub fn need_rekey(&self) -> bool {
-        self.with_connection(|core| core.need_rekey())
-    }
-
-    /// As [`Packetizer::start_handshake`].
-    pub fn start_handshake(&self, timeout: Duration) {
-        self.shared
-            .with_connection(|core, now| core.start_handshake(timeout, now));
-    }
-
-    /// As [`Packetizer::handshake_timed_out`].
-    pub fn handshake_timed_out(&self) -> bool {
-        self.with_connection(|core| core.handshake_timed_out())
-    }
-
-    /// As [`Packetizer::complete_handshake`].
-    pub fn complete_handshake(&self) {
-        self.with_connection(|core| core.complete_handshake());
-    }
-
-    /// Closes both halves. A reader blocked in `read` notices at its next
-    /// read timeout; give the stream one.
-    pub fn close(&self) {
-        self.shared.close();
+    /// The connection core both halves share: paramiko's controls
+    /// (`need_rekey`, the handshake deadline, `close`) and everything else
+    /// the core offers.
+    pub fn connection(&self) -> &SharedConnection {
+        &self.connection
     }
 }

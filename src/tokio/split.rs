@@ -7,6 +7,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::ops::DerefMut;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -24,6 +25,7 @@ use crate::connection::{Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, SendMessage};
+use crate::shared::{SharedConnection, SharedCore};
 
 /// What both halves share.
 struct Shared {
@@ -100,30 +102,27 @@ impl Shared {
         now()
     }
 
-    /// Closes the connection and wakes every waiting sender.
-    fn close(&self) {
-        self.lock().close();
-        self.changed.notify_waiters();
-    }
-
-    /// Runs `f` on the core with its timers brought up to now; a change
-    /// wakes the waiting reader (see [`Watched`]) and the waiting senders.
-    fn with_connection<T>(&self, f: impl FnOnce(&mut Connection, std::time::Instant) -> T) -> T {
-        let now = self.now();
-        let result = {
-            let mut core = self.lock();
-            core.handle_timeout(now);
-            f(&mut core, now)
-        };
-        self.changed.notify_waiters();
-        result
-    }
-
     /// The core, for the reader's own loop, which sees its own changes.
     fn lock_quiet(&self) -> MutexGuard<'_, Connection> {
         // A poisoned lock means a panic inside a core call, a bug: go on
         // with the state as the panic left it rather than panic too.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Controls lock the core as the writer's side does ([`Watched`]): a
+/// change wakes the waiting reader, and the waiting senders.
+impl SharedCore for Shared {
+    fn lock(&self) -> Box<dyn DerefMut<Target = Connection> + '_> {
+        Box::new(Shared::lock(self))
+    }
+
+    fn now(&self) -> std::time::Instant {
+        Shared::now(self)
+    }
+
+    fn changed(&self) {
+        self.changed.notify_waiters();
     }
 }
 
@@ -143,6 +142,8 @@ struct WriterIo<W> {
 /// The stream's writing end with the core it writes for.
 struct Outlet<W> {
     shared: Arc<Shared>,
+    /// The same core, as the halves hand it out.
+    connection: SharedConnection,
     /// Held by whoever writes. Writers wait for it; the reader only tries
     /// it, and never across a poll.
     io: ::tokio::sync::Mutex<WriterIo<W>>,
@@ -291,8 +292,10 @@ where
         changed: Notify::new(),
         reader: Mutex::new(None),
     });
+    let connection = SharedConnection::new(shared.clone());
     let outlet = Arc::new(Outlet {
         shared: shared.clone(),
+        connection: connection.clone(),
         io: ::tokio::sync::Mutex::new(WriterIo {
             io: writer,
             spare: Vec::new(),
@@ -305,6 +308,7 @@ where
         io: reader,
         input,
         shared,
+        connection,
         outlet: outlet.clone(),
         reading,
         timer: Timer::default(),
@@ -461,8 +465,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     pub async fn send_newkeys(&self, keys: Keys) -> Result<u32, Error> {
         // The hold empties (or the connection fails): waiting senders wake.
         let seqno = self
-            .shared()
-            .with_connection(|core, now| core.send_newkeys(keys, now))?;
+            .outlet
+            .connection
+            .with_now(|core, now| core.send_newkeys(keys, now))?;
         self.outlet.drain().await?;
         Ok(seqno)
     }
@@ -480,46 +485,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
         self.outlet.drain().await
     }
 
-    /// Runs `f` on the connection core both halves share, its timers
-    /// brought up to tokio's clock first: for what is negotiated or changes
-    /// mid-connection (strict kex, delayed compression, a rekey request)
-    /// and for inspection. The lock is held only for the call, never across
-    /// an `.await`.    ///
-    /// The halves' own loops still own what moves bytes: do not feed, poll
-    /// packets or take events (`poll_event`) through it (the reader reports
-    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
-    /// events); a message sent through it is sealed and goes out with the
-    /// next write of either half. `f` must not call this connection's
-    /// halves: the lock is not re-entrant.
-    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        self.outlet.shared.with_connection(|core, _| f(core))
-    }
-
-    /// As [`super::Packetizer::need_rekey`].
-    pub fn need_rekey(&self) -> bool {
-        self.with_connection(|core| core.need_rekey())
-    }
-
-    /// As [`super::Packetizer::start_handshake`].
-    pub fn start_handshake(&self, timeout: Duration) {
-        self.outlet
-            .shared
-            .with_connection(|core, now| core.start_handshake(timeout, now));
-    }
-
-    /// As [`super::Packetizer::handshake_timed_out`].
-    pub fn handshake_timed_out(&self) -> bool {
-        self.with_connection(|core| core.handshake_timed_out())
-    }
-
-    /// As [`super::Packetizer::complete_handshake`].
-    pub fn complete_handshake(&self) {
-        self.with_connection(|core| core.complete_handshake());
-    }
-
-    /// Closes both halves: every call after this returns [`Error::Closed`].
-    pub fn close(&self) {
-        self.outlet.shared.close();
+    /// The connection core both halves share: paramiko's controls
+    /// (`need_rekey`, the handshake deadline, `close`) and everything else
+    /// the core offers.
+    pub fn connection(&self) -> &SharedConnection {
+        &self.outlet.connection
     }
 }
 
@@ -531,6 +501,8 @@ pub struct PacketReader<R> {
     io: R,
     /// The inbound bytes, kept here so reads need no lock.
     input: InputBuffer,
+    /// The core, as the halves hand it out.
+    connection: SharedConnection,
     shared: Arc<Shared>,
     outlet: Arc<dyn Drain>,
     reading: ReadState,
@@ -713,44 +685,10 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         self.input.allocated() + self.shared.lock_quiet().buffer_bytes() + self.outlet.spare_bytes()
     }
 
-    /// Runs `f` on the connection core both halves share, its timers
-    /// brought up to tokio's clock first: for what is negotiated or changes
-    /// mid-connection (strict kex, delayed compression, a rekey request)
-    /// and for inspection. The lock is held only for the call, never across
-    /// an `.await`.    ///
-    /// The halves' own loops still own what moves bytes: do not feed, poll
-    /// packets or take events (`poll_event`) through it (the reader reports
-    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
-    /// events); a message sent through it is sealed and goes out with the
-    /// next write of either half. `f` must not call this connection's
-    /// halves: the lock is not re-entrant.
-    pub fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        self.shared.with_connection(|core, _| f(core))
-    }
-
-    /// As [`super::Packetizer::need_rekey`].
-    pub fn need_rekey(&self) -> bool {
-        self.with_connection(|core| core.need_rekey())
-    }
-
-    /// As [`super::Packetizer::start_handshake`].
-    pub fn start_handshake(&self, timeout: Duration) {
-        self.shared
-            .with_connection(|core, now| core.start_handshake(timeout, now));
-    }
-
-    /// As [`super::Packetizer::handshake_timed_out`].
-    pub fn handshake_timed_out(&self) -> bool {
-        self.with_connection(|core| core.handshake_timed_out())
-    }
-
-    /// As [`super::Packetizer::complete_handshake`].
-    pub fn complete_handshake(&self) {
-        self.with_connection(|core| core.complete_handshake());
-    }
-
-    /// Closes both halves: every call after this returns [`Error::Closed`].
-    pub fn close(&self) {
-        self.shared.close();
+    /// The connection core both halves share: paramiko's controls
+    /// (`need_rekey`, the handshake deadline, `close`) and everything else
+    /// the core offers.
+    pub fn connection(&self) -> &SharedConnection {
+        &self.connection
     }
 }

@@ -230,7 +230,7 @@ impl<'a> Conn<'a> {
                 let payload = packet.payload().to_vec();
                 self.dispatch(&payload, seqno, record)?;
             }
-            if self.reader.need_rekey() {
+            if self.reader.connection().need_rekey() {
                 self.start_rekey()?;
             }
         }
@@ -323,11 +323,12 @@ impl<'a> Conn<'a> {
                 if n.is_some_and(|n| n.comp_c2s == CompressionAlgorithm::ZlibOpenSsh) {
                     // The client compresses from its next packet on.
                     self.reader
-                        .with_connection(|core| core.start_delayed_compression());
+                        .connection()
+                        .with(|core| core.start_delayed_compression());
                 }
                 record.user = Some(user.clone());
                 self.user = Some(user);
-                self.reader.complete_handshake();
+                self.reader.connection().complete_handshake();
                 self.out
                     .set_rekey_deadline(Some(self.shared.config.kex_deadline));
                 self.start_keepalive();
@@ -410,7 +411,8 @@ impl<'a> Conn<'a> {
         if self.session_id.is_none() {
             self.strict = self.shared.config.prefs.strict_kex && negotiated.peer_strict;
             self.reader
-                .with_connection(|core| core.set_strict_kex(self.strict));
+                .connection()
+                .with(|core| core.set_strict_kex(self.strict));
             record.strict_kex = self.strict;
         }
         self.ignore_guess = negotiated.ignore_guess;
