@@ -5,7 +5,7 @@
 //! and read their clocks; neither imports the other.
 
 use crate::codec::{InputBuffer, Opened, Packet};
-use crate::connection::{Connection, Event, Sent};
+use crate::connection::{Connection, Sent};
 use crate::error::Error;
 
 /// Something a message can be sent through: what the keepalive callback is
@@ -23,27 +23,33 @@ pub type KeepaliveCallback = Box<dyn FnMut(&mut dyn SendMessage) -> Result<(), E
 #[derive(Default)]
 pub(crate) struct ReadState {
     pub(crate) keepalive: Option<KeepaliveCallback>,
-    /// A rekey request was raised and not yet reported as `NeedRekey`.
-    rekey_pending: bool,
-    /// A keepalive fell due while a packet was half read; it runs at the
-    /// next packet boundary.
-    keepalive_pending: bool,
+    /// The core's count of rekey requests when one was last reported (or
+    /// passed over, an exchange being under way); a higher count is a
+    /// request not yet reported as `NeedRekey`.
+    rekeys_seen: u64,
+    /// The core's count of due keepalives when the callback last ran (or
+    /// was passed over); one that fell due inside a packet runs at the next
+    /// packet boundary.
+    keepalives_seen: u64,
 }
 
 impl ReadState {
     /// Whether a read that checks for rekeys must stop now with
-    /// [`Error::NeedRekey`]: a request is pending, this is a packet boundary
-    /// and no exchange is under way yet. Reported once per request.
+    /// [`Error::NeedRekey`]: a request came since the last report, this is
+    /// a packet boundary and no exchange is under way yet. Reported once
+    /// per request. It follows the core's count, not its events, so a
+    /// caller taking events through the core loses the driver nothing.
     pub(crate) fn rekey_due(
         &mut self,
         check_rekey: bool,
         at_boundary: bool,
         core: &Connection,
     ) -> bool {
-        if !(check_rekey && at_boundary && self.rekey_pending) {
+        let wanted = core.rekeys_wanted();
+        if !(check_rekey && at_boundary) || wanted == self.rekeys_seen {
             return false;
         }
-        self.rekey_pending = false;
+        self.rekeys_seen = wanted;
         core.should_start_kex()
     }
 }
@@ -57,24 +63,18 @@ pub(crate) trait CoreSide {
     fn sink(&mut self) -> &mut dyn SendMessage;
 }
 
-/// Takes the core's events: a rekey request is remembered for the next
-/// packet boundary; a due keepalive runs the callback there (as paramiko,
-/// never inside a packet). A callback error is returned as it is (nothing
-/// buffered is lost).
-pub(crate) fn service_events<S: CoreSide>(
+/// Runs the keepalive callback at a packet boundary (as paramiko, never
+/// inside a packet) when the keepalive fell due since it last ran, then
+/// says whether a deadline ended the connection. A callback error is
+/// returned as it is (nothing buffered is lost).
+pub(crate) fn run_keepalive<S: CoreSide>(
     side: &mut S,
     state: &mut ReadState,
     at_boundary: bool,
 ) -> Result<(), Error> {
-    while let Some(event) = side.with_core(|core, _| core.poll_event()) {
-        match event {
-            Event::RekeyWanted => state.rekey_pending = true,
-            Event::KeepaliveDue => state.keepalive_pending = true,
-            _ => {}
-        }
-    }
-    if state.keepalive_pending && at_boundary {
-        state.keepalive_pending = false;
+    let due = side.with_core(|core, _| core.keepalives_due());
+    if at_boundary && due != state.keepalives_seen {
+        state.keepalives_seen = due;
         // The core says whether it may go now: a key exchange may have
         // begun since it fell due.
         let allowed = side.with_core(|core, _| core.keepalive_allowed());

@@ -68,12 +68,13 @@ impl SharedConnection {
     /// mid-connection (strict kex, delayed compression, a rekey request)
     /// and for inspection.
     ///
-    /// The halves' own loops still own what moves bytes: do not feed, poll
-    /// packets or take events (`poll_event`) through it (the reader reports
-    /// a wanted rekey as `NeedRekey` and runs the keepalive from those
-    /// events); a message sent through it is sealed and goes out with the
-    /// next write of either half. `f` must not call this connection's
-    /// halves: the lock is not re-entrant.
+    /// The reader follows the core's counts
+    /// ([`Connection::rekeys_wanted`], [`Connection::keepalives_due`]), not
+    /// its events, so the events ([`Connection::poll_event`]) are the
+    /// caller's to take. The input is the reader's: packets are read
+    /// through it, not through the core. A message sent through it is
+    /// sealed and goes out with the next write of either half. `f` must not
+    /// call this connection's halves: the lock is not re-entrant.
     pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         self.with_now(|core, _| f(core))
     }

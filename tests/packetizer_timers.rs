@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{clear_stream, keys_for, Scripted, Step};
 use ssh_packetizer::{
-    CipherAlgorithm as C, Config, Error, InputBuffer, Keys, MacAlgorithm as M, Opened, Opener,
-    Packetizer, RekeyLimits, Sealer,
+    CipherAlgorithm as C, Config, Error, Event, InputBuffer, Keys, MacAlgorithm as M, Opened,
+    Opener, Packetizer, RekeyLimits, Sealer,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -319,4 +319,45 @@ fn a_peer_that_ignores_the_rekey_request_is_cut_off_after_the_grace() {
     assert_eq!(read, 5);
     assert!(matches!(err, Error::RekeyIgnored), "{err:?}");
     assert!(p.connection().is_closed());
+}
+
+#[test]
+fn a_caller_taking_the_events_takes_no_need_rekey_from_the_read_loop() {
+    // The budget is spent by the second packet; the caller then drains the
+    // core's events itself. The read loop still reports the request, once.
+    let limits = RekeyLimits {
+        max_bytes: Some(100),
+        ..RekeyLimits::default()
+    };
+    let wire = ctr_wire(3);
+    let steps = vec![
+        Step::Data(wire[..2 * 52].to_vec()),
+        Step::Tick(SEC),
+        Step::Data(wire[2 * 52..].to_vec()),
+    ];
+    let mut p = ctr_packetizer(steps, limits);
+    p.read_message().unwrap();
+    p.read_message().unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| p.connection_mut().poll_event()).collect();
+    assert!(events.contains(&Event::RekeyWanted), "{events:?}");
+    assert!(matches!(p.read_message(), Err(Error::NeedRekey)));
+    assert_eq!(p.read_message().unwrap().seqno(), 2, "once per request");
+}
+
+#[test]
+fn a_caller_taking_the_events_takes_no_keepalive_from_the_read_loop() {
+    // The keepalive falls due between reads (the caller's clock moved and
+    // it looked at the core), and the caller takes the event: the next read
+    // still runs the callback, once.
+    let s = Scripted::new(vec![Step::Data(clear_stream(&[&[94]]))]);
+    let clock = s.clock.clone();
+    let mut p = s.packetizer();
+    keyed_in_the_clear(&mut p);
+    let fired = counting_keepalive(&mut p, Duration::from_secs(10));
+    clock.advance(Duration::from_secs(11));
+    let events: Vec<Event> = std::iter::from_fn(|| p.connection_mut().poll_event()).collect();
+    assert!(events.contains(&Event::KeepaliveDue), "{events:?}");
+    assert_eq!(p.read_message().unwrap().msg_type(), 94);
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    assert_eq!(p.connection().keepalives_due(), 1);
 }

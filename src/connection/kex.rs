@@ -33,7 +33,10 @@ impl Policy {
                     }
                 }
             }
-            None => self.raise(Event::RekeyWanted),
+            None => {
+                self.rekeys_wanted += 1;
+                self.raise(Event::RekeyWanted);
+            }
         }
         self.rekey = Some(request);
     }
@@ -152,6 +155,15 @@ impl Connection {
     /// initial kex is done or while one is wanted already).
     pub fn request_rekey(&mut self) {
         self.policy.want_rekey("the caller asked");
+    }
+
+    /// How many times a rekey became wanted with no exchange under way:
+    /// each such request raised [`Event::RekeyWanted`]. A driver that
+    /// reports rekeys (the Packetizers' [`Error::NeedRekey`](crate::Error::NeedRekey))
+    /// remembers the count it last reported, so it needs no event: the
+    /// events stay the caller's to take.
+    pub fn rekeys_wanted(&self) -> u64 {
+        self.policy.rekeys_wanted
     }
 
     /// Whether a key exchange should be started now: a rekey is wanted and

@@ -106,6 +106,11 @@ struct Policy {
     holding: bool,
     rekey: Option<rekey::Request>,
     events: VecDeque<Event>,
+    /// How many times a rekey became wanted with no exchange under way,
+    /// and how many times the keepalive fell due: what the events said, as
+    /// counts a driver can follow without taking the caller's events.
+    rekeys_wanted: u64,
+    keepalives_due: u64,
     /// Lines before the peer's identification line, while reading it.
     pre_banner: PreBanner,
 }
@@ -244,6 +249,8 @@ impl Connection {
                 holding: false,
                 rekey: None,
                 events: VecDeque::with_capacity(4),
+                rekeys_wanted: 0,
+                keepalives_due: 0,
                 pre_banner: PreBanner::default(),
             },
         }

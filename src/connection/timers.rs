@@ -141,6 +141,7 @@ impl Connection {
             Timer::Keepalive => {
                 // The interval starts again whether or not anything is sent.
                 policy.timers.touch();
+                policy.keepalives_due += 1;
                 policy.raise(Event::KeepaliveDue);
             }
         }
@@ -174,9 +175,17 @@ impl Connection {
         }
     }
 
-    /// The next event, once each.
+    /// The next event, once each. The drivers take none: they follow
+    /// [`Connection::rekeys_wanted`] and [`Connection::keepalives_due`].
     pub fn poll_event(&mut self) -> Option<Event> {
         self.policy.events.pop_front()
+    }
+
+    /// How many times the keepalive fell due: each time raised
+    /// [`Event::KeepaliveDue`]. A driver that runs a keepalive callback
+    /// remembers the count it last acted on, so it needs no event.
+    pub fn keepalives_due(&self) -> u64 {
+        self.policy.keepalives_due
     }
 
     /// Starts the key exchange deadline: `timeout` from `now`.

@@ -10,7 +10,7 @@ use super::stream::Read1;
 use crate::codec::InputBuffer;
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::read_loop::{service_events, CoreSide, ReadState};
+use crate::read_loop::{run_keepalive, CoreSide, ReadState};
 
 /// One sync driver's view of its connection: the core, and how it reads
 /// the stream.
@@ -67,7 +67,7 @@ fn wait_inner<S: Side, T>(
         let at_boundary = side.with_core(|_, input| input.buffered() == 0);
         // Raw bytes waiting for the rest of a raw read are no half-read
         // packet: the keepalive may run then.
-        service_events(side, state, at_boundary || raw_needed.is_some())?;
+        run_keepalive(side, state, at_boundary || raw_needed.is_some())?;
         if side.with_core(|core, _| state.rekey_due(check_rekey, at_boundary, core)) {
             return Err(Error::NeedRekey);
         }

@@ -18,7 +18,7 @@ use super::timer::{now, Timer};
 use crate::codec::InputBuffer;
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::read_loop::{service_events, CoreSide, ReadState};
+use crate::read_loop::{run_keepalive, CoreSide, ReadState};
 
 /// Bytes read on the stack at a packet boundary with nothing buffered and
 /// less than this allocated, so a connection at rest allocates nothing to
@@ -110,7 +110,7 @@ fn poll_inner<S: AsyncSide, T>(
             Err(e) => return Poll::Ready(Err(e)),
         }
         let at_boundary = side.with_core(|_, input| input.buffered() == 0);
-        if let Err(e) = service_events(side, state, at_boundary || raw_needed.is_some()) {
+        if let Err(e) = run_keepalive(side, state, at_boundary || raw_needed.is_some()) {
             return Poll::Ready(Err(e));
         }
         if side.with_core(|core, _| state.rekey_due(check_rekey, at_boundary, core)) {

@@ -198,12 +198,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
 
     /// The connection core, for what is negotiated or changes
     /// mid-connection (strict kex, delayed compression, a rekey request);
-    /// its timers are brought up to tokio's clock first.    ///
-    /// The Packetizer's own loop still owns what moves bytes: do not feed,
-    /// poll packets or take events (`poll_event`) through it (the read loop
-    /// reports a wanted rekey as [`Error::NeedRekey`] and runs the
-    /// keepalive from those events); a message sent through it is sealed
-    /// and goes out with the Packetizer's next write.
+    /// its timers are brought up to tokio's clock first.
+    ///
+    /// The read loop follows the core's counts
+    /// ([`Connection::rekeys_wanted`], [`Connection::keepalives_due`]), not
+    /// its events, so the events ([`Connection::poll_event`]) are the
+    /// caller's to take. The input is the Packetizer's: packets are read
+    /// through it, not through the core. A message sent through it is
+    /// sealed and goes out with the Packetizer's next write.
     pub fn connection_mut(&mut self) -> &mut Connection {
         self.core.handle_timeout(now());
         &mut self.core
