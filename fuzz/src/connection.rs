@@ -1,6 +1,7 @@
 //! The connection target: two honest cores, a client and a server, driven by
-//! whatever interleaving of sends, key switches, byte moves (in any pieces),
-//! clock jumps, polls and events the input spells.
+//! whatever interleaving of sends, key switches, byte moves (in any pieces,
+//! the whole drivers' way or the split halves'), clock jumps, polls and
+//! events the input spells.
 //!
 //! Between two honest ends nothing may fail, whatever the order: every
 //! message arrives once, each class in the order it was sent (the
@@ -27,6 +28,10 @@ struct End {
     core: Connection,
     /// The input the end's driver lends the core.
     input: InputBuffer,
+    /// Output taken the writer half's way (`take_output`), and how much of
+    /// it the peer has been handed: it goes before anything sealed since.
+    taken: Vec<u8>,
+    taken_at: usize,
     toward_server: bool,
     /// Keys switched outbound so far.
     out_epoch: u32,
@@ -60,6 +65,8 @@ impl End {
         End {
             core,
             input: InputBuffer::new(),
+            taken: Vec::new(),
+            taken_at: 0,
             toward_server: role == Role::Client,
             out_epoch: 0,
             in_epoch: 0,
@@ -92,12 +99,30 @@ impl End {
     }
 }
 
-/// Moves up to `limit` pending bytes from `from` to `to`.
-fn carry(from: &mut End, to: &mut End, limit: usize, now: Instant) {
-    let out = from.core.pending_output();
-    let n = out.len().min(limit);
-    let taken = to.core.feed(&mut to.input, &out[..n], now);
-    from.core.output_written(taken, now);
+/// Moves up to `limit` pending bytes from `from` to `to`: either as the
+/// whole drivers do (`pending_output` + `output_written`, then `feed`) or
+/// as the split halves do (`take_output` into the writer's buffer, then a
+/// read into the room `recv_buf` offers), as `lent` says. What was taken
+/// the halves' way goes first.
+fn carry(from: &mut End, to: &mut End, limit: usize, now: Instant, lent: bool) {
+    if lent || from.taken_at < from.taken.len() {
+        if from.taken_at == from.taken.len() {
+            from.core.take_output(&mut from.taken, now);
+            from.taken_at = 0;
+        }
+        let rest = &from.taken[from.taken_at..];
+        let n = rest.len().min(limit);
+        let room = to.core.recv_buf(&mut to.input);
+        let k = room.len().min(n);
+        room[..k].copy_from_slice(&rest[..k]);
+        to.core.recv_filled(&mut to.input, k, now);
+        from.taken_at += k;
+    } else {
+        let out = from.core.pending_output();
+        let n = out.len().min(limit);
+        let taken = to.core.feed(&mut to.input, &out[..n], now);
+        from.core.output_written(taken, now);
+    }
     assert!(to.input.buffered() <= to.core.input_limit());
 }
 
@@ -177,7 +202,7 @@ pub fn connection(data: &[u8]) {
             1 => this.send(vec![msg::KEXINIT, arg as u8]),
             2 => this.newkeys(suite, now),
             3 => this.send(vec![if arg % 2 == 0 { msg::IGNORE } else { 31 }, arg as u8]),
-            4 => carry(this, other, arg * 97 + 1, now),
+            4 => carry(this, other, arg * 97 + 1, now, arg % 2 == 1),
             5 => read(other, this, suite, now),
             6 => {
                 now += Duration::from_millis(arg as u64 * 250);
