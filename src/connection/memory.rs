@@ -25,30 +25,22 @@ impl Connection {
         freed + self.hold.release_idle()
     }
 
-    /// Whether nothing is buffered either way and no packet is half read:
-    /// the connection is at rest.
-    pub fn is_at_rest(&self, input: &InputBuffer) -> bool {
-        input.buffered() == 0 && !self.opener.is_mid_packet() && self.out.is_empty()
-    }
-
-    /// The bytes [`Connection::release_idle_memory`] would give back now.
-    pub fn releasable_bytes(&self, input: &InputBuffer) -> usize {
-        let input = if input.buffered() == 0 && !self.opener.is_mid_packet() {
-            input.allocated()
-        } else {
-            0
-        };
-        let out = if self.out.is_empty() {
-            self.out.capacity()
-        } else {
-            0
-        };
+    /// The bytes [`Connection::release_idle_memory`] would give back now
+    /// if the connection is at rest (nothing buffered either way, no packet
+    /// half read); 0 while it is not. A driver that gives memory back after
+    /// a rest starts counting when this is above 0.
+    pub fn idle_bytes(&self, input: &InputBuffer) -> usize {
+        let at_rest = input.buffered() == 0 && !self.opener.is_mid_packet() && self.out.is_empty();
+        if !at_rest {
+            return 0;
+        }
+        // Held messages wait for our NEWKEYS: their buffer stays.
         let hold = if self.hold.is_empty() {
             self.hold.allocated()
         } else {
             0
         };
-        input + out + hold
+        input.allocated() + self.out.capacity() + hold
     }
 
     /// Heap bytes the connection's own buffers hold now (output and hold;

@@ -82,12 +82,6 @@ impl Connection {
         self.opener.input_limit()
     }
 
-    /// Whether a packet is half read from the input (its length is known):
-    /// the input cannot be handed to another reader then.
-    pub fn is_mid_packet(&self) -> bool {
-        self.opener.is_mid_packet()
-    }
-
     /// Takes the next packet out of `input` if it is whole; it stays in
     /// `input` ([`InputBuffer::packet`]) until the next read.
     /// [`Opened::AwaitingKeys`] after the peer's NEWKEYS until

@@ -244,7 +244,10 @@ impl Decoder for PacketCodec {
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<OwnedPacket>, Error> {
         match self.decode(src)? {
             Some(packet) => Ok(Some(packet)),
-            None if src.is_empty() && self.input.buffered() == 0 && !self.core.is_mid_packet() => {
+            None if src.is_empty()
+                && self.input.buffered() == 0
+                && !self.core.opener().is_mid_packet() =>
+            {
                 Ok(None)
             }
             None => Err(self.core.recv_eof(&self.input, None)),

@@ -185,7 +185,7 @@ pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
 ) -> Poll<io::Result<Got>> {
     // A buffer a stream of packets grew reads straight in; a connection
     // that rests or trades small packets copies them from the stack.
-    if input.allocated() < SCRATCH && input.buffered() == 0 && !core.is_mid_packet() {
+    if input.allocated() < SCRATCH && input.buffered() == 0 && !core.opener().is_mid_packet() {
         let mut scratch = [0u8; SCRATCH];
         let mut buf = ReadBuf::new(&mut scratch);
         match Pin::new(io).poll_read(cx, &mut buf) {

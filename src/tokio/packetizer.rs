@@ -123,7 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSide for Whole<'_, S> {
     }
 
     fn holds_idle_memory(&mut self) -> bool {
-        self.core.is_at_rest(self.input) && self.core.releasable_bytes(self.input) > 0
+        self.core.idle_bytes(self.input) > 0
     }
 
     fn release_idle(&mut self) {

@@ -571,7 +571,7 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
 
     fn holds_idle_memory(&mut self) -> bool {
         let core = self.sink.shared.lock_quiet();
-        core.is_at_rest(self.input) && core.releasable_bytes(self.input) > 0
+        core.idle_bytes(self.input) > 0
     }
 
     fn release_idle(&mut self) {
