@@ -165,7 +165,7 @@ pub use codec::{
     InputBuffer, Opened, Opener, Packet, Sealer, DEFAULT_MAX_PACKET_LEN, MAX_MAX_PACKET_LEN,
     MIN_MAX_PACKET_LEN,
 };
-pub use connection::{Config, Connection, Event, Role, Sent};
+pub use connection::{Config, Connection, Event, Outgoing, Role, Sent};
 pub use crypto::{CryptoProvider, Direction, KeyDerivation};
 pub use error::{Error, Result};
 pub use keys::{KeyMaterial, Keys};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ssh_packetizer::{
     msg, CipherAlgorithm as C, Config, Connection, Error, InputBuffer, Keys, MacAlgorithm as M,
-    Opened, RekeyLimits, Role, Sent,
+    Opened, Outgoing, RekeyLimits, Role, Sent,
 };
 
 /// Keys for one direction's `epoch`-th switch.
@@ -28,10 +28,9 @@ struct End {
     core: Connection,
     /// The input the end's driver lends the core.
     input: InputBuffer,
-    /// Output taken the writer half's way (`take_output`), and how much of
-    /// it the peer has been handed: it goes before anything sealed since.
-    taken: Vec<u8>,
-    taken_at: usize,
+    /// Output taken the split writer's way, not all handed to the peer
+    /// yet: it goes before anything sealed since.
+    out: Outgoing,
     toward_server: bool,
     /// Keys switched outbound so far.
     out_epoch: u32,
@@ -65,8 +64,7 @@ impl End {
         End {
             core,
             input: InputBuffer::new(),
-            taken: Vec::new(),
-            taken_at: 0,
+            out: Outgoing::default(),
             toward_server: role == Role::Client,
             out_epoch: 0,
             in_epoch: 0,
@@ -101,22 +99,17 @@ impl End {
 
 /// Moves up to `limit` pending bytes from `from` to `to`: either as the
 /// whole drivers do (`pending_output` + `output_written`, then `feed`) or
-/// as the split halves do (`take_output` into the writer's buffer, then a
-/// read into the room `recv_buf` offers), as `lent` says. What was taken
-/// the halves' way goes first.
+/// as the split halves do (an [`Outgoing`] takes it, a read into the room
+/// `recv_buf` offers), as `lent` says. What was taken the halves' way goes
+/// first.
 fn carry(from: &mut End, to: &mut End, limit: usize, now: Instant, lent: bool) {
-    if lent || from.taken_at < from.taken.len() {
-        if from.taken_at == from.taken.len() {
-            from.core.take_output(&mut from.taken, now);
-            from.taken_at = 0;
-        }
-        let rest = &from.taken[from.taken_at..];
-        let n = rest.len().min(limit);
+    if lent || from.out.in_flight() > 0 {
+        let bytes = from.out.next(&mut from.core, now).expect("an honest write");
         let room = to.core.recv_buf(&mut to.input);
-        let k = room.len().min(n);
-        room[..k].copy_from_slice(&rest[..k]);
+        let k = room.len().min(bytes.len()).min(limit);
+        room[..k].copy_from_slice(&bytes[..k]);
         to.core.recv_filled(&mut to.input, k, now);
-        from.taken_at += k;
+        from.out.wrote(k);
     } else {
         let out = from.core.pending_output();
         let n = out.len().min(limit);

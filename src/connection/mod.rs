@@ -5,7 +5,8 @@
 //! - `recv`: the input, packets and the rules each passes, raw reads, lines
 //!   and the identification exchange;
 //! - `send`: sealing, the hold during our key exchange (`hold`), DISCONNECT
-//!   and the output;
+//!   and the output; `outgoing`: the output a split writer took, its half
+//!   of a split (the reader's is the [`InputBuffer`](crate::InputBuffer));
 //! - `kex`: key switches, the initial and strict kex, the one rekey request
 //!   and its grace counter (`rekey`);
 //! - `timers`: the handshake deadline, the key age and the keepalive as a
@@ -18,6 +19,7 @@ mod hexdump;
 mod hold;
 mod kex;
 mod memory;
+mod outgoing;
 mod recv;
 mod rekey;
 mod send;
@@ -39,6 +41,7 @@ use self::timers::Timers;
 
 pub use self::config::{Config, Role};
 use self::hold::HOLD_LIMIT;
+pub use self::outgoing::Outgoing;
 
 /// Index of the inbound direction in per-direction arrays.
 const IN: usize = 0;

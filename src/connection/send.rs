@@ -135,10 +135,10 @@ impl Connection {
 
     /// Moves the pending output into `into` (which is cleared first; its
     /// capacity is kept for the next swap, so nothing is copied), for a
-    /// driver that writes it without holding the connection. The bytes
-    /// count as written at `now`: they are the driver's to write from here,
-    /// and a failed write is reported with [`Connection::fail_io`].
-    pub fn take_output(&mut self, into: &mut Vec<u8>, now: Instant) {
+    /// writer that writes it without holding the connection
+    /// ([`Outgoing`](super::Outgoing)). The bytes count as written at
+    /// `now`: they are the writer's to write from here.
+    pub(super) fn take_output(&mut self, into: &mut Vec<u8>, now: Instant) {
         into.clear();
         std::mem::swap(&mut self.out, into);
         let n = into.len();

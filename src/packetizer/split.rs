@@ -24,7 +24,7 @@ use super::stream::{read_once, write_fully, Patience, Read1};
 use super::{read_all_with, read_identification_with, read_line_with, Packetizer, DEFAULT_TICK};
 use crate::banner::Identification;
 use crate::codec::{InputBuffer, Packet};
-use crate::connection::{Connection, Sent};
+use crate::connection::{Connection, Outgoing, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
 #[cfg(any(test, feature = "test-util"))]
@@ -131,8 +131,7 @@ impl<S: SplitStream> Packetizer<S> {
             connection: connection.clone(),
             io: Mutex::new(WriterIo {
                 io: writer_io,
-                spare: Vec::new(),
-                broken: false,
+                out: Outgoing::default(),
             }),
             timeout: Mutex::new(write_timeout),
         });
@@ -188,13 +187,10 @@ impl SharedCore for Shared {
     }
 }
 
-/// The writing end of the stream and its buffer.
+/// The writing end of the stream and the bytes it took from the core.
 struct WriterIo<W> {
     io: W,
-    /// The buffer swapped with the core's output, so neither allocates.
-    spare: Vec<u8>,
-    /// A write failed: part of a packet may be out, nothing may follow.
-    broken: bool,
+    out: Outgoing,
 }
 
 /// The stream's writing end with the core it writes for.
@@ -267,16 +263,9 @@ impl<W: Write> Outlet<W> {
         let clock = &*self.shared.clock;
         let closed = || self.shared.lock().is_closed();
         loop {
-            let n = {
-                let mut core = self.shared.lock();
-                core.take_output(&mut io.spare, clock.now());
-                if io.broken {
-                    io.spare.clear();
-                    return core.check();
-                }
-                io.spare.len()
-            };
-            if n == 0 {
+            let WriterIo { io: stream, out } = &mut *io;
+            let bytes = out.next(&mut self.shared.lock(), clock.now())?;
+            if bytes.is_empty() {
                 return Ok(());
             }
             let timeout = *self.timeout.lock().unwrap_or_else(|e| e.into_inner());
@@ -294,16 +283,14 @@ impl<W: Write> Outlet<W> {
                 backoff: super::NONBLOCKING_BACKOFF,
                 cancelled,
             };
-            let WriterIo {
-                io: stream, spare, ..
-            } = &mut *io;
-            let written = write_fully(stream, spare, &patience, clock);
-            spare.clear();
-            if let Err(e) = written {
-                io.broken = true;
-                let e = self.shared.lock().fail_with(e);
-                self.shared.changed.notify_all();
-                return Err(e);
+            let n = bytes.len();
+            match write_fully(stream, bytes, &patience, clock) {
+                Ok(()) => out.wrote(n),
+                Err(e) => {
+                    let e = out.broke(&mut self.shared.lock(), e);
+                    self.shared.changed.notify_all();
+                    return Err(e);
+                }
             }
         }
     }

@@ -21,7 +21,7 @@ use super::timer::{now, Timer};
 use crate::banner::Identification;
 use crate::codec::InputBuffer;
 use crate::codec::Packet;
-use crate::connection::{Connection, Sent};
+use crate::connection::{Connection, Outgoing, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, SendMessage};
@@ -129,14 +129,10 @@ impl SharedCore for Shared {
 /// The writing end of the stream and the bytes in flight on it.
 struct WriterIo<W> {
     io: W,
-    /// Bytes taken from the core (swapped with its output, so neither
-    /// allocates), written up to `written`.
-    spare: Vec<u8>,
-    written: usize,
+    /// Bytes taken from the core and how far they were written.
+    out: Outgoing,
     /// Bytes were written since the stream was last flushed.
     unflushed: bool,
-    /// A write failed: part of a packet may be out, nothing may follow.
-    broken: bool,
 }
 
 /// The stream's writing end with the core it writes for.
@@ -158,24 +154,15 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
         loop {
-            if w.written == w.spare.len() {
-                w.spare.clear();
-                w.written = 0;
-                let mut core = self.shared.lock();
-                if w.broken {
-                    return Poll::Ready(core.check());
-                }
-                core.take_output(&mut w.spare, now());
-                if w.spare.is_empty() {
-                    break;
-                }
-            }
-            match Pin::new(&mut w.io).poll_write(cx, &w.spare[w.written..]) {
+            let bytes = match w.out.next(&mut self.shared.lock(), now()) {
+                Ok([]) => break,
+                Ok(bytes) => bytes,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            match Pin::new(&mut w.io).poll_write(cx, bytes) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(n)) if n > 0 => {
-                    // A stream that claims more than it was given is not
-                    // believed past the end.
-                    w.written = (w.written + n).min(w.spare.len());
+                    w.out.wrote(n);
                     w.unflushed = true;
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -198,10 +185,7 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
     }
 
     fn broke(&self, w: &mut WriterIo<W>, e: io::Error) -> Error {
-        w.broken = true;
-        w.spare.clear();
-        w.written = 0;
-        let e = self.shared.lock().fail_io(e);
+        let e = w.out.broke(&mut self.shared.lock(), Error::Io(e));
         self.shared.changed.notify_waiters();
         e
     }
@@ -219,7 +203,7 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
             // Output sealed while the lock was held, by a reader that found
             // it taken, is ours to write: look once more after letting go.
             match self.io.try_lock() {
-                Ok(w) if w.written < w.spare.len() => {}
+                Ok(w) if w.out.in_flight() > 0 => {}
                 Ok(_) if !self.shared.lock().pending_output().is_empty() => {}
                 // Nothing left, or someone else holds the lock (and looks
                 // again after letting go).
@@ -262,15 +246,12 @@ impl<W: AsyncWrite + Unpin + Send> Drain for Outlet<W> {
     }
 
     fn spare_bytes(&self) -> usize {
-        self.io.try_lock().map_or(0, |w| w.spare.capacity())
+        self.io.try_lock().map_or(0, |w| w.out.allocated())
     }
 
     fn release_idle(&self) {
         if let Ok(mut w) = self.io.try_lock() {
-            if w.written == w.spare.len() && w.spare.capacity() > 0 {
-                w.spare = Vec::new();
-                w.written = 0;
-            }
+            w.out.release_idle();
         }
     }
 }
@@ -298,10 +279,8 @@ where
         connection: connection.clone(),
         io: ::tokio::sync::Mutex::new(WriterIo {
             io: writer,
-            spare: Vec::new(),
-            written: 0,
+            out: Outgoing::default(),
             unflushed: false,
-            broken: false,
         }),
     });
     let reader = PacketReader {
