@@ -89,52 +89,38 @@ fn run_with(
                 opener.set_keys(keys_for(second.0, second.1, 2)).unwrap();
             }
         };
-        match reader {
-            Reader::Buffered => {
-                offset += opener.feed(&mut opener_in, chunk);
-                loop {
-                    match opener
-                        .next_packet(&mut opener_in)
-                        .unwrap_or_else(|e| panic!("{label}: {e}"))
-                    {
-                        Opened::Packet(p) => {
-                            packets.push((p.payload().to_vec(), p.seqno()));
-                            switch_keys(&mut opener, received + packets.len());
-                        }
-                        Opened::NeedMore(more) => {
-                            assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
-                            break;
-                        }
-                        other => panic!("{label}: {other:?}"),
-                    }
-                }
-            }
-            Reader::Room => {
-                let mut rest = chunk;
-                while !rest.is_empty() {
+        let mut rest = chunk;
+        loop {
+            let n = match reader {
+                Reader::Buffered => opener.feed(&mut opener_in, rest),
+                Reader::Room => {
                     let room = opener.unfilled(&mut opener_in);
                     let n = room.len().min(rest.len());
                     room[..n].copy_from_slice(&rest[..n]);
                     opener.filled(&mut opener_in, n);
-                    offset += n;
-                    rest = &rest[n..];
-                    loop {
-                        match opener
-                            .next_packet(&mut opener_in)
-                            .unwrap_or_else(|e| panic!("{label}: {e}"))
-                        {
-                            Opened::Packet(p) => {
-                                packets.push((p.payload().to_vec(), p.seqno()));
-                                switch_keys(&mut opener, received + packets.len());
-                            }
-                            Opened::NeedMore(more) => {
-                                assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
-                                break;
-                            }
-                            other => panic!("{label}: {other:?}"),
-                        }
-                    }
+                    n
                 }
+            };
+            offset += n;
+            rest = &rest[n..];
+            loop {
+                match opener
+                    .next_packet(&mut opener_in)
+                    .unwrap_or_else(|e| panic!("{label}: {e}"))
+                {
+                    Opened::Packet(p) => {
+                        packets.push((p.payload().to_vec(), p.seqno()));
+                        switch_keys(&mut opener, received + packets.len());
+                    }
+                    Opened::NeedMore(more) => {
+                        assert!(more <= opener.max_wire_len(), "{label}: asked for {more}");
+                        break;
+                    }
+                    other => panic!("{label}: {other:?}"),
+                }
+            }
+            if rest.is_empty() {
+                break;
             }
         }
         for (payload, seqno) in packets {

@@ -23,7 +23,7 @@ impl Connection {
     /// [`Connection::recv_buf`] offered last, at `now`; runs the timers.
     pub fn recv_filled(&mut self, input: &mut InputBuffer, n: usize, now: Instant) {
         self.opener.filled(input, n);
-        self.touch(n, now);
+        self.traffic(n, now);
     }
 
     /// Copies as much of `data` into `input` as the input bound allows, at
@@ -31,18 +31,8 @@ impl Connection {
     /// packets were taken out.
     pub fn feed(&mut self, input: &mut InputBuffer, data: &[u8], now: Instant) -> usize {
         let n = self.opener.feed(input, data);
-        self.touch(n, now);
+        self.traffic(n, now);
         n
-    }
-
-    /// Bytes arrived (or none, at a timer tick): the idle timer restarts
-    /// and the deadlines are checked.
-    fn touch(&mut self, n: usize, now: Instant) {
-        self.policy.timers.advance(now);
-        if n > 0 {
-            self.policy.timers.touch();
-        }
-        self.handle_timeout(now);
     }
 
     /// The peer closed its side of the stream. Returns (and keeps) the

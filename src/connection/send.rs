@@ -130,7 +130,7 @@ impl Connection {
         } else {
             self.out.drain(..n);
         }
-        self.output_sent(n, now);
+        self.traffic(n, now);
     }
 
     /// Moves the pending output into `into` (which is cleared first; its
@@ -142,16 +142,7 @@ impl Connection {
         into.clear();
         std::mem::swap(&mut self.out, into);
         let n = into.len();
-        self.output_sent(n, now);
-    }
-
-    /// Runs the timers after `n` bytes went out.
-    fn output_sent(&mut self, n: usize, now: Instant) {
-        self.policy.timers.advance(now);
-        if n > 0 {
-            self.policy.timers.touch();
-        }
-        self.handle_timeout(now);
+        self.traffic(n, now);
     }
 
     /// Payload bytes held for after our key exchange.

@@ -160,6 +160,16 @@ impl Connection {
             .min()
     }
 
+    /// `n` bytes moved either way at `now` (none: only the time): the idle
+    /// timer restarts if any did, and the deadlines are checked.
+    pub(super) fn traffic(&mut self, n: usize, now: Instant) {
+        self.policy.timers.advance(now);
+        if n > 0 {
+            self.policy.timers.touch();
+        }
+        self.handle_timeout(now);
+    }
+
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.policy.timers.advance(now);

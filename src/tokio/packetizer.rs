@@ -196,16 +196,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         &self.core
     }
 
-    /// The connection core, for what is negotiated or changes
-    /// mid-connection (strict kex, delayed compression, a rekey request);
-    /// its timers are brought up to tokio's clock first.
-    ///
-    /// The read loop follows the core's counts
-    /// ([`Connection::rekeys_wanted`], [`Connection::keepalives_due`]), not
-    /// its events, so the events ([`Connection::poll_event`]) are the
-    /// caller's to take. The input is the Packetizer's: packets are read
-    /// through it, not through the core. A message sent through it is
-    /// sealed and goes out with the Packetizer's next write.
+    /// As [`crate::Packetizer::connection_mut`]: the connection core, its
+    /// timers brought up to tokio's clock first.
     pub fn connection_mut(&mut self) -> &mut Connection {
         self.core.handle_timeout(now());
         &mut self.core
