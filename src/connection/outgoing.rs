@@ -49,7 +49,7 @@ pub struct Outgoing {
 impl Outgoing {
     /// The bytes to write next: the rest of what was taken, or, once all of
     /// it went, the connection's pending output, taken now (the bytes count
-    /// as written at `now`: see [`Connection::take_output`]). Empty when
+    /// as written at `now`: the idle timer restarts). Empty when
     /// nothing is pending. After [`Outgoing::broke`], the connection's
     /// error.
     pub fn next<'a>(&'a mut self, core: &mut Connection, now: Instant) -> Result<&'a [u8], Error> {
