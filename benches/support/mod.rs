@@ -13,6 +13,7 @@ use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use ssh_packetizer::KeyMaterial;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use ssh_packetizer::algorithm::Mode;
 use ssh_packetizer::{
@@ -326,11 +327,12 @@ pub const BATCH: usize = 64;
 /// The two ways to hand wire bytes to an Opener's input.
 #[derive(Clone, Copy, Debug)]
 pub enum OpenForm {
-    /// `feed` + `next_packet`: the bytes are copied in from the caller's.
+    /// `feed` + `next_packet`: the bytes are copied in from the caller's,
+    /// and the copy is timed.
     Feed,
-    /// `unfilled` + `filled` + `next_packet`: the bytes are written straight
-    /// into the room the Opener offers (here copied, as a socket read
-    /// would).
+    /// `unfilled` + `filled` + `next_packet`: the bytes land in the room
+    /// the Opener offers, as a socket read puts them, and only the opening
+    /// is timed (the read is the kernel's copy, not the codec's).
     Room,
 }
 
@@ -344,17 +346,19 @@ pub fn seal_batch(sealer: &mut Sealer, payload: &[u8], count: usize, wire: &mut 
     }
 }
 
-/// Opens every packet in `wire` (whole packets only) through `input` and
-/// returns the count.
+/// Opens every packet in `wire` (whole packets only) through `input`;
+/// returns the seconds the form counts (see [`OpenForm`]).
 pub fn open_batch(
     opener: &mut Opener,
     input: &mut InputBuffer,
     wire: &[u8],
     form: OpenForm,
-) -> usize {
-    let mut opened = 0;
+) -> f64 {
+    let mut spent = Duration::ZERO;
     let mut rest = wire;
+    let mut opened = 0;
     while !rest.is_empty() {
+        let start = Instant::now();
         let n = match form {
             OpenForm::Feed => opener.feed(input, rest),
             OpenForm::Room => {
@@ -365,13 +369,20 @@ pub fn open_batch(
                 n
             }
         };
+        // A socket read's copy into the room is not the codec's.
+        let start = match form {
+            OpenForm::Feed => start,
+            OpenForm::Room => Instant::now(),
+        };
         rest = &rest[n..];
         while let Opened::Packet(p) = opener.next_packet(input).expect("a sealed packet") {
             black_box(p.payload());
             opened += 1;
         }
+        spent += start.elapsed();
     }
-    opened
+    black_box(opened);
+    spent.as_secs_f64()
 }
 
 /// [`BATCH`] distinct packets sealed with the raw primitives, so the raw
