@@ -154,7 +154,6 @@ mod padding;
 pub mod pipe;
 mod read_loop;
 mod rekey;
-mod shared;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod wipe;
@@ -165,7 +164,9 @@ pub use codec::{
     InputBuffer, Opened, Opener, Packet, Sealer, DEFAULT_MAX_PACKET_LEN, MAX_MAX_PACKET_LEN,
     MIN_MAX_PACKET_LEN,
 };
-pub use connection::{Config, Connection, Event, Outgoing, Role, Sent};
+pub use connection::{
+    Config, Connection, Event, Inbound, Outbound, Role, Sent, SharedConnection, SplitDriver,
+};
 pub use crypto::{CryptoProvider, Direction, KeyDerivation};
 pub use error::{Error, Result};
 pub use keys::{KeyMaterial, Keys};
@@ -178,7 +179,6 @@ pub use packetizer::{
 pub use padding::{PaddingSource, RandomPadding, ZeroPadding};
 pub use read_loop::{KeepaliveCallback, SendMessage};
 pub use rekey::RekeyLimits;
-pub use shared::SharedConnection;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,7 +1,8 @@
-//! The connection target: two honest cores, a client and a server, driven by
-//! whatever interleaving of sends, key switches, byte moves (in any pieces,
-//! the whole drivers' way or the split halves'), clock jumps, polls and
-//! events the input spells.
+//! The connection target: two honest cores, each split into its inbound
+//! and outbound halves ([`Connection::split`]), driven by whatever
+//! interleaving of sends, key switches, byte moves (in any pieces, the
+//! whole drivers' way or the split halves'), clock jumps, polls and events
+//! the input spells.
 //!
 //! Between two honest ends nothing may fail, whatever the order: every
 //! message arrives once, each class in the order it was sent (the
@@ -10,12 +11,25 @@
 //! again once handled (a driver sleeping until it would spin otherwise).
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ssh_packetizer::{
-    msg, CipherAlgorithm as C, Config, Connection, Error, InputBuffer, Keys, MacAlgorithm as M,
-    Opened, Outgoing, RekeyLimits, Role, Sent,
+    msg, CipherAlgorithm as C, Config, Connection, Error, Inbound, InputBuffer, Keys,
+    MacAlgorithm as M, Opened, Outbound, RekeyLimits, Role, Sent, SharedConnection, SplitDriver,
 };
+
+/// The clock both ends run on, moved by the input; nobody waits, so a
+/// wake-up goes nowhere.
+struct Clock(Mutex<Instant>);
+
+impl SplitDriver for Clock {
+    fn now(&self) -> Instant {
+        *self.0.lock().unwrap()
+    }
+
+    fn wake(&self) {}
+}
 
 /// Keys for one direction's `epoch`-th switch.
 fn keys(suite: (C, M), toward_server: bool, epoch: u32) -> Keys {
@@ -25,12 +39,11 @@ fn keys(suite: (C, M), toward_server: bool, epoch: u32) -> Keys {
 
 /// One end and what the other end expects from it.
 struct End {
-    core: Connection,
-    /// The input the end's driver lends the core.
-    input: InputBuffer,
-    /// Output taken the split writer's way, not all handed to the peer
-    /// yet: it goes before anything sealed since.
-    out: Outgoing,
+    /// The inbound half: the input, and the core it reads through.
+    inbound: Inbound,
+    /// The outbound half: output taken the split writer's way, not all
+    /// handed to the peer yet; it goes before anything sealed since.
+    out: Outbound,
     toward_server: bool,
     /// Keys switched outbound so far.
     out_epoch: u32,
@@ -52,7 +65,8 @@ fn goes_during_kex(msg_type: u8) -> bool {
 }
 
 impl End {
-    fn new(role: Role, now: Instant, strict: bool) -> End {
+    fn new(role: Role, clock: &Arc<Clock>, strict: bool) -> End {
+        let now = clock.now();
         let config = Config::new(role).rekey_limits(RekeyLimits {
             max_bytes: Some(8192),
             max_time: Some(Duration::from_secs(30)),
@@ -61,10 +75,10 @@ impl End {
         let mut core = Connection::new(config, now);
         core.set_strict_kex(strict);
         core.set_keepalive(Some(Duration::from_secs(5)), now);
+        let (inbound, out) = core.split(InputBuffer::new(), clock.clone());
         End {
-            core,
-            input: InputBuffer::new(),
-            out: Outgoing::default(),
+            inbound,
+            out,
             toward_server: role == Role::Client,
             out_epoch: 0,
             in_epoch: 0,
@@ -73,8 +87,13 @@ impl End {
         }
     }
 
+    /// The core, shared by both halves.
+    fn core(&self) -> &SharedConnection {
+        self.out.connection()
+    }
+
     fn send(&mut self, payload: Vec<u8>) {
-        match self.core.send_message(&payload) {
+        match self.core().with(|core| core.send_message(&payload)) {
             Ok(Sent::Sealed { .. } | Sent::Held) => {
                 if goes_during_kex(payload[0]) {
                     self.sent_transport.push_back(payload);
@@ -88,48 +107,65 @@ impl End {
         }
     }
 
-    fn newkeys(&mut self, suite: (C, M), now: Instant) {
+    fn newkeys(&mut self, suite: (C, M)) {
         self.out_epoch += 1;
         let k = keys(suite, self.toward_server, self.out_epoch);
-        self.core
-            .send_newkeys(k, now)
+        self.core()
+            .with_now(|core, now| core.send_newkeys(k, now))
             .expect("an honest key switch");
     }
 }
 
 /// Moves up to `limit` pending bytes from `from` to `to`: either as the
 /// whole drivers do (`pending_output` + `output_written`, then `feed`) or
-/// as the split halves do (an [`Outgoing`] takes it, a read into the room
-/// `recv_buf` offers), as `lent` says. What was taken the halves' way goes
-/// first.
-fn carry(from: &mut End, to: &mut End, limit: usize, now: Instant, lent: bool) {
+/// as the split halves do (the [`Outbound`] half takes it, a read into the
+/// room the [`Inbound`] half offers), as `lent` says. What was taken the
+/// halves' way goes first.
+fn carry(from: &mut End, to: &mut End, limit: usize, lent: bool) {
+    let now = to.core().now();
     if lent || from.out.in_flight() > 0 {
-        let bytes = from.out.next(&mut from.core, now).expect("an honest write");
-        let room = to.core.recv_buf(&mut to.input);
+        let bytes = from.out.to_write().expect("an honest write");
+        let room = to.inbound.recv_buf();
         let k = room.len().min(bytes.len()).min(limit);
         room[..k].copy_from_slice(&bytes[..k]);
-        to.core.recv_filled(&mut to.input, k, now);
+        to.inbound
+            .with(|core, input| core.recv_filled(input, k, now));
         from.out.wrote(k);
     } else {
-        let out = from.core.pending_output();
-        let n = out.len().min(limit);
-        let taken = to.core.feed(&mut to.input, &out[..n], now);
-        from.core.output_written(taken, now);
+        let inbound = &mut to.inbound;
+        from.core().with(|core| {
+            let out = core.pending_output();
+            let n = out.len().min(limit);
+            let taken = inbound.with(|peer, input| peer.feed(input, &out[..n], now));
+            core.output_written(taken, now);
+        });
     }
-    assert!(to.input.buffered() <= to.core.input_limit());
+    let limit = to.inbound.with(|core, _| core.input_limit());
+    assert!(to.inbound.input().buffered() <= limit);
+}
+
+/// What one poll of the inbound half found.
+enum Found {
+    Packet,
+    AwaitingKeys,
+    Nothing,
 }
 
 /// Reads what `to` has from `from`, checking each message against what was
 /// sent.
-fn read(from: &mut End, to: &mut End, suite: (C, M), now: Instant) {
+fn read(from: &mut End, to: &mut End, suite: (C, M)) {
     loop {
-        match to
-            .core
-            .poll_packet(&mut to.input)
-            .expect("honest bytes open")
-        {
-            Opened::Packet(p) => {
-                let payload = p.payload();
+        let found = to.inbound.with(|core, input| {
+            match core.poll_packet(input).expect("honest bytes open") {
+                Opened::Packet(_) => Found::Packet,
+                Opened::AwaitingKeys => Found::AwaitingKeys,
+                _ => Found::Nothing,
+            }
+        });
+        match found {
+            Found::Packet => {
+                let packet = to.inbound.input().packet().expect("the packet just found");
+                let payload = packet.payload();
                 if payload == [msg::NEWKEYS] {
                     continue;
                 }
@@ -141,15 +177,15 @@ fn read(from: &mut End, to: &mut End, suite: (C, M), now: Instant) {
                 let expected = queue.pop_front().expect("nothing more was sent");
                 assert_eq!(payload, &expected[..], "out of order or corrupted");
             }
-            Opened::AwaitingKeys => {
+            Found::AwaitingKeys => {
                 to.in_epoch += 1;
                 assert!(to.in_epoch <= from.out_epoch);
                 let k = keys(suite, from.toward_server, to.in_epoch);
-                to.core
-                    .set_inbound_keys(k, now)
+                to.core()
+                    .with_now(|core, now| core.set_inbound_keys(k, now))
                     .expect("at a packet boundary");
             }
-            _ => return,
+            Found::Nothing => return,
         }
     }
 }
@@ -169,10 +205,10 @@ pub fn connection(data: &[u8]) {
     ];
     let suite = suites[usize::from(pick & 0x7f) % suites.len()];
     let strict = pick & 0x80 != 0;
-    let mut now = Instant::now();
+    let clock = Arc::new(Clock(Mutex::new(Instant::now())));
     let mut ends = [
-        End::new(Role::Client, now, strict),
-        End::new(Role::Server, now, strict),
+        End::new(Role::Client, &clock, strict),
+        End::new(Role::Server, &clock, strict),
     ];
     while let [op, arg, rest @ ..] = ops {
         ops = rest;
@@ -193,24 +229,30 @@ pub fn connection(data: &[u8]) {
                 this.send(payload);
             }
             1 => this.send(vec![msg::KEXINIT, arg as u8]),
-            2 => this.newkeys(suite, now),
+            2 => this.newkeys(suite),
             3 => this.send(vec![if arg % 2 == 0 { msg::IGNORE } else { 31 }, arg as u8]),
-            4 => carry(this, other, arg * 97 + 1, now, arg % 2 == 1),
-            5 => read(other, this, suite, now),
+            4 => carry(this, other, arg * 97 + 1, arg % 2 == 1),
+            5 => read(other, this, suite),
             6 => {
-                now += Duration::from_millis(arg as u64 * 250);
+                let now = clock.now() + Duration::from_millis(arg as u64 * 250);
+                *clock.0.lock().unwrap() = now;
                 for end in [&mut *this, &mut *other] {
-                    end.core.handle_timeout(now);
-                    if let Some(next) = end.core.poll_timeout() {
+                    // `with` runs the timers up to the clock first.
+                    if let Some(next) = end.core().with(|core| core.poll_timeout()) {
                         assert!(next > now, "a handled deadline came back");
                     }
                 }
             }
-            7 => while this.core.poll_event().is_some() {},
-            _ => this.core.request_rekey(),
+            7 => this
+                .core()
+                .with(|core| while core.poll_event().is_some() {}),
+            _ => this.core().with(|core| core.request_rekey()),
         }
         for end in &ends {
-            assert!(end.core.error().is_none(), "{:?}", end.core.error());
+            let error = end
+                .core()
+                .with(|core| core.error().map(ToString::to_string));
+            assert!(error.is_none(), "{error:?}");
         }
     }
 }

@@ -5,8 +5,11 @@
 //! - `recv`: the input, packets and the rules each passes, raw reads, lines
 //!   and the identification exchange;
 //! - `send`: sealing, the hold during our key exchange (`hold`), DISCONNECT
-//!   and the output; `outgoing`: the output a split writer took, its half
-//!   of a split (the reader's is the [`InputBuffer`](crate::InputBuffer));
+//!   and the output;
+//! - `split`: the core shared by an inbound half (which owns the
+//!   [`InputBuffer`](crate::InputBuffer)) and an outbound half
+//!   (`outbound`: the output a writer took), for a reader and writers that
+//!   run apart;
 //! - `kex`: key switches, the initial and strict kex, the one rekey request
 //!   and its grace counter (`rekey`);
 //! - `timers`: the handshake deadline, the key age and the keepalive as a
@@ -19,10 +22,11 @@ mod hexdump;
 mod hold;
 mod kex;
 mod memory;
-mod outgoing;
+mod outbound;
 mod recv;
 mod rekey;
 mod send;
+mod split;
 mod timers;
 
 use std::collections::VecDeque;
@@ -41,7 +45,8 @@ use self::timers::Timers;
 
 pub use self::config::{Config, Role};
 use self::hold::HOLD_LIMIT;
-pub use self::outgoing::Outgoing;
+pub use self::outbound::Outbound;
+pub use self::split::{Inbound, SharedConnection, SplitDriver};
 
 /// Index of the inbound direction in per-direction arrays.
 const IN: usize = 0;
@@ -367,5 +372,7 @@ impl Connection {
     }
 }
 
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod tests;

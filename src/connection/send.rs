@@ -136,7 +136,7 @@ impl Connection {
     /// Moves the pending output into `into` (which is cleared first; its
     /// capacity is kept for the next swap, so nothing is copied), for a
     /// writer that writes it without holding the connection
-    /// ([`Outgoing`](super::Outgoing)). The bytes count as written at
+    /// ([`Outbound`](super::Outbound)). The bytes count as written at
     /// `now`: they are the writer's to write from here.
     pub(super) fn take_output(&mut self, into: &mut Vec<u8>, now: Instant) {
         into.clear();

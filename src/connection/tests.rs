@@ -844,31 +844,3 @@ fn raw_bytes_are_refused_once_packets_flow() {
         Err(Error::InvalidCall { .. })
     ));
 }
-
-#[test]
-fn outgoing_writes_what_it_took_first_and_nothing_after_a_broken_write() {
-    let now = Instant::now();
-    let mut core = Connection::new(Config::client(), now);
-    let mut out = Outgoing::default();
-    core.send_message(&[msg::IGNORE, 1]).unwrap();
-    let first = out.next(&mut core, now).unwrap().to_vec();
-    out.wrote(10);
-    // Sealed after the take: it waits until the rest of the first is out.
-    core.send_message(&[msg::IGNORE, 2]).unwrap();
-    assert_eq!(out.next(&mut core, now).unwrap(), &first[10..]);
-    out.wrote(first.len());
-    assert_eq!(out.in_flight(), 0);
-    let second = out.next(&mut core, now).unwrap().to_vec();
-    assert_eq!(second.len(), first.len(), "the second message, whole");
-    // A failed write: the connection fails with it, nothing more goes.
-    let broken = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-    let e = out.broke(&mut core, Error::Io(broken));
-    assert!(matches!(e, Error::Io(_)), "{e:?}");
-    core.send_message(&[msg::IGNORE, 3]).unwrap_err();
-    let later = out.next(&mut core, now).unwrap_err();
-    assert!(matches!(later.cause(), Error::Io(_)), "{later:?}");
-    assert_eq!(out.in_flight(), 0);
-    let held = out.allocated();
-    assert_eq!(out.release_idle(), held);
-    assert_eq!(out.allocated(), 0);
-}

@@ -1,20 +1,24 @@
 //! A Packetizer split into a reading half and a writing half for two threads.
 //!
-//! Both halves drive one [`Connection`] behind a mutex, which each holds
-//! only to change the core's state, never across a blocking read or write:
-//! - The reader keeps the inbound byte buffer itself, reads into it without
-//!   the lock, and takes the lock to let the core open packets in it.
+//! Both halves wrap the core's own split ([`Connection::split`]): one
+//! [`Connection`] behind a lock that each holds only to change the core's
+//! state, never across a blocking read or write:
+//! - The reader owns the [`Inbound`] half, reads the stream into its input
+//!   without the lock, and takes the lock to let the core open packets.
 //! - Senders seal into the core's one output buffer under the lock; then
-//!   whoever holds the stream's write lock swaps that buffer out and writes
-//!   it without the core's lock, again until nothing is left. So packets go
-//!   out in the order they were sealed, a key switch is atomic (the core
-//!   does it in one call), and a writer stuck on a full socket stalls
-//!   nobody else: the reader's keepalive is sealed and left for that writer
-//!   to write, since the reader only ever tries the write lock.
+//!   whoever holds the stream's write lock (and with it the [`Outbound`]
+//!   half) swaps that buffer out and writes it without the core's lock,
+//!   again until nothing is left. So packets go out in the order they were
+//!   sealed, a key switch is atomic (the core does it in one call), and a
+//!   writer stuck on a full socket stalls nobody else: the reader's
+//!   keepalive is sealed and left for that writer to write, since the
+//!   reader only ever tries the write lock.
+//!
+//! What is left here is the blocking: senders waiting on a condition
+//! variable for room in the hold, and the write lock.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::ops::DerefMut;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -24,7 +28,7 @@ use super::stream::{read_once, write_fully, Patience, Read1};
 use super::{read_all_with, read_identification_with, read_line_with, Packetizer, DEFAULT_TICK};
 use crate::banner::Identification;
 use crate::codec::{InputBuffer, Packet};
-use crate::connection::{Connection, Outgoing, Sent};
+use crate::connection::{Connection, Inbound, Outbound, Sent, SharedConnection, SplitDriver};
 use crate::error::Error;
 use crate::keys::Keys;
 #[cfg(any(test, feature = "test-util"))]
@@ -32,7 +36,6 @@ use crate::pipe::{PipeEnd, PipeReader, PipeWriter};
 use crate::read_loop::{
     found_packet, poll_packet, CoreSide, KeepaliveCallback, ReadState, SendMessage,
 };
-use crate::shared::{SharedConnection, SharedCore};
 
 /// A stream that can be taken apart into a reading and a writing half.
 pub trait SplitStream: Read + Write + Sized {
@@ -120,18 +123,18 @@ impl<S: SplitStream> Packetizer<S> {
             backoff,
         } = self;
         let (reader_io, writer_io) = io.split_stream().map_err(Error::Io)?;
-        let shared = Arc::new(Shared {
-            core: Mutex::new(core),
+        let waiters = Arc::new(Waiters {
             clock,
+            changes: Mutex::new(0),
             changed: Condvar::new(),
         });
-        let connection = SharedConnection::new(shared.clone());
+        let (inbound, outbound) = core.split(input, waiters.clone());
         let outlet = Arc::new(Outlet {
-            shared: shared.clone(),
-            connection: connection.clone(),
+            connection: outbound.connection().clone(),
+            waiters,
             io: Mutex::new(WriterIo {
                 io: writer_io,
-                out: Outgoing::default(),
+                out: outbound,
             }),
             timeout: Mutex::new(write_timeout),
         });
@@ -140,9 +143,7 @@ impl<S: SplitStream> Packetizer<S> {
         };
         let reader = PacketReader {
             io: reader_io,
-            input,
-            shared,
-            connection,
+            inbound,
             outlet,
             reading,
             backoff,
@@ -151,53 +152,52 @@ impl<S: SplitStream> Packetizer<S> {
     }
 }
 
-/// What both halves share: the core and the clock.
-struct Shared {
-    core: Mutex<Connection>,
+/// The sync halves' clock, and the condition variable senders wait on for
+/// room in the hold.
+struct Waiters {
     clock: Arc<dyn Clock>,
-    /// Wakes senders waiting for a key exchange's hold to empty.
+    /// How many wake-ups there were: a sender that looked before one does
+    /// not sleep through it.
+    changes: Mutex<u64>,
     changed: Condvar,
 }
 
-impl Shared {
-    /// The time, from the driver's clock.
+impl Waiters {
+    fn changes(&self) -> MutexGuard<'_, u64> {
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until there was a wake-up after the `seen`-th, at most `limit`.
+    fn wait_after(&self, seen: u64, limit: Duration) {
+        let changes = self.changes();
+        if *changes == seen {
+            let _ = self.changed.wait_timeout(changes, limit);
+        }
+    }
+}
+
+impl SplitDriver for Waiters {
     fn now(&self) -> Instant {
         self.clock.now()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A poisoned lock means a panic inside a core call, a bug: the other
-        // half goes on with the state as the panic left it rather than
-        // panicking too.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl SharedCore for Shared {
-    fn lock(&self) -> Box<dyn DerefMut<Target = Connection> + '_> {
-        Box::new(Shared::lock(self))
-    }
-
-    fn now(&self) -> Instant {
-        Shared::now(self)
-    }
-
-    fn changed(&self) {
+    fn wake(&self) {
+        *self.changes() += 1;
         self.changed.notify_all();
     }
 }
 
-/// The writing end of the stream and the bytes it took from the core.
+/// The writing end of the stream and the outbound half it writes for.
 struct WriterIo<W> {
     io: W,
-    out: Outgoing,
+    out: Outbound,
 }
 
 /// The stream's writing end with the core it writes for.
 struct Outlet<W> {
-    shared: Arc<Shared>,
-    /// The same core, as the halves hand it out.
+    /// The core, as the halves hand it out.
     connection: SharedConnection,
+    waiters: Arc<Waiters>,
     /// Held only by whoever writes, and only while writing: everyone who
     /// takes it drains the core's output before letting go.
     io: Mutex<WriterIo<W>>,
@@ -245,7 +245,10 @@ impl<W: Write + Send> Drain for Outlet<W> {
             self.write_pending(guard, None)?;
             // Output sealed after the last look but before the lock was
             // released found it taken: look once more.
-            if self.shared.lock().pending_output().is_empty() {
+            if self
+                .connection
+                .with(|core| core.pending_output().is_empty())
+            {
                 return Ok(());
             }
         }
@@ -260,11 +263,10 @@ impl<W: Write> Outlet<W> {
         mut io: MutexGuard<'_, WriterIo<W>>,
         cap: Option<Duration>,
     ) -> Result<(), Error> {
-        let clock = &*self.shared.clock;
-        let closed = || self.shared.lock().is_closed();
+        let closed = || self.connection.with(|core| core.is_closed());
         loop {
             let WriterIo { io: stream, out } = &mut *io;
-            let bytes = out.next(&mut self.shared.lock(), clock.now())?;
+            let bytes = out.to_write()?;
             if bytes.is_empty() {
                 return Ok(());
             }
@@ -284,13 +286,9 @@ impl<W: Write> Outlet<W> {
                 cancelled,
             };
             let n = bytes.len();
-            match write_fully(stream, bytes, &patience, clock) {
+            match write_fully(stream, bytes, &patience, &*self.waiters.clock) {
                 Ok(()) => out.wrote(n),
-                Err(e) => {
-                    let e = out.broke(&mut self.shared.lock(), e);
-                    self.shared.changed.notify_all();
-                    return Err(e);
-                }
+                Err(e) => return Err(out.broke(e)),
             }
         }
     }
@@ -301,9 +299,10 @@ impl<W: Write> Outlet<W> {
 /// order sealed.
 ///
 /// A send that spends a key's byte budget raises the rekey request, but the
-/// reader reports [`Error::NeedRekey`] only when it next runs, which may be
-/// never while the peer is silent (a download to a client that has stopped
-/// reading). A sending thread that can start the key exchange should check
+/// reader reports [`Error::NeedRekey`] only when it next runs (at its next
+/// read timeout, or never over a stream without one while the peer is
+/// silent: a download to a client that has stopped reading). A sending
+/// thread that can start the key exchange should check
 /// [`SharedConnection::need_rekey`] (through [`PacketWriter::connection`])
 /// after its sends.
 ///
@@ -336,17 +335,13 @@ impl<W> Clone for PacketWriter<W> {
 }
 
 impl<W: Write + Send> PacketWriter<W> {
-    fn shared(&self) -> &Shared {
-        &self.outlet.shared
-    }
-
     /// As [`Packetizer::send_message`]. During our key exchange a message
     /// that must wait is held; once the hold is full this waits until the
     /// exchange is done (the writer's back-pressure). The thread that drives
     /// the key exchange must not wait for itself: it sends connection
     /// messages with [`PacketWriter::try_send_message`].
     pub fn send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
-        let sent = self.seal(payload)?;
+        let sent = self.queue_message(payload)?;
         self.outlet.drain(true)?;
         Ok(sent)
     }
@@ -354,7 +349,7 @@ impl<W: Write + Send> PacketWriter<W> {
     /// As [`PacketWriter::send_message`], but a full hold during a key
     /// exchange is [`Error::KexHoldFull`] at once (nothing sent, not fatal).
     pub fn try_send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
-        let sent = self.shared().lock().send_message(payload)?;
+        let sent = self.connection().with(|core| core.send_message(payload))?;
         self.outlet.drain(true)?;
         Ok(sent)
     }
@@ -362,22 +357,12 @@ impl<W: Write + Send> PacketWriter<W> {
     /// As [`Packetizer::queue_message`] (waits like `send_message` while a
     /// key exchange's hold is full).
     pub fn queue_message(&self, payload: &[u8]) -> Result<Sent, Error> {
-        self.seal(payload)
-    }
-
-    fn seal(&self, payload: &[u8]) -> Result<Sent, Error> {
-        let shared = self.shared();
-        let mut core = shared.lock();
+        let waiters = &self.outlet.waiters;
         loop {
-            match core.send_message(payload) {
-                Err(Error::KexHoldFull { .. }) => {
-                    core = shared
-                        .changed
-                        .wait_timeout(core, DEFAULT_TICK)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                    core.handle_timeout(shared.clock.now());
-                }
+            // Counted before the look, so a wake-up between the two is kept.
+            let seen = *waiters.changes();
+            match self.connection().with(|core| core.send_message(payload)) {
+                Err(Error::KexHoldFull { .. }) => waiters.wait_after(seen, DEFAULT_TICK),
                 other => return other,
             }
         }
@@ -385,19 +370,20 @@ impl<W: Write + Send> PacketWriter<W> {
 
     /// As [`Packetizer::send_identification`].
     pub fn send_identification(&self, id: &str) -> Result<(), Error> {
-        self.shared().lock().send_identification(id)?;
+        self.connection()
+            .with(|core| core.send_identification(id))?;
         self.outlet.drain(true)
     }
 
     /// As [`Packetizer::write_all`]: raw bytes, before the first packet.
     pub fn write_all(&self, bytes: &[u8]) -> Result<(), Error> {
-        self.shared().lock().send_raw(bytes)?;
+        self.connection().with(|core| core.send_raw(bytes))?;
         self.outlet.drain(true)
     }
 
     /// As [`Packetizer::flush`].
     pub fn flush(&self) -> Result<(), Error> {
-        self.shared().lock().check()?;
+        self.connection().with(|core| core.check())?;
         self.outlet.drain(true)
     }
 
@@ -413,8 +399,7 @@ impl<W: Write + Send> PacketWriter<W> {
     /// [`PacketWriter::queue_message`]: NEWKEYS and the key switch happen
     /// now, in one step; the bytes go out with the next flush.
     pub fn queue_newkeys(&self, keys: Keys) -> Result<u32, Error> {
-        self.outlet
-            .connection
+        self.connection()
             .with_now(|core, now| core.send_newkeys(keys, now))
     }
 
@@ -423,14 +408,14 @@ impl<W: Write + Send> PacketWriter<W> {
     /// behind). For the thread that reads: it must not wait behind a sender
     /// stuck on a full socket while the peer waits for it to read.
     pub fn try_flush(&self) -> Result<(), Error> {
-        self.shared().lock().check()?;
+        self.connection().with(|core| core.check())?;
         self.outlet.drain(false)
     }
 
     /// As [`Packetizer::disconnect`].
     pub fn disconnect(&self, reason: u32, description: &str) -> Result<(), Error> {
-        self.shared().lock().send_disconnect(reason, description)?;
-        self.shared().changed.notify_all();
+        self.connection()
+            .with(|core| core.send_disconnect(reason, description))?;
         self.outlet.drain(true)
     }
 
@@ -458,39 +443,32 @@ impl<W: Write + Send> SendMessage for PacketWriter<W> {
 }
 
 /// The reading half of a split Packetizer (see [`PacketWriter`] for an
-/// example). It keeps the inbound buffer itself: packets it returns borrow
-/// from it, with no copy and no lock held.
+/// example). It owns the core's [`Inbound`] half: packets it returns borrow
+/// from its input, with no copy and no lock held.
 pub struct PacketReader<R> {
     io: R,
-    /// The inbound bytes, kept here so reads need no lock.
-    input: InputBuffer,
-    shared: Arc<Shared>,
-    /// The same core, as the halves hand it out.
-    connection: SharedConnection,
+    inbound: Inbound,
     outlet: Arc<dyn Drain>,
     reading: ReadState,
     /// How long a read that came back with `WouldBlock` at once waits.
     backoff: Duration,
 }
 
-/// The reader seen by the read loop.
+/// The reader seen by the read loop. Its keepalive seals under the lock,
+/// then writes only if no writer is busy (a busy one writes it next).
 struct ReaderSide<'a, R> {
     io: &'a mut R,
-    input: &'a mut InputBuffer,
-    sink: ReaderSink<'a>,
+    inbound: &'a mut Inbound,
+    outlet: &'a dyn Drain,
     backoff: Duration,
 }
 
-/// How the reader's keepalive sends: seal under the lock, then write only
-/// if no writer is busy (a busy one writes it next).
-struct ReaderSink<'a> {
-    shared: &'a Shared,
-    outlet: &'a dyn Drain,
-}
-
-impl SendMessage for ReaderSink<'_> {
+impl<R> SendMessage for ReaderSide<'_, R> {
     fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
-        let sent = self.shared.lock().send_message(payload)?;
+        let sent = self
+            .inbound
+            .connection()
+            .with(|core| core.send_message(payload))?;
         self.outlet.drain(false)?;
         Ok(sent)
     }
@@ -498,29 +476,26 @@ impl SendMessage for ReaderSink<'_> {
 
 impl<R: Read> CoreSide for ReaderSide<'_, R> {
     fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
-        let mut core = self.sink.shared.lock();
-        f(&mut core, self.input)
+        self.inbound.with(f)
     }
 
     fn sink(&mut self) -> &mut dyn SendMessage {
-        &mut self.sink
+        self
     }
 }
 
 impl<R: Read> Side for ReaderSide<'_, R> {
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
-        // The room is found under the lock; the read waits without it.
-        let room = self.sink.shared.lock().recv_buf(self.input);
         let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
-        read_once(self.io, room, pause)
+        read_once(self.io, self.inbound.recv_buf(), pause)
     }
 
     fn now(&self) -> Instant {
-        self.sink.shared.clock.now()
+        self.inbound.connection().now()
     }
 
     fn flush_after_failure(&mut self) {
-        self.sink.outlet.drain_after_failure();
+        self.outlet.drain_after_failure();
     }
 }
 
@@ -529,58 +504,43 @@ impl<R: Read> PacketReader<R> {
         (
             ReaderSide {
                 io: &mut self.io,
-                input: &mut self.input,
-                sink: ReaderSink {
-                    shared: &self.shared,
-                    outlet: &*self.outlet,
-                },
+                inbound: &mut self.inbound,
+                outlet: &*self.outlet,
                 backoff: self.backoff,
             },
             &mut self.reading,
         )
     }
 
-    /// Wakes waiting senders after a fatal error, so none waits forever.
-    fn settle<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        if result.as_ref().is_err_and(Error::is_fatal) {
-            self.shared.changed.notify_all();
-        }
-        result
-    }
-
     /// As [`Packetizer::read_message`].
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         let (mut side, state) = self.side();
-        let result = wait_for(&mut side, state, true, None, poll_packet);
-        self.settle(result)?;
-        found_packet(&self.input)
+        wait_for(&mut side, state, true, None, poll_packet)?;
+        found_packet(self.inbound.input())
     }
 
     /// As [`Packetizer::read_all`].
     pub fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
         let (mut side, state) = self.side();
-        let result = read_all_with(&mut side, state, n, check_rekey);
-        self.settle(result)
+        read_all_with(&mut side, state, n, check_rekey)
     }
 
     /// As [`Packetizer::read_line`].
     pub fn read_line(&mut self) -> Result<String, Error> {
         let (mut side, state) = self.side();
-        let result = read_line_with(&mut side, state);
-        self.settle(result)
-            .map(|line| String::from_utf8_lossy(&line).into_owned())
+        let line = read_line_with(&mut side, state)?;
+        Ok(String::from_utf8_lossy(&line).into_owned())
     }
 
     /// As [`Packetizer::read_identification`].
     pub fn read_identification(&mut self) -> Result<Identification, Error> {
         let (mut side, state) = self.side();
-        let result = read_identification_with(&mut side, state);
-        self.settle(result)
+        read_identification_with(&mut side, state)
     }
 
     /// As [`Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        self.connection
+        self.connection()
             .with_now(|core, now| core.set_inbound_keys(keys, now))
     }
 
@@ -599,8 +559,8 @@ impl<R: Read> PacketReader<R> {
     where
         F: FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send + 'static,
     {
-        let now = self.shared.clock.now();
-        self.shared.lock().set_keepalive(interval, now);
+        self.connection()
+            .with_now(|core, now| core.set_keepalive(interval, now));
         self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
     }
 
@@ -608,6 +568,6 @@ impl<R: Read> PacketReader<R> {
     /// (`need_rekey`, the handshake deadline, `close`) and everything else
     /// the core offers.
     pub fn connection(&self) -> &SharedConnection {
-        &self.connection
+        self.inbound.connection()
     }
 }

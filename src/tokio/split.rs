@@ -1,17 +1,19 @@
 //! The async Packetizer's two halves, for a reading task and writing
-//! tasks, with the sync halves' guarantees: the core sits behind one short
-//! lock (never held across an await), so a key switch is one step; the
-//! reader keeps the inbound buffer itself; the writer's stream sits behind
-//! an async lock that the reader only ever tries, so a writer waiting on a
-//! full socket never holds up a read.
+//! tasks, with the sync halves' guarantees, over the core's own split
+//! ([`Connection::split`]): the core sits behind one short lock (never
+//! held across an await), so a key switch is one step; the reader owns the
+//! [`Inbound`] half and its input; the writer's stream and the
+//! [`Outbound`] half sit behind an async lock that the reader only ever
+//! tries, so a writer waiting on a full socket never holds up a read. What
+//! is left here is the waiting: a `Notify` for senders and the reader's
+//! waker.
 
 use std::future::poll_fn;
 use std::io;
-use std::ops::DerefMut;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::tokio::io::{AsyncRead, AsyncWrite};
 use ::tokio::sync::Notify;
@@ -21,66 +23,21 @@ use super::timer::{now, Timer};
 use crate::banner::Identification;
 use crate::codec::InputBuffer;
 use crate::codec::Packet;
-use crate::connection::{Connection, Outgoing, Sent};
+use crate::connection::{Connection, Inbound, Outbound, Sent, SharedConnection, SplitDriver};
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, SendMessage};
-use crate::shared::{SharedConnection, SharedCore};
 
-/// What both halves share.
-struct Shared {
-    core: Mutex<Connection>,
-    /// Wakes senders waiting for a key exchange's hold to empty, and every
-    /// waiter once the connection failed or closed.
+/// The async halves' wake-ups: senders waiting for room in the hold wait
+/// on a `Notify`; the reader's pending read leaves its waker, woken when
+/// the core changes in a way it waits for (a nearer deadline, a close, a
+/// wanted rekey).
+struct Waiters {
     changed: Notify,
-    /// The waker of the reader's pending read, woken when the writer's side
-    /// changes what the read waits for (see [`Watched`]).
     reader: Mutex<Option<Waker>>,
 }
 
-/// The core locked from the writer's side or the controls: a call that
-/// moves the core's next deadline or ends the connection wakes a waiting
-/// reader, which then re-arms its timer or sees the error. (Output left
-/// pending is written by the next writer, or by the reader's next loop.)
-struct Watched<'a> {
-    core: MutexGuard<'a, Connection>,
-    shared: &'a Shared,
-    before: (Option<std::time::Instant>, bool),
-}
-
-impl std::ops::Deref for Watched<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.core
-    }
-}
-
-impl std::ops::DerefMut for Watched<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.core
-    }
-}
-
-impl Drop for Watched<'_> {
-    fn drop(&mut self) {
-        if (self.core.poll_timeout(), self.core.is_closed()) != self.before {
-            self.shared.wake_reader();
-        }
-    }
-}
-
-impl Shared {
-    /// The core, for the writer's side and the controls (see [`Watched`]).
-    fn lock(&self) -> Watched<'_> {
-        let core = self.lock_quiet();
-        let before = (core.poll_timeout(), core.is_closed());
-        Watched {
-            core,
-            shared: self,
-            before,
-        }
-    }
-
+impl Waiters {
     /// Registers the reader's pending read to be woken by the writer's side.
     fn park_reader(&self, cx: &Context<'_>) {
         let mut slot = self.reader.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,50 +53,32 @@ impl Shared {
             waker.wake();
         }
     }
+}
 
-    /// The time, from tokio's clock.
-    fn now(&self) -> std::time::Instant {
+impl SplitDriver for Waiters {
+    fn now(&self) -> Instant {
         now()
     }
 
-    /// The core, for the reader's own loop, which sees its own changes.
-    fn lock_quiet(&self) -> MutexGuard<'_, Connection> {
-        // A poisoned lock means a panic inside a core call, a bug: go on
-        // with the state as the panic left it rather than panic too.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Controls lock the core as the writer's side does ([`Watched`]): a
-/// change wakes the waiting reader, and the waiting senders.
-impl SharedCore for Shared {
-    fn lock(&self) -> Box<dyn DerefMut<Target = Connection> + '_> {
-        Box::new(Shared::lock(self))
-    }
-
-    fn now(&self) -> std::time::Instant {
-        Shared::now(self)
-    }
-
-    fn changed(&self) {
+    fn wake(&self) {
+        self.wake_reader();
         self.changed.notify_waiters();
     }
 }
 
-/// The writing end of the stream and the bytes in flight on it.
+/// The writing end of the stream and the outbound half it writes for.
 struct WriterIo<W> {
     io: W,
-    /// Bytes taken from the core and how far they were written.
-    out: Outgoing,
+    out: Outbound,
     /// Bytes were written since the stream was last flushed.
     unflushed: bool,
 }
 
 /// The stream's writing end with the core it writes for.
 struct Outlet<W> {
-    shared: Arc<Shared>,
-    /// The same core, as the halves hand it out.
+    /// The core, as the halves hand it out.
     connection: SharedConnection,
+    waiters: Arc<Waiters>,
     /// Held by whoever writes. Writers wait for it; the reader only tries
     /// it, and never across a poll.
     io: ::tokio::sync::Mutex<WriterIo<W>>,
@@ -154,7 +93,7 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
         loop {
-            let bytes = match w.out.next(&mut self.shared.lock(), now()) {
+            let bytes = match w.out.to_write() {
                 Ok([]) => break,
                 Ok(bytes) => bytes,
                 Err(e) => return Poll::Ready(Err(e)),
@@ -170,7 +109,7 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
                     let e = result
                         .err()
                         .unwrap_or_else(|| io::ErrorKind::WriteZero.into());
-                    return Poll::Ready(Err(self.broke(w, e)));
+                    return Poll::Ready(Err(w.out.broke(Error::Io(e))));
                 }
             }
         }
@@ -178,16 +117,10 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
             match Pin::new(&mut w.io).poll_flush(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => w.unflushed = false,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.broke(w, e))),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(w.out.broke(Error::Io(e)))),
             }
         }
         Poll::Ready(Ok(()))
-    }
-
-    fn broke(&self, w: &mut WriterIo<W>, e: io::Error) -> Error {
-        let e = w.out.broke(&mut self.shared.lock(), Error::Io(e));
-        self.shared.changed.notify_waiters();
-        e
     }
 
     /// Writes everything pending, waiting for the stream and for the lock.
@@ -197,14 +130,17 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
                 let mut w = self.io.lock().await;
                 // Cancelled while holding the lock, this leaves output for
                 // the reader, which it wakes to write it.
-                let _handover = Handover(&self.shared);
+                let _handover = Handover(&self.waiters);
                 poll_fn(|cx| self.poll_write_some(&mut w, cx)).await?;
             }
             // Output sealed while the lock was held, by a reader that found
             // it taken, is ours to write: look once more after letting go.
             match self.io.try_lock() {
                 Ok(w) if w.out.in_flight() > 0 => {}
-                Ok(_) if !self.shared.lock().pending_output().is_empty() => {}
+                Ok(_)
+                    if !self
+                        .connection
+                        .with(|core| core.pending_output().is_empty()) => {}
                 // Nothing left, or someone else holds the lock (and looks
                 // again after letting go).
                 _ => return Ok(()),
@@ -215,7 +151,7 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
 
 /// Wakes the reader when a writer lets go of the stream: anything the
 /// reader sealed meanwhile, or that a cancelled write left, is its to write.
-struct Handover<'a>(&'a Shared);
+struct Handover<'a>(&'a Waiters);
 
 impl Drop for Handover<'_> {
     fn drop(&mut self) {
@@ -268,26 +204,24 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let shared = Arc::new(Shared {
-        core: Mutex::new(core),
+    let waiters = Arc::new(Waiters {
         changed: Notify::new(),
         reader: Mutex::new(None),
     });
-    let connection = SharedConnection::new(shared.clone());
+    let (inbound, outbound) = core.split(input, waiters.clone());
     let outlet = Arc::new(Outlet {
-        shared: shared.clone(),
-        connection: connection.clone(),
+        connection: outbound.connection().clone(),
+        waiters: waiters.clone(),
         io: ::tokio::sync::Mutex::new(WriterIo {
             io: writer,
-            out: Outgoing::default(),
+            out: outbound,
             unflushed: false,
         }),
     });
     let reader = PacketReader {
         io: reader,
-        input,
-        shared,
-        connection,
+        inbound,
+        waiters,
         outlet: outlet.clone(),
         reading,
         timer: Timer::default(),
@@ -336,10 +270,6 @@ impl<W> std::fmt::Debug for PacketWriter<W> {
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
-    fn shared(&self) -> &Shared {
-        &self.outlet.shared
-    }
-
     /// As [`super::Packetizer::send_message`]. During our key exchange a
     /// message that must wait is held; once the hold is full this waits
     /// until the exchange is done (the writer's back-pressure). The task
@@ -364,7 +294,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// call that writes (a send, `flush`, or a read's loop) writes it.
     /// Dropped before the first poll, it did nothing.
     pub async fn try_send_message(&self, payload: &[u8]) -> Result<Sent, Error> {
-        let sent = self.shared().lock().send_message(payload)?;
+        let sent = self.connection().with(|core| core.send_message(payload))?;
         self.outlet.drain().await?;
         Ok(sent)
     }
@@ -378,13 +308,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// (a send, `flush`, or the reader's loop) writes it. Dropped while it
     /// waits for room in a full hold, nothing was sealed.
     pub async fn queue_message(&self, payload: &[u8]) -> Result<Sent, Error> {
-        let shared = self.shared();
         loop {
             // Registered before the look, so a wake between the two is kept.
-            let changed = shared.changed.notified();
+            let changed = self.outlet.waiters.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            let sealed = shared.lock().send_message(payload);
+            let sealed = self.connection().with(|core| core.send_message(payload));
             match sealed {
                 Err(Error::KexHoldFull { .. }) => changed.await,
                 other => return other,
@@ -399,7 +328,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// call that writes (a send, `flush`, or a read's loop) writes it.
     /// Dropped before the first poll, it did nothing.
     pub async fn send_identification(&self, id: &str) -> Result<(), Error> {
-        self.shared().lock().send_identification(id)?;
+        self.connection()
+            .with(|core| core.send_identification(id))?;
         self.outlet.drain().await
     }
 
@@ -411,7 +341,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// call that writes (a send, `flush`, or a read's loop) writes it.
     /// Dropped before the first poll, it did nothing.
     pub async fn write_all(&self, bytes: &[u8]) -> Result<(), Error> {
-        self.shared().lock().send_raw(bytes)?;
+        self.connection().with(|core| core.send_raw(bytes))?;
         self.outlet.drain().await
     }
 
@@ -422,7 +352,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// Cancel safety: cancel-safe; what was not written yet stays queued
     /// for the next call that writes.
     pub async fn flush(&self) -> Result<(), Error> {
-        let closed = match self.shared().lock().check() {
+        let closed = match self.connection().with(|core| core.check()) {
             Ok(()) => false,
             Err(Error::Closed) => true,
             Err(e) => return Err(e),
@@ -444,8 +374,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     pub async fn send_newkeys(&self, keys: Keys) -> Result<u32, Error> {
         // The hold empties (or the connection fails): waiting senders wake.
         let seqno = self
-            .outlet
-            .connection
+            .connection()
             .with_now(|core, now| core.send_newkeys(keys, now))?;
         self.outlet.drain().await?;
         Ok(seqno)
@@ -459,8 +388,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// [`Error::Closed`] and writes nothing). Dropped before the first poll,
     /// it did nothing.
     pub async fn disconnect(&self, reason: u32, description: &str) -> Result<(), Error> {
-        self.shared().lock().send_disconnect(reason, description)?;
-        self.shared().changed.notify_waiters();
+        self.connection()
+            .with(|core| core.send_disconnect(reason, description))?;
         self.outlet.drain().await
     }
 
@@ -473,16 +402,13 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
 }
 
 /// The reading half of a split async Packetizer (see [`PacketWriter`] for
-/// an example). It keeps the inbound buffer itself: packets it returns
-/// borrow from it, with no copy and no lock held. Its reads are cancel-safe
-/// as the Packetizer's.
+/// an example). It owns the core's [`Inbound`] half: packets it returns
+/// borrow from its input, with no copy and no lock held. Its reads are
+/// cancel-safe as the Packetizer's.
 pub struct PacketReader<R> {
     io: R,
-    /// The inbound bytes, kept here so reads need no lock.
-    input: InputBuffer,
-    /// The core, as the halves hand it out.
-    connection: SharedConnection,
-    shared: Arc<Shared>,
+    inbound: Inbound,
+    waiters: Arc<Waiters>,
     outlet: Arc<dyn Drain>,
     reading: ReadState,
     timer: Timer,
@@ -491,40 +417,37 @@ pub struct PacketReader<R> {
 impl<R> std::fmt::Debug for PacketReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PacketReader")
-            .field("buffered", &self.input.buffered())
+            .field("inbound", &self.inbound)
             .finish_non_exhaustive()
     }
 }
 
-/// The reader seen by the read loop.
+/// The reader seen by the read loop. Its keepalive seals under the lock;
+/// the read loop writes it if no writer is busy (a busy one writes it
+/// next).
 struct ReaderSide<'a, R> {
     io: &'a mut R,
-    input: &'a mut InputBuffer,
-    timer: &'a mut Timer,
-    sink: ReaderSink<'a>,
-}
-
-/// How the reader's keepalive sends: seal under the lock; the read loop
-/// writes it if no writer is busy (a busy one writes it next).
-struct ReaderSink<'a> {
-    shared: &'a Shared,
+    inbound: &'a mut Inbound,
+    waiters: &'a Waiters,
     outlet: &'a dyn Drain,
+    timer: &'a mut Timer,
 }
 
-impl SendMessage for ReaderSink<'_> {
+impl<R> SendMessage for ReaderSide<'_, R> {
     fn send_message(&mut self, payload: &[u8]) -> Result<Sent, Error> {
-        self.shared.lock_quiet().send_message(payload)
+        self.inbound
+            .connection()
+            .with(|core| core.send_message(payload))
     }
 }
 
 impl<R> CoreSide for ReaderSide<'_, R> {
     fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
-        let mut core = self.sink.shared.lock_quiet();
-        f(&mut core, self.input)
+        self.inbound.with(f)
     }
 
     fn sink(&mut self) -> &mut dyn SendMessage {
-        &mut self.sink
+        self
     }
 }
 
@@ -532,12 +455,13 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
     fn poll_read_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Got>> {
         // The lock is held only while the room is found and the stream
         // polled once: a poll never waits.
-        let mut core = self.sink.shared.lock_quiet();
-        poll_read_into(self.io, &mut core, self.input, cx)
+        let io = &mut *self.io;
+        self.inbound
+            .with(|core, input| poll_read_into(io, core, input, cx))
     }
 
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.sink.outlet.poll_drain(cx)
+        self.outlet.poll_drain(cx)
     }
 
     fn timer(&mut self) -> &mut Timer {
@@ -545,56 +469,45 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
     }
 
     fn park(&mut self, cx: &Context<'_>) {
-        self.sink.shared.park_reader(cx);
+        self.waiters.park_reader(cx);
     }
 
     fn holds_idle_memory(&mut self) -> bool {
-        let core = self.sink.shared.lock_quiet();
-        core.idle_bytes(self.input) > 0
+        self.inbound.with(|core, input| core.idle_bytes(input) > 0)
     }
 
     fn release_idle(&mut self) {
-        self.sink.shared.lock().release_idle_memory(self.input);
-        self.sink.outlet.release_idle();
+        self.inbound
+            .with(|core, input| core.release_idle_memory(input));
+        self.outlet.release_idle();
     }
 }
 
 impl<R: AsyncRead + Unpin> PacketReader<R> {
-    fn side(&mut self) -> (ReaderSide<'_, R>, &mut ReadState) {
-        (
-            ReaderSide {
-                io: &mut self.io,
-                input: &mut self.input,
-                timer: &mut self.timer,
-                sink: ReaderSink {
-                    shared: &self.shared,
-                    outlet: &*self.outlet,
-                },
-            },
-            &mut self.reading,
-        )
-    }
-
-    /// Wakes waiting senders after a fatal error, so none waits forever.
-    fn settle<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        if result.as_ref().is_err_and(Error::is_fatal) {
-            self.shared.changed.notify_waiters();
-        }
-        result
-    }
-
     async fn wait_for<T>(
         &mut self,
         check_rekey: bool,
         raw_needed: Option<usize>,
         mut poll: impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
     ) -> Result<T, Error> {
-        let result = poll_fn(|cx| {
-            let (mut side, state) = self.side();
-            poll_wait(&mut side, state, cx, check_rekey, raw_needed, &mut poll)
+        poll_fn(|cx| {
+            let mut side = ReaderSide {
+                io: &mut self.io,
+                inbound: &mut self.inbound,
+                waiters: &self.waiters,
+                outlet: &*self.outlet,
+                timer: &mut self.timer,
+            };
+            poll_wait(
+                &mut side,
+                &mut self.reading,
+                cx,
+                check_rekey,
+                raw_needed,
+                &mut poll,
+            )
         })
-        .await;
-        self.settle(result)
+        .await
     }
 
     /// As [`super::Packetizer::read_message`].
@@ -604,7 +517,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// byte read stays buffered for the next call.
     pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         self.wait_for(true, None, common::poll_packet).await?;
-        common::found_packet(&self.input)
+        common::found_packet(self.inbound.input())
     }
 
     /// As [`super::Packetizer::read_all`].
@@ -613,7 +526,8 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
-        common::check_raw_len(&self.shared.lock_quiet(), n)?;
+        self.inbound
+            .with(|core, _| common::check_raw_len(core, n))?;
         self.wait_for(check_rekey, Some(n), common::poll_raw(n))
             .await
     }
@@ -641,8 +555,8 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
 
     /// As [`super::Packetizer::set_inbound_cipher`].
     pub fn set_inbound_cipher(&mut self, keys: Keys) -> Result<(), Error> {
-        let mut core = self.shared.lock_quiet();
-        core.set_inbound_keys(keys, now())
+        self.connection()
+            .with_now(|core, now| core.set_inbound_keys(keys, now))
     }
 
     /// As [`super::Packetizer::set_keepalive`]; the callback's messages are
@@ -653,7 +567,8 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     where
         F: FnMut(&mut dyn SendMessage) -> Result<(), Error> + Send + 'static,
     {
-        self.shared.lock_quiet().set_keepalive(interval, now());
+        self.connection()
+            .with_now(|core, now| core.set_keepalive(interval, now));
         self.reading.keepalive = interval.map(|_| Box::new(callback) as KeepaliveCallback);
     }
 
@@ -661,13 +576,14 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// the core's output and hold, and the writer's buffer (unless a writer
     /// is using it).
     pub fn buffer_bytes(&self) -> usize {
-        self.input.allocated() + self.shared.lock_quiet().buffer_bytes() + self.outlet.spare_bytes()
+        let core = self.connection().with(|core| core.buffer_bytes());
+        self.inbound.input().allocated() + core + self.outlet.spare_bytes()
     }
 
     /// The connection core both halves share: paramiko's controls
     /// (`need_rekey`, the handshake deadline, `close`) and everything else
     /// the core offers.
     pub fn connection(&self) -> &SharedConnection {
-        &self.connection
+        self.inbound.connection()
     }
 }
