@@ -15,11 +15,13 @@
 //!   the key age (as deadlines: [`Connection::poll_timeout`]), messages held
 //!   during a key exchange, DISCONNECT in and out, bounded input, and the
 //!   first fatal error, reported by every later call. It reads no clock and
-//!   does no I/O: drivers hand it bytes and `now`.
+//!   does no I/O: drivers hand it bytes and `now`. [`Connection::split`]
+//!   splits it into an [`Inbound`] and an [`Outbound`] half over one
+//!   [`SharedConnection`], for a reader and writers that run apart.
 //! - [`Packetizer`], [`PacketReader`] and [`PacketWriter`]: thin sync
 //!   drivers over any `Read + Write`, in the manner of paramiko's
-//!   Packetizer, split into halves for two threads. No lock is held across a
-//!   blocking read or write.
+//!   Packetizer, split into halves for two threads (over the core's own
+//!   split). No lock is held across a blocking read or write.
 //!
 //! # Quick start
 //!
