@@ -1,7 +1,8 @@
 //! The steady state allocates nothing: after a warm-up, 10,000 packets of
 //! mixed sizes through a Packetizer pair over the in-memory pipe perform zero
 //! heap allocations, in every suite, and under every other provider of the
-//! build in the suites it runs itself. A count, not a timing. (It counts
+//! build in the suites it runs itself; and through split halves (the
+//! core's shared lock, the writer's swap of output buffers). A count, not a timing. (It counts
 //! the Rust allocator: what a C library allocates with its own malloc is
 //! counted by `bench/alloc-per-packet.sh`, under valgrind.)
 
@@ -144,6 +145,40 @@ fn measured(
     n
 }
 
+/// The split halves: a writer and a reader of two connections, on this
+/// one thread so the counter sees both.
+fn split_allocations(keys: Keys) -> usize {
+    let (a, b) = pipe();
+    let (mut tx, mut rx) = (Packetizer::new(a), Packetizer::new(b));
+    tx.send_newkeys(keys.clone()).unwrap();
+    assert_eq!(rx.read_message().unwrap().msg_type(), 21);
+    rx.set_inbound_cipher(keys).unwrap();
+    let (_, writer) = tx.split().unwrap();
+    let (mut reader, _) = rx.split().unwrap();
+    let mut buf = vec![0x5e; 32 * 1024];
+    let mut run = |count: usize| {
+        for batch in 0..count / BATCH {
+            for i in 0..BATCH {
+                let n = size(batch * BATCH + i);
+                buf[1] = i as u8;
+                writer.send_message(&buf[..n]).unwrap();
+            }
+            for i in 0..BATCH {
+                let m = reader.read_message().unwrap();
+                assert_eq!(m.payload()[1], i as u8);
+            }
+        }
+    };
+    run(500);
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    ARMED.with(|a| a.set(true));
+    run(PACKETS);
+    ARMED.with(|a| a.set(false));
+    let n = ALLOCATIONS.load(Ordering::SeqCst);
+    eprintln!("split halves: {n} allocations in {PACKETS} packets");
+    n
+}
+
 // One test, so no other test allocates while the counter is armed.
 #[test]
 fn no_allocation_per_packet_in_the_steady_state() {
@@ -176,6 +211,10 @@ fn no_allocation_per_packet_in_the_steady_state() {
     });
     if n != 0 {
         failures.push(format!("zlib: {n}"));
+    }
+    let n = split_allocations(keys_for(c, m, 1));
+    if n != 0 {
+        failures.push(format!("split halves: {n}"));
     }
     assert!(
         failures.is_empty(),
