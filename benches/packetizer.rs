@@ -1,5 +1,7 @@
-//! A Packetizer pair moving messages: over the in-memory pipe on one thread,
-//! and over 127.0.0.1 TCP with the receiver on a second thread. Throughput is
+//! A Packetizer pair moving messages: over the in-memory pipe on one thread
+//! (whole, and split into halves: the shared core's lock and the writer's
+//! swap of output buffers on every send), and over 127.0.0.1 TCP with the
+//! receiver on a second thread. Throughput is
 //! payload bytes; the TCP figure includes delivery (each measurement ends
 //! with a message the receiver acknowledges).
 
@@ -104,6 +106,51 @@ fn over_pipe(cr: &mut Criterion) {
     }
 }
 
+/// As [`over_pipe`], through the split halves: the sender's writer and the
+/// receiver's reader, on one thread.
+fn split_over_pipe(cr: &mut Criterion) {
+    for (c, m) in SUITES {
+        let mut group = cr.benchmark_group(format!("split-pipe/{}", name(c, m)));
+        for size in SIZES {
+            group.throughput(Throughput::Bytes(size as u64));
+            let (a, b) = pipe();
+            let (_, writer) = Packetizer::new(a).split().unwrap();
+            let (mut reader, _) = Packetizer::new(b).split().unwrap();
+            let payload = vec![94u8; size];
+            let mut since_rekey = REKEY_EVERY;
+            group.bench_function(BenchmarkId::from_parameter(size), |bench| {
+                bench.iter_custom(|iters| {
+                    let start = Instant::now();
+                    let mut rekeying = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        since_rekey += 64 * size as u64;
+                        if since_rekey >= REKEY_EVERY {
+                            since_rekey = 0;
+                            // One way only: the sender's keys, untimed.
+                            let pause = Instant::now();
+                            writer.send_newkeys(keys(c, m)).unwrap();
+                            assert_eq!(reader.read_message().unwrap().msg_type(), 21);
+                            reader.set_inbound_cipher(keys(c, m)).unwrap();
+                            rekeying += pause.elapsed();
+                        }
+                        let n = left.min(64);
+                        left -= n;
+                        for _ in 0..n {
+                            writer.send_message(&payload).unwrap();
+                        }
+                        for _ in 0..n {
+                            black_box(reader.read_message().unwrap().payload());
+                        }
+                    }
+                    start.elapsed() - rekeying
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
 fn over_tcp(cr: &mut Criterion) {
     for (c, m) in SUITES {
         let mut group = cr.benchmark_group(format!("tcp/{}", name(c, m)));
@@ -167,6 +214,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = over_pipe, over_tcp
+    targets = over_pipe, split_over_pipe, over_tcp
 }
 criterion_main!(benches);

@@ -132,13 +132,13 @@ fn carry(from: &mut End, to: &mut End, limit: usize, lent: bool) {
             .with(|core, input| core.recv_filled(input, k, now));
         from.out.wrote(k);
     } else {
-        let inbound = &mut to.inbound;
-        from.core().with(|core| {
+        // One core's lock at a time, as a driver holds them.
+        let out = from.core().with(|core| {
             let out = core.pending_output();
-            let n = out.len().min(limit);
-            let taken = inbound.with(|peer, input| peer.feed(input, &out[..n], now));
-            core.output_written(taken, now);
+            out[..out.len().min(limit)].to_vec()
         });
+        let taken = to.inbound.with(|core, input| core.feed(input, &out, now));
+        from.core().with(|core| core.output_written(taken, now));
     }
     let limit = to.inbound.with(|core, _| core.input_limit());
     assert!(to.inbound.input().buffered() <= limit);
@@ -237,8 +237,8 @@ pub fn connection(data: &[u8]) {
                 let now = clock.now() + Duration::from_millis(arg as u64 * 250);
                 *clock.0.lock().unwrap() = now;
                 for end in [&mut *this, &mut *other] {
-                    // `with` runs the timers up to the clock first.
-                    if let Some(next) = end.core().with(|core| core.poll_timeout()) {
+                    // `with_now` runs the timers up to the clock first.
+                    if let Some(next) = end.core().with_now(|core, _| core.poll_timeout()) {
                         assert!(next > now, "a handled deadline came back");
                     }
                 }

@@ -71,10 +71,13 @@ impl Outbound {
     }
 
     /// The bytes to write next: the rest of what was taken, or, once all of
-    /// it went, the core's pending output, taken now (the bytes count as
-    /// written at the driver's time: the idle timer restarts). Empty when
-    /// nothing is pending. After [`Outbound::broke`], the connection's
-    /// error.
+    /// it went, the core's pending output, taken now. Empty when nothing is
+    /// pending. After [`Outbound::broke`], the connection's error.
+    ///
+    /// Output taken counts as written at the driver's time: the idle timer
+    /// restarts, and the core's timers run, so a deadline that passed ends
+    /// the connection here (waking its waiters, as every call that ends it
+    /// does).
     pub fn to_write(&mut self) -> Result<&[u8], Error> {
         if self.broken {
             self.connection.with(|core| core.check())?;
@@ -82,12 +85,14 @@ impl Outbound {
         }
         if self.written == self.bytes.len() {
             self.written = 0;
-            let now = self.connection.now();
-            // The bytes count as traffic at `now`, which runs the timers: a
-            // deadline that passed ends the connection here, and the
-            // reader waiting for it must wake.
-            let bytes = &mut self.bytes;
-            self.connection.watched(|core| core.take_output(bytes, now));
+            let (connection, bytes) = (&self.connection, &mut self.bytes);
+            bytes.clear();
+            connection.with(|core| {
+                // Nothing to take (every drain ends here): no clock read.
+                if !core.pending_output().is_empty() {
+                    core.take_output(bytes, connection.now());
+                }
+            });
         }
         Ok(&self.bytes[self.written..])
     }

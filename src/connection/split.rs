@@ -19,15 +19,17 @@ pub trait SplitDriver: Send + Sync {
     fn now(&self) -> Instant;
 
     /// The core changed in a way a waiter may care about: it closed or
-    /// failed, its hold shrank, a rekey became wanted, or its next deadline
-    /// came nearer. Wake senders waiting for room in the hold and a reader
-    /// waiting for its deadline. Called with no lock held.
+    /// failed, its hold shrank, a rekey became wanted, or (in a call that
+    /// took a time) its next deadline came nearer. Wake senders waiting for
+    /// room in the hold and a reader waiting for its deadline. Called with
+    /// the core's lock released.
     fn wake(&self);
 }
 
-/// What waiters watch in the core.
+/// What waiters watch in the core: a few counters, cheap to read on
+/// every call. The next deadline is watched only around calls that take a
+/// time ([`SharedConnection::with_now`]): only those bring one nearer.
 struct Watched {
-    deadline: Option<Instant>,
     closed: bool,
     held: usize,
     rekeys: u64,
@@ -36,7 +38,6 @@ struct Watched {
 impl Watched {
     fn of(core: &Connection) -> Watched {
         Watched {
-            deadline: core.poll_timeout(),
             closed: core.is_closed(),
             held: core.held_bytes(),
             rekeys: core.rekeys_wanted(),
@@ -45,16 +46,20 @@ impl Watched {
 
     /// Whether the change from `self` to `now` is worth a wake-up: the
     /// connection closed or failed, the hold shrank (a waiting sender may
-    /// seal), a rekey became wanted (the reader reports it), or a deadline
-    /// came nearer (the reader's timer must be re-armed). A deadline that
-    /// moved away wakes nobody: the timer fires early and re-arms.
+    /// seal), or a rekey became wanted (the reader reports it).
     fn wakes(&self, now: &Watched) -> bool {
-        let nearer = match (now.deadline, self.deadline) {
-            (Some(now), Some(before)) => now < before,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        now.closed != self.closed || now.held < self.held || now.rekeys != self.rekeys || nearer
+        now.closed != self.closed || now.held < self.held || now.rekeys != self.rekeys
+    }
+}
+
+/// Whether the core's next deadline came nearer (the reader's timer must
+/// be re-armed). One that moved away or went wakes nobody: the timer fires
+/// early and re-arms.
+fn nearer(now: Option<Instant>, before: Option<Instant>) -> bool {
+    match (now, before) {
+        (Some(now), Some(before)) => now < before,
+        (Some(_), None) => true,
+        (None, _) => false,
     }
 }
 
@@ -72,16 +77,22 @@ struct Shared {
 /// waiter cares about wakes it ([`SplitDriver::wake`]).
 ///
 /// ```
-/// use std::time::Duration;
-/// use ssh_packetizer::pipe::pipe;
-/// use ssh_packetizer::Packetizer;
+/// use std::sync::Arc;
+/// use std::time::{Duration, Instant};
+/// use ssh_packetizer::{Config, Connection, InputBuffer, SplitDriver};
 ///
-/// let (ours, _theirs) = pipe();
-/// let (reader, writer) = Packetizer::new(ours).split()?;
-/// writer.connection().start_handshake(Duration::from_secs(15));
-/// assert!(!reader.connection().handshake_timed_out());
-/// assert_eq!(reader.connection().with(|core| core.seqno_out()), 0);
-/// # Ok::<(), ssh_packetizer::Error>(())
+/// struct NoWaiters;
+/// impl SplitDriver for NoWaiters {
+///     fn now(&self) -> Instant { Instant::now() }
+///     fn wake(&self) {}
+/// }
+///
+/// let core = Connection::new(Config::client(), Instant::now());
+/// let (inbound, outbound) = core.split(InputBuffer::new(), Arc::new(NoWaiters));
+/// // Either half (and each split Packetizer's halves) hands out the same core.
+/// outbound.connection().start_handshake(Duration::from_secs(15));
+/// assert!(!inbound.connection().handshake_timed_out());
+/// assert_eq!(inbound.connection().with(|core| core.seqno_out()), 0);
 /// ```
 #[derive(Clone)]
 pub struct SharedConnection {
@@ -144,10 +155,12 @@ impl Connection {
 }
 
 impl SharedConnection {
-    /// Runs `f` on the core, its timers first brought up to the driver's
-    /// clock: for what is negotiated or changes mid-connection (strict
-    /// kex, delayed compression, a rekey request), for sends, and for
-    /// inspection.
+    /// Runs `f` on the core: for sends, for what is negotiated or changes
+    /// mid-connection (strict kex, delayed compression, a rekey request),
+    /// and for inspection. Cheap: the lock, and a look at what waiters
+    /// watch. The core's timers are not run (the reader runs them, and
+    /// [`SharedConnection::with_now`] does): a call that takes a time goes
+    /// through `with_now`.
     ///
     /// A split driver's reader follows the core's counts
     /// ([`Connection::rekeys_wanted`], [`Connection::keepalives_due`]), not
@@ -155,20 +168,32 @@ impl SharedConnection {
     /// caller's to take. The input is the inbound half's: packets are read
     /// through it, not through the core. A message sent through it is
     /// sealed and goes out with the next write of either half. `f` must not
-    /// call this connection again: the lock is not re-entrant.
+    /// call this connection again, through this handle or either half (a
+    /// clone, [`Inbound::with`], [`Outbound::to_write`]): the lock is not
+    /// re-entrant.
     pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        self.with_now(|core, _| f(core))
+        self.watched(f)
     }
 
-    /// As [`SharedConnection::with`], with the time it ran at, for the
-    /// core's calls that take one ([`Connection::send_newkeys`],
-    /// [`Connection::set_inbound_keys`]).
+    /// As [`SharedConnection::with`], for the core's calls that take a
+    /// time ([`Connection::send_newkeys`], [`Connection::set_inbound_keys`],
+    /// [`Connection::start_handshake`], [`Connection::set_keepalive`]) and
+    /// for questions whose answer depends on it
+    /// ([`Connection::need_rekey`], the handshake deadline): the core's
+    /// timers are first brought up to the driver's clock, `f` gets the
+    /// time, and a deadline that came nearer wakes the reader.
     pub fn with_now<T>(&self, f: impl FnOnce(&mut Connection, Instant) -> T) -> T {
         let now = self.now();
-        self.watched(|core| {
+        let ((result, nearer), changed) = self.locked(|core| {
             core.handle_timeout(now);
-            f(core, now)
-        })
+            let before = core.poll_timeout();
+            let result = f(core, now);
+            (result, nearer(core.poll_timeout(), before))
+        });
+        if changed || nearer {
+            self.shared.driver.wake();
+        }
+        result
     }
 
     /// The time now, on the driver's clock.
@@ -179,7 +204,7 @@ impl SharedConnection {
     /// Whether a key exchange is wanted or under way (paramiko's
     /// `need_rekey`): see [`Connection::need_rekey`].
     pub fn need_rekey(&self) -> bool {
-        self.with(|core| core.need_rekey())
+        self.with_now(|core, _| core.need_rekey())
     }
 
     /// Starts the handshake deadline: `timeout` from now on the driver's
@@ -191,7 +216,7 @@ impl SharedConnection {
     /// Whether the handshake deadline has passed (paramiko's
     /// `handshake_timed_out`).
     pub fn handshake_timed_out(&self) -> bool {
-        self.with(|core| core.handshake_timed_out())
+        self.with_now(|core, _| core.handshake_timed_out())
     }
 
     /// Ends the handshake deadline (paramiko's `complete_handshake`).
@@ -210,16 +235,20 @@ impl SharedConnection {
     /// Runs `f` under the lock, then wakes the waiters if what they watch
     /// changed.
     pub(super) fn watched<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        let (result, changed) = {
-            let mut core = self.lock();
-            let before = Watched::of(&core);
-            let result = f(&mut core);
-            (result, before.wakes(&Watched::of(&core)))
-        };
+        let (result, changed) = self.locked(f);
         if changed {
             self.shared.driver.wake();
         }
         result
+    }
+
+    /// Runs `f` under the lock; says whether what waiters watch changed.
+    fn locked<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> (T, bool) {
+        let mut core = self.lock();
+        let before = Watched::of(&core);
+        let result = f(&mut core);
+        let changed = before.wakes(&Watched::of(&core));
+        (result, changed)
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -237,7 +266,8 @@ impl SharedConnection {
 /// Packets are opened in place in the input and borrowed from it
 /// ([`Inbound::input`], [`InputBuffer::packet`]), with no lock held.
 /// Waiters wake when a read ends the connection (a fatal error), so no
-/// sender waits on a hold that will never empty.
+/// sender waits on a hold that will never empty. The holder is the one
+/// that runs the core's timers and waits for its deadlines.
 pub struct Inbound {
     connection: SharedConnection,
     input: InputBuffer,
@@ -254,22 +284,14 @@ impl std::fmt::Debug for Inbound {
 impl Inbound {
     /// Runs `f` on the core and the input under the lock (a read:
     /// [`Connection::poll_packet`], [`Connection::feed`],
-    /// [`Connection::recv_eof`]...). The core's timers are the reader's to
-    /// run ([`Connection::handle_timeout`]): this does not.
+    /// [`Connection::recv_eof`]...), waking waiters as
+    /// [`SharedConnection::with`] does. The core's timers, and its next
+    /// deadline, are the reader's: this runs no timer, and a deadline a
+    /// call here brings nearer wakes nobody (the reader re-arms its timer
+    /// after each call).
     pub fn with<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
         let input = &mut self.input;
-        let (result, ended) = {
-            let mut core = self.connection.lock();
-            let open = !core.is_closed();
-            let result = f(&mut core, input);
-            (result, open && core.is_closed())
-        };
-        // The reader's own changes matter to nobody but a waiting sender,
-        // and to it only when the connection ends.
-        if ended {
-            self.connection.shared.driver.wake();
-        }
-        result
+        self.connection.watched(|core| f(core, input))
     }
 
     /// The room to read the stream into ([`Connection::recv_buf`]), found

@@ -357,11 +357,17 @@ impl<W: Write + Send> PacketWriter<W> {
     /// As [`Packetizer::queue_message`] (waits like `send_message` while a
     /// key exchange's hold is full).
     pub fn queue_message(&self, payload: &[u8]) -> Result<Sent, Error> {
+        let seal = || self.connection().with(|core| core.send_message(payload));
         let waiters = &self.outlet.waiters;
         loop {
-            // Counted before the look, so a wake-up between the two is kept.
+            match seal() {
+                Err(Error::KexHoldFull { .. }) => {}
+                other => return other,
+            }
+            // Counted before the second look, so a wake-up between the two
+            // is kept.
             let seen = *waiters.changes();
-            match self.connection().with(|core| core.send_message(payload)) {
+            match seal() {
                 Err(Error::KexHoldFull { .. }) => waiters.wait_after(seen, DEFAULT_TICK),
                 other => return other,
             }

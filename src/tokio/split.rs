@@ -308,13 +308,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> PacketWriter<W> {
     /// (a send, `flush`, or the reader's loop) writes it. Dropped while it
     /// waits for room in a full hold, nothing was sealed.
     pub async fn queue_message(&self, payload: &[u8]) -> Result<Sent, Error> {
+        let seal = || self.connection().with(|core| core.send_message(payload));
         loop {
-            // Registered before the look, so a wake between the two is kept.
+            match seal() {
+                Err(Error::KexHoldFull { .. }) => {}
+                other => return other,
+            }
+            // Registered before the second look, so a wake between the two
+            // is kept.
             let changed = self.outlet.waiters.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            let sealed = self.connection().with(|core| core.send_message(payload));
-            match sealed {
+            match seal() {
                 Err(Error::KexHoldFull { .. }) => changed.await,
                 other => return other,
             }
