@@ -179,7 +179,7 @@ pub use packetizer::{
     DEFAULT_TICK, NONBLOCKING_BACKOFF,
 };
 pub use padding::{PaddingSource, RandomPadding, ZeroPadding};
-pub use read_loop::{KeepaliveCallback, SendMessage};
+pub use read_loop::SendMessage;
 pub use rekey::RekeyLimits;
 
 /// The README's examples, compiled and run as doctests.

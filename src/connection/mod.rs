@@ -298,16 +298,8 @@ impl Connection {
         self.policy.latch.record(Error::Closed);
     }
 
-    /// Records a failure of the driver's stream (a failed write, a read
-    /// error) as the connection's fatal error, and returns it.
-    pub fn fail_io(&mut self, e: std::io::Error) -> Error {
-        if self.policy.latch.is_set() {
-            return self.check().err().unwrap_or(Error::Io(e));
-        }
-        self.fail(Error::Io(e))
-    }
-
-    /// Records a fatal error found by a driver (a stalled write).
+    /// Records a fatal error found by a driver (a failed or stalled write,
+    /// a read error: `Error::Io`), and returns the connection's first error.
     pub fn fail_with(&mut self, e: Error) -> Error {
         match self.check() {
             Err(first) => first,

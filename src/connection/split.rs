@@ -72,9 +72,10 @@ struct Shared {
 /// each split driver's halves) hands it out: paramiko's controls, and
 /// [`SharedConnection::with`] for everything else the core offers.
 ///
-/// Every call takes the lock only for itself (never across an `.await`)
-/// and brings the core's timers up to the driver's clock first; a change a
-/// waiter cares about wakes it ([`SplitDriver::wake`]).
+/// Every call takes the lock only for itself (never across an `.await`);
+/// the calls that need the time ([`SharedConnection::with_now`] and the
+/// controls built on it) bring the core's timers up to the driver's clock
+/// first. A change a waiter cares about wakes it ([`SplitDriver::wake`]).
 ///
 /// ```
 /// use std::sync::Arc;

@@ -32,10 +32,7 @@ use crate::codec::{InputBuffer, Packet};
 use crate::connection::{Config, Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::read_loop::{
-    check_raw_len, found_packet, poll_packet, poll_raw, CoreSide, KeepaliveCallback, ReadState,
-    SendMessage,
-};
+use crate::read_loop::{self, found_packet, CoreSide, KeepaliveCallback, ReadState, SendMessage};
 
 /// How often a TCP Packetizer wakes to run its timers when nothing arrives
 /// (paramiko's socket timeout).
@@ -84,16 +81,11 @@ impl<S: Read + Write> CoreSide for Whole<'_, S> {
     fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
         f(self.core, self.input)
     }
-
-    fn sink(&mut self) -> &mut dyn SendMessage {
-        self
-    }
 }
 
 impl<S: Read + Write> Side for Whole<'_, S> {
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
-        let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
-        read_once(self.io, self.core.recv_buf(self.input), pause)
+        read_once(self.io, self.core.recv_buf(self.input), until, self.backoff)
     }
 
     fn now(&self) -> Instant {
@@ -101,22 +93,10 @@ impl<S: Read + Write> Side for Whole<'_, S> {
     }
 
     fn flush_after_failure(&mut self) {
-        let out = self.core.pending_output();
-        if !out.is_empty() {
-            // Best effort, briefly: the peer may have stopped reading.
-            let patience = Patience {
-                stall: Some(
-                    self.write_timeout
-                        .map_or(DEFAULT_TICK, |t| t.min(DEFAULT_TICK)),
-                ),
-                backoff: self.backoff,
-                cancelled: &|| false,
-            };
-            let _ = write_fully(self.io, out, &patience, self.clock);
-            let now = self.clock.now();
-            let n = out.len();
-            self.core.output_written(n, now);
-        }
+        // Best effort, briefly: the peer may have stopped reading.
+        let mut patience = self.patience();
+        patience.stall = Some(patience.stall.map_or(DEFAULT_TICK, |t| t.min(DEFAULT_TICK)));
+        let _ = flush_core(self.io, self.core, self.clock, patience);
     }
 }
 
@@ -321,8 +301,7 @@ impl<S: Read + Write> Packetizer<S> {
     /// [`Packetizer::read_identification`], which keeps the exact bytes.
     pub fn read_line(&mut self) -> Result<String, Error> {
         let (mut side, state) = self.whole();
-        let line = read_line_with(&mut side, state)?;
-        Ok(String::from_utf8_lossy(&line).into_owned())
+        wait_for(&mut side, state, read_loop::line())
     }
 
     /// The peer's identification line, read as OpenSSH reads it (see
@@ -333,7 +312,7 @@ impl<S: Read + Write> Packetizer<S> {
     /// server takes none. Bytes after it stay buffered for the first packet.
     pub fn read_identification(&mut self) -> Result<Identification, Error> {
         let (mut side, state) = self.whole();
-        read_identification_with(&mut side, state)
+        wait_for(&mut side, state, read_loop::identification())
     }
 
     /// Sends one message (message type byte first), written whole together
@@ -367,7 +346,7 @@ impl<S: Read + Write> Packetizer<S> {
     /// DISCONNECT is [`Error::Disconnected`].
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         let (mut side, state) = self.whole();
-        wait_for(&mut side, state, true, None, poll_packet)?;
+        wait_for(&mut side, state, read_loop::packet())?;
         found_packet(&self.input)
     }
 
@@ -379,7 +358,7 @@ impl<S: Read + Write> Packetizer<S> {
     /// [`Error::NeedRekey`].
     pub fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
         let (mut side, state) = self.whole();
-        read_all_with(&mut side, state, n, check_rekey)
+        wait_for(&mut side, state, read_loop::raw(n, check_rekey))
     }
 
     /// Sends NEWKEYS and switches the outbound keys in one step; with strict
@@ -434,30 +413,6 @@ impl<S: Read + Write> Packetizer<S> {
         let patience = side.patience();
         flush_core(side.io, side.core, side.clock, patience)
     }
-}
-
-pub(crate) fn read_line_with<S: Side>(
-    side: &mut S,
-    state: &mut ReadState,
-) -> Result<Vec<u8>, Error> {
-    wait_for(side, state, false, Some(0), Connection::poll_line)
-}
-
-pub(crate) fn read_identification_with<S: Side>(
-    side: &mut S,
-    state: &mut ReadState,
-) -> Result<Identification, Error> {
-    wait_for(side, state, false, Some(0), Connection::poll_identification)
-}
-
-pub(crate) fn read_all_with<S: Side>(
-    side: &mut S,
-    state: &mut ReadState,
-    n: usize,
-    check_rekey: bool,
-) -> Result<Vec<u8>, Error> {
-    side.with_core(|core, _| check_raw_len(core, n))?;
-    wait_for(side, state, check_rekey, Some(n), poll_raw(n))
 }
 
 impl<S> std::fmt::Debug for Packetizer<S> {

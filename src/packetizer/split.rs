@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use super::clock::Clock;
 use super::reading::{wait_for, Side};
 use super::stream::{read_once, write_fully, Patience, Read1};
-use super::{read_all_with, read_identification_with, read_line_with, Packetizer, DEFAULT_TICK};
+use super::{Packetizer, DEFAULT_TICK};
 use crate::banner::Identification;
 use crate::codec::{InputBuffer, Packet};
 use crate::connection::{Connection, Inbound, Outbound, Sent, SharedConnection, SplitDriver};
@@ -33,9 +33,7 @@ use crate::error::Error;
 use crate::keys::Keys;
 #[cfg(any(test, feature = "test-util"))]
 use crate::pipe::{PipeEnd, PipeReader, PipeWriter};
-use crate::read_loop::{
-    found_packet, poll_packet, CoreSide, KeepaliveCallback, ReadState, SendMessage,
-};
+use crate::read_loop::{self, found_packet, CoreSide, KeepaliveCallback, ReadState, SendMessage};
 
 /// A stream that can be taken apart into a reading and a writing half.
 pub trait SplitStream: Read + Write + Sized {
@@ -484,16 +482,11 @@ impl<R: Read> CoreSide for ReaderSide<'_, R> {
     fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
         self.inbound.with(f)
     }
-
-    fn sink(&mut self) -> &mut dyn SendMessage {
-        self
-    }
 }
 
 impl<R: Read> Side for ReaderSide<'_, R> {
     fn read_stream(&mut self, until: Option<Duration>) -> io::Result<Read1> {
-        let pause = Some(until.map_or(self.backoff, |left| left.min(self.backoff)));
-        read_once(self.io, self.inbound.recv_buf(), pause)
+        read_once(self.io, self.inbound.recv_buf(), until, self.backoff)
     }
 
     fn now(&self) -> Instant {
@@ -521,27 +514,26 @@ impl<R: Read> PacketReader<R> {
     /// As [`Packetizer::read_message`].
     pub fn read_message(&mut self) -> Result<Packet<'_>, Error> {
         let (mut side, state) = self.side();
-        wait_for(&mut side, state, true, None, poll_packet)?;
+        wait_for(&mut side, state, read_loop::packet())?;
         found_packet(self.inbound.input())
     }
 
     /// As [`Packetizer::read_all`].
     pub fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
         let (mut side, state) = self.side();
-        read_all_with(&mut side, state, n, check_rekey)
+        wait_for(&mut side, state, read_loop::raw(n, check_rekey))
     }
 
     /// As [`Packetizer::read_line`].
     pub fn read_line(&mut self) -> Result<String, Error> {
         let (mut side, state) = self.side();
-        let line = read_line_with(&mut side, state)?;
-        Ok(String::from_utf8_lossy(&line).into_owned())
+        wait_for(&mut side, state, read_loop::line())
     }
 
     /// As [`Packetizer::read_identification`].
     pub fn read_identification(&mut self) -> Result<Identification, Error> {
         let (mut side, state) = self.side();
-        read_identification_with(&mut side, state)
+        wait_for(&mut side, state, read_loop::identification())
     }
 
     /// As [`Packetizer::set_inbound_cipher`].

@@ -32,13 +32,16 @@ pub(crate) enum Read1 {
     Tick,
 }
 
-/// One read into `buf`; interruptions are retried. `until` bounds the
-/// back-off after a `WouldBlock` that came back at once.
+/// One read into `buf`; interruptions are retried. After a `WouldBlock`
+/// that came back at once it waits `backoff`, or `until` (the time left to
+/// the core's next deadline) if that is sooner.
 pub(crate) fn read_once(
     io: &mut impl Read,
     buf: &mut [u8],
     until: Option<Duration>,
+    backoff: Duration,
 ) -> io::Result<Read1> {
+    let pause = until.map_or(backoff, |left| left.min(backoff));
     loop {
         let started = Instant::now();
         return match io.read(buf) {
@@ -46,7 +49,7 @@ pub(crate) fn read_once(
             Ok(n) => Ok(Read1::Data(n)),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if is_timeout(&e) => {
-                back_off(started, until);
+                back_off(started, pause);
                 Ok(Read1::Tick)
             }
             Err(e) => Err(e),
@@ -58,18 +61,15 @@ fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
-/// Sleeps after a `WouldBlock` that came back at once, so a non-blocking
-/// stream is polled a few hundred times a second rather than spun on; for
-/// `until` at most (the driver's back-off, or less when the core's next
-/// deadline is nearer; the core moves a deadline on once it fires).
-fn back_off(started: Instant, until: Option<Duration>) {
-    if started.elapsed() >= INSTANT {
+/// Sleeps `pause` after a `WouldBlock` that came back at once, so a
+/// non-blocking stream is polled a few hundred times a second rather than
+/// spun on (the driver's back-off, or less when the core's next deadline
+/// is nearer; the core moves a deadline on once it fires).
+fn back_off(started: Instant, pause: Duration) {
+    if started.elapsed() >= INSTANT || pause.is_zero() {
         return;
     }
-    let pause = until.unwrap_or(NONBLOCKING_BACKOFF);
-    if !pause.is_zero() {
-        std::thread::sleep(pause);
-    }
+    std::thread::sleep(pause);
 }
 
 /// How a write waits on a stream that reports its waits.
@@ -105,7 +105,7 @@ pub(crate) fn write_fully(
         if (patience.cancelled)() {
             return Err(Error::Closed);
         }
-        back_off(started, Some(patience.backoff));
+        back_off(started, patience.backoff);
         Ok(())
     };
     while written < bytes.len() {

@@ -1,7 +1,8 @@
-//! The read loop both async drivers share, as a poll function: ask the core,
-//! service its events, write what is pending without waiting for it, run
-//! the timer, read more. Every decision is the core's; this moves bytes and
-//! reads tokio's clock.
+//! The read loop both async drivers share, as a poll function: look at the
+//! core (the decisions are [`crate::read_loop`]'s, shared with the sync
+//! drivers), write what is pending without waiting for it, run the timer,
+//! read more, take in what the read gave. This moves bytes and reads
+//! tokio's clock.
 //!
 //! Cancel safety comes from where the state lives: every byte read is in
 //! the input buffer and every byte to write in the core's output (or the
@@ -11,14 +12,15 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use ::tokio::io::{AsyncRead, ReadBuf};
+use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::timer::{now, Timer};
 use crate::codec::InputBuffer;
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::read_loop::{run_keepalive, CoreSide, ReadState};
+use crate::read_loop::{self, look, took, CoreSide, Got, Next, ReadState, Wanted};
 
 /// Bytes read on the stack at a packet boundary with nothing buffered and
 /// less than this allocated, so a connection at rest allocates nothing to
@@ -26,15 +28,6 @@ use crate::read_loop::{run_keepalive, CoreSide, ReadState};
 /// bytes are copied into one of just their size (or of the packet's, if it
 /// is larger). A buffer grown by a stream of packets is read into directly.
 const SCRATCH: usize = 16 * 1024;
-
-/// What one read of the stream gave.
-pub(crate) enum Got {
-    /// Bytes arrived, already in the input buffer and reported to the
-    /// core with the time.
-    Data(usize),
-    /// The peer closed its side.
-    Eof,
-}
 
 /// One async driver's view of its connection.
 pub(crate) trait AsyncSide: CoreSide {
@@ -59,20 +52,17 @@ pub(crate) trait AsyncSide: CoreSide {
     fn release_idle(&mut self);
 }
 
-/// Polls until `poll` finds what it wants in the buffered input (see the
-/// sync `wait_for`: the same rules for `check_rekey` and `raw_needed`).
+/// Polls until the core has what `wanted` waits for.
 pub(crate) fn poll_wait<S: AsyncSide, T>(
     side: &mut S,
     state: &mut ReadState,
     cx: &mut Context<'_>,
-    check_rekey: bool,
-    raw_needed: Option<usize>,
-    poll: &mut impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
+    wanted: &mut Wanted<impl read_loop::CorePoll<T>>,
 ) -> Poll<Result<T, Error>> {
     // Before any look at the core: a change made after this wakes us, one
     // made before is seen by the looks below.
     side.park(cx);
-    let result = match poll_inner(side, state, cx, check_rekey, raw_needed, poll) {
+    let result = match poll_inner(side, state, cx, wanted) {
         Poll::Pending => return Poll::Pending,
         Poll::Ready(result) => result,
     };
@@ -90,13 +80,11 @@ fn poll_inner<S: AsyncSide, T>(
     side: &mut S,
     state: &mut ReadState,
     cx: &mut Context<'_>,
-    check_rekey: bool,
-    raw_needed: Option<usize>,
-    poll: &mut impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
+    wanted: &mut Wanted<impl read_loop::CorePoll<T>>,
 ) -> Poll<Result<T, Error>> {
     loop {
-        match side.with_core(|core, input| poll(core, input)) {
-            Ok(Some(found)) => {
+        let deadline = match look(side, state, wanted) {
+            Ok(Next::Found(found)) => {
                 // Output queued meanwhile (a keepalive) goes out as far as
                 // it can without waiting; the rest with the next call. What
                 // was found is taken off the input already (a packet's
@@ -106,59 +94,47 @@ fn poll_inner<S: AsyncSide, T>(
                 let _ = side.poll_write_pending(cx);
                 return Poll::Ready(Ok(found));
             }
-            Ok(None) => {}
+            Ok(Next::Read { deadline }) => deadline,
             Err(e) => return Poll::Ready(Err(e)),
-        }
-        let at_boundary = side.with_core(|_, input| input.buffered() == 0);
-        if let Err(e) = run_keepalive(side, state, at_boundary || raw_needed.is_some()) {
-            return Poll::Ready(Err(e));
-        }
-        if side.with_core(|core, _| state.rekey_due(check_rekey, at_boundary, core)) {
-            return Poll::Ready(Err(Error::NeedRekey));
-        }
+        };
         // A write that must wait never holds up the read: its waker is
         // registered and the loop goes on.
         if let Poll::Ready(Err(e)) = side.poll_write_pending(cx) {
             return Poll::Ready(Err(e));
         }
-        if poll_timer(side, cx).is_ready() {
+        if poll_timer(side, deadline, cx).is_ready() {
             continue;
         }
-        match side.poll_read_stream(cx) {
+        let got = match side.poll_read_stream(cx) {
             Poll::Pending => {
                 if side.holds_idle_memory() {
                     side.timer().resting(now());
                     // The release deadline may be the nearest now.
-                    if poll_timer(side, cx).is_ready() {
+                    if poll_timer(side, deadline, cx).is_ready() {
                         continue;
                     }
                 }
                 return Poll::Pending;
             }
-            Poll::Ready(Ok(Got::Data(0))) => {
-                // No room and no whole packet: the core's bound says the
-                // input is full (it never is, with a packet to finish).
-                return Poll::Ready(Err(Error::InvalidCall {
-                    reason: "the input buffer is full and holds no whole packet",
-                }));
-            }
-            Poll::Ready(Ok(Got::Data(_))) => side.timer().moving(),
-            Poll::Ready(Ok(Got::Eof)) => {
-                return Poll::Ready(Err(
-                    side.with_core(|core, input| core.recv_eof(input, raw_needed))
-                ));
-            }
-            Poll::Ready(Err(e)) => {
-                return Poll::Ready(Err(side.with_core(|core, _| core.fail_io(e))))
-            }
+            Poll::Ready(got) => got,
+        };
+        if matches!(got, Ok(Got::Data(1..))) {
+            side.timer().moving();
+        }
+        if let Err(e) = took(side, wanted, got, now()) {
+            return Poll::Ready(Err(e));
         }
     }
 }
 
-/// Polls the timer; when it fired, runs the core's timers and gives the
-/// buffers back if the rest lasted long enough.
-fn poll_timer<S: AsyncSide>(side: &mut S, cx: &mut Context<'_>) -> Poll<()> {
-    let deadline = side.with_core(|core, _| core.poll_timeout());
+/// Polls the timer for the core's `deadline` (or the release); when it
+/// fired, runs the core's timers and gives the buffers back if the rest
+/// lasted long enough.
+fn poll_timer<S: AsyncSide>(
+    side: &mut S,
+    deadline: Option<Instant>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
     if side.timer().poll(deadline, cx).is_pending() {
         return Poll::Pending;
     }
@@ -173,19 +149,64 @@ fn poll_timer<S: AsyncSide>(side: &mut S, cx: &mut Context<'_>) -> Poll<()> {
     Poll::Ready(())
 }
 
-/// Reads from `io` into `input` and reports the bytes to the core with
-/// the time: through a stack buffer at a packet boundary with nothing
-/// buffered and a small buffer (see [`SCRATCH`]), else straight into the
-/// room the core offers.
+/// Where a read of the stream goes: the input buffer and the core it is
+/// reported to, reached with or without a lock.
+pub(crate) trait ReadInto {
+    /// Whether the read goes through the stack: a packet boundary with
+    /// nothing buffered and a small buffer (see [`SCRATCH`]).
+    fn at_rest(&mut self) -> bool;
+
+    /// The room to read into, held by nothing while the read waits.
+    fn room(&mut self) -> &mut [u8];
+
+    /// `n` bytes were read into the room at `now`.
+    fn filled(&mut self, n: usize, now: Instant);
+
+    /// Copies bytes read elsewhere in; returns how many were taken.
+    fn feed(&mut self, bytes: &[u8], now: Instant) -> usize;
+}
+
+/// Whether a read into `input` goes through the stack.
+pub(crate) fn reads_at_rest(core: &Connection, input: &InputBuffer) -> bool {
+    input.allocated() < SCRATCH && input.buffered() == 0 && !core.opener().is_mid_packet()
+}
+
+/// A core and the input lent to it, both held for the read: the whole
+/// Packetizer's.
+pub(crate) struct Lent<'a> {
+    pub(crate) core: &'a mut Connection,
+    pub(crate) input: &'a mut InputBuffer,
+}
+
+impl ReadInto for Lent<'_> {
+    fn at_rest(&mut self) -> bool {
+        reads_at_rest(self.core, self.input)
+    }
+
+    fn room(&mut self) -> &mut [u8] {
+        self.core.recv_buf(self.input)
+    }
+
+    fn filled(&mut self, n: usize, now: Instant) {
+        self.core.recv_filled(self.input, n, now);
+    }
+
+    fn feed(&mut self, bytes: &[u8], now: Instant) -> usize {
+        self.core.feed(self.input, bytes, now)
+    }
+}
+
+/// Reads from `io` into `to` and reports the bytes with the time: through a
+/// stack buffer at rest (see [`SCRATCH`]), else straight into the room the
+/// core offers.
 pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
     io: &mut R,
-    core: &mut Connection,
-    input: &mut InputBuffer,
+    to: &mut impl ReadInto,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Got>> {
     // A buffer a stream of packets grew reads straight in; a connection
     // that rests or trades small packets copies them from the stack.
-    if input.allocated() < SCRATCH && input.buffered() == 0 && !core.opener().is_mid_packet() {
+    if to.at_rest() {
         let mut scratch = [0u8; SCRATCH];
         let mut buf = ReadBuf::new(&mut scratch);
         match Pin::new(io).poll_read(cx, &mut buf) {
@@ -200,7 +221,7 @@ pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
         // An empty buffer has room for far more than one scratch read (the
         // input bound is at least 35000 + 64 KiB); were it ever otherwise,
         // say so rather than drop the rest.
-        let taken = core.feed(input, got, now());
+        let taken = to.feed(got, now());
         if taken < got.len() {
             return Poll::Ready(Err(io::Error::other(
                 "the input bound is smaller than one stack read",
@@ -209,7 +230,7 @@ pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
         return Poll::Ready(Ok(Got::Data(taken)));
     }
     let (n, offered) = {
-        let room = core.recv_buf(input);
+        let room = to.room();
         let offered = room.len();
         let mut buf = ReadBuf::new(room);
         match Pin::new(io).poll_read(cx, &mut buf) {
@@ -219,10 +240,80 @@ pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
         }
         (buf.filled().len(), offered)
     };
-    core.recv_filled(input, n, now());
+    if n > 0 {
+        to.filled(n, now());
+    }
     // Nothing read into room that was there: the peer closed.
     Poll::Ready(Ok(match (n, offered) {
         (0, 1..) => Got::Eof,
         (n, _) => Got::Data(n),
     }))
+}
+
+/// Bytes waiting to be written, and where their fate is reported: the
+/// core's output (the whole Packetizer) or a split writer's outbound half.
+pub(crate) trait Output {
+    /// The bytes to write next; empty when nothing is pending.
+    fn pending(&mut self) -> Result<&[u8], Error>;
+
+    /// `n` of them were written.
+    fn written(&mut self, n: usize);
+
+    /// The stream failed: the connection's first error.
+    fn failed(&mut self, e: io::Error) -> Error;
+}
+
+/// The whole Packetizer's output. It does not look at the core's error
+/// first: a DISCONNECT queued by a failure or a close goes out too.
+impl Output for Connection {
+    fn pending(&mut self) -> Result<&[u8], Error> {
+        Ok(self.pending_output())
+    }
+
+    fn written(&mut self, n: usize) {
+        self.output_written(n, now());
+    }
+
+    fn failed(&mut self, e: io::Error) -> Error {
+        self.fail_with(Error::Io(e))
+    }
+}
+
+/// Writes `out` as far as the stream takes it now, then flushes the stream
+/// (`unflushed`: bytes were written since the last flush).
+pub(crate) fn poll_write<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    out: &mut impl Output,
+    unflushed: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    loop {
+        let bytes = match out.pending() {
+            Ok([]) => break,
+            Ok(bytes) => bytes,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        match Pin::new(&mut *io).poll_write(cx, bytes) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(n)) if n > 0 => {
+                out.written(n);
+                *unflushed = true;
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(result) => {
+                let e = result
+                    .err()
+                    .unwrap_or_else(|| io::ErrorKind::WriteZero.into());
+                return Poll::Ready(Err(out.failed(e)));
+            }
+        }
+    }
+    if *unflushed {
+        match Pin::new(&mut *io).poll_flush(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(())) => *unflushed = false,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(out.failed(e))),
+        }
+    }
+    Poll::Ready(Ok(()))
 }

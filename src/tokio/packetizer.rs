@@ -3,7 +3,6 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use bytes::BytesMut;
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::codec::PacketCodec;
-use super::driver::{poll_read_into, poll_wait, AsyncSide, Got};
+use super::driver::{poll_read_into, poll_wait, poll_write, AsyncSide, Lent};
 use super::split::{self, PacketReader, PacketWriter};
 use super::timer::{now, Timer};
 use crate::banner::Identification;
@@ -21,7 +20,7 @@ use crate::codec::Packet;
 use crate::connection::{Config, Connection, Sent};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, SendMessage};
+use crate::read_loop::{self, CoreSide, Got, KeepaliveCallback, ReadState, SendMessage, Wanted};
 
 /// The SSH binary packet protocol over an async byte stream: the sync
 /// [`crate::Packetizer`]'s surface, its timers (handshake deadline,
@@ -103,19 +102,19 @@ impl<S> CoreSide for Whole<'_, S> {
     fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
         f(self.core, self.input)
     }
-
-    fn sink(&mut self) -> &mut dyn SendMessage {
-        self
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSide for Whole<'_, S> {
     fn poll_read_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Got>> {
-        poll_read_into(self.io, self.core, self.input, cx)
+        let mut to = Lent {
+            core: self.core,
+            input: self.input,
+        };
+        poll_read_into(self.io, &mut to, cx)
     }
 
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        poll_write_core(self.io, self.core, self.unflushed, cx)
+        poll_write(self.io, self.core, self.unflushed, cx)
     }
 
     fn timer(&mut self) -> &mut Timer {
@@ -129,43 +128,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncSide for Whole<'_, S> {
     fn release_idle(&mut self) {
         self.core.release_idle_memory(self.input);
     }
-}
-
-/// Writes the core's output as far as the stream takes it, then flushes
-/// the stream. Does not look at the core's error first: a DISCONNECT queued
-/// by a failure or a close goes out too.
-fn poll_write_core<S: AsyncWrite + Unpin>(
-    io: &mut S,
-    core: &mut Connection,
-    unflushed: &mut bool,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), Error>> {
-    loop {
-        let out = core.pending_output();
-        if out.is_empty() {
-            break;
-        }
-        match Pin::new(&mut *io).poll_write(cx, out) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(0)) => {
-                return Poll::Ready(Err(core.fail_io(io::ErrorKind::WriteZero.into())))
-            }
-            Poll::Ready(Ok(n)) => {
-                *unflushed = true;
-                core.output_written(n, now());
-            }
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(core.fail_io(e))),
-        }
-    }
-    if *unflushed {
-        match Pin::new(&mut *io).poll_flush(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(())) => *unflushed = false,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(core.fail_io(e))),
-        }
-    }
-    Poll::Ready(Ok(()))
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
@@ -258,16 +220,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         )
     }
 
-    /// Polls the read loop until `poll` finds what it wants.
+    /// Polls the read loop until the core has what `wanted` waits for.
     async fn wait_for<T>(
         &mut self,
-        check_rekey: bool,
-        raw_needed: Option<usize>,
-        mut poll: impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
+        mut wanted: Wanted<impl read_loop::CorePoll<T>>,
     ) -> Result<T, Error> {
         poll_fn(|cx| {
             let (mut side, state) = self.whole();
-            poll_wait(&mut side, state, cx, check_rekey, raw_needed, &mut poll)
+            poll_wait(&mut side, state, cx, &mut wanted)
         })
         .await
     }
@@ -303,8 +263,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_line(&mut self) -> Result<String, Error> {
-        let line = self.wait_for(false, Some(0), Connection::poll_line).await?;
-        Ok(String::from_utf8_lossy(&line).into_owned())
+        self.wait_for(read_loop::line()).await
     }
 
     /// The peer's identification line, read as OpenSSH reads it (see
@@ -319,8 +278,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// byte read stays buffered for the next call, and lines before the
     /// identification already taken are kept to be returned with it.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
-        self.wait_for(false, Some(0), Connection::poll_identification)
-            .await
+        self.wait_for(read_loop::identification()).await
     }
 
     /// Sends one message (message type byte first), written together with
@@ -353,15 +311,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
         match self.core.check() {
             Ok(()) => {}
             Err(Error::Closed) => {
-                poll_fn(|cx| {
-                    poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)
-                })
-                .await?;
+                poll_fn(|cx| poll_write(&mut self.io, &mut self.core, &mut self.unflushed, cx))
+                    .await?;
                 return Err(Error::Closed);
             }
             Err(e) => return Err(e),
         }
-        poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
+        poll_fn(|cx| poll_write(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
     }
 
     /// The next message, borrowed from the read buffer: no copy.
@@ -377,8 +333,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
-        self.wait_for(true, None, common::poll_packet).await?;
-        common::found_packet(&self.input)
+        self.wait_for(read_loop::packet()).await?;
+        read_loop::found_packet(&self.input)
     }
 
     /// Exactly `n` raw bytes through the same buffer as the packets
@@ -390,9 +346,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
-        common::check_raw_len(&self.core, n)?;
-        self.wait_for(check_rekey, Some(n), common::poll_raw(n))
-            .await
+        self.wait_for(read_loop::raw(n, check_rekey)).await
     }
 
     /// Sends NEWKEYS and switches the outbound keys in one step; with
@@ -436,7 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packetizer<S> {
     /// it did nothing.
     pub async fn disconnect(&mut self, reason: u32, description: &str) -> Result<(), Error> {
         self.core.send_disconnect(reason, description)?;
-        poll_fn(|cx| poll_write_core(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
+        poll_fn(|cx| poll_write(&mut self.io, &mut self.core, &mut self.unflushed, cx)).await
     }
 
     /// Gives the read and write buffers back now if they hold nothing (the
@@ -515,10 +469,11 @@ impl<S> Packetizer<S> {
             core,
             input,
             reading,
+            unflushed,
             ..
         } = self;
         let (reader, writer) = split(io);
-        split::halves(reader, writer, core, input, reading)
+        split::halves(reader, writer, core, input, reading, unflushed)
     }
 }
 

@@ -10,7 +10,6 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -18,7 +17,9 @@ use std::time::{Duration, Instant};
 use ::tokio::io::{AsyncRead, AsyncWrite};
 use ::tokio::sync::Notify;
 
-use super::driver::{poll_read_into, poll_wait, AsyncSide, Got};
+use super::driver::{
+    poll_read_into, poll_wait, poll_write, reads_at_rest, AsyncSide, Output, ReadInto,
+};
 use super::timer::{now, Timer};
 use crate::banner::Identification;
 use crate::codec::InputBuffer;
@@ -26,7 +27,7 @@ use crate::codec::Packet;
 use crate::connection::{Connection, Inbound, Outbound, Sent, SharedConnection, SplitDriver};
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::read_loop::{self as common, CoreSide, KeepaliveCallback, ReadState, SendMessage};
+use crate::read_loop::{self, CoreSide, Got, KeepaliveCallback, ReadState, SendMessage, Wanted};
 
 /// The async halves' wake-ups: senders waiting for room in the hold wait
 /// on a `Notify`; the reader's pending read leaves its waker, woken when
@@ -74,6 +75,29 @@ struct WriterIo<W> {
     unflushed: bool,
 }
 
+impl<W: AsyncWrite + Unpin> WriterIo<W> {
+    /// Writes the bytes in flight and then the core's output, as far as the
+    /// stream takes them now, then flushes.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        poll_write(&mut self.io, &mut self.out, &mut self.unflushed, cx)
+    }
+}
+
+/// A split writer's output: its outbound half.
+impl Output for Outbound {
+    fn pending(&mut self) -> Result<&[u8], Error> {
+        self.to_write()
+    }
+
+    fn written(&mut self, n: usize) {
+        self.wrote(n);
+    }
+
+    fn failed(&mut self, e: io::Error) -> Error {
+        self.broke(Error::Io(e))
+    }
+}
+
 /// The stream's writing end with the core it writes for.
 struct Outlet<W> {
     /// The core, as the halves hand it out.
@@ -85,44 +109,6 @@ struct Outlet<W> {
 }
 
 impl<W: AsyncWrite + Unpin> Outlet<W> {
-    /// Writes the bytes in flight and then the core's output, as far as the
-    /// stream takes them now, then flushes.
-    fn poll_write_some(
-        &self,
-        w: &mut WriterIo<W>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), Error>> {
-        loop {
-            let bytes = match w.out.to_write() {
-                Ok([]) => break,
-                Ok(bytes) => bytes,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
-            match Pin::new(&mut w.io).poll_write(cx, bytes) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(n)) if n > 0 => {
-                    w.out.wrote(n);
-                    w.unflushed = true;
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(result) => {
-                    let e = result
-                        .err()
-                        .unwrap_or_else(|| io::ErrorKind::WriteZero.into());
-                    return Poll::Ready(Err(w.out.broke(Error::Io(e))));
-                }
-            }
-        }
-        if w.unflushed {
-            match Pin::new(&mut w.io).poll_flush(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(())) => w.unflushed = false,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(w.out.broke(Error::Io(e)))),
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
     /// Writes everything pending, waiting for the stream and for the lock.
     async fn drain(&self) -> Result<(), Error> {
         loop {
@@ -131,7 +117,7 @@ impl<W: AsyncWrite + Unpin> Outlet<W> {
                 // Cancelled while holding the lock, this leaves output for
                 // the reader, which it wakes to write it.
                 let _handover = Handover(&self.waiters);
-                poll_fn(|cx| self.poll_write_some(&mut w, cx)).await?;
+                poll_fn(|cx| w.poll_write(cx)).await?;
             }
             // Output sealed while the lock was held, by a reader that found
             // it taken, is ours to write: look once more after letting go.
@@ -176,7 +162,7 @@ trait Drain: Send + Sync {
 impl<W: AsyncWrite + Unpin + Send> Drain for Outlet<W> {
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match self.io.try_lock() {
-            Ok(mut w) => self.poll_write_some(&mut w, cx),
+            Ok(mut w) => w.poll_write(cx),
             Err(_) => Poll::Ready(Ok(())),
         }
     }
@@ -192,13 +178,15 @@ impl<W: AsyncWrite + Unpin + Send> Drain for Outlet<W> {
     }
 }
 
-/// Builds the halves from a Packetizer's parts.
+/// Builds the halves from a Packetizer's parts (`unflushed`: it wrote
+/// bytes it did not flush yet).
 pub(super) fn halves<R, W>(
     reader: R,
     writer: W,
     core: Connection,
     input: InputBuffer,
     reading: ReadState,
+    unflushed: bool,
 ) -> (PacketReader<R>, PacketWriter<W>)
 where
     R: AsyncRead + Unpin,
@@ -215,7 +203,9 @@ where
         io: ::tokio::sync::Mutex::new(WriterIo {
             io: writer,
             out: outbound,
-            unflushed: false,
+            // Bytes the Packetizer wrote and did not flush yet: the writer
+            // flushes them with its next write.
+            unflushed,
         }),
     });
     let reader = PacketReader {
@@ -450,19 +440,31 @@ impl<R> CoreSide for ReaderSide<'_, R> {
     fn with_core<T>(&mut self, f: impl FnOnce(&mut Connection, &mut InputBuffer) -> T) -> T {
         self.inbound.with(f)
     }
+}
 
-    fn sink(&mut self) -> &mut dyn SendMessage {
-        self
+/// The reader's reads: the core's lock is taken to find the room and to
+/// report the bytes, never while the stream is polled.
+impl ReadInto for Inbound {
+    fn at_rest(&mut self) -> bool {
+        self.with(|core, input| reads_at_rest(core, input))
+    }
+
+    fn room(&mut self) -> &mut [u8] {
+        self.recv_buf()
+    }
+
+    fn filled(&mut self, n: usize, now: Instant) {
+        self.with(|core, input| core.recv_filled(input, n, now));
+    }
+
+    fn feed(&mut self, bytes: &[u8], now: Instant) -> usize {
+        self.with(|core, input| core.feed(input, bytes, now))
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
     fn poll_read_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Got>> {
-        // The lock is held only while the room is found and the stream
-        // polled once: a poll never waits.
-        let io = &mut *self.io;
-        self.inbound
-            .with(|core, input| poll_read_into(io, core, input, cx))
+        poll_read_into(self.io, self.inbound, cx)
     }
 
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -491,9 +493,7 @@ impl<R: AsyncRead + Unpin> AsyncSide for ReaderSide<'_, R> {
 impl<R: AsyncRead + Unpin> PacketReader<R> {
     async fn wait_for<T>(
         &mut self,
-        check_rekey: bool,
-        raw_needed: Option<usize>,
-        mut poll: impl FnMut(&mut Connection, &mut InputBuffer) -> Result<Option<T>, Error>,
+        mut wanted: Wanted<impl read_loop::CorePoll<T>>,
     ) -> Result<T, Error> {
         poll_fn(|cx| {
             let mut side = ReaderSide {
@@ -503,14 +503,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
                 outlet: &*self.outlet,
                 timer: &mut self.timer,
             };
-            poll_wait(
-                &mut side,
-                &mut self.reading,
-                cx,
-                check_rekey,
-                raw_needed,
-                &mut poll,
-            )
+            poll_wait(&mut side, &mut self.reading, cx, &mut wanted)
         })
         .await
     }
@@ -521,8 +514,8 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_message(&mut self) -> Result<Packet<'_>, Error> {
-        self.wait_for(true, None, common::poll_packet).await?;
-        common::found_packet(self.inbound.input())
+        self.wait_for(read_loop::packet()).await?;
+        read_loop::found_packet(self.inbound.input())
     }
 
     /// As [`super::Packetizer::read_all`].
@@ -531,10 +524,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_all(&mut self, n: usize, check_rekey: bool) -> Result<Vec<u8>, Error> {
-        self.inbound
-            .with(|core, _| common::check_raw_len(core, n))?;
-        self.wait_for(check_rekey, Some(n), common::poll_raw(n))
-            .await
+        self.wait_for(read_loop::raw(n, check_rekey)).await
     }
 
     /// As [`super::Packetizer::read_line`].
@@ -543,8 +533,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// `select!` branch), it has consumed nothing it did not return: every
     /// byte read stays buffered for the next call.
     pub async fn read_line(&mut self) -> Result<String, Error> {
-        let line = self.wait_for(false, Some(0), Connection::poll_line).await?;
-        Ok(String::from_utf8_lossy(&line).into_owned())
+        self.wait_for(read_loop::line()).await
     }
 
     /// As [`super::Packetizer::read_identification`].
@@ -554,8 +543,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// byte read stays buffered for the next call, and lines before the
     /// identification already taken are kept to be returned with it.
     pub async fn read_identification(&mut self) -> Result<Identification, Error> {
-        self.wait_for(false, Some(0), Connection::poll_identification)
-            .await
+        self.wait_for(read_loop::identification()).await
     }
 
     /// As [`super::Packetizer::set_inbound_cipher`].
