@@ -11,8 +11,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ssh_packetizer::pipe::pipe;
-use ssh_packetizer::{CipherAlgorithm as C, MacAlgorithm as M, Packetizer};
+use ssh_packetizer::pipe::{pipe, PipeReader, PipeWriter};
+use ssh_packetizer::{
+    CipherAlgorithm as C, MacAlgorithm as M, PacketReader, PacketWriter, Packetizer,
+};
 
 // Shared with the codec benches; this one needs only the keys.
 #[allow(dead_code)]
@@ -57,97 +59,110 @@ fn rekey_far<S: std::io::Read + std::io::Write>(p: &mut Packetizer<S>, c: C, m: 
     p.send_newkeys(keys(c, m)).unwrap();
 }
 
-fn over_pipe(cr: &mut Criterion) {
-    for (c, m) in SUITES {
-        let mut group = cr.benchmark_group(format!("pipe/{}", name(c, m)));
-        for size in SIZES {
-            group.throughput(Throughput::Bytes(size as u64));
-            let (a, b) = pipe();
-            let (mut tx, mut rx) = (Packetizer::new(a), Packetizer::new(b));
-            tx.send_newkeys(keys(c, m)).unwrap();
-            assert_eq!(rx.read_message().unwrap().msg_type(), 21);
-            rx.set_inbound_cipher(keys(c, m)).unwrap();
-            let payload = vec![94u8; size];
-            let mut since_rekey = 0u64;
-            group.bench_function(BenchmarkId::from_parameter(size), |bench| {
-                bench.iter_custom(|iters| {
-                    let start = Instant::now();
-                    let mut rekeying = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        since_rekey += 64 * size as u64;
-                        if since_rekey >= REKEY_EVERY {
-                            since_rekey = 0;
-                            // Gigabytes go through here: switch keys when the
-                            // cipher's budget runs out, untimed.
-                            let pause = Instant::now();
-                            tx.send_newkeys(keys(c, m)).unwrap();
-                            assert_eq!(rx.read_message().unwrap().msg_type(), 21);
-                            rekey_far(&mut rx, c, m);
-                            assert_eq!(tx.read_message().unwrap().msg_type(), 21);
-                            tx.set_inbound_cipher(keys(c, m)).unwrap();
-                            rekeying += pause.elapsed();
-                        }
-                        // Batches small enough for the pipe to hold.
-                        let n = left.min(64);
-                        left -= n;
-                        for _ in 0..n {
-                            tx.send_message(&payload).unwrap();
-                        }
-                        for _ in 0..n {
-                            black_box(rx.read_message().unwrap().payload());
-                        }
-                    }
-                    start.elapsed() - rekeying
-                })
-            });
-        }
-        group.finish();
+/// A sender and a receiver over the in-memory pipe, on one thread.
+trait PipePair {
+    /// Switches the keys of the sender's direction (untimed).
+    fn rekey(&mut self, c: C, m: M);
+    fn send(&mut self, payload: &[u8]);
+    fn read(&mut self);
+}
+
+/// Two whole Packetizers.
+impl<S: std::io::Read + std::io::Write> PipePair for (Packetizer<S>, Packetizer<S>) {
+    fn rekey(&mut self, c: C, m: M) {
+        let (tx, rx) = self;
+        tx.send_newkeys(keys(c, m)).unwrap();
+        assert_eq!(rx.read_message().unwrap().msg_type(), 21);
+        rx.set_inbound_cipher(keys(c, m)).unwrap();
+    }
+
+    fn send(&mut self, payload: &[u8]) {
+        self.0.send_message(payload).unwrap();
+    }
+
+    fn read(&mut self) {
+        black_box(self.1.read_message().unwrap().payload());
     }
 }
 
-/// As [`over_pipe`], through the split halves: the sender's writer and the
-/// receiver's reader, on one thread.
+/// The sender's writer half and the receiver's reader half.
+impl PipePair for (PacketWriter<PipeWriter>, PacketReader<PipeReader>) {
+    fn rekey(&mut self, c: C, m: M) {
+        let (tx, rx) = self;
+        tx.send_newkeys(keys(c, m)).unwrap();
+        assert_eq!(rx.read_message().unwrap().msg_type(), 21);
+        rx.set_inbound_cipher(keys(c, m)).unwrap();
+    }
+
+    fn send(&mut self, payload: &[u8]) {
+        self.0.send_message(payload).unwrap();
+    }
+
+    fn read(&mut self) {
+        black_box(self.1.read_message().unwrap().payload());
+    }
+}
+
+/// Benchmarks `pair` (made keyed by the first batch) for every size.
+fn pipe_group<P: PipePair>(cr: &mut Criterion, label: &str, (c, m): (C, M), pair: impl Fn() -> P) {
+    let mut group = cr.benchmark_group(format!("{label}/{}", name(c, m)));
+    for size in SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        let mut pair = pair();
+        let payload = vec![94u8; size];
+        // Keyed before the first batch.
+        let mut since_rekey = REKEY_EVERY;
+        group.bench_function(BenchmarkId::from_parameter(size), |bench| {
+            bench.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut rekeying = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    since_rekey += 64 * size as u64;
+                    if since_rekey >= REKEY_EVERY {
+                        since_rekey = 0;
+                        // Gigabytes go through here: switch keys when the
+                        // cipher's budget runs out, untimed.
+                        let pause = Instant::now();
+                        pair.rekey(c, m);
+                        rekeying += pause.elapsed();
+                    }
+                    // Batches small enough for the pipe to hold.
+                    let n = left.min(64);
+                    left -= n;
+                    for _ in 0..n {
+                        pair.send(&payload);
+                    }
+                    for _ in 0..n {
+                        pair.read();
+                    }
+                }
+                start.elapsed() - rekeying
+            })
+        });
+    }
+    group.finish();
+}
+
+fn over_pipe(cr: &mut Criterion) {
+    for suite in SUITES {
+        pipe_group(cr, "pipe", suite, || {
+            let (a, b) = pipe();
+            (Packetizer::new(a), Packetizer::new(b))
+        });
+    }
+}
+
+/// As [`over_pipe`], through the split halves: the shared core's lock and
+/// the writer's swap of output buffers on every send.
 fn split_over_pipe(cr: &mut Criterion) {
-    for (c, m) in SUITES {
-        let mut group = cr.benchmark_group(format!("split-pipe/{}", name(c, m)));
-        for size in SIZES {
-            group.throughput(Throughput::Bytes(size as u64));
+    for suite in SUITES {
+        pipe_group(cr, "split-pipe", suite, || {
             let (a, b) = pipe();
             let (_, writer) = Packetizer::new(a).split().unwrap();
-            let (mut reader, _) = Packetizer::new(b).split().unwrap();
-            let payload = vec![94u8; size];
-            let mut since_rekey = REKEY_EVERY;
-            group.bench_function(BenchmarkId::from_parameter(size), |bench| {
-                bench.iter_custom(|iters| {
-                    let start = Instant::now();
-                    let mut rekeying = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        since_rekey += 64 * size as u64;
-                        if since_rekey >= REKEY_EVERY {
-                            since_rekey = 0;
-                            // One way only: the sender's keys, untimed.
-                            let pause = Instant::now();
-                            writer.send_newkeys(keys(c, m)).unwrap();
-                            assert_eq!(reader.read_message().unwrap().msg_type(), 21);
-                            reader.set_inbound_cipher(keys(c, m)).unwrap();
-                            rekeying += pause.elapsed();
-                        }
-                        let n = left.min(64);
-                        left -= n;
-                        for _ in 0..n {
-                            writer.send_message(&payload).unwrap();
-                        }
-                        for _ in 0..n {
-                            black_box(reader.read_message().unwrap().payload());
-                        }
-                    }
-                    start.elapsed() - rekeying
-                })
-            });
-        }
-        group.finish();
+            let (reader, _) = Packetizer::new(b).split().unwrap();
+            (writer, reader)
+        });
     }
 }
 
