@@ -321,6 +321,29 @@ fn a_failed_write_keeps_its_kind_and_closes() {
 }
 
 #[test]
+fn a_disconnect_given_up_on_a_stalled_peer_is_never_written_again() {
+    // A packet length no peer may send: the read fails and a DISCONNECT is
+    // queued; the peer has stopped reading after 10 bytes of it.
+    let mut s = Scripted::new(vec![Step::Data(vec![0xff; 64])]);
+    s.write_limit = Some(10);
+    s.write_tick = Duration::from_millis(30);
+    let written = s.written.clone();
+    let mut p = s.packetizer();
+    let first = p.read_message().map(|_| ()).unwrap_err();
+    assert!(first.disconnect_reason().is_some(), "{first:?}");
+    assert_eq!(written.lock().unwrap().len(), 10, "the start of the DISCONNECT");
+    // The peer reads again; later calls answer the first error and write
+    // nothing: the rest of a half-written packet, or the whole of it again,
+    // would be garbage on the wire.
+    p.get_mut().write_limit = None;
+    for _ in 0..2 {
+        let later = p.read_message().map(|_| ()).unwrap_err();
+        assert!(matches!(later, Error::Failed(_)), "{later:?}");
+    }
+    assert_eq!(written.lock().unwrap().len(), 10);
+}
+
+#[test]
 fn local_misuse_does_not_close() {
     let mut p = Scripted::new(vec![]).packetizer();
     assert!(matches!(p.send_message(b""), Err(Error::EmptyPayload)));

@@ -93,10 +93,18 @@ impl<S: Read + Write> Side for Whole<'_, S> {
     }
 
     fn flush_after_failure(&mut self) {
-        // Best effort, briefly: the peer may have stopped reading.
+        let out = self.core.pending_output();
+        if out.is_empty() {
+            return;
+        }
+        // Best effort, briefly: the peer may have stopped reading. Whatever
+        // the write did, the bytes are dropped (the connection has failed),
+        // so no later call writes them, or part of them, again.
         let mut patience = self.patience();
         patience.stall = Some(patience.stall.map_or(DEFAULT_TICK, |t| t.min(DEFAULT_TICK)));
-        let _ = flush_core(self.io, self.core, self.clock, patience);
+        let _ = write_fully(self.io, out, &patience, self.clock);
+        let n = out.len();
+        self.core.output_written(n, self.clock.now());
     }
 }
 

@@ -376,6 +376,9 @@ pub struct Scripted {
     pub write_error: Option<std::io::ErrorKind>,
     /// Each failed write lets this much time pass (a write timeout).
     pub write_tick: std::time::Duration,
+    /// Take at most this many bytes in all; past it, writes time out
+    /// (`WouldBlock` after `write_tick`): a peer that stopped reading.
+    pub write_limit: Option<usize>,
 }
 
 impl Scripted {
@@ -387,6 +390,7 @@ impl Scripted {
             max_read: usize::MAX,
             write_error: None,
             write_tick: std::time::Duration::ZERO,
+            write_limit: None,
         }
     }
 
@@ -440,8 +444,17 @@ impl std::io::Write for Scripted {
             self.clock.advance(self.write_tick);
             return Err(kind.into());
         }
-        self.written.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
+        let mut written = self.written.lock().unwrap();
+        let room = self
+            .write_limit
+            .map_or(buf.len(), |limit| limit.saturating_sub(written.len()));
+        let n = buf.len().min(room);
+        if n == 0 && !buf.is_empty() {
+            self.clock.advance(self.write_tick);
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        written.extend_from_slice(&buf[..n]);
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
