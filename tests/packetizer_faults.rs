@@ -331,7 +331,11 @@ fn a_disconnect_given_up_on_a_stalled_peer_is_never_written_again() {
     let mut p = s.packetizer();
     let first = p.read_message().map(|_| ()).unwrap_err();
     assert!(first.disconnect_reason().is_some(), "{first:?}");
-    assert_eq!(written.lock().unwrap().len(), 10, "the start of the DISCONNECT");
+    assert_eq!(
+        written.lock().unwrap().len(),
+        10,
+        "the start of the DISCONNECT"
+    );
     // The peer reads again; later calls answer the first error and write
     // nothing: the rest of a half-written packet, or the whole of it again,
     // would be garbage on the wire.
