@@ -223,6 +223,16 @@ pub enum Error {
         /// The most the input may hold.
         limit: usize,
     },
+    /// Strict key exchange (OpenSSH's answer to Terrapin, CVE-2023-48795)
+    /// was broken by the peer: its KEXINIT was not its first packet, or a
+    /// message other than the key exchange's (KEXINIT, NEWKEYS, 30 to 49)
+    /// came before its NEWKEYS of the initial exchange.
+    StrictKexViolation {
+        /// The message type that broke it.
+        msg_type: u8,
+        /// Its inbound sequence number.
+        seqno: u32,
+    },
     /// Negotiation found no algorithm both sides offer for one list
     /// (RFC 4253 §7.1): the key exchange cannot go on.
     NoCommonAlgorithm {
@@ -253,6 +263,7 @@ impl Error {
                 | Error::Disconnected { .. }
                 | Error::PacketCorrupt { .. }
                 | Error::EofWhileDiscarding { .. }
+                | Error::StrictKexViolation { .. }
         )
     }
 
@@ -398,6 +409,10 @@ impl Error {
                 buffered: *buffered,
                 limit: *limit,
             },
+            Error::StrictKexViolation { msg_type, seqno } => Error::StrictKexViolation {
+                msg_type: *msg_type,
+                seqno: *seqno,
+            },
             Error::NoCommonAlgorithm {
                 kind,
                 client,
@@ -423,7 +438,8 @@ impl Error {
             | Error::BadBlockAlignment { .. }
             | Error::BadPadding { .. }
             | Error::RekeyIgnored
-            | Error::SequenceWrapped => Some(crate::msg::reason::PROTOCOL_ERROR),
+            | Error::SequenceWrapped
+            | Error::StrictKexViolation { .. } => Some(crate::msg::reason::PROTOCOL_ERROR),
             _ => None,
         }
     }
@@ -625,6 +641,10 @@ impl fmt::Display for Error {
                 f,
                 "{buffered} bytes arrived that no packet could be taken from (at most {limit} \
                  may wait): after the peer's NEWKEYS, install the inbound keys before polling again"
+            ),
+            Error::StrictKexViolation { msg_type, seqno } => write!(
+                f,
+                "strict KEX violation: unexpected packet type {msg_type} (seqnr {seqno})"
             ),
             Error::NoCommonAlgorithm {
                 kind,

@@ -71,6 +71,13 @@ pub(crate) fn is_transport(msg_type: u8) -> bool {
     (1..=49).contains(&msg_type)
 }
 
+/// Whether a message belongs to the key exchange itself (KEXINIT,
+/// NEWKEYS, the method's 30 to 49): all strict kex lets the peer send
+/// before its first NEWKEYS.
+pub(crate) fn is_kex(msg_type: u8) -> bool {
+    matches!(msg_type, KEXINIT | NEWKEYS | 30..=49)
+}
+
 /// Whether a message may be sent while our key exchange is under way
 /// (between our KEXINIT and our NEWKEYS). As OpenSSH's packet layer: the
 /// transport's own messages, except the service request and accept and

@@ -45,6 +45,11 @@ struct End {
     /// handed to the peer yet; it goes before anything sealed since.
     out: Outbound,
     toward_server: bool,
+    /// Strict kex is on: until its first NEWKEYS an honest end sends its
+    /// KEXINIT first, then only the key exchange's messages.
+    strict: bool,
+    /// This end has sent a KEXINIT.
+    kexinit_sent: bool,
     /// Keys switched outbound so far.
     out_epoch: u32,
     /// Keys installed inbound so far.
@@ -79,6 +84,8 @@ impl End {
         End {
             inbound,
             out,
+            strict,
+            kexinit_sent: false,
             toward_server: role == Role::Client,
             out_epoch: 0,
             in_epoch: 0,
@@ -92,7 +99,20 @@ impl End {
         self.out.connection()
     }
 
+    /// Whether an honest end sends `msg_type` now (strict kex's order).
+    fn may_send(&self, msg_type: u8) -> bool {
+        let kex_message = matches!(msg_type, msg::KEXINIT | 30..=49);
+        !self.strict
+            || self.out_epoch > 0
+            || msg_type == msg::KEXINIT
+            || (self.kexinit_sent && kex_message)
+    }
+
     fn send(&mut self, payload: Vec<u8>) {
+        if !self.may_send(payload[0]) {
+            return;
+        }
+        self.kexinit_sent |= payload[0] == msg::KEXINIT;
         match self.core().with(|core| core.send_message(&payload)) {
             Ok(Sent::Sealed { .. } | Sent::Held) => {
                 if goes_during_kex(payload[0]) {

@@ -13,7 +13,7 @@ use ssh_packetizer::{CompressionAlgorithm, Keys};
 use crate::channel;
 use crate::error::{Error, Result};
 use crate::hostkey::{HostKey, HostKeyCheck, Verdict};
-use crate::kex::{self, check_initial_kex_rules, Ephemeral, Negotiated, Preferences, Transcript};
+use crate::kex::{self, check_first_packet, Ephemeral, Negotiated, Preferences, Transcript};
 use crate::msg;
 use crate::outbound::{Outbound, Outgoing};
 use crate::wire::{Msg, Reader};
@@ -153,7 +153,7 @@ impl Inbound {
             // reader itself, so those few messages are copied out.
             let msg_type = packet.msg_type();
             if !self.initial_done {
-                check_initial_kex_rules(self.strict, msg_type, seqno)?;
+                check_first_packet(msg_type, seqno)?;
             }
             match msg_type {
                 msg::KEXINIT | msg::NEWKEYS | msg::KEX_ECDH_REPLY => {

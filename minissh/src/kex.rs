@@ -511,18 +511,13 @@ fn verify_signature(host_key: &HostKey, blob: &[u8], exchange_hash: &[u8]) -> Re
     }
 }
 
-/// RFC 4253 §7.1 and strict kex (OpenSSH's answer to Terrapin) for the
-/// initial exchange: the peer's first packet is KEXINIT, and under strict
-/// kex nothing but kex messages come until NEWKEYS.
-pub fn check_initial_kex_rules(strict: bool, msg_type: u8, seqno: u32) -> Result<()> {
+/// RFC 4253 §7.1 for the initial exchange: the peer's first packet is
+/// KEXINIT. (Strict kex's order, nothing but kex messages until NEWKEYS,
+/// is the packet layer's: `Connection::set_strict_kex`.)
+pub fn check_first_packet(msg_type: u8, seqno: u32) -> Result<()> {
     if seqno == 0 && msg_type != msg::KEXINIT {
         return Err(Error::Protocol(format!(
             "the peer's first packet is message {msg_type}, not KEXINIT"
-        )));
-    }
-    if strict && !msg::is_kex(msg_type) {
-        return Err(Error::Protocol(format!(
-            "message {msg_type} during the initial strict key exchange"
         )));
     }
     Ok(())

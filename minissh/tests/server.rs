@@ -913,7 +913,8 @@ fn a_client_that_breaks_the_kex_order_is_refused() {
     read_to_hangup(&mut strict);
     let line = server.wait_log("strict-but-rude");
     assert!(
-        line.contains("message 2 during the initial strict key exchange"),
+        // The packet layer's rule, in OpenSSH's words.
+        line.contains("strict KEX violation: unexpected packet type 2 (seqnr 1)"),
         "{line}"
     );
     assert!(line.contains("strict-kex=yes"), "{line}");

@@ -199,9 +199,19 @@ impl Connection {
 
     /// Strict key exchange (`kex-strict-*-v00@openssh.com`, both sides
     /// offered it): sequence numbers reset to 0 right after each NEWKEYS,
-    /// each direction by itself.
+    /// each direction by itself. Until the peer's first NEWKEYS it also
+    /// holds the peer to OpenSSH's order: its KEXINIT was its first packet,
+    /// and only the key exchange's messages (KEXINIT, NEWKEYS, 30 to 49)
+    /// come before that NEWKEYS. A packet that breaks it fails the
+    /// connection with [`Error::StrictKexViolation`] and a DISCONNECT;
+    /// turned on after a late KEXINIT was read, the next call answers it.
     pub fn set_strict_kex(&mut self, on: bool) {
         self.policy.strict_kex = on;
+        let late = self.policy.first_kexinit.filter(|&first| first != 0);
+        if let (true, false, Some(seqno)) = (on, self.policy.switched_once[IN], late) {
+            let msg_type = msg::KEXINIT;
+            self.fail(Error::StrictKexViolation { msg_type, seqno });
+        }
     }
 
     /// Whether strict key exchange is on.

@@ -121,6 +121,9 @@ struct Policy {
     keepalives_due: u64,
     /// Lines before the peer's identification line, while reading it.
     pre_banner: PreBanner,
+    /// The inbound sequence number of the peer's first KEXINIT: strict kex
+    /// wants 0, and is often turned on only after that KEXINIT was read.
+    first_kexinit: Option<u32>,
 }
 
 impl Policy {
@@ -260,6 +263,7 @@ impl Connection {
                 rekeys_wanted: 0,
                 keepalives_due: 0,
                 pre_banner: PreBanner::default(),
+                first_kexinit: None,
             },
         }
     }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::hexdump::hexdump;
-use super::{Connection, Role};
+use super::{Connection, Role, IN};
 use crate::banner::{self, Identification, LineScan};
 use crate::codec::{InputBuffer, Opened};
 use crate::error::Error;
@@ -94,13 +94,25 @@ impl Connection {
         if msg_type == msg::NEWKEYS && self.policy.strict_kex {
             self.opener.reset_seqno();
         }
-        self.after_inbound(msg_type)?;
+        self.after_inbound(msg_type, seqno)?;
         Ok(Opened::Packet(packet))
     }
 
-    /// The rules every packet read passes: the grace allowance is counted,
-    /// a KEXINIT or a spent budget asks for a rekey.
-    fn after_inbound(&mut self, msg_type: u8) -> Result<(), Error> {
+    /// The rules every packet read passes: strict kex's order during the
+    /// initial exchange, the grace allowance is counted, a KEXINIT or a
+    /// spent budget asks for a rekey.
+    fn after_inbound(&mut self, msg_type: u8, seqno: u32) -> Result<(), Error> {
+        if !self.policy.switched_once[IN] {
+            if msg_type == msg::KEXINIT && self.policy.first_kexinit.is_none() {
+                self.policy.first_kexinit = Some(seqno);
+            }
+            // As OpenSSH: the peer's KEXINIT is its first packet, and only
+            // the key exchange's messages come before its NEWKEYS.
+            let kexinit_late = self.policy.first_kexinit.is_some_and(|first| first != 0);
+            if self.policy.strict_kex && (kexinit_late || !msg::is_kex(msg_type)) {
+                return Err(self.fail(Error::StrictKexViolation { msg_type, seqno }));
+            }
+        }
         if let Some(request) = &mut self.policy.rekey {
             // A packet beyond the grace allowance is refused, whole as it is.
             if request.grace_exceeded(&self.policy.limits) {

@@ -498,6 +498,109 @@ fn strict_kex_resets_sequence_numbers_at_each_newkeys_by_itself() {
     assert_eq!(packets(&mut p.server), [(msg::SERVICE_REQUEST, 0)]);
 }
 
+/// The server's DISCONNECT reason in its pending output, if it sent one.
+fn disconnect_reason_sent(side: &mut Side, to: &mut Side, now: Instant) -> Option<u32> {
+    transfer(side, to, now);
+    match to.poll_packet() {
+        Err(Error::Disconnected { reason, .. }) => Some(reason),
+        _ => None,
+    }
+}
+
+#[test]
+fn strict_kex_refuses_anything_but_kex_messages_before_the_peers_newkeys() {
+    // An IGNORE (as the Terrapin attack injects), a service request, a
+    // channel message: each is fatal under strict kex, and the peer is told.
+    for intruder in [msg::IGNORE, msg::DEBUG, msg::SERVICE_REQUEST, 94] {
+        let mut p = Pair::new();
+        p.server.set_strict_kex(true);
+        // Sealed by hand: an honest core would hold the last two until its
+        // NEWKEYS; an attacker does not.
+        let mut wire = Vec::new();
+        let mut sealer = crate::codec::Sealer::new();
+        for payload in [&[msg::KEXINIT][..], &[30], &[intruder]] {
+            sealer.seal(payload, &mut wire).unwrap();
+        }
+        let now = p.now;
+        assert_eq!(p.server.feed(&wire, now), wire.len());
+        assert_eq!(packets_until_error(&mut p.server), [(20, 0), (30, 1)]);
+        let e = p.server.check().unwrap_err();
+        assert!(
+            matches!(
+                e.cause(),
+                Error::StrictKexViolation { msg_type, seqno: 2 } if *msg_type == intruder
+            ),
+            "{e:?}"
+        );
+        let now = p.now;
+        let reason = disconnect_reason_sent(&mut p.server, &mut p.client, now);
+        assert_eq!(reason, Some(msg::reason::PROTOCOL_ERROR));
+    }
+}
+
+#[test]
+fn without_strict_kex_or_after_the_peers_newkeys_other_messages_pass() {
+    // Without strict kex an IGNORE during the initial exchange is fine.
+    let mut p = Pair::new();
+    for m in [msg::IGNORE, msg::KEXINIT, msg::IGNORE, 30] {
+        p.client.send_message(&[m]).unwrap();
+    }
+    p.move_bytes();
+    assert_eq!(packets(&mut p.server).len(), 4);
+    // With it, anything may follow the peer's NEWKEYS.
+    let mut p = Pair::new();
+    p.server.set_strict_kex(true);
+    p.client.set_strict_kex(true);
+    p.client.send_message(&[msg::KEXINIT]).unwrap();
+    p.client.send_newkeys(keys(1), p.now).unwrap();
+    p.client.send_message(&[msg::IGNORE]).unwrap();
+    p.client.send_message(&[msg::SERVICE_REQUEST]).unwrap();
+    p.move_bytes();
+    assert_eq!(packets(&mut p.server), [(20, 0), (21, 1)]);
+    p.server.set_inbound_keys(keys(1), p.now).unwrap();
+    assert_eq!(packets(&mut p.server), [(2, 0), (5, 1)]);
+}
+
+#[test]
+fn strict_kex_turned_on_after_a_late_kexinit_fails_the_next_call() {
+    // The peer's KEXINIT came second: strict kex is known only once it is
+    // read, and then the connection fails as OpenSSH's does.
+    let mut p = Pair::new();
+    p.client.send_message(&[msg::IGNORE]).unwrap();
+    p.client.send_message(&[msg::KEXINIT]).unwrap();
+    p.move_bytes();
+    assert_eq!(packets(&mut p.server), [(2, 0), (20, 1)]);
+    p.server.set_strict_kex(true);
+    let e = p.server.send_message(&[31]).unwrap_err();
+    assert!(
+        matches!(
+            e.cause(),
+            Error::StrictKexViolation {
+                msg_type: msg::KEXINIT,
+                seqno: 1
+            }
+        ),
+        "{e:?}"
+    );
+    // KEXINIT first: turning it on changes nothing.
+    let mut p = Pair::new();
+    p.client.send_message(&[msg::KEXINIT]).unwrap();
+    p.move_bytes();
+    assert_eq!(packets(&mut p.server), [(20, 0)]);
+    p.server.set_strict_kex(true);
+    p.server.check().unwrap();
+}
+
+/// As [`packets`], stopping at the first error.
+fn packets_until_error(c: &mut Side) -> Vec<(u8, u32)> {
+    let mut got = Vec::new();
+    while let Ok(Step::Ready) = c.poll_packet() {
+        let p = c.packet().unwrap();
+        got.push((p.msg_type(), p.seqno()));
+    }
+    got
+}
+
 #[test]
 fn messages_during_our_kex_are_held_and_follow_newkeys_in_order() {
     let mut p = Pair::keyed();

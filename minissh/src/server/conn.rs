@@ -14,7 +14,7 @@ use super::channels::Channels;
 use super::log::Record;
 use super::{Shared, SERVER_ID};
 use crate::error::{Error, Result};
-use crate::kex::{self, check_initial_kex_rules, Negotiated, Side, Transcript};
+use crate::kex::{self, check_first_packet, Negotiated, Side, Transcript};
 use crate::msg;
 use crate::outbound::{Outbound, Outgoing};
 use crate::wire::{Msg, Reader};
@@ -215,7 +215,7 @@ impl<'a> Conn<'a> {
             let (msg_type, seqno) = (packet.msg_type(), packet.seqno());
             record.bytes_in += packet.payload().len() as u64;
             if !self.initial_done {
-                check_initial_kex_rules(self.strict, msg_type, seqno)?;
+                check_first_packet(msg_type, seqno)?;
             }
             if self.user.is_some() && is_channel_traffic(msg_type) {
                 // The bulk of a session, handled straight from the
