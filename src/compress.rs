@@ -2,25 +2,27 @@
 //! it: one deflate stream per direction for the life of a key set, each
 //! packet flushed so the peer can inflate it whole (a sync flush; OpenSSH's
 //! partial flush and paramiko's full flush inflate the same way).
-
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+//!
+//! The streams run on [`crate::zlib`], whose memory (the windows, which
+//! hold plaintext) is wiped as it is freed.
 
 use crate::error::Error;
+use crate::zlib::{Status, Stream};
 
 /// OpenSSH's compression level.
-const LEVEL: u32 = 6;
+const LEVEL: std::ffi::c_int = 6;
 /// How much output room to add per round.
 const STEP: usize = 16 * 1024;
 
 /// The outbound deflate stream.
 pub(crate) struct Deflater {
-    stream: Compress,
+    stream: Stream,
 }
 
 impl Deflater {
     pub(crate) fn new() -> Deflater {
         Deflater {
-            stream: Compress::new(Compression::new(LEVEL), true),
+            stream: Stream::deflate(LEVEL),
         }
     }
 
@@ -38,7 +40,7 @@ impl Deflater {
             crate::wipe::reserve_wiped(out, payload.len() - consumed + STEP);
             let (before_in, before_out) = (self.stream.total_in(), self.stream.total_out());
             self.stream
-                .compress_vec(&payload[consumed..], out, FlushCompress::Sync)
+                .run(&payload[consumed..], out)
                 .map_err(|_| Error::Compress {
                     reason: "the deflate stream failed",
                 })?;
@@ -59,13 +61,13 @@ impl Deflater {
 
 /// The inbound inflate stream.
 pub(crate) struct Inflater {
-    stream: Decompress,
+    stream: Stream,
 }
 
 impl Inflater {
     pub(crate) fn new() -> Inflater {
         Inflater {
-            stream: Decompress::new(true),
+            stream: Stream::inflate(),
         }
     }
 
@@ -86,12 +88,12 @@ impl Inflater {
             let room = (max + 1 - out.len()).min(STEP.max(compressed.len() * 4));
             crate::wipe::reserve_exact_wiped(out, room);
             let (in_before, out_before) = (self.stream.total_in(), out.len());
-            let status = self
-                .stream
-                .decompress_vec(&compressed[consumed..], out, FlushDecompress::Sync)
-                .map_err(|_| Error::Decompress {
-                    reason: "corrupt compressed data",
-                })?;
+            let status =
+                self.stream
+                    .run(&compressed[consumed..], out)
+                    .map_err(|_| Error::Decompress {
+                        reason: "corrupt compressed data",
+                    })?;
             if out.len() > max {
                 return Err(Error::Decompress {
                     reason: "inflated past the maximum packet length",

@@ -37,7 +37,11 @@ const POOL: usize = 512;
 /// the operating system's random source. One system call per Sealer rather
 /// than one per packet.
 pub struct RandomPadding {
-    keystream: Option<Ctr128BE<Aes128>>,
+    /// Boxed on its own when first seeded: an `Option` of the engine kept
+    /// inline would be copied whole into the `RandomPadding`'s box while
+    /// still `None`, with whatever the stack held in the engine's place,
+    /// and a `None` wipes nothing when dropped.
+    keystream: Option<Box<Ctr128BE<Aes128>>>,
     pool: zeroize::Zeroizing<[u8; POOL]>,
     /// Bytes of `pool` already handed out.
     used: usize,
@@ -72,7 +76,7 @@ impl RandomPadding {
                     Ctr128BE::<Aes128>::new_from_slices(key, iv).map_err(|_| Error::Random {
                         detail: "seed of the wrong length".into(),
                     })?;
-                self.keystream.insert(keystream)
+                self.keystream.insert(Box::new(keystream))
             }
         };
         keystream.write_keystream(&mut self.pool[..]);

@@ -147,8 +147,11 @@ pub struct Opener {
     inflater: Option<Inflater>,
     /// The wire length of the packet last returned.
     last_wire_len: usize,
-    /// What the discard found, reported once it has run.
-    discarded: Option<Error>,
+    /// What the discard found, reported once it has run. Boxed: an inline
+    /// `None` would leave the size of an `Error` unwritten in the Opener,
+    /// which the stack's leftovers (another connection's keys, say) would
+    /// fill when the Opener is built and moved into the heap.
+    discarded: Option<Box<Error>>,
 }
 
 impl Default for Opener {
@@ -428,7 +431,7 @@ impl Opener {
     /// [`Error::Eof`] anywhere else.
     pub(crate) fn eof(&self, got: usize) -> Error {
         if self.progress == Progress::Discard {
-            let cause = self.discarded.as_ref().map_or(
+            let cause = self.discarded.as_deref().map_or(
                 Error::MacMismatch {
                     seqno: self.state.seqno,
                 },
@@ -472,7 +475,7 @@ impl Opener {
         if !self.state.engine.discards() {
             return Err(e);
         }
-        self.discarded = Some(e);
+        self.discarded = Some(Box::new(e));
         self.progress = Progress::Discard;
         self.discard(buf)
     }
@@ -496,11 +499,14 @@ impl Opener {
         self.state
             .engine
             .discard_work(seqno, &mut buf[..total - tag_len]);
-        let cause = self.discarded.take().unwrap_or(Error::MacMismatch {
-            seqno: self.state.seqno,
-        });
+        let cause = self
+            .discarded
+            .take()
+            .unwrap_or(Box::new(Error::MacMismatch {
+                seqno: self.state.seqno,
+            }));
         Err(Error::PacketCorrupt {
-            cause: Box::new(cause),
+            cause,
             discarded: total,
         })
     }

@@ -234,7 +234,8 @@ impl Sealer {
     /// payload is everything in `out` after the reserved header. Pads,
     /// encrypts and authenticates in place and returns the sequence number.
     ///
-    /// On error `out` is truncated back to `start` (the payload with it) and
+    /// On error `out` is wiped and truncated back to `start` (the payload
+    /// with it) and
     /// no state changes; the errors are those of [`Sealer::seal`]. A fatal
     /// one (a failed deflate stream) is kept: every later call answers
     /// [`Error::Failed`] with it.
@@ -243,6 +244,10 @@ impl Sealer {
         match result {
             Ok(seqno) => Ok(seqno),
             Err(e) => {
+                // The refused payload was already in `out`: wiped, not just
+                // cut off, or its bytes would stay in the spare capacity
+                // until the buffer is freed.
+                zeroize::Zeroize::zeroize(&mut out[start..]);
                 out.truncate(start);
                 Err(self.latch.record(e))
             }

@@ -109,6 +109,8 @@ impl KeyDerivation {
             backend.digest(self.hash, &[k, h, &so_far], &mut out);
         }
         out.truncate(len);
+        // The hash states ran on the stack below this frame.
+        crate::wipe::scrub_stack();
         out
     }
 

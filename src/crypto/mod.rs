@@ -29,6 +29,7 @@ mod with_mac;
 use crate::algorithm::CipherFamily;
 use crate::error::Error;
 use crate::keys::Keys;
+use crate::wipe::scrubbed;
 
 use self::clear::Clear;
 use self::gcm::Gcm;
@@ -96,7 +97,11 @@ enum Kind {
     /// AES-CTR or CBC with a MAC.
     WithMac(Box<WithMac>),
     Gcm(Box<Gcm>),
-    ChaChaPoly(Box<dyn ChaChaPolyKey>),
+    /// Boxed twice so that every variant is one thin pointer: with a fat
+    /// one here, the other variants would leave 8 bytes of the enum
+    /// unwritten, and whatever the stack held there (a nonce, say) would be
+    /// copied into the heap with it.
+    ChaChaPoly(Box<Box<dyn ChaChaPolyKey>>),
 }
 
 impl Engine {
@@ -111,6 +116,15 @@ impl Engine {
     /// Expands `keys` into a ready engine, with `provider`'s primitives (or
     /// those of the provider it falls back to).
     pub(crate) fn new(keys: &Keys, provider: &'static CryptoProvider) -> Result<Engine, Error> {
+        let engine = scrubbed(|| Self::expand(keys, provider));
+        // The expansion ran in frames below this one, and each engine was
+        // built on the stack before it was moved into its box: `scrubbed`
+        // wipes what those frames left, before a later move of a larger
+        // value (an error into its `Arc`, say) carries it into the heap.
+        engine
+    }
+
+    fn expand(keys: &Keys, provider: &'static CryptoProvider) -> Result<Engine, Error> {
         let cipher = keys.cipher();
         let kind = match cipher.spec().family() {
             CipherFamily::Clear => return Ok(Engine::clear()),
@@ -118,17 +132,21 @@ impl Engine {
                 let backend = provider.cipher_supplier(cipher)?.backend();
                 match family {
                     CipherFamily::AesCtr | CipherFamily::Cbc => {
-                        let transform = if family == CipherFamily::Cbc {
-                            backend.cbc(keys)?
-                        } else {
-                            backend.ctr(keys)?
-                        };
-                        Kind::WithMac(Box::new(WithMac::new(provider, keys, transform)?))
+                        let transform = scrubbed(|| {
+                            if family == CipherFamily::Cbc {
+                                backend.cbc(keys)
+                            } else {
+                                backend.ctr(keys)
+                            }
+                        })?;
+                        let with_mac = scrubbed(|| WithMac::new(provider, keys, transform))?;
+                        Kind::WithMac(Box::new(with_mac))
                     }
                     CipherFamily::AesGcm => {
-                        Kind::Gcm(Box::new(Gcm::new(keys, backend.gcm(keys)?)?))
+                        let key = scrubbed(|| backend.gcm(keys))?;
+                        Kind::Gcm(Box::new(Gcm::new(keys, key)?))
                     }
-                    _ => Kind::ChaChaPoly(backend.chacha_poly(keys)?),
+                    _ => Kind::ChaChaPoly(Box::new(scrubbed(|| backend.chacha_poly(keys))?)),
                 }
             }
         };
@@ -172,6 +190,14 @@ impl Engine {
     /// `false` only if the packet is beyond what the cipher can seal (GCM's
     /// 64 GiB), which no allowed packet length reaches.
     pub(crate) fn seal(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]) -> bool {
+        let sealed = self.seal_inner(seq, packet, tag);
+        // The primitives' frames below this one may hold round keys.
+        crate::wipe::scrub_after_packet();
+        sealed
+    }
+
+    #[inline(never)]
+    fn seal_inner(&mut self, seq: u32, packet: &mut [u8], tag: &mut [u8]) -> bool {
         match &mut self.kind {
             Kind::Clear(_) => true,
             Kind::WithMac(e) => {
@@ -189,6 +215,13 @@ impl Engine {
     /// Authenticates and decrypts `packet` in place; `false` if the MAC or tag
     /// does not verify. Called once per packet, after [`Self::read_length`].
     pub(crate) fn open(&mut self, seq: u32, packet: &mut [u8], tag: &[u8]) -> bool {
+        let opened = self.open_inner(seq, packet, tag);
+        crate::wipe::scrub_after_packet();
+        opened
+    }
+
+    #[inline(never)]
+    fn open_inner(&mut self, seq: u32, packet: &mut [u8], tag: &[u8]) -> bool {
         match &mut self.kind {
             Kind::Clear(_) => true,
             Kind::WithMac(e) => e.open(seq, packet, tag),

@@ -53,53 +53,32 @@ impl<C: BlockCipherEncrypt + BlockCipherDecrypt + KeyInit> Both<C> {
     }
 }
 
-pub(crate) enum Chain {
-    Aes128(Both<Aes128>),
-    Aes192(Both<Aes192>),
-    Aes256(Both<Aes256>),
-    TripleDes(Both<TdesEde3>),
+/// The engine for `keys`, each block cipher's chain in a box of its own
+/// size (see `ctr::AesCtr` for why not one enum).
+pub(crate) fn engine(keys: &Keys) -> Result<Box<dyn Transform>, Error> {
+    Ok(match keys.cipher() {
+        CipherAlgorithm::Aes128Cbc => Box::new(Both::<Aes128>::new(keys)?),
+        CipherAlgorithm::Aes192Cbc => Box::new(Both::<Aes192>::new(keys)?),
+        CipherAlgorithm::Aes256Cbc => Box::new(Both::<Aes256>::new(keys)?),
+        CipherAlgorithm::TripleDesCbc => Box::new(Both::<TdesEde3>::new(keys)?),
+        other => {
+            return Err(Error::Unsupported {
+                algorithm: other.name(),
+            })
+        }
+    })
 }
 
-impl Chain {
-    pub(crate) fn new(keys: &Keys) -> Result<Chain, Error> {
-        Ok(match keys.cipher() {
-            CipherAlgorithm::Aes128Cbc => Chain::Aes128(Both::new(keys)?),
-            CipherAlgorithm::Aes192Cbc => Chain::Aes192(Both::new(keys)?),
-            CipherAlgorithm::Aes256Cbc => Chain::Aes256(Both::new(keys)?),
-            CipherAlgorithm::TripleDesCbc => Chain::TripleDes(Both::new(keys)?),
-            other => {
-                return Err(Error::Unsupported {
-                    algorithm: other.name(),
-                })
-            }
-        })
-    }
-
+impl<C> Transform for Both<C>
+where
+    C: BlockCipherEncrypt + BlockCipherDecrypt + KeyInit,
+    Both<C>: Send,
+{
     fn encrypt(&mut self, data: &mut [u8]) {
-        match self {
-            Chain::Aes128(c) => c.encrypt(data),
-            Chain::Aes192(c) => c.encrypt(data),
-            Chain::Aes256(c) => c.encrypt(data),
-            Chain::TripleDes(c) => c.encrypt(data),
-        }
+        Both::encrypt(self, data);
     }
 
     fn decrypt(&mut self, data: &mut [u8]) {
-        match self {
-            Chain::Aes128(c) => c.decrypt(data),
-            Chain::Aes192(c) => c.decrypt(data),
-            Chain::Aes256(c) => c.decrypt(data),
-            Chain::TripleDes(c) => c.decrypt(data),
-        }
-    }
-}
-
-impl Transform for Chain {
-    fn encrypt(&mut self, data: &mut [u8]) {
-        Chain::encrypt(self, data);
-    }
-
-    fn decrypt(&mut self, data: &mut [u8]) {
-        Chain::decrypt(self, data);
+        Both::decrypt(self, data);
     }
 }

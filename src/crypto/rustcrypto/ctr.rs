@@ -12,10 +12,28 @@ use crate::crypto::Transform;
 use crate::error::Error;
 use crate::keys::Keys;
 
-pub(crate) enum AesCtr {
-    Aes128(Ctr128BE<Aes128>),
-    Aes192(Ctr128BE<Aes192>),
-    Aes256(Ctr128BE<Aes256>),
+/// One AES key size's CTR keystream.
+///
+/// Each key size is its own boxed type rather than a variant of one enum:
+/// a box of an enum is as large as its largest variant, and moving a
+/// smaller variant into it copies whatever the stack held past that
+/// variant (an earlier key schedule, say) into a tail that the variant's
+/// own wipe on drop never reaches. Boxed whole, every byte of the block
+/// belongs to the engine that wipes it.
+pub(crate) struct AesCtr<S>(S);
+
+/// The engine for `keys`, built straight into its own box.
+pub(crate) fn engine(keys: &Keys) -> Result<Box<dyn Transform>, Error> {
+    Ok(match keys.cipher() {
+        CipherAlgorithm::Aes128Ctr => Box::new(AesCtr(keystream::<Ctr128BE<Aes128>>(keys)?)),
+        CipherAlgorithm::Aes192Ctr => Box::new(AesCtr(keystream::<Ctr128BE<Aes192>>(keys)?)),
+        CipherAlgorithm::Aes256Ctr => Box::new(AesCtr(keystream::<Ctr128BE<Aes256>>(keys)?)),
+        other => {
+            return Err(Error::Unsupported {
+                algorithm: other.name(),
+            })
+        }
+    })
 }
 
 fn keystream<C: KeyIvInit>(keys: &Keys) -> Result<C, Error> {
@@ -26,35 +44,12 @@ fn keystream<C: KeyIvInit>(keys: &Keys) -> Result<C, Error> {
     })
 }
 
-impl AesCtr {
-    pub(crate) fn new(keys: &Keys) -> Result<AesCtr, Error> {
-        Ok(match keys.cipher() {
-            CipherAlgorithm::Aes128Ctr => AesCtr::Aes128(keystream(keys)?),
-            CipherAlgorithm::Aes192Ctr => AesCtr::Aes192(keystream(keys)?),
-            CipherAlgorithm::Aes256Ctr => AesCtr::Aes256(keystream(keys)?),
-            other => {
-                return Err(Error::Unsupported {
-                    algorithm: other.name(),
-                })
-            }
-        })
-    }
-
-    fn apply(&mut self, data: &mut [u8]) {
-        match self {
-            AesCtr::Aes128(c) => c.apply_keystream(data),
-            AesCtr::Aes192(c) => c.apply_keystream(data),
-            AesCtr::Aes256(c) => c.apply_keystream(data),
-        }
-    }
-}
-
-impl Transform for AesCtr {
+impl<S: StreamCipher + Send> Transform for AesCtr<S> {
     fn encrypt(&mut self, data: &mut [u8]) {
-        self.apply(data);
+        self.0.apply_keystream(data);
     }
 
     fn decrypt(&mut self, data: &mut [u8]) {
-        self.apply(data);
+        self.0.apply_keystream(data);
     }
 }

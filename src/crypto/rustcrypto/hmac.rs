@@ -12,15 +12,12 @@ use crate::algorithm::{MacHash, MacSpec};
 use crate::crypto::MacKey;
 use crate::error::Error;
 
-/// A keyed HMAC.
+/// A keyed HMAC over one hash, boxed as its own type: an enum of the
+/// hashes would be as large as the largest, and the tail past a smaller
+/// one would carry whatever the stack held into the box, unwiped (see
+/// `ctr::AesCtr`).
 #[derive(Clone)]
-pub(crate) enum KeyedHmac {
-    Sha1(Hmac<Sha1>),
-    Sha256(Hmac<Sha256>),
-    Sha512(Hmac<Sha512>),
-    #[cfg(feature = "legacy")]
-    Md5(Hmac<md5::Md5>),
-}
+pub(crate) struct KeyedHmac<M>(M);
 
 fn keyed<M: KeyInit>(key: &[u8]) -> Result<M, Error> {
     M::new_from_slice(key).map_err(|_| Error::BadKeyLength {
@@ -40,39 +37,35 @@ fn sign_with<M: Mac + Clone>(keyed: &M, seq: u32, data: &[u8], out: &mut [u8]) {
     out.copy_from_slice(&full[..n]);
 }
 
-impl KeyedHmac {
-    /// The HMAC of `spec`'s row (`hash` is its hash) under `key`.
-    pub(crate) fn new(spec: &MacSpec, hash: MacHash, key: &[u8]) -> Result<KeyedHmac, Error> {
-        Ok(match hash {
-            MacHash::Sha1 => KeyedHmac::Sha1(keyed(key)?),
-            MacHash::Sha256 => KeyedHmac::Sha256(keyed(key)?),
-            MacHash::Sha512 => KeyedHmac::Sha512(keyed(key)?),
-            #[cfg(feature = "legacy")]
-            MacHash::Md5 => KeyedHmac::Md5(keyed(key)?),
-            #[cfg(not(feature = "legacy"))]
-            MacHash::Md5 => {
-                return Err(Error::Unsupported {
-                    algorithm: spec.name(),
-                })
-            }
-            MacHash::Umac => {
-                return Err(Error::Unsupported {
-                    algorithm: spec.name(),
-                })
-            }
-        })
-    }
+/// The HMAC of `spec`'s row (`hash` is its hash) under `key`.
+pub(crate) fn keyed_hmac(
+    spec: &MacSpec,
+    hash: MacHash,
+    key: &[u8],
+) -> Result<Box<dyn MacKey>, Error> {
+    Ok(match hash {
+        MacHash::Sha1 => Box::new(KeyedHmac(keyed::<Hmac<Sha1>>(key)?)),
+        MacHash::Sha256 => Box::new(KeyedHmac(keyed::<Hmac<Sha256>>(key)?)),
+        MacHash::Sha512 => Box::new(KeyedHmac(keyed::<Hmac<Sha512>>(key)?)),
+        #[cfg(feature = "legacy")]
+        MacHash::Md5 => Box::new(KeyedHmac(keyed::<Hmac<md5::Md5>>(key)?)),
+        #[cfg(not(feature = "legacy"))]
+        MacHash::Md5 => {
+            return Err(Error::Unsupported {
+                algorithm: spec.name(),
+            })
+        }
+        MacHash::Umac => {
+            return Err(Error::Unsupported {
+                algorithm: spec.name(),
+            })
+        }
+    })
 }
 
-impl MacKey for KeyedHmac {
+impl<M: Mac + Clone + Send> MacKey for KeyedHmac<M> {
     fn sign(&mut self, seq: u32, data: &[u8], out: &mut [u8]) -> bool {
-        match self {
-            KeyedHmac::Sha1(m) => sign_with(m, seq, data, out),
-            KeyedHmac::Sha256(m) => sign_with(m, seq, data, out),
-            KeyedHmac::Sha512(m) => sign_with(m, seq, data, out),
-            #[cfg(feature = "legacy")]
-            KeyedHmac::Md5(m) => sign_with(m, seq, data, out),
-        }
+        sign_with(&self.0, seq, data, out);
         true
     }
 }

@@ -46,12 +46,12 @@ impl Backend for RustCrypto {
     }
 
     fn ctr(&self, keys: &Keys) -> Result<Box<dyn Transform>, Error> {
-        Ok(Box::new(ctr::AesCtr::new(keys)?))
+        ctr::engine(keys)
     }
 
     #[cfg(feature = "legacy")]
     fn cbc(&self, keys: &Keys) -> Result<Box<dyn Transform>, Error> {
-        Ok(Box::new(cbc::Chain::new(keys)?))
+        cbc::engine(keys)
     }
 
     fn gcm(&self, keys: &Keys) -> Result<Box<dyn GcmKey>, Error> {
@@ -71,7 +71,7 @@ impl Backend for RustCrypto {
             })?;
             return Ok(Box::new(umac::Umac::new(key, spec.mac_len())));
         }
-        Ok(Box::new(hmac::KeyedHmac::new(spec, hash, key)?))
+        hmac::keyed_hmac(spec, hash, key)
     }
 
     fn digest(&self, hash: KdfHash, parts: &[&[u8]], out: &mut Vec<u8>) {
