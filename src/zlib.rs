@@ -145,13 +145,16 @@ impl Stream {
     }
 
     /// Bytes taken in since the stream began.
+    // zlib's counters are C `unsigned long`s: 32 bits on some targets.
+    #[allow(clippy::useless_conversion)]
     pub(crate) fn total_in(&self) -> u64 {
-        self.strm.total_in as u64
+        u64::from(self.strm.total_in)
     }
 
     /// Bytes given out since the stream began.
+    #[allow(clippy::useless_conversion)]
     pub(crate) fn total_out(&self) -> u64 {
-        self.strm.total_out as u64
+        u64::from(self.strm.total_out)
     }
 
     /// Runs the stream over `input`, appending to `out` within its spare

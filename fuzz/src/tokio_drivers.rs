@@ -65,7 +65,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-/// A sender and a receiver, whole or split.
+/// A sender and a receiver, whole or split. One per input, so the
+/// variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Ends {
     Whole(Packetizer<DuplexStream>, Packetizer<DuplexStream>),
     Split {

@@ -17,7 +17,6 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::scan::{mark, Kind};
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 /// Payload sizes sent under each key set.

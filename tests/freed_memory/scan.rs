@@ -46,7 +46,8 @@ pub struct Finding {
 pub enum Heap {
     /// Rust's global allocator.
     Rust,
-    /// A C library's allocator, through its hook.
+    /// A C library's allocator, through its hook (OpenSSL's, when built).
+    #[cfg_attr(not(feature = "openssl"), allow(dead_code))]
     C(&'static str),
 }
 
@@ -85,7 +86,7 @@ pub fn mark(kind: Kind, bytes: &[u8]) {
     if bytes.len() < 8 {
         return;
     }
-    let tail = (bytes.len() % 8 != 0).then_some(bytes.len() - 8);
+    let tail = (!bytes.len().is_multiple_of(8)).then_some(bytes.len() - 8);
     // No allocation while the lock is held: a free would scan, and the
     // scan takes the lock.
     let mut m = marks();
