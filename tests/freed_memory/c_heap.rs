@@ -13,11 +13,10 @@
 /// The hooks installed: one entry per C library the build links, with
 /// whether it took them.
 pub fn install() -> Vec<(&'static str, Result<(), String>)> {
-    #[allow(unused_mut)]
-    let mut hooked = Vec::new();
-    #[cfg(feature = "openssl")]
-    hooked.push(("openssl", openssl::install()));
-    hooked
+    vec![
+        #[cfg(feature = "openssl")]
+        ("openssl", openssl::install()),
+    ]
 }
 
 #[cfg(feature = "openssl")]
