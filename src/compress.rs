@@ -34,25 +34,25 @@ impl Deflater {
 
     /// Appends `payload` compressed and flushed to `out`.
     pub(crate) fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        let start_in = self.stream.total_in();
+        let mut consumed = 0;
         loop {
-            let consumed = (self.stream.total_in() - start_in) as usize;
             crate::wipe::reserve_wiped(out, payload.len() - consumed + STEP);
-            let (before_in, before_out) = (self.stream.total_in(), self.stream.total_out());
-            self.stream
-                .run(&payload[consumed..], out)
-                .map_err(|_| Error::Compress {
-                    reason: "the deflate stream failed",
-                })?;
-            if self.stream.total_in() == before_in && self.stream.total_out() == before_out {
+            let before_out = out.len();
+            let (taken, _) =
+                self.stream
+                    .run(&payload[consumed..], out)
+                    .map_err(|_| Error::Compress {
+                        reason: "the deflate stream failed",
+                    })?;
+            consumed += taken;
+            let produced = out.len() - before_out;
+            if taken == 0 && produced == 0 {
                 return Err(Error::Compress {
                     reason: "the deflate stream made no progress",
                 });
             }
-            let all_in = (self.stream.total_in() - start_in) as usize == payload.len();
             // Done once all input is in and the flush fitted in the room left.
-            let produced = (self.stream.total_out() - before_out) as usize;
-            if all_in && out.len() < out.capacity() && produced > 0 {
+            if consumed == payload.len() && out.len() < out.capacity() && produced > 0 {
                 return Ok(());
             }
         }
@@ -81,19 +81,19 @@ impl Inflater {
         max: usize,
     ) -> Result<(), Error> {
         out.clear();
-        let start_in = self.stream.total_in();
+        let mut consumed = 0;
         loop {
-            let consumed = (self.stream.total_in() - start_in) as usize;
             // Room for one byte past the cap, to tell "exactly max" from more.
             let room = (max + 1 - out.len()).min(STEP.max(compressed.len() * 4));
             crate::wipe::reserve_exact_wiped(out, room);
-            let (in_before, out_before) = (self.stream.total_in(), out.len());
-            let status =
+            let out_before = out.len();
+            let (taken, status) =
                 self.stream
                     .run(&compressed[consumed..], out)
                     .map_err(|_| Error::Decompress {
                         reason: "corrupt compressed data",
                     })?;
+            consumed += taken;
             if out.len() > max {
                 return Err(Error::Decompress {
                     reason: "inflated past the maximum packet length",
@@ -104,8 +104,8 @@ impl Inflater {
                     reason: "the peer ended its compression stream",
                 });
             }
-            let all_in = (self.stream.total_in() - start_in) as usize == compressed.len();
-            let progressed = self.stream.total_in() != in_before || out.len() != out_before;
+            let all_in = consumed == compressed.len();
+            let progressed = taken != 0 || out.len() != out_before;
             if !progressed {
                 // Nothing moved with room offered: finished if all input is
                 // in (the last round filled the room exactly), stuck if not.

@@ -72,11 +72,15 @@ impl RandomPadding {
                     detail: e.to_string(),
                 })?;
                 let (key, iv) = seed.split_at(16);
-                let keystream =
-                    Ctr128BE::<Aes128>::new_from_slices(key, iv).map_err(|_| Error::Random {
-                        detail: "seed of the wrong length".into(),
-                    })?;
-                self.keystream.insert(Box::new(keystream))
+                // Expanded in frames that are scrubbed after, as the
+                // engines' keys are.
+                let keystream = crate::wipe::scrubbed(|| {
+                    Ctr128BE::<Aes128>::new_from_slices(key, iv).map(Box::new)
+                })
+                .map_err(|_| Error::Random {
+                    detail: "seed of the wrong length".into(),
+                })?;
+                self.keystream.insert(keystream)
             }
         };
         keystream.write_keystream(&mut self.pool[..]);

@@ -144,23 +144,17 @@ impl Stream {
         }
     }
 
-    /// Bytes taken in since the stream began.
-    // zlib's counters are C `unsigned long`s: 32 bits on some targets.
-    #[allow(clippy::useless_conversion)]
-    pub(crate) fn total_in(&self) -> u64 {
-        u64::from(self.strm.total_in)
-    }
-
-    /// Bytes given out since the stream began.
-    #[allow(clippy::useless_conversion)]
-    pub(crate) fn total_out(&self) -> u64 {
-        u64::from(self.strm.total_out)
-    }
-
     /// Runs the stream over `input`, appending to `out` within its spare
     /// capacity (never growing it), with a sync flush: zlib's
-    /// `deflate`/`inflate` with `Z_SYNC_FLUSH`. `Err` is zlib's error code.
-    pub(crate) fn run(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Status, c_int> {
+    /// `deflate`/`inflate` with `Z_SYNC_FLUSH`. Returns how many bytes of
+    /// `input` it took and the status; `Err` is zlib's error code. (The
+    /// counts come from this call alone: zlib's running totals are C
+    /// `unsigned long`s, 32 bits on some targets, and wrap.)
+    pub(crate) fn run(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, Status), c_int> {
         let spare = out.spare_capacity_mut();
         let (avail_in, avail_out) = (
             input.len().min(c_uint::MAX as usize),
@@ -180,6 +174,7 @@ impl Stream {
             }
         };
         let written = avail_out - self.strm.avail_out as usize;
+        let taken = avail_in - self.strm.avail_in as usize;
         // Nothing keeps the caller's buffers past the call.
         self.strm.next_in = std::ptr::null();
         self.strm.avail_in = 0;
@@ -189,9 +184,9 @@ impl Stream {
         // capacity.
         unsafe { out.set_len(out.len() + written) };
         match rc {
-            z::Z_OK => Ok(Status::Ok),
-            z::Z_STREAM_END => Ok(Status::StreamEnd),
-            z::Z_BUF_ERROR => Ok(Status::NoProgress),
+            z::Z_OK => Ok((taken, Status::Ok)),
+            z::Z_STREAM_END => Ok((taken, Status::StreamEnd)),
+            z::Z_BUF_ERROR => Ok((taken, Status::NoProgress)),
             error => Err(error),
         }
     }
@@ -231,10 +226,9 @@ mod tests {
         let (mut d, mut i) = (Stream::deflate(6), Stream::inflate());
         let data: Vec<u8> = (0..50_000u32).map(|k| (k % 13) as u8).collect();
         let mut packed = Vec::with_capacity(60_000);
-        assert_eq!(d.run(&data, &mut packed), Ok(Status::Ok));
-        assert_eq!(d.total_in(), data.len() as u64);
+        assert_eq!(d.run(&data, &mut packed), Ok((data.len(), Status::Ok)));
         let mut back = Vec::with_capacity(60_000);
-        assert_eq!(i.run(&packed, &mut back), Ok(Status::Ok));
+        assert_eq!(i.run(&packed, &mut back), Ok((packed.len(), Status::Ok)));
         assert_eq!(back, data);
     }
 }

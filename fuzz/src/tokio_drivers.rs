@@ -194,8 +194,8 @@ pub fn tokio_cancel(data: &[u8]) {
             _ => ends.flush(polls),
         }
     }
-    // Drain: everything committed arrives, in order, and nothing more
-    // (a packet larger than the stream's room takes several rounds).
+    // Drain: everything committed arrives, in order (a packet larger than
+    // the stream's room takes several rounds), and nothing more.
     let mut idle = 0;
     while !expected.is_empty() {
         ends.flush(4);
@@ -209,6 +209,10 @@ pub fn tokio_cancel(data: &[u8]) {
                 assert!(idle < 10_000, "a committed message never arrived");
             }
         }
+    }
+    ends.flush(4);
+    if let Some(extra) = ends.read(8) {
+        panic!("a message nobody sent arrived: {extra:?}");
     }
     drop(ends);
 }
@@ -227,6 +231,19 @@ pub fn codec_keys(data: &[u8]) {
         let mut rest = data;
         while let [op, arg, tail @ ..] = rest {
             rest = tail;
+            // Nothing reads while the script sends: keep what is in flight
+            // well under the stream's room, or the send would wait forever.
+            let in_flight: usize = expected.iter().map(|(p, _)| p.len() + 64).sum();
+            if in_flight > 1 << 19 {
+                let (want, keys) = expected.pop_front().expect("bytes in flight");
+                let item = rx.next().await.expect("the stream ended early");
+                assert_eq!(item.expect("honest bytes").payload(), &want[..]);
+                if let Some(keys) = keys {
+                    rx.codec_mut()
+                        .set_inbound_keys(keys)
+                        .expect("keys after NEWKEYS");
+                }
+            }
             match op % 3 {
                 0 => {
                     let p = payload(sent, usize::from(*arg) * 37 + 3);

@@ -244,7 +244,7 @@ impl Engine {
     /// The discard's work over the bytes it took, the same for every cause.
     pub(crate) fn discard_work(&mut self, seq: u32, packet: &mut [u8]) {
         if let Kind::WithMac(e) = &mut self.kind {
-            e.discard_work(seq, packet);
+            crate::wipe::scrubbed(|| e.discard_work(seq, packet));
         }
     }
 }

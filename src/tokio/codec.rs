@@ -263,19 +263,29 @@ impl Encoder<&[u8]> for PacketCodec {
     }
 }
 
+/// The payload given is the codec's once sealed: it is wiped before it is
+/// dropped.
 impl Encoder<Vec<u8>> for PacketCodec {
     type Error = Error;
 
-    fn encode(&mut self, payload: Vec<u8>, dst: &mut BytesMut) -> Result<(), Error> {
-        self.encode_payload(&payload, dst)
+    fn encode(&mut self, mut payload: Vec<u8>, dst: &mut BytesMut) -> Result<(), Error> {
+        let result = self.encode_payload(&payload, dst);
+        zeroize::Zeroize::zeroize(&mut payload);
+        result
     }
 }
 
+/// The payload given is wiped before it is dropped when this was its last
+/// handle; a `Bytes` shared with other handles stays theirs.
 impl Encoder<Bytes> for PacketCodec {
     type Error = Error;
 
     fn encode(&mut self, payload: Bytes, dst: &mut BytesMut) -> Result<(), Error> {
-        self.encode_payload(&payload, dst)
+        let result = self.encode_payload(&payload, dst);
+        if let Ok(mut only) = payload.try_into_mut() {
+            zeroize::Zeroize::zeroize(only.as_mut());
+        }
+        result
     }
 }
 

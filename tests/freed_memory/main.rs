@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
             })
         })
         .collect();
+    trials.push(Trial::test("scan_catches_a_planted_leak", planted));
     for case in cases::all() {
         let name = case.name();
         trials.push(Trial::test(name, move || run(&case)));
@@ -42,23 +43,49 @@ fn main() -> std::process::ExitCode {
     libtest_mimic::run(&args, trials).exit_code()
 }
 
+/// The scan itself: a block freed with a mark in it is found, the same
+/// block wiped first is not.
+fn planted() -> Result<(), Failed> {
+    let secret = *b"\x9a\x17plan\xee\x41";
+    for (wipe, expected) in [(false, 1), (true, 0)] {
+        scan::arm();
+        scan::mark(scan::Kind::Plaintext, &secret);
+        let mut block = vec![0u8; 100];
+        block[37..45].copy_from_slice(&secret);
+        if wipe {
+            zeroize::Zeroize::zeroize(&mut block);
+        }
+        drop(block);
+        let report = scan::disarm();
+        if report.count != expected {
+            return Err(format!("wiped: {wipe}: {} findings", report.count).into());
+        }
+    }
+    Ok(())
+}
+
 /// Runs one case armed and reports what the scan found.
 fn run(case: &cases::Case) -> Result<(), Failed> {
     scan::arm();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case.run()));
-    let (found, count, scanned) = scan::disarm();
+    let report = scan::disarm();
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
     // A case frees its buffers, engines and key schedules: a scan that saw
-    // nothing would prove nothing.
-    if scanned == 0 {
+    // nothing would prove nothing. Under a C library's provider, its heap
+    // must have been seen too (when it is hooked).
+    if report.scanned == 0 {
         return Err("the scan saw no freed block".into());
     }
-    if count == 0 {
+    if case.hooked_c_heap() && report.scanned_c == 0 {
+        return Err("the scan saw no block freed on the provider's C heap".into());
+    }
+    if report.count == 0 {
         return Ok(());
     }
-    let list: Vec<String> = found
+    let list: Vec<String> = report
+        .found
         .iter()
         .map(|f| {
             format!(
@@ -67,5 +94,10 @@ fn run(case: &cases::Case) -> Result<(), Failed> {
             )
         })
         .collect();
-    Err(format!("{count} freed block(s) held secrets: {}", list.join("; ")).into())
+    Err(format!(
+        "{} freed block(s) held secrets: {}",
+        report.count,
+        list.join("; ")
+    )
+    .into())
 }

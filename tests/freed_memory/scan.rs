@@ -57,8 +57,10 @@ struct Marks {
     len: usize,
     found: [Option<Finding>; MAX_FOUND],
     count: usize,
-    /// Blocks scanned while armed, so a case can tell it saw its frees.
+    /// Blocks scanned while armed, on the Rust heap and on a C heap, so a
+    /// case can tell it saw its frees.
     scanned: usize,
+    scanned_c: usize,
 }
 
 static MARKS: Mutex<Marks> = Mutex::new(Marks {
@@ -68,6 +70,7 @@ static MARKS: Mutex<Marks> = Mutex::new(Marks {
     found: [None; MAX_FOUND],
     count: 0,
     scanned: 0,
+    scanned_c: 0,
 });
 
 static ARMED: AtomicBool = AtomicBool::new(false);
@@ -92,7 +95,11 @@ pub fn mark(kind: Kind, bytes: &[u8]) {
     let mut m = marks();
     for start in (0..=bytes.len() - 8).step_by(8).chain(tail) {
         let window = u64::from_ne_bytes(bytes[start..start + 8].try_into().unwrap());
-        assert!(m.len < MAX_MARKS, "too many marks for one case");
+        if m.len == MAX_MARKS {
+            // Out of the lock first: the panic's message allocates.
+            drop(m);
+            panic!("too many marks for one case");
+        }
         let at = m.len;
         m.marks[at] = window;
         m.kinds[at] = kind;
@@ -116,17 +123,33 @@ pub fn arm() {
     m.len = 0;
     m.count = 0;
     m.scanned = 0;
+    m.scanned_c = 0;
     m.found = [None; MAX_FOUND];
     ARMED.store(true, Ordering::SeqCst);
 }
 
-/// Ends a case: scanning off; what it found, the total count of findings,
-/// and how many blocks it scanned.
-pub fn disarm() -> (Vec<Finding>, usize, usize) {
+/// What a case's scan saw.
+pub struct Report {
+    /// The first findings.
+    pub found: Vec<Finding>,
+    /// How many blocks held a mark.
+    pub count: usize,
+    /// Blocks searched on the Rust heap.
+    pub scanned: usize,
+    /// Blocks searched on a C library's heap.
+    pub scanned_c: usize,
+}
+
+/// Ends a case: scanning off, and what it saw.
+pub fn disarm() -> Report {
     ARMED.store(false, Ordering::SeqCst);
     let m = marks();
-    let found = m.found.iter().flatten().copied().collect();
-    (found, m.count, m.scanned)
+    Report {
+        found: m.found.iter().flatten().copied().collect(),
+        count: m.count,
+        scanned: m.scanned,
+        scanned_c: m.scanned_c,
+    }
 }
 
 /// Searches a block about to be freed.
@@ -139,7 +162,11 @@ pub unsafe fn scan(ptr: *const u8, len: usize, heap: Heap) {
     }
     let block = unsafe { std::slice::from_raw_parts(ptr, len) };
     let mut m = marks();
-    m.scanned += 1;
+    if heap == Heap::Rust {
+        m.scanned += 1;
+    } else {
+        m.scanned_c += 1;
+    }
     let n = m.len;
     for at in 0..=len - 8 {
         let window = u64::from_ne_bytes(block[at..at + 8].try_into().unwrap());
