@@ -133,9 +133,15 @@ impl Case {
         )
     }
 
-    /// Whether the case runs on a provider whose C heap the scan hooks.
+    /// Whether the case runs a cipher on a provider whose C heap the scan
+    /// hooks (OpenSSL's cipher contexts live there; its HMACs, over the
+    /// library's one-shot digests, allocate nothing).
     pub fn hooked_c_heap(&self) -> bool {
         self.provider.name() == "openssl"
+            && self
+                .provider
+                .cipher_supplier(self.cipher)
+                .is_ok_and(|p| p == self.provider)
     }
 
     /// Registers the marks and runs the driver's script.
