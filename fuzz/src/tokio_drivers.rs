@@ -235,14 +235,7 @@ pub fn codec_keys(data: &[u8]) {
             // well under the stream's room, or the send would wait forever.
             let in_flight: usize = expected.iter().map(|(p, _)| p.len() + 64).sum();
             if in_flight > 1 << 19 {
-                let (want, keys) = expected.pop_front().expect("bytes in flight");
-                let item = rx.next().await.expect("the stream ended early");
-                assert_eq!(item.expect("honest bytes").payload(), &want[..]);
-                if let Some(keys) = keys {
-                    rx.codec_mut()
-                        .set_inbound_keys(keys)
-                        .expect("keys after NEWKEYS");
-                }
+                take_one(&mut rx, &mut expected).await;
             }
             match op % 3 {
                 0 => {
@@ -257,30 +250,33 @@ pub fn codec_keys(data: &[u8]) {
                     tx.send(k.clone()).await.expect("an honest NEWKEYS");
                     expected.push_back((vec![21], Some(k)));
                 }
-                _ => {
-                    if expected.is_empty() {
-                        continue;
-                    }
-                    let item = rx.next().await.expect("the stream ended early");
-                    let got = item.expect("honest bytes").payload().to_vec();
-                    let (want, keys) = expected.pop_front().expect("a message nobody sent");
-                    assert_eq!(got, want, "a message changed, doubled or lost");
-                    if let Some(keys) = keys {
-                        rx.codec_mut()
-                            .set_inbound_keys(keys)
-                            .expect("keys after NEWKEYS");
-                    }
-                }
+                _ if expected.is_empty() => {}
+                _ => take_one(&mut rx, &mut expected).await,
             }
         }
-        while let Some((want, keys)) = expected.pop_front() {
-            let item = rx.next().await.expect("the stream ended early");
-            assert_eq!(item.expect("honest bytes").payload(), &want[..]);
-            if let Some(keys) = keys {
-                rx.codec_mut()
-                    .set_inbound_keys(keys)
-                    .expect("keys after NEWKEYS");
-            }
+        while !expected.is_empty() {
+            take_one(&mut rx, &mut expected).await;
         }
     });
+}
+
+/// Reads the next item, checks it against the oldest message sent, and
+/// installs the keys after a NEWKEYS.
+async fn take_one(
+    rx: &mut Framed<DuplexStream, PacketCodec>,
+    expected: &mut VecDeque<(Vec<u8>, Option<Keys>)>,
+) {
+    let (want, keys) = expected.pop_front().expect("a message was sent");
+    let item = rx.next().await.expect("the stream ended early");
+    let got = item.expect("honest bytes");
+    assert_eq!(
+        got.payload(),
+        &want[..],
+        "a message changed, doubled or lost"
+    );
+    if let Some(keys) = keys {
+        rx.codec_mut()
+            .set_inbound_keys(keys)
+            .expect("keys after NEWKEYS");
+    }
 }
