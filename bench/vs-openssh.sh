@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 features=""
 for arg in "$@"; do
-  if [ "$arg" = "--provider" ]; then features="aws-lc-rs,openssl"; fi
+  if [ "$arg" = "--provider" ]; then features="minissh/aws-lc-rs,minissh/openssl"; fi
 done
-cargo build --release -q -p minissh --bins ${features:+--features "$features"}
+# minissh's binary, and the tool (in the test-only interop package).
+cargo build --release -q -p minissh -p interop --bins ${features:+--features "$features"}
 exec "${CARGO_TARGET_DIR:-target}/release/vs-openssh" "$@"

@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn plain_hashed_and_bracketed_names_are_found() {
-        let dir = crate::sshd::fresh_dir("minissh-kh").unwrap();
+        let dir = interop::sshd::fresh_dir("minissh-kh").unwrap();
         let (ours, line) = key(&dir, "ours");
         let (_, other) = key(&dir, "other");
         let text = format!(
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn recording_appends_a_line_that_is_then_found() {
-        let dir = crate::sshd::fresh_dir("minissh-kh").unwrap();
+        let dir = interop::sshd::fresh_dir("minissh-kh").unwrap();
         let (ours, _) = key(&dir, "ours");
         let path = dir.join("sub/known_hosts");
         record(&path, "[localhost]:2200", &ours).unwrap();
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_host_known_by_another_key_type_is_not_new() {
-        let dir = crate::sshd::fresh_dir("minissh-kh").unwrap();
+        let dir = interop::sshd::fresh_dir("minissh-kh").unwrap();
         let (ours, _) = key(&dir, "ours");
         let text = format!(
             "ecdsa.example,other {ECDSA}\n{} {ECDSA}\n",
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn names_are_lowercased_as_openssh_hashes_them() {
-        let dir = crate::sshd::fresh_dir("minissh-kh").unwrap();
+        let dir = interop::sshd::fresh_dir("minissh-kh").unwrap();
         let (ours, line) = key(&dir, "ours");
         assert_eq!(host_name("Host.Example", 22), "host.example");
         assert_eq!(host_name("Host.Example", 2222), "[host.example]:2222");

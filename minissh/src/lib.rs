@@ -21,7 +21,6 @@ mod outbound;
 pub mod scp;
 pub mod server;
 pub mod session;
-pub mod sshd;
 pub mod window;
 pub mod wire;
 

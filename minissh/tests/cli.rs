@@ -1,17 +1,15 @@
 //! The `minissh` binary against a private sshd: exec with stdin, stdout,
 //! stderr and the exit status; scp of several files; and the messages a
 //! user sees on refusal, a wrong host key, a refused key and a peer that
-//! closes. Without openssh-server the tests say so and pass, except under
-//! CI=true.
-
-#[path = "../../tests/common/harness.rs"]
-mod harness;
+//! closes. Without openssh-server the tests show as ignored, except under
+//! CI=true, where a missing peer is a failure.
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 
-use minissh::sshd::{current_user, Sshd};
+use interop::harness;
+use interop::sshd::{current_user, Sshd};
 
 fn minissh(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_minissh"))
@@ -69,7 +67,7 @@ fn exec_carries_stdin_stdout_stderr_and_the_exit_status() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("done\n"), "{stderr}");
     // The host key fingerprint is printed, as ssh-keygen -lf shows it.
-    let fp = Command::new(minissh::sshd::SSH_KEYGEN)
+    let fp = Command::new(interop::sshd::SSH_KEYGEN)
         .arg("-lf")
         .arg(sshd.host_key_pub())
         .output()
@@ -228,7 +226,7 @@ fn known_hosts_records_then_verifies_then_refuses_a_changed_key() {
     assert!(out.status.success(), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("recorded"));
     // Hashed by ssh-keygen -H: still found.
-    let hashed = Command::new(minissh::sshd::SSH_KEYGEN)
+    let hashed = Command::new(interop::sshd::SSH_KEYGEN)
         .arg("-H")
         .arg("-f")
         .arg(&file)
@@ -304,5 +302,5 @@ fn main() -> std::process::ExitCode {
         ),
         ("usage_errors_exit_2", usage_errors_exit_2, false),
     ];
-    harness::run_peer_tests(tests, minissh::sshd::missing())
+    harness::run_peer_tests(tests, interop::sshd::missing())
 }

@@ -30,7 +30,7 @@ impl Server {
     /// Starts a server with `extra` options, a generated host key and one
     /// authorized client key.
     fn start(extra: &[&str]) -> Server {
-        let dir = minissh::sshd::fresh_dir("minissh-serve").unwrap();
+        let dir = interop::sshd::fresh_dir("minissh-serve").unwrap();
         let client = Identity::load_or_generate(&dir.join("client")).unwrap();
         std::fs::write(dir.join("authorized_keys"), client.public_line() + "\n").unwrap();
         Identity::load_or_generate(&dir.join("stranger")).unwrap();

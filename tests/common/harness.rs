@@ -1,8 +1,8 @@
 //! The harness of the tests against real peers: libtest-mimic, so that a
 //! test whose peer is missing shows as ignored in cargo's summary (outside
 //! CI) rather than as passed. Under `CI=true` such tests run, and fail.
-//! Shared by the crate's peer tests and minissh's (which include this file
-//! by path).
+//! Shared by the crate's peer tests and the `interop` package (which
+//! includes this file by path and exports it to minissh's tests).
 
 /// One test: its name, its body, and whether it needs the peer.
 pub type PeerTest = (&'static str, fn(), bool);

@@ -182,7 +182,7 @@ mod tests {
     /// A key listed in a fresh authorized_keys file (with a stranger's key
     /// listed under an option), and a key that is not listed.
     fn setup() -> (Auth, Identity, Identity, Identity) {
-        let dir = crate::sshd::fresh_dir("minissh-auth").unwrap();
+        let dir = interop::sshd::fresh_dir("minissh-auth").unwrap();
         let listed = Identity::load_or_generate(&dir.join("listed")).unwrap();
         let restricted = Identity::load_or_generate(&dir.join("restricted")).unwrap();
         let stranger = Identity::load_or_generate(&dir.join("stranger")).unwrap();

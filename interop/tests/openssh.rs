@@ -3,23 +3,21 @@
 //! side in the middle of a transfer, strict kex on and off, compression,
 //! and the refusals a user must see clearly.
 //!
-//! Each test starts its own private sshd on 127.0.0.1 (minissh::sshd:
+//! Each test starts its own private sshd on 127.0.0.1 (interop::sshd:
 //! own config and keys in a temp dir, started by absolute path with -f and
 //! -E, killed by pid on drop, also when a test panics). Without
-//! openssh-server the tests say so and pass, except under CI=true, where a
+//! openssh-server the tests show as ignored, except under CI=true, where a
 //! missing peer is a failure.
 
-mod common;
-
-use common::harness;
+use interop::harness;
 
 use std::io::{self, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use common::{payload, Recorded};
-use minissh::sshd::{current_user, Sshd};
+use interop::data::{payload, Recorded};
+use interop::sshd::{current_user, Sshd};
 use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
 use ssh_packetizer::{
     CipherAlgorithm as C, CompressionAlgorithm, CryptoProvider, MacAlgorithm as M, RekeyLimits,
@@ -424,7 +422,7 @@ fn a_peer_that_closes_is_reported() {
         assert!(line.starts_with("SSH-2.0-minissh"), "{line:?}");
     });
     let key = std::env::temp_dir().join(format!("minissh-close-{}", std::process::id()));
-    if minissh::sshd::keygen(&key).is_err() {
+    if interop::sshd::keygen(&key).is_err() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("ssh-keygen is missing under CI=true");
         }
@@ -539,5 +537,5 @@ fn main() -> std::process::ExitCode {
             true,
         ),
     ];
-    harness::run_peer_tests(tests, minissh::sshd::missing())
+    harness::run_peer_tests(tests, interop::sshd::missing())
 }

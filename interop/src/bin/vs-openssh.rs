@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use minissh::sshd::{current_user, Sshd};
+use interop::sshd::{current_user, Sshd};
 
 const SUITES: &[(&str, &str)] = &[
     ("aes128-gcm@openssh.com", ""),
