@@ -394,7 +394,8 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kex::{Preferences, Side};
+    use crate::transport::{HostKeys, Transport};
+    use crate::Preferences;
     use ssh_packetizer::Packetizer;
     use std::io;
     use std::net::{TcpListener, TcpStream};
@@ -418,7 +419,13 @@ mod tests {
         let shared = table.create(sink(), sink()).unwrap();
         assert_eq!(shared.local_id(), LOCAL_ID);
         shared.opened(REMOTE, window, MAX_PACKET);
-        let out = Arc::new(Outbound::new(writer, Preferences::default(), Side::Client));
+        let transport = Transport::new(
+            HostKeys::Verify(Box::new(|_| Ok(()))),
+            Preferences::default(),
+            b"SSH-2.0-us".to_vec(),
+            b"SSH-2.0-them".to_vec(),
+        );
+        let out = Arc::new(Outbound::new(writer, transport));
         (Channel::new(shared.clone(), out), table, shared, theirs)
     }
 

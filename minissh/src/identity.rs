@@ -55,10 +55,9 @@ impl Identity {
         if path.exists() {
             return Identity::load(path);
         }
-        let mut seed = Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut seed[..])
-            .map_err(|e| Error::Key(format!("no randomness for a new key: {e}")))?;
-        let signing = SigningKey::from_bytes(&seed);
+        let identity = Identity::generate()?;
+        let signing = &identity.signing;
+        let seed = Zeroizing::new(signing.to_bytes());
         let mut both = Zeroizing::new([0u8; 64]);
         both[..32].copy_from_slice(&seed[..]);
         both[32..].copy_from_slice(signing.verifying_key().as_bytes());
@@ -78,7 +77,17 @@ impl Identity {
         let mut pub_path = path.as_os_str().to_owned();
         pub_path.push(".pub");
         std::fs::write(&pub_path, format!("{public}\n")).map_err(fail)?;
-        Ok(Identity { signing })
+        Ok(identity)
+    }
+
+    /// A new key pair, in memory only (tests, throwaway host keys).
+    pub fn generate() -> Result<Identity> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut seed[..])
+            .map_err(|e| Error::Key(format!("no randomness for a new key: {e}")))?;
+        Ok(Identity {
+            signing: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// The public key in OpenSSH's one-line form (`ssh-ed25519 AAAA...`).

@@ -15,12 +15,12 @@ use ssh_packetizer::{Packetizer, RekeyLimits};
 
 use crate::channel::{self, Channel, ExitStatus, Sink};
 use crate::error::{Error, Result};
-use crate::hostkey::HostKeyCheck;
+use crate::hostkey::{HostKeyCheck, Verdict};
 use crate::identity::Identity;
-use crate::inbound::{disconnect_message, Event, EventQueue, Inbound, Info, Phase};
-use crate::kex::{Preferences, Side};
+use crate::inbound::{disconnect_message, Event, EventQueue, Inbound, Info};
 use crate::msg;
 use crate::outbound::Outbound;
+use crate::transport::{algorithms::Preferences, HostKeys, Transport, Verifier};
 use crate::wire::{Msg, Reader};
 
 /// Our identification line.
@@ -111,33 +111,29 @@ impl Session {
         let server_id = pk.read_identification()?;
         let (reader, writer) = pk.split()?;
         writer.set_write_timeout(Some(WRITE_STALL));
-        let out = Arc::new(Outbound::new(writer, config.prefs.clone(), Side::Client));
-        // Our KEXINIT goes first, before the reader can see the server's.
-        out.begin_kex()?;
-
-        let (events_tx, events, queued) = EventQueue::new();
-        let channels = Arc::new(channel::Channels::default());
         let info = Arc::new(Mutex::new(Info {
             server_id: server_id.as_str().to_owned(),
             ..Info::default()
         }));
+        let transport = Transport::new(
+            HostKeys::Verify(host_key_verifier(config, info.clone())),
+            config.prefs.clone(),
+            CLIENT_ID.as_bytes().to_vec(),
+            server_id.line.clone(),
+        );
+        let out = Arc::new(Outbound::new(writer, transport));
+        // Our KEXINIT goes first, before the reader can see the server's.
+        out.start_kex()?;
+
+        let (events_tx, events, queued) = EventQueue::new();
+        let channels = Arc::new(channel::Channels::default());
         let closing = Arc::new(AtomicBool::new(false));
         let inbound = Inbound {
             reader,
             out: out.clone(),
-            prefs: config.prefs.clone(),
-            check: config.host_key.clone(),
-            host: config.host.clone(),
-            port: config.port,
-            client_id: CLIENT_ID.as_bytes().to_vec(),
-            server_id: server_id.line.clone(),
             events: events_tx,
             channels: channels.clone(),
             info: info.clone(),
-            session_id: None,
-            host_key: None,
-            strict: false,
-            phase: Phase::Idle,
             initial_done: false,
             closing: closing.clone(),
         };
@@ -354,6 +350,20 @@ impl Drop for Session {
             self.shutdown();
         }
     }
+}
+
+/// Checks the server's key as `config` says (known_hosts, a pinned key or
+/// fingerprint), and notes in `info` where a new host's key was recorded.
+fn host_key_verifier(config: &Config, info: Arc<Mutex<Info>>) -> Verifier {
+    let (check, host, port) = (config.host_key.clone(), config.host.clone(), config.port);
+    Box::new(move |key| {
+        if let Verdict::Recorded(path) = check.check(key, &host, port)? {
+            info.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .host_key_recorded = Some(path);
+        }
+        Ok(())
+    })
 }
 
 fn connect_tcp(addr: &str) -> Result<TcpStream> {

@@ -903,9 +903,9 @@ fn a_client_that_breaks_the_kex_order_is_refused() {
     );
     // A strict client's KEXINIT, then an IGNORE: under strict kex nothing
     // but kex messages may come before NEWKEYS.
-    let kexinit = minissh::kex::kexinit(
-        minissh::kex::Side::Client,
-        &minissh::kex::Preferences::default(),
+    let kexinit = minissh::transport::algorithms::kexinit(
+        ssh_packetizer::Role::Client,
+        &minissh::Preferences::default(),
         true,
     )
     .unwrap();

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use ssh_key::authorized_keys::AuthorizedKeys;
 
 use crate::error::{Error, Result};
-use crate::kex::verify_ed25519;
 use crate::msg;
+use crate::transport::curve25519::verify_ed25519;
 use crate::wire::{put_string, Msg, Reader};
 
 /// sshd's MaxAuthTries: failed attempts before the connection is cut.

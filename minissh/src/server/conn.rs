@@ -7,16 +7,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ssh_packetizer::{CompressionAlgorithm, Keys, PacketReader, Packetizer};
+use ssh_packetizer::{CompressionAlgorithm, PacketReader, Packetizer};
 
 use super::auth::{Auth, Step};
 use super::channels::Channels;
 use super::log::Record;
 use super::{Shared, SERVER_ID};
 use crate::error::{Error, Result};
-use crate::kex::{self, check_first_packet, Negotiated, Side, Transcript};
 use crate::msg;
 use crate::outbound::{Outbound, Outgoing};
+use crate::transport::{Event, Handled, HostKeys, Transport};
 use crate::wire::{Msg, Reader};
 
 /// SSH_DISCONNECT_PROTOCOL_ERROR.
@@ -90,36 +90,14 @@ fn describe_end(result: Result<()>, shared: &Shared, authenticated: bool) -> Str
     }
 }
 
-enum Phase {
-    Idle,
-    /// The client's KEXINIT is in; its ECDH_INIT is awaited.
-    AwaitInit {
-        ours: Vec<u8>,
-        theirs: Vec<u8>,
-        negotiated: Negotiated,
-    },
-    /// Our NEWKEYS is out; the client's switches our inbound keys.
-    AwaitNewKeys {
-        keys: Keys,
-        negotiated: Negotiated,
-    },
-}
-
 struct Conn<'a> {
     shared: &'a Shared,
     reader: PacketReader<TcpStream>,
     out: Arc<Outbound>,
     /// A handle on the socket, to hang up at the end.
     socket: TcpStream,
-    client_id: Vec<u8>,
-    phase: Phase,
-    session_id: Option<Vec<u8>>,
-    strict: bool,
+    /// The first exchange is done (channel traffic may flow).
     initial_done: bool,
-    /// The client's KEXINIT guessed a kex packet wrongly (RFC 4253 §7):
-    /// the next one is dropped.
-    ignore_guess: bool,
-    negotiated: Option<Negotiated>,
     service_accepted: bool,
     auth: Auth,
     user: Option<String>,
@@ -156,20 +134,20 @@ impl<'a> Conn<'a> {
         // for this long fails.
         writer.set_write_timeout(Some(config.write_stall));
         let keepalives = Arc::new(AtomicU32::new(0));
-        let out = Arc::new(Outbound::new(writer, config.prefs.clone(), Side::Server));
-        out.begin_kex()?;
+        let transport = Transport::new(
+            HostKeys::Sign(shared.host_key.clone()),
+            config.prefs.clone(),
+            client_id.line.clone(),
+            SERVER_ID.as_bytes().to_vec(),
+        );
+        let out = Arc::new(Outbound::new(writer, transport));
+        out.start_kex()?;
         Ok(Conn {
             shared,
             reader,
             out: out.clone(),
             socket,
-            client_id: client_id.line,
-            phase: Phase::Idle,
-            session_id: None,
-            strict: false,
             initial_done: false,
-            ignore_guess: false,
-            negotiated: None,
             service_accepted: false,
             auth: Auth::new(&config.authorized_keys),
             user: None,
@@ -214,9 +192,6 @@ impl<'a> Conn<'a> {
             };
             let (msg_type, seqno) = (packet.msg_type(), packet.seqno());
             record.bytes_in += packet.payload().len() as u64;
-            if !self.initial_done {
-                check_first_packet(msg_type, seqno)?;
-            }
             if self.user.is_some() && is_channel_traffic(msg_type) {
                 // The bulk of a session, handled straight from the
                 // reader's buffer (the channels and the outbound side are
@@ -230,28 +205,38 @@ impl<'a> Conn<'a> {
                 let payload = packet.payload().to_vec();
                 self.dispatch(&payload, seqno, record)?;
             }
-            if self.reader.connection().need_rekey() {
+            if self
+                .reader
+                .connection()
+                .with(|core| core.should_start_kex())
+            {
                 self.start_rekey()?;
             }
         }
     }
 
     fn dispatch(&mut self, payload: &[u8], seqno: u32, record: &mut Record) -> Result<()> {
+        let (handled, events) = self.out.handle(&mut self.reader, payload, seqno)?;
+        if !self.initial_done {
+            // Decided by the first KEXINITs; the log says so even when the
+            // exchange then fails.
+            record.strict_kex = self.out.with_transport(|t| t.is_strict_kex());
+        }
+        for event in events {
+            let Event::KexDone { .. } = event;
+            self.initial_done = true;
+            self.out.with_transport(|t| {
+                let stats = t.stats();
+                record.server_rekeys = stats.rekeys_by_us;
+                record.client_rekeys = stats.rekeys_by_peer;
+                record.negotiated = t.agreed();
+            });
+        }
+        if handled == Handled::Transport {
+            return Ok(());
+        }
         let msg_type = payload[0];
         match msg_type {
-            // Every kex message, 20-49: one that is out of place is an
-            // error there (after a wrong guess, the guess is dropped).
-            t if msg::is_kex(t) => self.on_kex(payload, record),
-            msg::DISCONNECT => {
-                let mut r = Reader::body(payload);
-                let code = r.u32()?;
-                let description = r.text().unwrap_or_default().to_owned();
-                Err(Error::Disconnected { code, description })
-            }
-            msg::IGNORE | msg::DEBUG | msg::UNIMPLEMENTED => Ok(()),
-            _ if !self.initial_done => Err(Error::Protocol(format!(
-                "message {msg_type} before the first key exchange finished"
-            ))),
             msg::SERVICE_REQUEST => {
                 let service = Reader::body(payload).text()?.to_owned();
                 if service != "ssh-userauth" || self.user.is_some() {
@@ -306,14 +291,16 @@ impl<'a> Conn<'a> {
     }
 
     fn on_userauth(&mut self, payload: &[u8], record: &mut Record) -> Result<()> {
-        let session_id = self.session_id.clone().unwrap_or_default();
+        let session_id = self
+            .out
+            .with_transport(|t| t.session_id().unwrap_or_default().to_vec());
         match self.auth.request(payload, &session_id)? {
             Step::Reply(reply) => self.reply(reply),
             Step::TooManyTries => Err(Error::AuthFailed {
                 methods: "too many authentication failures".into(),
             }),
             Step::Success { user, reply } => {
-                let n = self.negotiated;
+                let n = self.out.with_transport(|t| t.agreed());
                 let mut reply = Outgoing::plain(reply);
                 if n.is_some_and(|n| n.comp_s2c == CompressionAlgorithm::ZlibOpenSsh) {
                     // We compress from the packet after this one.
@@ -366,105 +353,9 @@ impl<'a> Conn<'a> {
     }
 
     fn start_rekey(&mut self) -> Result<()> {
-        if self.initial_done && self.out.begin_kex()? {
+        if self.out.start_kex()? {
             log::debug!("starting a rekey");
         }
-        Ok(())
-    }
-
-    fn on_kex(&mut self, payload: &[u8], record: &mut Record) -> Result<()> {
-        if self.ignore_guess && payload[0] >= msg::KEX_ECDH_INIT {
-            // The wrongly guessed packet, whatever method it guessed
-            // (30-49 are the methods' own numbers).
-            self.ignore_guess = false;
-            return Ok(());
-        }
-        let phase = std::mem::replace(&mut self.phase, Phase::Idle);
-        self.phase = match (phase, payload[0]) {
-            (Phase::Idle, msg::KEXINIT) => self.on_client_kexinit(payload, record)?,
-            (
-                Phase::AwaitInit {
-                    ours,
-                    theirs,
-                    negotiated,
-                },
-                msg::KEX_ECDH_INIT,
-            ) => self.on_init(payload, &ours, &theirs, negotiated)?,
-            (Phase::AwaitNewKeys { keys, negotiated }, msg::NEWKEYS) => {
-                self.on_newkeys(keys, negotiated, record)?;
-                Phase::Idle
-            }
-            (_, t) => return Err(Error::Protocol(format!("kex message {t} out of order"))),
-        };
-        Ok(())
-    }
-
-    fn on_client_kexinit(&mut self, theirs: &[u8], record: &mut Record) -> Result<Phase> {
-        let (ours, negotiated, started_by_us) = self.out.on_peer_kexinit(theirs)?;
-        if self.initial_done {
-            if started_by_us {
-                record.server_rekeys += 1;
-            } else {
-                record.client_rekeys += 1;
-            }
-        }
-        if self.session_id.is_none() {
-            self.strict = self.shared.config.prefs.strict_kex && negotiated.peer_strict;
-            self.reader
-                .connection()
-                .with(|core| core.set_strict_kex(self.strict));
-            record.strict_kex = self.strict;
-        }
-        self.ignore_guess = negotiated.ignore_guess;
-        Ok(Phase::AwaitInit {
-            ours,
-            theirs: theirs.to_vec(),
-            negotiated,
-        })
-    }
-
-    fn on_init(
-        &mut self,
-        init: &[u8],
-        ours: &[u8],
-        theirs: &[u8],
-        negotiated: Negotiated,
-    ) -> Result<Phase> {
-        let transcript = Transcript {
-            client_id: &self.client_id,
-            server_id: SERVER_ID.as_bytes(),
-            client_kexinit: theirs,
-            server_kexinit: ours,
-        };
-        let (reply, outcome) = kex::answer(
-            &self.shared.host_key,
-            init,
-            &transcript,
-            &negotiated,
-            self.session_id.as_deref(),
-        )?;
-        if self.session_id.is_none() {
-            self.session_id = Some(outcome.exchange_hash.clone());
-        }
-        self.out.send_kex(&reply)?;
-        self.out.send_newkeys(outcome.server_to_client)?;
-        Ok(Phase::AwaitNewKeys {
-            keys: outcome.client_to_server,
-            negotiated,
-        })
-    }
-
-    fn on_newkeys(
-        &mut self,
-        keys: Keys,
-        negotiated: Negotiated,
-        record: &mut Record,
-    ) -> Result<()> {
-        self.reader.set_inbound_cipher(keys)?;
-        self.initial_done = true;
-        self.negotiated = Some(negotiated);
-        record.negotiated = Some(negotiated);
-        self.out.kex_finished();
         Ok(())
     }
 
@@ -472,7 +363,7 @@ impl<'a> Conn<'a> {
     fn finish(&mut self, why: &str, record: &mut Record) {
         // Senders waiting at the gate or on the stream stop first, so the
         // commands' threads can end.
-        self.out.fail(why);
+        self.out.fail();
         self.channels.shutdown(why);
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
         record.bytes_out = self.out.bytes_sent();

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::kex::Negotiated;
+use crate::transport::algorithms::Agreed;
 
 /// Where log lines go: a file (appended to) or stderr.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ pub struct Record {
     /// The client's identification line.
     pub client_id: String,
     /// The algorithms of the latest key exchange.
-    pub negotiated: Option<Negotiated>,
+    pub negotiated: Option<Agreed>,
     /// Whether strict kex is in force.
     pub strict_kex: bool,
     /// The user name it authenticated as.

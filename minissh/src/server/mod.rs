@@ -34,7 +34,7 @@ use ssh_packetizer::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, RekeyL
 
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::kex::Preferences;
+use crate::transport::algorithms::Preferences;
 pub use log::{Log, Record};
 
 /// Our identification line as a server.
@@ -135,7 +135,7 @@ pub fn server_preferences() -> Preferences {
 #[derive(Debug)]
 struct Shared {
     config: ServerConfig,
-    host_key: Identity,
+    host_key: Arc<Identity>,
     log: Log,
     /// Connections open now.
     open: AtomicUsize,
@@ -164,7 +164,7 @@ impl Server {
             listener,
             shared: Arc::new(Shared {
                 config,
-                host_key,
+                host_key: Arc::new(host_key),
                 log,
                 open: AtomicUsize::new(0),
             }),
