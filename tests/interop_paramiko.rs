@@ -18,7 +18,7 @@ use common::harness;
 
 use ssh_packetizer::KeyMaterial;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ssh_packetizer::{CipherAlgorithm as C, Keys, MacAlgorithm as M, Packetizer};
 
@@ -42,24 +42,12 @@ fn payload(i: usize) -> Vec<u8> {
 
 /// Why paramiko cannot run here, if it cannot.
 fn paramiko_missing() -> Option<String> {
-    let ok = Command::new("python3")
-        .args(["-c", "import paramiko"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    (!ok).then(|| "python3 with paramiko is not installed (pip install paramiko)".to_owned())
+    harness::python_module_missing("paramiko")
 }
 
-/// Whether paramiko runs; under `CI=true` its absence is a failure (the
-/// harness ignores these tests elsewhere).
+/// Whether paramiko runs; under `CI=true` its absence is a failure.
 fn paramiko_ready() -> bool {
-    match paramiko_missing() {
-        None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{why} under CI=true: .ci/run must install it")
-        }
-        Some(_) => false,
-    }
+    harness::peer_ready(paramiko_missing())
 }
 
 /// Every suite paramiko 5 can run: aes-ctr with its HMACs, and GCM (and,

@@ -7,36 +7,22 @@
 //! Without them the tests show as ignored, except under CI=true, where a
 //! missing peer is a failure.
 
+use std::io::{BufRead, BufReader, Cursor};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
 use interop::harness;
-use std::process::Command;
+use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
+use ssh_packetizer::CipherAlgorithm as C;
 
 /// Why paramiko cannot run here, if it cannot.
 fn paramiko_missing() -> Option<String> {
-    let ok = Command::new("python3")
-        .args(["-c", "import paramiko"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    (!ok).then(|| "python3 with paramiko is not installed (pip install paramiko)".to_owned())
+    harness::python_module_missing("paramiko")
 }
 
-/// Whether paramiko runs; under `CI=true` its absence is a failure (the
-/// harness ignores these tests elsewhere).
+/// Whether paramiko runs; under `CI=true` its absence is a failure.
 fn paramiko_ready() -> bool {
-    match paramiko_missing() {
-        None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{why} under CI=true: .ci/run must install it")
-        }
-        Some(_) => false,
-    }
+    harness::peer_ready(paramiko_missing())
 }
-
-use std::io::{BufRead, BufReader, Cursor};
-use std::process::{Child, ChildStdout, Stdio};
-
-use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
-use ssh_packetizer::CipherAlgorithm as C;
 
 struct Server {
     child: Child,

@@ -28,3 +28,26 @@ pub fn run_peer_tests(tests: &[PeerTest], missing: Option<String>) -> std::proce
         .collect();
     libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit_code()
 }
+
+/// Why python3 cannot import `module` here, if it cannot (the message
+/// names the pip package to install).
+pub fn python_module_missing(module: &str) -> Option<String> {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (!ok).then(|| format!("python3 with {module} is not installed (pip install {module})"))
+}
+
+/// Whether a peer that `missing` describes can run: under `CI=true` its
+/// absence is a failure (the runner ignores these tests elsewhere).
+pub fn peer_ready(missing: Option<String>) -> bool {
+    match missing {
+        None => true,
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{why} under CI=true: .ci/run must install it")
+        }
+        Some(_) => false,
+    }
+}
