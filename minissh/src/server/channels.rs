@@ -1,107 +1,134 @@
-//! Session channels on the server (RFC 4254 §6): `exec` runs the command
-//! through `sh -c` with its stdin, stdout and stderr on pipes.
+//! Session channels on the server (RFC 4254 §6), on the connection's own
+//! task: `exec` runs the command through `sh -c` with its stdin, stdout
+//! and stderr on tokio pipes, and no thread is started for it.
 //!
-//! The reader thread never blocks on a command: what the client sends is
-//! queued for a stdin thread, whose writes to the command decide when the
-//! client gets more window (so the queue never holds more than the window
-//! we granted). Each output pipe has a pump thread that reads straight into
-//! data messages, waiting for the client's window. A reaper thread waits
-//! for both pumps and the command, then sends exit-status, EOF and CLOSE,
-//! in that order, as sshd does when the command exits.
+//! Messages from the client are handled as they are read
+//! ([`Channels::on_open`], [`Channels::on_message`]). Everything that waits
+//! on a command is in [`Channels::poll_io`], which the connection polls
+//! beside its read: it writes what the client sent to the command's stdin
+//! (the window comes back as the command takes it), reads the command's
+//! output into data messages while the client's window and our output
+//! allow, and reaps the command. Once the output has ended and the command
+//! has exited it sends exit-status, EOF and CLOSE, in that order, as sshd
+//! does.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use rustix::process::{kill_process_group, Pid, Signal};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout, Command};
 
 use super::log::CommandRecord;
+use super::sealer::{Sealed, Sealer};
 use crate::error::{Error, Result};
 use crate::msg;
-use crate::outbound::{Outbound, Outgoing};
-use crate::window::{
-    adjust_message, check_data_len, due_adjust, DataSender, SendWindow, Stream, MAX_PACKET, WINDOW,
-};
+use crate::window::{adjust_message, check_data_len, due_adjust, MAX_PACKET, WINDOW};
 use crate::wire::{Msg, Reader};
 
 /// Channels one connection may have open at once.
 const MAX_CHANNELS: usize = 10;
 
-/// How long the end of a connection waits for its commands' reapers.
-const REAP_WAIT: Duration = Duration::from_secs(2);
+/// How long the end of a connection waits for its commands' exits.
+pub(super) const REAP_WAIT: Duration = Duration::from_secs(2);
 
 /// Commands the log names per connection; more are counted.
 const LOGGED_COMMANDS: usize = 100;
 
-/// Whether the client has closed a channel, and its command, shared by the
-/// reader thread and the channel's threads. (Whether we have closed it is
-/// the window's: see [`SendWindow::closed_by_us`].)
-#[derive(Debug, Default)]
-struct Flags {
-    close_received: bool,
-    /// The command, until it has been reaped: killing its process group
-    /// is safe only while it is here, since the group id may be reused
-    /// once it is gone.
-    child: Option<Arc<Mutex<Child>>>,
+/// Reads of command output per poll, so that one busy command does not
+/// keep the connection from reading the client.
+const READS_PER_POLL: usize = 16;
+
+/// A command's exit, reaped by tokio.
+type Exit = Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send>>;
+
+/// One of a command's output pipes.
+enum Output {
+    Stdout(ChildStdout),
+    Stderr(ChildStderr),
 }
 
-#[derive(Debug)]
+impl Output {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Output::Stdout(p) => Pin::new(p).poll_read(cx, buf),
+            Output::Stderr(p) => Pin::new(p).poll_read(cx, buf),
+        }
+    }
+
+    /// The data message header: CHANNEL_DATA, or EXTENDED_DATA of type 1.
+    fn header(&self, remote: u32) -> Msg {
+        match self {
+            Output::Stdout(_) => Msg::new(msg::CHANNEL_DATA).u32(remote),
+            Output::Stderr(_) => Msg::new(msg::CHANNEL_EXTENDED_DATA).u32(remote).u32(1),
+        }
+    }
+}
+
+/// A running command and its pipes.
+struct Running {
+    stdin: Option<ChildStdin>,
+    outputs: [Option<Output>; 2],
+    /// Until it has been reaped.
+    exit: Option<Exit>,
+    /// Its process group, while it may still be killed: once reaped, the
+    /// id may be reused.
+    group: Option<Pid>,
+    status: Option<io::Result<ExitStatus>>,
+    /// Its line in the log, unless past the cap.
+    log_index: Option<usize>,
+}
+
+/// One session channel.
 struct Chan {
     remote: u32,
-    window: Arc<SendWindow>,
-    flags: Arc<Mutex<Flags>>,
-    /// Bytes the client may still send before it needs an adjust.
-    room: Arc<AtomicU32>,
-    /// The queue to the stdin thread; `None` after the client's EOF.
-    stdin: Option<Sender<Vec<u8>>>,
-    /// The stdin thread's end, until a command starts.
-    stdin_queue: Option<Receiver<Vec<u8>>>,
-    started: bool,
-    /// Bytes the client sent that no command will read (after its EOF,
-    /// or once the command closed its stdin), not yet given back.
-    dropped: u32,
+    /// Bytes the client still accepts from us, and its largest packet.
+    send_window: u64,
+    max_packet: u32,
+    /// What the client may still send, and what it will get back.
+    inflow: Inflow,
+    /// What the client sent that the command has not taken yet (at most
+    /// our window).
+    stdin_buf: Vec<u8>,
+    eof_received: bool,
+    close_received: bool,
+    close_sent: bool,
+    command: Option<Running>,
+    /// A data message that the packet layer's hold had no room for.
+    unsent: Option<Vec<u8>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Counts running reapers, so the end of a connection can wait for them.
-#[derive(Debug, Default)]
-struct Reapers {
-    running: Mutex<usize>,
-    done: Condvar,
+impl Chan {
+    fn ended(&self) -> bool {
+        self.close_received && self.close_sent
+    }
 }
 
 /// The session channels of one connection.
-#[derive(Debug)]
-pub struct Channels {
-    out: Arc<Outbound>,
+pub(super) struct Channels {
     open: HashMap<u32, Chan>,
     next_id: u32,
-    commands: Arc<Mutex<Vec<CommandRecord>>>,
-    reapers: Arc<Reapers>,
+    /// What the log says about the commands run.
+    pub(super) commands: Vec<CommandRecord>,
 }
 
 impl Channels {
-    /// No channels yet; commands are recorded in `commands`.
-    pub fn new(out: Arc<Outbound>, commands: Arc<Mutex<Vec<CommandRecord>>>) -> Channels {
+    pub(super) fn new() -> Channels {
         Channels {
-            out,
             open: HashMap::new(),
             next_id: 0,
-            commands,
-            reapers: Arc::default(),
+            commands: Vec::new(),
         }
     }
 
     /// CHANNEL_OPEN: the reply to send.
-    pub fn on_open(&mut self, payload: &[u8]) -> Result<Vec<u8>> {
+    pub(super) fn on_open(&mut self, payload: &[u8]) -> Result<Vec<u8>> {
         let mut r = Reader::body(payload);
         let kind = r.string()?;
         let sender = r.u32()?;
@@ -119,8 +146,7 @@ impl Channels {
             // 3: SSH_OPEN_UNKNOWN_CHANNEL_TYPE (no forwarding here).
             return Ok(refuse(3, "only session channels are served"));
         }
-        self.open
-            .retain(|_, c| !(lock(&c.flags).close_received && c.window.closed_by_us()));
+        self.open.retain(|_, c| !c.ended() || c.command.is_some());
         if self.open.len() >= MAX_CHANNELS {
             // 4: SSH_OPEN_RESOURCE_SHORTAGE.
             return Ok(refuse(4, "too many channels open"));
@@ -130,20 +156,22 @@ impl Channels {
             id = id.wrapping_add(1);
         }
         self.next_id = id.wrapping_add(1);
-        let chan_window = Arc::new(SendWindow::default());
-        chan_window.open(sender, window, max_packet);
-        let (stdin, stdin_queue) = channel();
         self.open.insert(
             id,
             Chan {
                 remote: sender,
-                window: chan_window,
-                flags: Arc::default(),
-                room: Arc::new(AtomicU32::new(WINDOW)),
-                stdin: Some(stdin),
-                stdin_queue: Some(stdin_queue),
-                started: false,
-                dropped: 0,
+                send_window: u64::from(window),
+                max_packet,
+                inflow: Inflow {
+                    room: WINDOW,
+                    unadjusted: 0,
+                },
+                stdin_buf: Vec::new(),
+                eof_received: false,
+                close_received: false,
+                close_sent: false,
+                command: None,
+                unsent: None,
             },
         );
         Ok(Msg::new(msg::CHANNEL_OPEN_CONFIRMATION)
@@ -154,14 +182,14 @@ impl Channels {
             .finish())
     }
 
-    /// Any other channel message: the reply to send, if one is due.
-    pub fn on_message(&mut self, payload: &[u8]) -> Result<Option<Outgoing>> {
+    /// Any other channel message; replies are sealed through `out`.
+    pub(super) fn on_message(&mut self, payload: &[u8], out: &Sealer) -> Result<()> {
         let mut r = Reader::body(payload);
         let id = r.u32()?;
         let Some(chan) = self.open.get_mut(&id) else {
             return Err(Error::Protocol(format!("message for unknown channel {id}")));
         };
-        if lock(&chan.flags).close_received {
+        if chan.close_received {
             return Err(Error::Protocol(format!(
                 "message {} on channel {id} after its CLOSE",
                 payload[0]
@@ -176,100 +204,88 @@ impl Channels {
                 let data = r.string()?;
                 let len = data.len() as u32;
                 check_data_len(len, "client")?;
-                if chan
+                chan.inflow.room = chan
+                    .inflow
                     .room
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |room| {
-                        room.checked_sub(len)
-                    })
-                    .is_err()
-                {
-                    return Err(Error::Protocol("the client overran our window".into()));
+                    .checked_sub(len)
+                    .ok_or_else(|| Error::Protocol("the client overran our window".into()))?;
+                let stdin_open = chan.command.as_ref().is_none_or(|c| c.stdin.is_some());
+                if payload[0] == msg::CHANNEL_DATA && !chan.eof_received && stdin_open {
+                    // Taken by the command in `poll_io`, which gives the
+                    // window back as it goes.
+                    chan.stdin_buf.extend_from_slice(data);
+                } else {
+                    // Extended data has no meaning for a command; data
+                    // after EOF, or for a command that closed its stdin,
+                    // is dropped. Either way the window comes back.
+                    chan.inflow.give_back(len, remote, chan.close_sent, out)?;
                 }
-                // Extended data from a client has no meaning for a command;
-                // data after EOF, or for a command that closed its stdin,
-                // is dropped. Either way the window comes back, a quarter
-                // of it at a time as the stdin thread gives it back.
-                let queued = payload[0] == msg::CHANNEL_DATA
-                    && chan
-                        .stdin
-                        .as_ref()
-                        .is_some_and(|q| q.send(data.to_vec()).is_ok());
-                if queued {
-                    return Ok(None);
-                }
-                let Some(bytes) = due_adjust(&mut chan.dropped, len) else {
-                    return Ok(None);
-                };
-                chan.room.fetch_add(bytes, Ordering::SeqCst);
-                Ok(Some(Outgoing::on(
-                    chan.window.clone(),
-                    adjust_message(remote, bytes),
-                )))
+                Ok(())
             }
             msg::CHANNEL_WINDOW_ADJUST => {
-                chan.window.grant(r.u32()?);
-                Ok(None)
+                chan.send_window = chan.send_window.saturating_add(u64::from(r.u32()?));
+                Ok(())
             }
             msg::CHANNEL_EOF => {
-                // The stdin thread closes the command's stdin once it has
-                // written what is queued.
-                chan.stdin = None;
-                Ok(None)
+                // stdin closes once what is buffered is written.
+                chan.eof_received = true;
+                Ok(())
             }
             msg::CHANNEL_CLOSE => {
-                chan.stdin = None;
-                chan.stdin_queue = None;
-                chan.window.close();
-                let mut f = lock(&chan.flags);
-                f.close_received = true;
-                if let Some(child) = &f.child {
+                chan.close_received = true;
+                chan.stdin_buf = Vec::new();
+                chan.unsent = None;
+                if let Some(running) = &mut chan.command {
                     // The client is gone from this channel: so is the
-                    // command (sshd's pipes would break it the same way).
-                    kill_group(child);
+                    // command (sshd's pipes would break it the same way),
+                    // and nothing more of its output goes out.
+                    if let Some(group) = running.group {
+                        let _ = kill_process_group(group, Signal::KILL);
+                    }
+                    running.stdin = None;
+                    running.outputs = [None, None];
                 }
-                drop(f);
-                // Sealed only if the reaper has not sealed ours already;
-                // after it, nothing more goes out on this channel.
-                let close = Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish();
-                Ok(Some(Outgoing::close(chan.window.clone(), close)))
+                if !chan.close_sent {
+                    chan.close_sent = true;
+                    out.reply(&Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish())?;
+                }
+                Ok(())
             }
             msg::CHANNEL_REQUEST => {
                 let kind = r.text()?.to_owned();
                 let want_reply = r.bool()?;
-                let window = chan.window.clone();
-                let reply = |answer: u8| {
-                    let message = Msg::new(answer).u32(remote).finish();
-                    Outgoing::on(window.clone(), message)
-                };
                 let started = match kind.as_str() {
-                    "exec" if !chan.started => {
+                    "exec" if chan.command.is_none() => {
                         let command = String::from_utf8_lossy(r.string()?).into_owned();
-                        // The SUCCESS is sealed before the command's threads
-                        // start: a command that ends at once must not close
-                        // the channel ahead of it.
-                        let success = want_reply.then(|| reply(msg::CHANNEL_SUCCESS));
-                        self.exec(id, command, success)?
+                        self.exec(id, command)
                     }
                     // No pty, shell, subsystem, environment or signals:
                     // refused, and the client carries on (ssh sends env
                     // requests that do not want a reply).
                     _ => false,
                 };
-                Ok((want_reply && !started).then(|| reply(msg::CHANNEL_FAILURE)))
+                if want_reply {
+                    let answer = if started {
+                        msg::CHANNEL_SUCCESS
+                    } else {
+                        msg::CHANNEL_FAILURE
+                    };
+                    out.reply(&Msg::new(answer).u32(remote).finish())?;
+                }
+                Ok(())
             }
             // Replies to requests we never make.
-            msg::CHANNEL_SUCCESS | msg::CHANNEL_FAILURE => Ok(None),
+            msg::CHANNEL_SUCCESS | msg::CHANNEL_FAILURE => Ok(()),
             other => Err(Error::Protocol(format!(
                 "unexpected channel message {other}"
             ))),
         }
     }
 
-    /// Starts `command` on channel `id`, sealing `success` first; false
-    /// if it cannot start (then nothing was sealed).
-    fn exec(&mut self, id: u32, command: String, success: Option<Outgoing>) -> Result<bool> {
+    /// Starts `command` on channel `id`; false if it cannot start.
+    fn exec(&mut self, id: u32, command: String) -> bool {
         let Some(chan) = self.open.get_mut(&id) else {
-            return Ok(false);
+            return false;
         };
         let mut shell = Command::new("sh");
         shell
@@ -289,251 +305,270 @@ impl Channels {
             Ok(child) => child,
             Err(e) => {
                 log::debug!("cannot run sh -c {command:?}: {e}");
-                return Ok(false);
+                return false;
             }
         };
-        chan.started = true;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            let _ = child.kill();
+            let _ = child.start_kill();
+            return false;
+        };
+        let group = child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .and_then(Pid::from_raw);
+        let log_index = log_command(&mut self.commands, command);
+        chan.command = Some(Running {
+            stdin: Some(stdin),
+            outputs: [Some(Output::Stdout(stdout)), Some(Output::Stderr(stderr))],
+            exit: Some(Box::pin(async move { child.wait().await })),
+            group,
+            status: None,
+            log_index,
+        });
+        true
+    }
+
+    /// Moves what can move without waiting: client data into commands,
+    /// command output into data messages (while `output_allowed`), exits
+    /// into the channel's end. Ready when something was done (the caller
+    /// flushes and polls again), Pending when all waits are registered.
+    pub(super) fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &Sealer,
+        output_allowed: bool,
+    ) -> Poll<Result<()>> {
+        let mut progress = false;
+        for chan in self.open.values_mut() {
+            progress |= poll_stdin(chan, cx, out)?;
+            if output_allowed {
+                progress |= poll_output(chan, cx, out)?;
+            }
+            progress |= poll_exit(chan, cx, out, &mut self.commands)?;
+        }
+        if progress {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// The connection is over: kills every command still running and
+    /// waits (at most [`REAP_WAIT`]) for their exits, for the log.
+    pub(super) async fn shutdown(&mut self) {
+        for chan in self.open.values_mut() {
+            if let Some(group) = chan.command.as_ref().and_then(|c| c.group) {
+                let _ = kill_process_group(group, Signal::KILL);
+            }
+        }
+        let reap = std::future::poll_fn(|cx| {
+            let mut waiting = false;
+            for chan in self.open.values_mut() {
+                let Some(running) = &mut chan.command else {
+                    continue;
+                };
+                if let Some(exit) = &mut running.exit {
+                    match exit.as_mut().poll(cx) {
+                        Poll::Ready(status) => {
+                            running.exit = None;
+                            running.group = None;
+                            let outcome = describe(&status, chan.close_received);
+                            record(&mut self.commands, running.log_index, outcome);
+                        }
+                        Poll::Pending => waiting = true,
+                    }
+                }
+            }
+            if waiting {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        });
+        let _ = tokio::time::timeout(REAP_WAIT, reap).await;
+    }
+}
+
+/// The client's side of the window: what it may still send, and what was
+/// taken and not yet given back.
+struct Inflow {
+    room: u32,
+    unadjusted: u32,
+}
+
+impl Inflow {
+    /// Gives the client window for `bytes` taken, once an adjust is due
+    /// (on channel `remote`, unless we have closed it).
+    fn give_back(&mut self, bytes: u32, remote: u32, closed: bool, out: &Sealer) -> Result<bool> {
+        self.room += bytes;
+        let Some(due) = due_adjust(&mut self.unadjusted, bytes) else {
             return Ok(false);
         };
-        if let Some(success) = success {
-            self.out.reply(success)?;
+        if closed {
+            return Ok(false);
         }
-        let index = {
-            let mut commands = lock(&self.commands);
-            if commands.len() < LOGGED_COMMANDS {
-                commands.push(CommandRecord {
-                    command,
-                    outcome: "running".into(),
-                });
-                Some(commands.len() - 1)
-            } else {
-                // One line counts the rest.
-                if commands.len() == LOGGED_COMMANDS {
-                    commands.push(CommandRecord {
-                        command: "(not logged)".into(),
-                        outcome: "0 more".into(),
-                    });
-                }
-                let more = commands.last_mut().map(|c| &mut c.outcome);
-                if let Some(outcome) = more {
-                    let n: u64 = outcome
-                        .split(' ')
-                        .next()
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                    *outcome = format!("{} more", n + 1);
-                }
-                None
+        match out.seal(&adjust_message(remote, due))? {
+            Sealed::Yes => Ok(true),
+            Sealed::HoldFull => {
+                // Given back with the next adjust instead.
+                self.unadjusted += due;
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Writes buffered client data to the command's stdin; closes stdin after
+/// the client's EOF once the buffer is empty.
+fn poll_stdin(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<bool> {
+    let Chan {
+        remote,
+        inflow,
+        stdin_buf,
+        eof_received,
+        close_received,
+        close_sent,
+        command: Some(running),
+        ..
+    } = chan
+    else {
+        return Ok(false);
+    };
+    let mut progress = false;
+    while let Some(stdin) = &mut running.stdin {
+        if stdin_buf.is_empty() {
+            if *eof_received || *close_received {
+                // The command reads its end of input.
+                running.stdin = None;
+                progress = true;
+            }
+            break;
+        }
+        let taken = match Pin::new(stdin).poll_write(cx, stdin_buf) {
+            Poll::Pending => break,
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(_)) => {
+                // The command closed its stdin: what is buffered (and what
+                // follows) is dropped, and still given back so the client
+                // is never stuck.
+                running.stdin = None;
+                stdin_buf.len()
             }
         };
-        let child = Arc::new(Mutex::new(child));
-        lock(&chan.flags).child = Some(child.clone());
-        if let Some(queue) = chan.stdin_queue.take() {
-            let feeder = StdinFeeder {
-                queue,
-                out: self.out.clone(),
-                remote: chan.remote,
-                room: chan.room.clone(),
-                window: chan.window.clone(),
+        stdin_buf.drain(..taken);
+        inflow.give_back(taken as u32, *remote, *close_sent, out)?;
+        progress = true;
+    }
+    if stdin_buf.is_empty() && stdin_buf.capacity() > 0 && running.stdin.is_none() {
+        *stdin_buf = Vec::new();
+    }
+    Ok(progress)
+}
+
+/// Reads command output into data messages while the client's window has
+/// room and the packet layer takes them.
+fn poll_output(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<bool> {
+    if chan.close_sent {
+        return Ok(false);
+    }
+    // A message the hold had no room for goes first.
+    if let Some(message) = chan.unsent.take() {
+        if out.seal(&message)? == Sealed::HoldFull {
+            chan.unsent = Some(message);
+            return Ok(false);
+        }
+    }
+    let Some(running) = &mut chan.command else {
+        return Ok(false);
+    };
+    let mut progress = false;
+    for _ in 0..READS_PER_POLL {
+        let room = chan
+            .send_window
+            .min(u64::from(chan.max_packet.min(MAX_PACKET)));
+        if room == 0 || !out.has_room_for_output() {
+            break;
+        }
+        let mut read_any = false;
+        for slot in &mut running.outputs {
+            let Some(output) = slot else {
+                continue;
             };
-            spawn("minissh-stdin", move || feeder.run(stdin));
-        }
-        let pump = |stream: Stream, mut pipe: Box<dyn Read + Send>| {
-            let mut sender = DataSender::new(chan.window.clone(), self.out.clone(), stream);
-            spawn("minissh-pump", move || {
-                while matches!(sender.send_from(&mut pipe), Ok(n) if n > 0) {}
-            })
-        };
-        let pumps = [
-            pump(Stream::Data, Box::new(stdout)),
-            pump(Stream::Extended(1), Box::new(stderr)),
-        ];
-        let reaper = Reaper {
-            out: self.out.clone(),
-            remote: chan.remote,
-            window: chan.window.clone(),
-            flags: chan.flags.clone(),
-            child,
-            commands: self.commands.clone(),
-            index,
-            reapers: self.reapers.clone(),
-        };
-        *lock(&self.reapers.running) += 1;
-        spawn("minissh-reaper", move || reaper.run(pumps));
-        Ok(true)
-    }
-
-    /// The connection is over: stop every channel and command, and wait a
-    /// little for the commands' outcomes.
-    pub fn shutdown(&mut self, why: &str) {
-        for chan in self.open.values_mut() {
-            chan.stdin = None;
-            chan.stdin_queue = None;
-            chan.window.fail(why);
-            if let Some(child) = &lock(&chan.flags).child {
-                kill_group(child);
-            }
-        }
-        let deadline = Instant::now() + REAP_WAIT;
-        let mut running = lock(&self.reapers.running);
-        while *running > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            running = self
-                .reapers
-                .done
-                .wait_timeout(running, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-}
-
-/// Kills the command's whole process group (it leads its own).
-fn kill_group(child: &Mutex<Child>) {
-    let pid = lock(child).id();
-    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-        let _ = kill_process_group(pid, Signal::KILL);
-    }
-}
-
-fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Option<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(body)
-        .map_err(|e| log::debug!("no thread for {name}: {e}"))
-        .ok()
-}
-
-/// Writes what the client sends to the command's stdin, and gives the
-/// client window for what was written.
-struct StdinFeeder {
-    queue: Receiver<Vec<u8>>,
-    out: Arc<Outbound>,
-    remote: u32,
-    room: Arc<AtomicU32>,
-    window: Arc<SendWindow>,
-}
-
-impl StdinFeeder {
-    fn run(self, mut stdin: ChildStdin) {
-        let mut unadjusted = 0u32;
-        let mut open = true;
-        // The queue ends with the client's EOF (or close): then stdin
-        // closes, which the command reads as its end of input.
-        while let Ok(chunk) = self.queue.recv() {
-            if open && stdin.write_all(&chunk).is_err() {
-                // The command closed its stdin: what follows is dropped,
-                // but still adjusted so the client is never stuck.
-                open = false;
-            }
-            // The window comes back as the command takes the bytes.
-            let due = due_adjust(&mut unadjusted, chunk.len() as u32);
-            if due.is_some_and(|bytes| !self.give_back(bytes)) {
-                return;
-            }
-        }
-        drop(stdin);
-        let _ = self.give_back(unadjusted);
-    }
-
-    /// Sends a window adjust for `bytes`; false once the channel or the
-    /// connection is gone.
-    fn give_back(&self, bytes: u32) -> bool {
-        if bytes == 0 {
-            return true;
-        }
-        self.room.fetch_add(bytes, Ordering::SeqCst);
-        let message = adjust_message(self.remote, bytes);
-        // Not sent once we have closed the channel (checked as it is
-        // sealed).
-        self.out
-            .send_on(Some(&self.window), &message, false)
-            .is_ok()
-    }
-}
-
-/// Waits for a command and its output, then ends the channel.
-struct Reaper {
-    out: Arc<Outbound>,
-    remote: u32,
-    window: Arc<SendWindow>,
-    flags: Arc<Mutex<Flags>>,
-    child: Arc<Mutex<Child>>,
-    commands: Arc<Mutex<Vec<CommandRecord>>>,
-    /// Its line in the log, unless past the cap.
-    index: Option<usize>,
-    reapers: Arc<Reapers>,
-}
-
-impl Reaper {
-    fn run(self, pumps: [Option<std::thread::JoinHandle<()>>; 2]) {
-        // All output is sent before EOF: the pumps end at the pipes' end.
-        for pump in pumps.into_iter().flatten() {
-            let _ = pump.join();
-        }
-        let status = self.wait();
-        let outcome = match status {
-            Some(s) => match (s.code(), s.signal()) {
-                (Some(code), _) => format!("exit {code}"),
-                (None, Some(sig)) => format!("signal {}", signal_name(sig)),
-                (None, None) => "ended".into(),
-            },
-            None => "unknown".into(),
-        };
-        if lock(&self.flags).close_received && outcome == "signal KILL" {
-            // We killed it because the client closed the channel.
-            self.record("killed (the client closed the channel)".into());
-        } else {
-            self.send_end(status);
-            self.record(outcome);
-        }
-        self.done();
-    }
-
-    /// The command's exit status. A pipe can close before the command
-    /// exits (it closed its output), so this polls, backing off to 50 ms.
-    fn wait(&self) -> Option<std::process::ExitStatus> {
-        let mut pause = Duration::from_millis(1);
-        loop {
-            {
-                // Reaped and forgotten in one step under the flags' lock,
-                // so no kill can reach a reused group id.
-                let mut f = lock(&self.flags);
-                match lock(&self.child).try_wait() {
-                    Ok(Some(status)) => {
-                        f.child = None;
-                        return Some(status);
+            // Read straight into the message, behind its header.
+            let mut message = output.header(chan.remote).u32(0).finish();
+            let start = message.len();
+            message.resize(start + room as usize, 0);
+            let mut buf = ReadBuf::new(&mut message[start..]);
+            match output.poll_read(cx, &mut buf) {
+                Poll::Pending => continue,
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                    *slot = None;
+                    progress = true;
+                }
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    message.truncate(start + n);
+                    message[start - 4..start].copy_from_slice(&(n as u32).to_be_bytes());
+                    chan.send_window -= n as u64;
+                    if out.seal(&message)? == Sealed::HoldFull {
+                        chan.unsent = Some(message);
+                        return Ok(true);
                     }
-                    Ok(None) => {}
-                    Err(_) => {
-                        f.child = None;
-                        return None;
-                    }
+                    read_any = true;
+                    progress = true;
+                }
+                // A pipe that fails has ended, as far as the client goes.
+                Poll::Ready(Err(_)) => {
+                    *slot = None;
+                    progress = true;
                 }
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        if !read_any {
+            break;
         }
     }
+    Ok(progress)
+}
 
-    /// exit-status (or exit-signal), EOF and CLOSE, each sealed only while
-    /// the channel is not closed from our side (the reader may close it
-    /// first, answering the client's CLOSE).
-    fn send_end(&self, status: Option<std::process::ExitStatus>) {
+/// Reaps the command, and once its output has ended too, sends
+/// exit-status (or exit-signal), EOF and CLOSE.
+fn poll_exit(
+    chan: &mut Chan,
+    cx: &mut Context<'_>,
+    out: &Sealer,
+    commands: &mut [CommandRecord],
+) -> Result<bool> {
+    let Some(running) = &mut chan.command else {
+        return Ok(false);
+    };
+    let mut progress = false;
+    if let Some(exit) = &mut running.exit {
+        if let Poll::Ready(status) = exit.as_mut().poll(cx) {
+            running.exit = None;
+            running.group = None;
+            running.status = Some(status);
+            progress = true;
+        }
+    }
+    let output_done = running.outputs.iter().all(Option::is_none) && chan.unsent.is_none();
+    let Some(status) = running.status.take().filter(|_| output_done) else {
+        return Ok(progress);
+    };
+    let outcome = describe(&status, chan.close_received);
+    record(commands, running.log_index, outcome);
+    chan.command = None;
+    if !chan.close_sent {
+        let remote = chan.remote;
         let request = |kind: &str| {
             Msg::new(msg::CHANNEL_REQUEST)
-                .u32(self.remote)
+                .u32(remote)
                 .string(kind)
                 .bool(false)
         };
-        let report = status.and_then(|s| match (s.code(), s.signal()) {
+        let report = status.ok().and_then(|s| match (s.code(), s.signal()) {
             (Some(code), _) => Some(request("exit-status").u32(code as u32).finish()),
             (None, Some(sig)) => Some(
                 request("exit-signal")
@@ -545,32 +580,61 @@ impl Reaper {
             ),
             (None, None) => None,
         });
-        let eof = Msg::new(msg::CHANNEL_EOF).u32(self.remote).finish();
-        let close = Msg::new(msg::CHANNEL_CLOSE).u32(self.remote).finish();
-        for message in report.into_iter().chain([eof]) {
-            if self
-                .out
-                .send_on(Some(&self.window), &message, false)
-                .is_err()
-            {
-                return;
-            }
+        let eof = Msg::new(msg::CHANNEL_EOF).u32(remote).finish();
+        let close = Msg::new(msg::CHANNEL_CLOSE).u32(remote).finish();
+        for message in report.into_iter().chain([eof, close]) {
+            out.reply(&message)?;
         }
-        let _ = self.out.send_on(Some(&self.window), &close, true);
+        chan.close_sent = true;
     }
+    Ok(true)
+}
 
-    fn record(&self, outcome: String) {
-        let Some(index) = self.index else {
-            return;
-        };
-        if let Some(c) = lock(&self.commands).get_mut(index) {
-            c.outcome = outcome;
-        }
+/// The log's words for a command's end.
+fn describe(status: &io::Result<ExitStatus>, close_received: bool) -> String {
+    match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            // We killed it because the client closed the channel.
+            (None, Some(9)) if close_received => "killed (the client closed the channel)".into(),
+            (None, Some(sig)) => format!("signal {}", signal_name(sig)),
+            (None, None) => "ended".into(),
+        },
+        Err(_) => "unknown".into(),
     }
+}
 
-    fn done(&self) {
-        *lock(&self.reapers.running) -= 1;
-        self.reapers.done.notify_all();
+/// Notes a command in the log, up to [`LOGGED_COMMANDS`]; one more line
+/// counts the rest. Returns its line.
+fn log_command(commands: &mut Vec<CommandRecord>, command: String) -> Option<usize> {
+    if commands.len() < LOGGED_COMMANDS {
+        commands.push(CommandRecord {
+            command,
+            outcome: "running".into(),
+        });
+        return Some(commands.len() - 1);
+    }
+    if commands.len() == LOGGED_COMMANDS {
+        commands.push(CommandRecord {
+            command: "(not logged)".into(),
+            outcome: "0 more".into(),
+        });
+    }
+    if let Some(last) = commands.last_mut() {
+        let n: u64 = last
+            .outcome
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        last.outcome = format!("{} more", n + 1);
+    }
+    None
+}
+
+fn record(commands: &mut [CommandRecord], index: Option<usize>, outcome: String) {
+    if let Some(c) = index.and_then(|i| commands.get_mut(i)) {
+        c.outcome = outcome;
     }
 }
 

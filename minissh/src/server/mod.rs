@@ -1,10 +1,13 @@
-//! The server role: `minissh serve`. It listens on one address, runs each
-//! connection on a thread of its own (key exchange as the server, ed25519
-//! public-key authentication against an authorized_keys file, session
-//! channels whose `exec` runs through `sh -c`), cuts off clients that do
-//! not finish the handshake within the login grace time, sends keepalives
-//! like sshd's ClientAliveInterval, caps the connections open at once, and
-//! writes one line per connection to its log.
+//! The server role: `minissh serve`. Event-driven on tokio and the crate's
+//! async drivers: each connection is one task (key exchange as the
+//! server, ed25519 public-key authentication against an authorized_keys
+//! file, session channels whose `exec` runs through `sh -c` on tokio
+//! pipes), with no thread per connection or per direction. It cuts off
+//! clients that do not finish the handshake within the login grace time,
+//! sends keepalives like sshd's ClientAliveInterval, cuts off a client
+//! that stops reading, throttles unauthenticated connections as sshd's
+//! MaxStartups and PerSourceMaxStartups do, caps the connections open at
+//! once, and writes one line per connection to its log.
 //!
 //! Commands run as the server's own user, whatever user name the client
 //! gives: any name whose key is in authorized_keys is accepted.
@@ -23,12 +26,17 @@ mod auth;
 mod channels;
 mod conn;
 mod log;
+mod sealer;
+pub mod throttle;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 
 use ssh_packetizer::{CipherAlgorithm, CompressionAlgorithm, MacAlgorithm, RekeyLimits};
 
@@ -63,6 +71,17 @@ pub struct ServerConfig {
     pub keepalive_max: u32,
     /// Connections open at once, authenticated or not; more are refused.
     pub max_connections: usize,
+    /// Random early drop of unauthenticated connections (sshd's
+    /// MaxStartups, default 10:30:100).
+    pub max_startups: throttle::MaxStartups,
+    /// Unauthenticated connections allowed per address (sshd's
+    /// PerSourceMaxStartups); `None`, the default, sets no limit.
+    pub per_source_max_startups: Option<u32>,
+    /// Seeds the drop decisions (tests); `None` seeds from the system.
+    pub throttle_seed: Option<u64>,
+    /// Threads of the runtime that runs the connections (at least 1);
+    /// `None` is one per CPU.
+    pub threads: Option<usize>,
     /// A write to the client that makes no progress for this long ends
     /// the connection (a client that stops reading).
     pub write_stall: Duration,
@@ -91,6 +110,10 @@ impl ServerConfig {
             keepalive: None,
             keepalive_max: 3,
             max_connections: 64,
+            max_startups: throttle::MaxStartups::default(),
+            per_source_max_startups: None,
+            throttle_seed: None,
+            threads: None,
             write_stall: Duration::from_secs(60),
             kex_deadline: Duration::from_secs(60),
             rekey: None,
@@ -131,7 +154,7 @@ pub fn server_preferences() -> Preferences {
     }
 }
 
-/// What every connection thread shares.
+/// What every connection's task shares.
 #[derive(Debug)]
 struct Shared {
     config: ServerConfig,
@@ -139,12 +162,13 @@ struct Shared {
     log: Log,
     /// Connections open now.
     open: AtomicUsize,
+    throttle: Arc<throttle::Throttle>,
 }
 
 /// A bound server.
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     shared: Arc<Shared>,
 }
 
@@ -156,10 +180,23 @@ impl Server {
             Some(path) => Log::to_file(path)?,
             None => Log::stderr(),
         };
-        let listener = TcpListener::bind(&config.listen).map_err(|source| Error::Connect {
-            addr: config.listen.clone(),
-            source,
-        })?;
+        let listener =
+            std::net::TcpListener::bind(&config.listen).map_err(|source| Error::Connect {
+                addr: config.listen.clone(),
+                source,
+            })?;
+        listener.set_nonblocking(true)?;
+        let seed = match config.throttle_seed {
+            Some(seed) => seed,
+            None => {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes)
+                    .map_err(|e| Error::Protocol(format!("no randomness for the throttle: {e}")))?;
+                u64::from_le_bytes(bytes)
+            }
+        };
+        let throttle =
+            throttle::Throttle::new(config.max_startups, config.per_source_max_startups, seed);
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -167,6 +204,7 @@ impl Server {
                 host_key: Arc::new(host_key),
                 log,
                 open: AtomicUsize::new(0),
+                throttle,
             }),
         })
     }
@@ -181,61 +219,80 @@ impl Server {
         &self.shared.log
     }
 
-    /// Accepts connections for ever, each on a thread of its own.
+    /// Accepts connections for ever on a runtime of its own.
     pub fn run(self) -> Result<()> {
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = self.shared.config.threads {
+            runtime.worker_threads(threads.max(1));
+        }
+        runtime.enable_all().build()?.block_on(self.serve())
+    }
+
+    /// Accepts connections for ever, each on a task of its own (on the
+    /// caller's tokio runtime).
+    pub async fn serve(self) -> Result<()> {
         let addr = self.local_addr()?;
+        let listener = TcpListener::from_std(self.listener)?;
         self.shared.log.line(&format!(
             "listening on {addr}, host key {}",
             self.shared.host_key.public_line()
         ));
         loop {
-            let (stream, peer) = match self.listener.accept() {
+            let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 // A client that gave up before we took it, or a descriptor
                 // limit reached: the listener itself is fine.
                 Err(e) => {
                     self.shared.log.line(&format!("accept failed: {e}"));
-                    std::thread::sleep(Duration::from_millis(50));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
-            self.admit(stream, peer);
-        }
-    }
-
-    /// Starts a connection's thread, or refuses it over the cap.
-    fn admit(&self, stream: TcpStream, peer: SocketAddr) {
-        let cap = self.shared.config.max_connections;
-        if self.shared.open.fetch_add(1, Ordering::SeqCst) >= cap {
-            self.shared.open.fetch_sub(1, Ordering::SeqCst);
-            refuse(stream);
-            self.shared.log.line(&format!(
-                "{peer} refused: {cap} connections open, the most allowed"
-            ));
-            return;
-        }
-        let shared = self.shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("minissh-conn-{peer}"))
-            .spawn(move || {
-                let record = conn::serve(stream, peer, &shared);
-                shared.open.fetch_sub(1, Ordering::SeqCst);
-                shared.log.line(&record.to_string());
-            });
-        if let Err(e) = spawned {
-            self.shared.open.fetch_sub(1, Ordering::SeqCst);
-            self.shared
-                .log
-                .line(&format!("{peer} refused: no thread for it: {e}"));
+            admit(&self.shared, stream, peer);
         }
     }
 }
 
-/// Tells a client over the cap why it is turned away (RFC 4253 §4.2 lets a
-/// server send lines before its identification), then hangs up.
-fn refuse(mut stream: TcpStream) {
-    use std::io::Write;
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.write_all(b"Too many connections\r\n");
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+/// Starts a connection's task, or turns it away: over the cap, or by the
+/// throttle.
+fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let cap = shared.config.max_connections;
+    if shared.open.fetch_add(1, Ordering::SeqCst) >= cap {
+        shared.open.fetch_sub(1, Ordering::SeqCst);
+        turn_away(stream, "Too many connections");
+        shared.log.line(&format!(
+            "{peer} refused: {cap} connections open, the most allowed"
+        ));
+        return;
+    }
+    let startup = match shared.throttle.admit(peer.ip()) {
+        Ok(startup) => startup,
+        Err(dropped) => {
+            shared.open.fetch_sub(1, Ordering::SeqCst);
+            turn_away(stream, dropped.message());
+            shared.log.line(&format!(
+                "{peer} dropped: {} ({} unauthenticated open)",
+                dropped.message(),
+                shared.throttle.startups()
+            ));
+            return;
+        }
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let record = conn::serve(stream, peer, shared.clone(), startup).await;
+        shared.open.fetch_sub(1, Ordering::SeqCst);
+        shared.log.line(&record.to_string());
+    });
+}
+
+/// Tells a client why it is turned away (RFC 4253 §4.2 lets a server send
+/// lines before its identification), then hangs up; never waits long.
+fn turn_away(mut stream: TcpStream, why: &'static str) {
+    tokio::spawn(async move {
+        let line = format!("{why}\r\n");
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), stream.write_all(line.as_bytes())).await;
+        let _ = stream.shutdown().await;
+    });
 }
