@@ -5,6 +5,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use minissh::server::throttle::MaxStartups;
 use minissh::server::{Server, ServerConfig};
 use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session, UnknownHost};
 use ssh_packetizer::{
@@ -42,6 +43,11 @@ server options:
   -K SECONDS      keepalive after SECONDS without traffic (off)
   -M COUNT        unanswered keepalives before the client is cut off (3)
   -n COUNT        connections open at once (64)
+  -S START:RATE:FULL  random early drop of unauthenticated connections, as
+                  sshd's MaxStartups (10:30:100); a single N drops all beyond N
+  -s COUNT        unauthenticated connections per address, as sshd's
+                  PerSourceMaxStartups (no limit)
+  -t THREADS      threads running the connections (one per CPU)
   -W SECONDS      cut off a client whose socket takes nothing for SECONDS (60)
   -T SECONDS      cut off a client whose rekey takes longer than SECONDS (60)
   -R BYTES        start a rekey after BYTES in either direction
@@ -202,6 +208,18 @@ fn parse_serve(args: &[String]) -> Result<ServerConfig, String> {
             }
             "-M" => config.keepalive_max = number(value(&mut i, flag)?, flag)? as u32,
             "-n" => config.max_connections = number(value(&mut i, flag)?, flag)? as usize,
+            "-S" => {
+                config.max_startups =
+                    MaxStartups::parse(&value(&mut i, flag)?).map_err(|e| format!("-S: {e}"))?
+            }
+            "-s" => match number(value(&mut i, flag)?, flag)? {
+                0 => return Err("-s: the per-address limit must be at least 1".into()),
+                n => config.per_source_max_startups = Some(n.min(u64::from(u32::MAX)) as u32),
+            },
+            "-t" => match number(value(&mut i, flag)?, flag)? {
+                0 => return Err("-t: at least 1 thread".into()),
+                n => config.threads = Some(n as usize),
+            },
             "-W" => match number(value(&mut i, flag)?, flag)? {
                 0 => return Err("-W: the stall limit must be at least 1 second".into()),
                 secs => config.write_stall = std::time::Duration::from_secs(secs),

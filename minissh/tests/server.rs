@@ -923,6 +923,115 @@ fn a_client_that_breaks_the_kex_order_is_refused() {
     assert!(line.contains("strict-kex=yes"), "{line}");
 }
 
+fn a_burst_beyond_the_start_limit_is_dropped_while_a_session_works() {
+    // MaxStartups 3: from three unauthenticated connections on, every new
+    // one is dropped (sshd's single-number form); authenticated ones do
+    // not count.
+    let server = Server::start(&["-S", "3", "-g", "30"]);
+    let mut session = Session::connect(&server.config()).unwrap();
+    let connect = || TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    // Three that never authenticate: each admitted (it gets our
+    // identification line).
+    let silent: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = connect();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut line = [0u8; 8];
+            s.read_exact(&mut line).unwrap();
+            assert_eq!(&line, b"SSH-2.0-");
+            s
+        })
+        .collect();
+    // A burst: every one is told why and hung up on, before any key
+    // exchange.
+    for _ in 0..20 {
+        let mut s = connect();
+        assert_eq!(read_to_hangup(&mut s), b"Exceeded MaxStartups\r\n");
+    }
+    assert_eq!(
+        server
+            .wait_log_count("dropped: Exceeded MaxStartups", 20)
+            .matches("3 unauthenticated open")
+            .count(),
+        1
+    );
+    // The authenticated session works on.
+    let (stdout, collected) = collector();
+    let status = session
+        .exec(
+            "echo still here",
+            &b""[..],
+            stdout,
+            Box::new(std::io::sink()),
+        )
+        .unwrap();
+    assert_eq!(status, ExitStatus::Code(0));
+    assert_eq!(&collected.lock().unwrap()[..], b"still here\n");
+    // A new client is dropped too, until a place is free.
+    let err = Session::connect(&server.config()).unwrap_err();
+    assert!(
+        err.to_string().contains("Exceeded MaxStartups") || err.to_string().contains("closed"),
+        "{err}"
+    );
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut again = loop {
+        // The server notices the three hang-ups as it reads them.
+        match Session::connect(&server.config()) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("no place freed: {e}"),
+        }
+    };
+    let status = again
+        .exec(
+            "true",
+            &b""[..],
+            Box::new(std::io::sink()),
+            Box::new(std::io::sink()),
+        )
+        .unwrap();
+    assert_eq!(status, ExitStatus::Code(0));
+    session.disconnect().unwrap();
+    again.disconnect().unwrap();
+}
+
+fn many_connections_at_once() {
+    // 200 authenticated sessions open together, each then running a
+    // command: one task each on the server, no thread.
+    let server = Server::start(&["-n", "300"]);
+    let sessions: Vec<Session> = (0..200)
+        .map(|i| Session::connect(&server.config()).unwrap_or_else(|e| panic!("session {i}: {e}")))
+        .collect();
+    let pid = server.child.id();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
+    // The runtime's workers and tokio's blocking pool, not one per
+    // connection.
+    assert!(threads < 64, "{threads} threads for 200 connections");
+    for (i, mut session) in sessions.into_iter().enumerate() {
+        let (stdout, collected) = collector();
+        let status = session
+            .exec(
+                &format!("echo {i}"),
+                &b""[..],
+                stdout,
+                Box::new(std::io::sink()),
+            )
+            .unwrap();
+        assert_eq!(status, ExitStatus::Code(0));
+        assert_eq!(
+            collected.lock().unwrap().clone(),
+            format!("{i}\n").into_bytes()
+        );
+        session.disconnect().unwrap();
+    }
+}
+
 // ------------------------------------------------------------------ main
 
 fn missing(tool: &str) -> Option<String> {
@@ -1011,6 +1120,12 @@ fn main() -> std::process::ExitCode {
             a_client_that_breaks_the_kex_order_is_refused,
             None,
         ),
+        (
+            "a_burst_beyond_the_start_limit_is_dropped_while_a_session_works",
+            a_burst_beyond_the_start_limit_is_dropped_while_a_session_works,
+            None,
+        ),
+        ("many_connections_at_once", many_connections_at_once, None),
     ];
     let in_ci = std::env::var("CI").as_deref() == Ok("true");
     let trials = tests
