@@ -14,24 +14,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod channel;
+pub mod client;
 pub mod error;
+pub mod flow;
 pub mod hostkey;
 pub mod identity;
-mod inbound;
-pub mod known_hosts;
 pub mod msg;
-mod outbound;
-pub mod scp;
 pub mod server;
-pub mod session;
 pub mod transport;
-pub mod window;
 pub mod wire;
 
-pub use channel::{Channel, ExitStatus};
+pub use client::channel::{Channel, ExitStatus};
+pub use client::host_check::{HostKeyCheck, UnknownHost, Verdict};
+pub use client::reader::Info;
+pub use client::{Config, Session};
 pub use error::{Error, Result};
-pub use hostkey::{HostKeyCheck, UnknownHost, Verdict};
-pub use inbound::Info;
-pub use session::{Config, Session};
 pub use transport::algorithms::Preferences;

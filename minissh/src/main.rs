@@ -138,7 +138,10 @@ fn set_option(check: &mut HostKeyCheck, option: &str) -> Result<(), String> {
         .ok_or_else(|| format!("-o {option}: expected Name=value"))?;
     let known_hosts = |check: &HostKeyCheck| match check {
         HostKeyCheck::KnownHosts { path, unknown } => (path.clone(), *unknown),
-        _ => (minissh::known_hosts::default_path(), UnknownHost::AcceptNew),
+        _ => (
+            minissh::client::known_hosts::default_path(),
+            UnknownHost::AcceptNew,
+        ),
     };
     match name.to_ascii_lowercase().as_str() {
         "userknownhostsfile" => {
@@ -313,7 +316,7 @@ fn run(config: &Config, command: Command, quiet: bool) -> Result<u8, Error> {
         if let Some(file) = &info.host_key_recorded {
             eprintln!(
                 "minissh: recorded the host key of {} ({}) in {}",
-                minissh::known_hosts::host_name(&config.host, config.port),
+                minissh::client::known_hosts::host_name(&config.host, config.port),
                 info.host_key_fingerprint,
                 file.display()
             );

@@ -780,7 +780,7 @@ fn minissh_client_against_minissh_server() {
 type Collected = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
 
 /// A sink the test can read back.
-fn collector() -> (minissh::channel::Sink, Collected) {
+fn collector() -> (minissh::client::channel::Sink, Collected) {
     struct Into(Collected);
     impl Write for Into {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -999,6 +999,31 @@ fn a_burst_beyond_the_start_limit_is_dropped_while_a_session_works() {
     again.disconnect().unwrap();
 }
 
+fn a_command_that_exits_before_its_output_ends() {
+    // The shell exits with 3 at once; a child it left holds stdout open
+    // and writes a line a moment later. The exit is reaped first, and must
+    // be kept until the output has ended and gone out.
+    let server = Server::start(&[]);
+    let config = server.config();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut session = Session::connect(&config).unwrap();
+        let (stdout, collected) = collector();
+        let status = session.exec(
+            "(sleep 0.5; echo late) & exit 3",
+            &b""[..],
+            stdout,
+            Box::new(std::io::sink()),
+        );
+        let _ = done_tx.send((status.unwrap(), collected.lock().unwrap().clone()));
+    });
+    let (status, out) = done_rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the channel never ended: the exit status was lost");
+    assert_eq!(status, ExitStatus::Code(3));
+    assert_eq!(out, b"late\n");
+}
+
 fn many_connections_at_once() {
     // 200 authenticated sessions open together, each then running a
     // command: one task each on the server, no thread.
@@ -1123,6 +1148,11 @@ fn main() -> std::process::ExitCode {
         (
             "a_burst_beyond_the_start_limit_is_dropped_while_a_session_works",
             a_burst_beyond_the_start_limit_is_dropped_while_a_session_works,
+            None,
+        ),
+        (
+            "a_command_that_exits_before_its_output_ends",
+            a_command_that_exits_before_its_output_ends,
             None,
         ),
         ("many_connections_at_once", many_connections_at_once, None),

@@ -28,8 +28,8 @@ use tokio::process::{ChildStderr, ChildStdin, ChildStdout, Command};
 use super::log::CommandRecord;
 use super::sealer::{Sealed, Sealer};
 use crate::error::{Error, Result};
+use crate::flow::{adjust_message, check_data_len, due_adjust, MAX_PACKET, WINDOW};
 use crate::msg;
-use crate::window::{adjust_message, check_data_len, due_adjust, MAX_PACKET, WINDOW};
 use crate::wire::{Msg, Reader};
 
 /// Channels one connection may have open at once.
@@ -553,8 +553,12 @@ fn poll_exit(
             progress = true;
         }
     }
+    // All output goes out before EOF: the exit waits for the pipes' end.
     let output_done = running.outputs.iter().all(Option::is_none) && chan.unsent.is_none();
-    let Some(status) = running.status.take().filter(|_| output_done) else {
+    if !output_done {
+        return Ok(progress);
+    }
+    let Some(status) = running.status.take() else {
         return Ok(progress);
     };
     let outcome = describe(&status, chan.close_received);

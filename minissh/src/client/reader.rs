@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use ssh_packetizer::PacketReader;
 
-use crate::channel;
+use crate::client::channel;
+use crate::client::outbound::{Outbound, Outgoing};
 use crate::error::{Error, Result};
 use crate::msg;
-use crate::outbound::{Outbound, Outgoing};
 use crate::transport::{self, algorithms::Agreed, Handled};
 use crate::wire::{Msg, Reader};
 

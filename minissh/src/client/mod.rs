@@ -1,5 +1,16 @@
-//! A client session: connect, key exchange, authentication, and one
-//! session channel at a time.
+//! The client role: connect, key exchange on the shared transport, host
+//! key check, authentication, and one session channel at a time, on the
+//! crate's sync Packetizer (its paramiko-shaped face): a reader thread and
+//! the threads that send.
+
+pub mod channel;
+mod data_sender;
+pub mod host_check;
+pub mod known_hosts;
+mod outbound;
+pub(crate) mod reader;
+pub mod scp;
+mod send_window;
 
 use std::io::{self, Read};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -13,15 +24,15 @@ use std::time::Duration;
 
 use ssh_packetizer::{Packetizer, RekeyLimits};
 
-use crate::channel::{self, Channel, ExitStatus, Sink};
 use crate::error::{Error, Result};
-use crate::hostkey::{HostKeyCheck, Verdict};
 use crate::identity::Identity;
-use crate::inbound::{disconnect_message, Event, EventQueue, Inbound, Info};
 use crate::msg;
-use crate::outbound::Outbound;
 use crate::transport::{algorithms::Preferences, HostKeys, Transport, Verifier};
 use crate::wire::{Msg, Reader};
+use channel::{Channel, ExitStatus, Sink};
+use host_check::{HostKeyCheck, Verdict};
+use outbound::Outbound;
+use reader::{disconnect_message, Event, EventQueue, Inbound, Info};
 
 /// Our identification line.
 pub const CLIENT_ID: &str = concat!("SSH-2.0-minissh_", env!("CARGO_PKG_VERSION"));
@@ -323,9 +334,9 @@ impl Session {
     /// Uploads `files` into `remote_dir` over `scp -t`. On an error the
     /// channel is closed and the session stays usable.
     pub fn scp_upload(&mut self, files: &[PathBuf], remote_dir: &str) -> Result<()> {
-        let (stdout, stderr, acks) = crate::scp::sinks();
-        let chan = self.open_exec(&crate::scp::sink_command(files, remote_dir), stdout, stderr)?;
-        crate::scp::upload(chan, acks, files)
+        let (stdout, stderr, acks) = scp::sinks();
+        let chan = self.open_exec(&scp::sink_command(files, remote_dir), stdout, stderr)?;
+        scp::upload(chan, acks, files)
     }
 
     /// Says goodbye and waits for the reader thread.

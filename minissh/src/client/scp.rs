@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
-use crate::channel::{Channel, ExitStatus, Sink, MAX_PACKET};
+use crate::client::channel::{Channel, ExitStatus, Sink, MAX_PACKET};
 use crate::error::{Error, Result};
 
 /// Chunks of the remote scp's output that may wait for us: its stdout

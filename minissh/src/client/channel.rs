@@ -11,11 +11,13 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::data_sender::DataSender;
+use super::send_window::SendWindow;
+use crate::client::outbound::{Outbound, Outgoing};
 use crate::error::{Error, Result};
+use crate::flow::{adjust_message, check_data_len, due_adjust};
+pub use crate::flow::{MAX_PACKET, WINDOW};
 use crate::msg;
-use crate::outbound::{Outbound, Outgoing};
-use crate::window::{adjust_message, check_data_len, due_adjust, DataSender, SendWindow, Stream};
-pub use crate::window::{MAX_PACKET, WINDOW};
 use crate::wire::{Msg, Reader};
 
 /// How long [`Channel::close`] waits for the server's CLOSE.
@@ -308,7 +310,7 @@ pub struct Channel {
 
 impl Channel {
     pub(crate) fn new(shared: Arc<Shared>, out: Arc<Outbound>) -> Channel {
-        let data = DataSender::new(shared.window.clone(), out, Stream::Data);
+        let data = DataSender::new(shared.window.clone(), out);
         Channel { shared, data }
     }
 

@@ -18,15 +18,14 @@
 //! under the transport's lock): nothing follows our CLOSE (RFC 4254 §5.3).
 
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ssh_packetizer::{PacketReader, PacketWriter};
 
+use crate::client::send_window::SendWindow;
 use crate::error::{Error, Result};
 use crate::transport::{Event, Handled, InboundChange, Transmit, Transport};
-use crate::window::SendWindow;
 
 /// A message for the peer, with the channel it belongs to, if any.
 #[derive(Debug)]
@@ -97,8 +96,6 @@ pub struct Outbound {
     /// Signalled when our NEWKEYS is sealed: the packet layer's hold has
     /// room again.
     newkeys_sent: Condvar,
-    /// Payload bytes sealed, every message counted.
-    sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -119,7 +116,6 @@ impl Outbound {
                 events: Vec::new(),
             }),
             newkeys_sent: Condvar::new(),
-            sent: AtomicU64::new(0),
         }
     }
 
@@ -128,7 +124,8 @@ impl Outbound {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The writing half, for settings (rekey limits, compression).
+    /// The writing half (its core, in tests).
+    #[cfg(test)]
     pub fn writer(&self) -> &PacketWriter<TcpStream> {
         &self.writer
     }
@@ -146,7 +143,6 @@ impl Outbound {
         while let Some(transmit) = shared.transport.poll_transmit() {
             match transmit {
                 Transmit::Message(m) => {
-                    self.sent.fetch_add(m.len() as u64, Ordering::Relaxed);
                     self.writer.try_send_message(&m)?;
                 }
                 Transmit::NewKeys(keys) => {
@@ -271,7 +267,6 @@ impl Outbound {
                 channel.mark_closed_by_us();
             }
         }
-        self.sent.fetch_add(payload.len() as u64, Ordering::Relaxed);
         if then_compress {
             self.writer
                 .connection()
@@ -363,11 +358,6 @@ impl Outbound {
         self.writer.queue_message(payload)?;
         self.writer.flush()?;
         Ok(())
-    }
-
-    /// Payload bytes sent so far.
-    pub fn bytes_sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
     }
 
     /// Ends the connection so no sender waits forever.
