@@ -3,6 +3,7 @@
 //! crate's sync Packetizer (its paramiko-shaped face): a reader thread and
 //! the threads that send.
 
+pub mod auth;
 pub mod channel;
 mod data_sender;
 pub mod host_check;
@@ -202,45 +203,11 @@ impl Session {
     }
 
     fn authenticate(&mut self, user: &str, identity: &Identity, session_id: &[u8]) -> Result<()> {
-        self.out.send(
-            &Msg::new(msg::SERVICE_REQUEST)
-                .string("ssh-userauth")
-                .finish(),
-        )?;
-        let accept = self.next_message()?;
-        if accept[0] != msg::SERVICE_ACCEPT {
-            return Err(Error::Protocol(format!(
-                "expected SERVICE_ACCEPT, got message {}",
-                accept[0]
-            )));
-        }
-        let blob = identity.public_blob();
-        // RFC 4252 §7: the signature covers the session id and the request.
-        let mut data = Vec::new();
-        crate::wire::put_string(&mut data, session_id);
-        let request = Msg::new(msg::USERAUTH_REQUEST)
-            .string(user)
-            .string("ssh-connection")
-            .string("publickey")
-            .bool(true)
-            .string("ssh-ed25519")
-            .string(&blob)
-            .finish();
-        data.extend_from_slice(&request);
-        let mut full = request;
-        crate::wire::put_string(&mut full, &identity.sign(&data));
-        self.out.send(&full)?;
-        let reply = self.next_message()?;
-        match reply[0] {
-            msg::USERAUTH_SUCCESS => Ok(()),
-            msg::USERAUTH_FAILURE => {
-                let methods = Reader::body(&reply).text()?.to_owned();
-                Err(Error::AuthFailed { methods })
-            }
-            other => Err(Error::Protocol(format!(
-                "unexpected message {other} during authentication"
-            ))),
-        }
+        self.out.send(&auth::service_request())?;
+        auth::check_service_accept(&self.next_message()?)?;
+        self.out
+            .send(&auth::publickey_request(user, identity, session_id))?;
+        auth::check_auth_answer(&self.next_message()?)
     }
 
     /// Opens a session channel and runs `command`; output goes to the sinks.
