@@ -20,7 +20,8 @@
 //! crypto providers (`-P`), every one alternated with `ssh` in every round,
 //! and prints a ratio for each and the best of them.
 //!
-//! `cargo run --release -p minissh --bin vs-openssh -- [--server] [--gib N] [--rounds N] [--suite FILTER] [--provider LIST]`
+//! `bench/vs-openssh.sh [--server] [--gib N] [--rounds N] [--suite FILTER] [--provider LIST]`
+//! (it builds the `minissh` binary this runs, and this tool).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
