@@ -59,6 +59,15 @@ enum Client {
     OpenSsh,
     /// minissh on this crypto provider.
     MiniSsh(&'static str),
+    /// russh's client (bench/russh), with `--russh`.
+    Russh,
+}
+
+/// Where bench/russh's binaries are (built by `bench/vs-openssh.sh --russh`).
+fn russh_dir() -> PathBuf {
+    std::env::var_os("RUSSH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("bench/russh/target/release"))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -131,6 +140,15 @@ fn client_command(
             cmd.arg(target).arg("exec").arg(remote);
             cmd
         }
+        Client::Russh => {
+            let mut cmd = Command::new(russh_dir().join("russh-client"));
+            cmd.args(["-p", &port, "-i"]).arg(&key).args(["-c", cipher]);
+            if !mac.is_empty() {
+                cmd.args(["-m", mac]);
+            }
+            cmd.arg(target).arg(remote);
+            cmd
+        }
     }
 }
 
@@ -186,7 +204,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// A `minissh serve` on the sshd's keys, for `--server`.
+/// A server beside sshd on its keys, for `--server`: `minissh serve` on
+/// a provider, or russh's.
 struct MiniServer {
     child: std::process::Child,
     port: u16,
@@ -195,26 +214,39 @@ struct MiniServer {
 impl MiniServer {
     fn start(minissh: &Path, sshd: &Sshd, provider: &str) -> MiniServer {
         let log = sshd.dir().join(format!("minissh-serve-{provider}.log"));
-        let child = Command::new(minissh)
-            .args(["serve", "-P", provider, "-l", "127.0.0.1:0", "-k"])
+        let mut cmd = Command::new(minissh);
+        cmd.args(["serve", "-P", provider]);
+        MiniServer::start_with(cmd, sshd, &log)
+    }
+
+    fn start_russh(sshd: &Sshd) -> MiniServer {
+        let log = sshd.dir().join("russh-server.log");
+        MiniServer::start_with(Command::new(russh_dir().join("russh-server")), sshd, &log)
+    }
+
+    /// Starts `cmd` with the listen, key, authorized keys and log options
+    /// both servers take, and waits for the port in its log.
+    fn start_with(mut cmd: Command, sshd: &Sshd, log: &Path) -> MiniServer {
+        let child = cmd
+            .args(["-l", "127.0.0.1:0", "-k"])
             .arg(sshd.dir().join("host_ed25519"))
             .arg("-a")
             .arg(sshd.dir().join("authorized_keys"))
             .arg("-E")
-            .arg(&log)
+            .arg(log)
             .stdin(Stdio::null())
             .spawn()
-            .expect("start minissh serve");
+            .expect("start the server");
         // Owned at once, so a failure below still kills it.
         let mut server = MiniServer { child, port: 0 };
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
             if let Some(rest) = text.split("listening on 127.0.0.1:").nth(1) {
                 server.port = rest.split(',').next().unwrap().parse().unwrap();
                 return server;
             }
-            assert!(Instant::now() < deadline, "minissh serve did not start");
+            assert!(Instant::now() < deadline, "{cmd:?} did not start");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
@@ -279,25 +311,32 @@ fn compare_servers(
     rounds: usize,
     filter: &str,
     providers: &[&'static str],
+    russh: bool,
 ) {
     let bytes = (gib * (1u64 << 30) as f64) as u64;
     let sshd = Sshd::start(&[]).unwrap_or_else(|e| panic!("sshd: {e}"));
-    let minis: Vec<MiniServer> = providers
+    let mut minis: Vec<MiniServer> = providers
         .iter()
         .map(|p| MiniServer::start(minissh, &sshd, p))
         .collect();
+    let mut labels: Vec<&str> = providers.to_vec();
+    if russh {
+        minis.push(MiniServer::start_russh(&sshd));
+        labels.push("russh");
+    }
     let version = Command::new("/usr/bin/ssh").arg("-V").output().unwrap();
     println!(
-        "{} client; sshd vs minissh serve ({}); {} GiB per transfer, {} rounds, medians; \
+        "{} client; sshd vs minissh serve ({}){}; {} GiB per transfer, {} rounds, medians; \
          CPU = server user+sys s/GiB (its connection processes and the command included); \
-         ratio = minissh / sshd, paired round by round (min-max)",
+         ratio = server / sshd, paired round by round (min-max)",
         String::from_utf8_lossy(&version.stderr).trim(),
         providers.join(", "),
+        if russh { " and russh's server" } else { "" },
         gib,
         rounds
     );
     let mut header = format!("{:<46} {:>4} | {:>8}", "suite", "dir", "sshd");
-    for p in providers {
+    for p in &labels {
         header += &format!(" | {p:>10} {:>17}", "ratio");
     }
     println!("{header}");
@@ -315,7 +354,7 @@ fn compare_servers(
                 Direction::Down => format!("head -c {bytes} /dev/zero"),
                 Direction::Up => "cat > /dev/null".to_owned(),
             };
-            // 0: sshd; 1..: minissh serve on each provider.
+            // 0: sshd; 1..: minissh serve on each provider, then russh's.
             let servers = 1 + minis.len();
             let mut results: Vec<Vec<f64>> = vec![Vec::new(); servers];
             for round in 0..rounds {
@@ -354,6 +393,7 @@ fn main() {
     let mut rounds = 3usize;
     let mut filter = String::new();
     let mut servers = false;
+    let mut russh = false;
     let mut providers: Vec<&'static str> = vec!["rustcrypto"];
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -383,6 +423,11 @@ fn main() {
                 i += 1;
                 continue;
             }
+            "--russh" => {
+                russh = true;
+                i += 1;
+                continue;
+            }
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -393,7 +438,7 @@ fn main() {
         "build minissh first: cargo build --release -p minissh"
     );
     if servers {
-        return compare_servers(&minissh, gib, rounds, &filter, &providers);
+        return compare_servers(&minissh, gib, rounds, &filter, &providers, russh);
     }
     let bytes = (gib * (1u64 << 30) as f64) as u64;
     let sshd = Sshd::start(&[]).unwrap_or_else(|e| panic!("sshd: {e}"));
@@ -417,9 +462,14 @@ fn main() {
     if providers.len() > 1 {
         header += " |  best";
     }
+    if russh {
+        header += &format!(" | {:>10} {:>17}", "russh", "ratio");
+    }
+    header += " | MB/s: ssh, then each column's";
     println!("{header}");
     let clients: Vec<Client> = std::iter::once(Client::OpenSsh)
         .chain(providers.iter().map(|p| Client::MiniSsh(p)))
+        .chain(russh.then_some(Client::Russh))
         .collect();
     for &(cipher, mac) in SUITES {
         let name = if mac.is_empty() {
@@ -458,7 +508,7 @@ fn main() {
                 wall(&results[0])
             );
             let mut best = f64::MAX;
-            for runs in &results[1..] {
+            for runs in &results[1..=providers.len()] {
                 let ours = cpu(runs);
                 let (ratio, lo, hi) = paired(&ours, &ssh_cpu);
                 best = best.min(ratio);
@@ -467,6 +517,14 @@ fn main() {
             if providers.len() > 1 {
                 line += &format!(" | {best:>5.2}");
             }
+            if russh {
+                let theirs = cpu(&results[providers.len() + 1]);
+                let (ratio, lo, hi) = paired(&theirs, &ssh_cpu);
+                line += &format!(" | {:>10.2} {ratio:>5.2} ({lo:.2}-{hi:.2})", median(theirs));
+            }
+            let mbps = |runs: &[Run]| bytes as f64 / 1e6 / wall(runs);
+            let speeds: Vec<String> = results.iter().map(|r| format!("{:.0}", mbps(r))).collect();
+            line += &format!(" | {}", speeds.join(" "));
             println!("{line}");
         }
     }

@@ -202,12 +202,23 @@ impl Conn<'_> {
         let mut stall_deadline = Instant::now() + stall;
         let mut written_seen = 0;
         loop {
+            if self.writer().connection().with(|c| c.should_start_kex()) {
+                log::debug!("starting a rekey");
+                self.start_kex()?;
+            }
             let pending = self.out.has_pending_output();
             tokio::select! {
                 // The read first: it also writes what is pending.
                 biased;
                 packet = reader.read_message() => {
-                    let packet = packet?;
+                    let packet = match packet {
+                        Ok(packet) => packet,
+                        // A rekey became wanted with no packet in hand (a
+                        // key age limit, or our output's budget): the
+                        // check below starts it.
+                        Err(ssh_packetizer::Error::NeedRekey) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
                     let (msg_type, seqno) = (packet.msg_type(), packet.seqno());
                     record.bytes_in += packet.payload().len() as u64;
                     if self.user.is_some() && is_channel_traffic(msg_type) {
@@ -242,10 +253,6 @@ impl Conn<'_> {
                 // The stall limit counts from when output starts waiting.
                 written_seen = self.written.load(Ordering::Relaxed);
                 stall_deadline = Instant::now() + stall;
-            }
-            if self.writer().connection().with(|c| c.should_start_kex()) {
-                log::debug!("starting a rekey");
-                self.start_kex()?;
             }
         }
     }
