@@ -159,7 +159,7 @@ async fn run(
             let _ = tokio::time::timeout(DISCONNECT_WAIT, bye).await;
         }
     }
-    record.bytes_out = conn.written.load(Ordering::Relaxed);
+    record.bytes_out = conn.out.payload_bytes();
     result
 }
 
@@ -270,6 +270,7 @@ impl Conn<'_> {
             match transmit {
                 Transmit::Message(m) => {
                     writer.connection().with(|core| core.send_message(&m))?;
+                    self.out.count(m.len());
                 }
                 Transmit::NewKeys(keys) => {
                     let due = std::mem::take(&mut self.compression_due);
@@ -282,6 +283,7 @@ impl Conn<'_> {
                         }
                         sent
                     })?;
+                    self.out.count(1);
                 }
             }
         }

@@ -80,11 +80,27 @@ pub(super) type Writer = PacketWriter<Watched>;
 #[derive(Debug)]
 pub(super) struct Sealer {
     writer: Writer,
+    /// Payload bytes sealed (for the log).
+    sealed: AtomicU64,
 }
 
 impl Sealer {
     pub(super) fn new(writer: Writer) -> Sealer {
-        Sealer { writer }
+        Sealer {
+            writer,
+            sealed: AtomicU64::new(0),
+        }
+    }
+
+    /// Payload bytes sealed so far, every message counted.
+    pub(super) fn payload_bytes(&self) -> u64 {
+        self.sealed.load(Ordering::Relaxed)
+    }
+
+    /// Counts a transport message sealed past this type (KEXINIT and the
+    /// kex method's, NEWKEYS).
+    pub(super) fn count(&self, payload_len: usize) {
+        self.sealed.fetch_add(payload_len as u64, Ordering::Relaxed);
     }
 
     /// The writer (for the key exchange's messages and the core).
@@ -99,7 +115,10 @@ impl Sealer {
             .connection()
             .with(|core| core.send_message(payload))
         {
-            Ok(_) => Ok(Sealed::Yes),
+            Ok(_) => {
+                self.count(payload.len());
+                Ok(Sealed::Yes)
+            }
             Err(ssh_packetizer::Error::KexHoldFull { .. }) => Ok(Sealed::HoldFull),
             Err(e) => Err(e.into()),
         }
