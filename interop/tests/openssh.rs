@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use interop::data::{payload, Recorded};
 use interop::sshd::{current_user, Sshd};
-use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
+use minissh::{ClientConfig, Error, ExitStatus, HostKeyCheck, Session};
 use ssh_packetizer::{
     CipherAlgorithm as C, CompressionAlgorithm, CryptoProvider, MacAlgorithm as M, RekeyLimits,
 };
@@ -26,8 +26,9 @@ use ssh_packetizer::{
 /// A client config for `sshd`: host keys in a known_hosts file of the
 /// server's directory (the first connection records the key, the rest
 /// check it), never the user's own.
-fn config(sshd: &Sshd) -> Config {
-    let mut config = Config::new("127.0.0.1", sshd.port(), &current_user(), sshd.client_key());
+fn config(sshd: &Sshd) -> ClientConfig {
+    let mut config =
+        ClientConfig::new("127.0.0.1", sshd.port(), &current_user(), sshd.client_key());
     config.host_key = HostKeyCheck::KnownHosts {
         path: sshd.dir().join("known_hosts"),
         unknown: minissh::UnknownHost::AcceptNew,
@@ -35,7 +36,7 @@ fn config(sshd: &Sshd) -> Config {
     config
 }
 
-fn connect(sshd: &Sshd, config: &Config) -> Session {
+fn connect(sshd: &Sshd, config: &ClientConfig) -> Session {
     Session::connect(config).unwrap_or_else(|e| panic!("connect: {e}\nsshd log:\n{}", sshd.log()))
 }
 
@@ -429,7 +430,7 @@ fn a_peer_that_closes_is_reported() {
         eprintln!("SKIPPED: ssh-keygen is not installed");
         return;
     }
-    let config = Config::new("127.0.0.1", port, "nobody", &key);
+    let config = ClientConfig::new("127.0.0.1", port, "nobody", &key);
     let err = Session::connect(&config).unwrap_err();
     server.join().unwrap();
     assert!(matches!(err, Error::PeerClosed), "{err:?}");
@@ -441,7 +442,7 @@ fn a_peer_that_closes_is_reported() {
         .local_addr()
         .unwrap()
         .port();
-    let err = Session::connect(&Config::new("127.0.0.1", port, "nobody", &key)).unwrap_err();
+    let err = Session::connect(&ClientConfig::new("127.0.0.1", port, "nobody", &key)).unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(
         err.to_string()

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Cursor};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use interop::harness;
-use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session};
+use minissh::{ClientConfig, Error, ExitStatus, HostKeyCheck, Session};
 use ssh_packetizer::CipherAlgorithm as C;
 
 /// Why paramiko cannot run here, if it cannot.
@@ -99,8 +99,8 @@ impl Server {
         line.trim().to_owned()
     }
 
-    fn config(&self, key: &str) -> Config {
-        let mut config = Config::new("127.0.0.1", self.port, "tester", self.dir.join(key));
+    fn config(&self, key: &str) -> ClientConfig {
+        let mut config = ClientConfig::new("127.0.0.1", self.port, "tester", self.dir.join(key));
         config.host_key = HostKeyCheck::parse(self.dir.join("host.pub").to_str().unwrap()).unwrap();
         config
     }

@@ -1,6 +1,7 @@
 //! Channel flow control (RFC 4254 §5.2) as both roles do it: our window
 //! and packet size, when a window adjust is due, and the check of the
-//! peer's data against what we granted.
+//! peer's data messages against the packet size we granted (each role
+//! counts its window itself).
 
 use crate::error::{Error, Result};
 use crate::msg;

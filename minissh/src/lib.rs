@@ -27,6 +27,6 @@ pub mod wire;
 pub use client::channel::{Channel, ExitStatus};
 pub use client::host_check::{HostKeyCheck, UnknownHost, Verdict};
 pub use client::reader::Info;
-pub use client::{Config, Session};
+pub use client::{ClientConfig, Session};
 pub use error::{Error, Result};
 pub use transport::algorithms::Preferences;

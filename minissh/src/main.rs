@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use minissh::server::throttle::MaxStartups;
 use minissh::server::{Server, ServerConfig};
-use minissh::{Config, Error, ExitStatus, HostKeyCheck, Session, UnknownHost};
+use minissh::{ClientConfig, Error, ExitStatus, HostKeyCheck, Session, UnknownHost};
 use ssh_packetizer::{
     CipherAlgorithm, CompressionAlgorithm, CryptoProvider, MacAlgorithm, RekeyLimits,
 };
@@ -59,9 +59,9 @@ enum Command {
     Scp(Vec<PathBuf>, String),
 }
 
-fn parse(args: &[String]) -> Result<(Config, Command, bool), String> {
+fn parse(args: &[String]) -> Result<(ClientConfig, Command, bool), String> {
     let home = std::env::var("HOME").unwrap_or_default();
-    let mut config = Config::new("", 22, "", PathBuf::from(home).join(".ssh/id_ed25519"));
+    let mut config = ClientConfig::new("", 22, "", PathBuf::from(home).join(".ssh/id_ed25519"));
     let mut quiet = false;
     let mut i = 0;
     let value = |i: &mut usize, flag: &str| {
@@ -309,7 +309,7 @@ fn serve(args: &[String]) -> ExitCode {
     }
 }
 
-fn run(config: &Config, command: Command, quiet: bool) -> Result<u8, Error> {
+fn run(config: &ClientConfig, command: Command, quiet: bool) -> Result<u8, Error> {
     let mut session = Session::connect(config)?;
     if !quiet {
         let info = session.info();

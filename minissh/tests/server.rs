@@ -15,7 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use minissh::identity::Identity;
-use minissh::{Config, ExitStatus, HostKeyCheck, Session};
+use minissh::{ClientConfig, ExitStatus, HostKeyCheck, Session};
 use sha2::{Digest, Sha256};
 use ssh_packetizer::{CipherAlgorithm, MacAlgorithm};
 
@@ -98,8 +98,8 @@ impl Server {
     }
 
     /// A minissh client config for this server, trusting its host key.
-    fn config(&self) -> Config {
-        let mut config = Config::new("127.0.0.1", self.port, "tester", self.key());
+    fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new("127.0.0.1", self.port, "tester", self.key());
         config.host_key = HostKeyCheck::parse(self.dir.join("host.pub").to_str().unwrap()).unwrap();
         config
     }
@@ -1024,6 +1024,53 @@ fn a_command_that_exits_before_its_output_ends() {
     assert_eq!(out, b"late\n");
 }
 
+fn a_rekey_before_authentication_stays_under_the_login_grace() {
+    // A client that finishes the first exchange, starts a second and goes
+    // silent: still under the login grace time (2 s), not a rekey's
+    // deadline (60 s), and cut off like any client that never logs in.
+    use minissh::transport::{HostKeys, InboundChange, Transmit, Transport};
+    let server = Server::start(&["-g", "2"]);
+    let stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut p = ssh_packetizer::Packetizer::tcp(stream).unwrap();
+    p.start_handshake(Duration::from_secs(10));
+    p.send_identification("SSH-2.0-rekeys-then-sleeps").unwrap();
+    let server_id = p.read_identification().unwrap();
+    let mut t = Transport::new(
+        HostKeys::Verify(Box::new(|_| Ok(()))),
+        minissh::Preferences::default(),
+        b"SSH-2.0-rekeys-then-sleeps".to_vec(),
+        server_id.line,
+    );
+    let apply = |t: &mut Transport, p: &mut ssh_packetizer::Packetizer<TcpStream>| {
+        while let Some(x) = t.poll_transmit() {
+            match x {
+                Transmit::Message(m) => p.send_message(&m).map(|_| ()).unwrap(),
+                Transmit::NewKeys(k) => p.send_newkeys(k).map(|_| ()).unwrap(),
+            }
+        }
+        while let Some(change) = t.poll_inbound() {
+            match change {
+                InboundChange::StrictKex(on) => p.connection_mut().set_strict_kex(on),
+                InboundChange::Keys(k) => p.set_inbound_cipher(k).unwrap(),
+            }
+        }
+    };
+    t.start_kex().unwrap();
+    apply(&mut t, &mut p);
+    while !t.is_initial_kex_done() {
+        let packet = p.read_message().unwrap();
+        let (payload, seqno) = (packet.payload().to_vec(), packet.seqno());
+        t.handle(&payload, seqno).unwrap();
+        apply(&mut t, &mut p);
+    }
+    let started = Instant::now();
+    assert!(t.start_kex().unwrap());
+    apply(&mut t, &mut p);
+    let line = server.wait_log("rekeys-then-sleeps");
+    assert!(line.contains("login grace time (2 s) exceeded"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{line}");
+}
+
 fn many_connections_at_once() {
     // 200 authenticated sessions open together, each then running a
     // command: one task each on the server, no thread.
@@ -1153,6 +1200,11 @@ fn main() -> std::process::ExitCode {
         (
             "a_command_that_exits_before_its_output_ends",
             a_command_that_exits_before_its_output_ends,
+            None,
+        ),
+        (
+            "a_rekey_before_authentication_stays_under_the_login_grace",
+            a_rekey_before_authentication_stays_under_the_login_grace,
             None,
         ),
         ("many_connections_at_once", many_connections_at_once, None),

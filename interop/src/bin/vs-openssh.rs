@@ -401,7 +401,10 @@ fn main() {
         let value = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
             "--gib" => gib = value.parse().expect("--gib N"),
-            "--rounds" => rounds = value.parse().expect("--rounds N"),
+            "--rounds" => {
+                rounds = value.parse().expect("--rounds N");
+                assert!(rounds > 0, "--rounds: at least 1");
+            }
             "--suite" => filter = value,
             "--provider" => {
                 providers = if value == "all" {

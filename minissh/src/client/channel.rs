@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::data_sender::DataSender;
 use super::send_window::SendWindow;
-use crate::client::outbound::{Outbound, Outgoing};
+use crate::client::link::{Link, Outgoing};
 use crate::error::{Error, Result};
 use crate::flow::{adjust_message, check_data_len, due_adjust};
 pub use crate::flow::{MAX_PACKET, WINDOW};
@@ -309,7 +309,7 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(shared: Arc<Shared>, out: Arc<Outbound>) -> Channel {
+    pub(crate) fn new(shared: Arc<Shared>, out: Arc<Link>) -> Channel {
         let data = DataSender::new(shared.window.clone(), out);
         Channel { shared, data }
     }
@@ -427,7 +427,7 @@ mod tests {
             b"SSH-2.0-us".to_vec(),
             b"SSH-2.0-them".to_vec(),
         );
-        let out = Arc::new(Outbound::new(writer, transport));
+        let out = Arc::new(Link::new(writer, transport));
         (Channel::new(shared.clone(), out), table, shared, theirs)
     }
 

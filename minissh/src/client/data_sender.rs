@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use super::outbound::Outbound;
+use super::link::Link;
 use super::send_window::SendWindow;
 use crate::error::Result;
 use crate::flow::MAX_PACKET;
@@ -20,7 +20,7 @@ const HEADER: usize = 9;
 #[derive(Clone, Debug)]
 pub struct DataSender {
     window: Arc<SendWindow>,
-    out: Arc<Outbound>,
+    out: Arc<Link>,
     /// Data messages are built here: allocated and zeroed once, at one
     /// read's worth ([`READ_BATCH`]) plus a header; each message is a
     /// header written just before its part of the data.
@@ -40,7 +40,7 @@ const FLUSH_EVERY: usize = 4;
 
 impl DataSender {
     /// A sender of CHANNEL_DATA over `window`.
-    pub fn new(window: Arc<SendWindow>, out: Arc<Outbound>) -> DataSender {
+    pub fn new(window: Arc<SendWindow>, out: Arc<Link>) -> DataSender {
         DataSender {
             window,
             out,
@@ -49,7 +49,7 @@ impl DataSender {
     }
 
     /// The connection it sends on.
-    pub fn outbound(&self) -> &Arc<Outbound> {
+    pub fn outbound(&self) -> &Arc<Link> {
         &self.out
     }
 

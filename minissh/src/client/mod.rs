@@ -8,7 +8,7 @@ pub mod channel;
 mod data_sender;
 pub mod host_check;
 pub mod known_hosts;
-mod outbound;
+mod link;
 pub(crate) mod reader;
 pub mod scp;
 mod send_window;
@@ -32,8 +32,8 @@ use crate::transport::{algorithms::Preferences, HostKeys, Transport, Verifier};
 use crate::wire::{Msg, Reader};
 use channel::{Channel, ExitStatus, Sink};
 use host_check::{HostKeyCheck, Verdict};
-use outbound::Outbound;
-use reader::{disconnect_message, Event, EventQueue, Inbound, Info};
+use link::Link;
+use reader::{disconnect_message, EventQueue, Info, Notice, ReaderThread};
 
 /// Our identification line.
 pub const CLIENT_ID: &str = concat!("SSH-2.0-minissh_", env!("CARGO_PKG_VERSION"));
@@ -51,7 +51,7 @@ const WRITE_STALL: Duration = Duration::from_secs(60);
 
 /// Everything needed to open a session.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct ClientConfig {
     /// Server name or address.
     pub host: String,
     /// TCP port.
@@ -69,10 +69,10 @@ pub struct Config {
     pub rekey: Option<RekeyLimits>,
 }
 
-impl Config {
+impl ClientConfig {
     /// Defaults for `user@host:port` with key file `identity`.
-    pub fn new(host: &str, port: u16, user: &str, identity: impl Into<PathBuf>) -> Config {
-        Config {
+    pub fn new(host: &str, port: u16, user: &str, identity: impl Into<PathBuf>) -> ClientConfig {
+        ClientConfig {
             host: host.to_owned(),
             port,
             user: user.to_owned(),
@@ -86,8 +86,8 @@ impl Config {
 
 /// An authenticated connection.
 pub struct Session {
-    out: Arc<Outbound>,
-    events: Receiver<Event>,
+    out: Arc<Link>,
+    events: Receiver<Notice>,
     /// Events sent but not yet taken (the reader's bound).
     queued: Arc<AtomicUsize>,
     channels: Arc<channel::Channels>,
@@ -108,7 +108,7 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// Connects, exchanges keys, checks the host key and authenticates.
-    pub fn connect(config: &Config) -> Result<Session> {
+    pub fn connect(config: &ClientConfig) -> Result<Session> {
         let identity = Identity::load(&config.identity)?;
         let addr = format!("{}:{}", config.host, config.port);
         let stream = connect_tcp(&addr)?;
@@ -133,14 +133,14 @@ impl Session {
             CLIENT_ID.as_bytes().to_vec(),
             server_id.line.clone(),
         );
-        let out = Arc::new(Outbound::new(writer, transport));
+        let out = Arc::new(Link::new(writer, transport));
         // Our KEXINIT goes first, before the reader can see the server's.
         out.start_kex()?;
 
         let (events_tx, events, queued) = EventQueue::new();
         let channels = Arc::new(channel::Channels::default());
         let closing = Arc::new(AtomicBool::new(false));
-        let inbound = Inbound {
+        let inbound = ReaderThread {
             reader,
             out: out.clone(),
             events: events_tx,
@@ -176,16 +176,16 @@ impl Session {
 
     fn wait_kex(&mut self) -> Result<()> {
         match self.next_event()? {
-            Event::KexDone => Ok(()),
-            Event::Message(m) => Err(Error::Protocol(format!(
+            Notice::KexDone => Ok(()),
+            Notice::Message(m) => Err(Error::Protocol(format!(
                 "message {} before the key exchange finished",
                 m[0]
             ))),
-            Event::Failed(e) => Err(e),
+            Notice::Failed(e) => Err(e),
         }
     }
 
-    fn next_event(&mut self) -> Result<Event> {
+    fn next_event(&mut self) -> Result<Notice> {
         let event = self.events.recv().map_err(|_| Error::PeerClosed)?;
         self.queued.fetch_sub(1, Ordering::SeqCst);
         Ok(event)
@@ -195,9 +195,9 @@ impl Session {
     fn next_message(&mut self) -> Result<Vec<u8>> {
         loop {
             match self.next_event()? {
-                Event::KexDone => {}
-                Event::Failed(e) => return Err(e),
-                Event::Message(m) => return Ok(m),
+                Notice::KexDone => {}
+                Notice::Failed(e) => return Err(e),
+                Notice::Message(m) => return Ok(m),
             }
         }
     }
@@ -332,7 +332,7 @@ impl Drop for Session {
 
 /// Checks the server's key as `config` says (known_hosts, a pinned key or
 /// fingerprint), and notes in `info` where a new host's key was recorded.
-fn host_key_verifier(config: &Config, info: Arc<Mutex<Info>>) -> Verifier {
+fn host_key_verifier(config: &ClientConfig, info: Arc<Mutex<Info>>) -> Verifier {
     let (check, host, port) = (config.host_key.clone(), config.host.clone(), config.port);
     Box::new(move |key| {
         if let Verdict::Recorded(path) = check.check(key, &host, port)? {

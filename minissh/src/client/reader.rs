@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use ssh_packetizer::PacketReader;
 
 use crate::client::channel;
-use crate::client::outbound::{Outbound, Outgoing};
+use crate::client::link::{Link, Outgoing};
 use crate::error::{Error, Result};
 use crate::msg;
 use crate::transport::{self, algorithms::Agreed, Handled};
@@ -19,7 +19,7 @@ use crate::wire::{Msg, Reader};
 
 /// What the reader thread tells the main thread.
 #[derive(Debug)]
-pub enum Event {
+pub enum Notice {
     /// A key exchange finished.
     KexDone,
     /// A connection-layer message for the main thread.
@@ -61,14 +61,14 @@ pub(crate) const EVENT_QUEUE: usize = 16;
 /// [`EVENT_QUEUE`] events wait (the count says how many), and the channel
 /// holds one more, so the final failure always fits.
 pub(crate) struct EventQueue {
-    pub(crate) sender: SyncSender<Event>,
+    pub(crate) sender: SyncSender<Notice>,
     pub(crate) queued: Arc<AtomicUsize>,
 }
 
 impl EventQueue {
     /// Both ends of a new queue; the main thread decrements the count as
     /// it takes each event.
-    pub(crate) fn new() -> (EventQueue, Receiver<Event>, Arc<AtomicUsize>) {
+    pub(crate) fn new() -> (EventQueue, Receiver<Notice>, Arc<AtomicUsize>) {
         let (sender, receiver) = sync_channel(EVENT_QUEUE + 1);
         let queued = Arc::new(AtomicUsize::new(0));
         let queue = EventQueue {
@@ -80,9 +80,9 @@ impl EventQueue {
 }
 
 /// The reader thread's state.
-pub(crate) struct Inbound {
+pub(crate) struct ReaderThread {
     pub(crate) reader: PacketReader<TcpStream>,
-    pub(crate) out: Arc<Outbound>,
+    pub(crate) out: Arc<Link>,
     pub(crate) events: EventQueue,
     pub(crate) channels: Arc<channel::Channels>,
     pub(crate) info: Arc<Mutex<Info>>,
@@ -92,7 +92,7 @@ pub(crate) struct Inbound {
     pub(crate) closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Inbound {
+impl ReaderThread {
     /// The thread body: runs until the connection ends.
     pub fn run(mut self) {
         let result = self.run_loop();
@@ -108,7 +108,7 @@ impl Inbound {
         self.out.fail();
         self.channels.fail(&why);
         // The queue always has room for this one (see `EventQueue`).
-        let _ = self.events.sender.try_send(Event::Failed(err));
+        let _ = self.events.sender.try_send(Notice::Failed(err));
     }
 
     fn run_loop(&mut self) -> Result<()> {
@@ -187,7 +187,7 @@ impl Inbound {
                     core.start_delayed_compression();
                     core.complete_handshake();
                 });
-                self.to_main(Event::Message(payload.to_vec()))?;
+                self.to_main(Notice::Message(payload.to_vec()))?;
             }
             // What the main thread waits for: it asks, then reads one
             // answer.
@@ -198,7 +198,7 @@ impl Inbound {
             | msg::CHANNEL_OPEN_FAILURE
             | msg::CHANNEL_SUCCESS
             | msg::CHANNEL_FAILURE => {
-                self.to_main(Event::Message(payload.to_vec()))?;
+                self.to_main(Notice::Message(payload.to_vec()))?;
             }
             // Nothing to do: we never send global requests, and a banner
             // changes nothing here.
@@ -228,8 +228,8 @@ impl Inbound {
     }
 
     /// Records a finished exchange; the main thread waits for the first.
-    fn on_transport_event(&mut self, event: transport::Event) -> Result<()> {
-        let transport::Event::KexDone { initial, .. } = event;
+    fn on_transport_event(&mut self, event: transport::KexDone) -> Result<()> {
+        let initial = event.initial;
         let provider = self
             .reader
             .connection()
@@ -254,7 +254,7 @@ impl Inbound {
             self.initial_done = true;
             // Only the first exchange is waited for; later ones are no
             // news to the main thread, and a long session has many.
-            self.to_main(Event::KexDone)?;
+            self.to_main(Notice::KexDone)?;
         }
         Ok(())
     }
@@ -263,7 +263,7 @@ impl Inbound {
     /// thread has at most one question outstanding, so a full queue means
     /// the server sent answers nobody asked for, and a hostile server
     /// cannot grow our memory that way.
-    fn to_main(&self, event: Event) -> Result<()> {
+    fn to_main(&self, event: Notice) -> Result<()> {
         if self.events.queued.load(Ordering::SeqCst) >= EVENT_QUEUE {
             return Err(Error::Protocol(format!(
                 "the server sent more than {EVENT_QUEUE} answers nobody asked for"

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout, Command};
 
 use super::log::CommandRecord;
-use super::sealer::{Sealed, Sealer};
+use super::output::{Output, Sealed};
 use crate::error::{Error, Result};
 use crate::flow::{adjust_message, check_data_len, due_adjust, MAX_PACKET, WINDOW};
 use crate::msg;
@@ -49,24 +49,24 @@ const READS_PER_POLL: usize = 16;
 type Exit = Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send>>;
 
 /// One of a command's output pipes.
-enum Output {
+enum Pipe {
     Stdout(ChildStdout),
     Stderr(ChildStderr),
 }
 
-impl Output {
+impl Pipe {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self {
-            Output::Stdout(p) => Pin::new(p).poll_read(cx, buf),
-            Output::Stderr(p) => Pin::new(p).poll_read(cx, buf),
+            Pipe::Stdout(p) => Pin::new(p).poll_read(cx, buf),
+            Pipe::Stderr(p) => Pin::new(p).poll_read(cx, buf),
         }
     }
 
     /// The data message header: CHANNEL_DATA, or EXTENDED_DATA of type 1.
     fn header(&self, remote: u32) -> Msg {
         match self {
-            Output::Stdout(_) => Msg::new(msg::CHANNEL_DATA).u32(remote),
-            Output::Stderr(_) => Msg::new(msg::CHANNEL_EXTENDED_DATA).u32(remote).u32(1),
+            Pipe::Stdout(_) => Msg::new(msg::CHANNEL_DATA).u32(remote),
+            Pipe::Stderr(_) => Msg::new(msg::CHANNEL_EXTENDED_DATA).u32(remote).u32(1),
         }
     }
 }
@@ -74,7 +74,7 @@ impl Output {
 /// A running command and its pipes.
 struct Running {
     stdin: Option<ChildStdin>,
-    outputs: [Option<Output>; 2],
+    outputs: [Option<Pipe>; 2],
     /// Until it has been reaped.
     exit: Option<Exit>,
     /// Its process group, while it may still be killed: once reaped, the
@@ -183,7 +183,7 @@ impl Channels {
     }
 
     /// Any other channel message; replies are sealed through `out`.
-    pub(super) fn on_message(&mut self, payload: &[u8], out: &Sealer) -> Result<()> {
+    pub(super) fn on_message(&mut self, payload: &[u8], out: &Output) -> Result<()> {
         let mut r = Reader::body(payload);
         let id = r.u32()?;
         let Some(chan) = self.open.get_mut(&id) else {
@@ -196,6 +196,15 @@ impl Channels {
             )));
         }
         let remote = chan.remote;
+        if chan.close_sent {
+            // We have closed it (the command ended) and wait for the
+            // client's CLOSE: nothing more goes out on it, no command
+            // starts, and what the client sent meanwhile is dropped.
+            if payload[0] == msg::CHANNEL_CLOSE {
+                chan.close_received = true;
+            }
+            return Ok(());
+        }
         match payload[0] {
             msg::CHANNEL_DATA | msg::CHANNEL_EXTENDED_DATA => {
                 if payload[0] == msg::CHANNEL_EXTENDED_DATA {
@@ -321,7 +330,7 @@ impl Channels {
         let log_index = log_command(&mut self.commands, command);
         chan.command = Some(Running {
             stdin: Some(stdin),
-            outputs: [Some(Output::Stdout(stdout)), Some(Output::Stderr(stderr))],
+            outputs: [Some(Pipe::Stdout(stdout)), Some(Pipe::Stderr(stderr))],
             exit: Some(Box::pin(async move { child.wait().await })),
             group,
             status: None,
@@ -333,11 +342,12 @@ impl Channels {
     /// Moves what can move without waiting: client data into commands,
     /// command output into data messages (while `output_allowed`), exits
     /// into the channel's end. Ready when something was done (the caller
-    /// flushes and polls again), Pending when all waits are registered.
+    /// polls again; its read writes what was sealed), Pending when all
+    /// waits are registered.
     pub(super) fn poll_io(
         &mut self,
         cx: &mut Context<'_>,
-        out: &Sealer,
+        out: &Output,
         output_allowed: bool,
     ) -> Poll<Result<()>> {
         let mut progress = false;
@@ -401,7 +411,7 @@ struct Inflow {
 impl Inflow {
     /// Gives the client window for `bytes` taken, once an adjust is due
     /// (on channel `remote`, unless we have closed it).
-    fn give_back(&mut self, bytes: u32, remote: u32, closed: bool, out: &Sealer) -> Result<bool> {
+    fn give_back(&mut self, bytes: u32, remote: u32, closed: bool, out: &Output) -> Result<bool> {
         self.room += bytes;
         let Some(due) = due_adjust(&mut self.unadjusted, bytes) else {
             return Ok(false);
@@ -422,7 +432,7 @@ impl Inflow {
 
 /// Writes buffered client data to the command's stdin; closes stdin after
 /// the client's EOF once the buffer is empty.
-fn poll_stdin(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<bool> {
+fn poll_stdin(chan: &mut Chan, cx: &mut Context<'_>, out: &Output) -> Result<bool> {
     let Chan {
         remote,
         inflow,
@@ -437,6 +447,11 @@ fn poll_stdin(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<boo
         return Ok(false);
     };
     let mut progress = false;
+    // An adjust the hold had no room for, retried (the client may have no
+    // window left to send what would trigger the next).
+    if inflow.unadjusted >= WINDOW / 4 && !*close_sent {
+        progress |= inflow.give_back(0, *remote, false, out)?;
+    }
     while let Some(stdin) = &mut running.stdin {
         if stdin_buf.is_empty() {
             if *eof_received || *close_received {
@@ -469,7 +484,7 @@ fn poll_stdin(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<boo
 
 /// Reads command output into data messages while the client's window has
 /// room and the packet layer takes them.
-fn poll_output(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<bool> {
+fn poll_output(chan: &mut Chan, cx: &mut Context<'_>, out: &Output) -> Result<bool> {
     if chan.close_sent {
         return Ok(false);
     }
@@ -485,17 +500,19 @@ fn poll_output(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<bo
     };
     let mut progress = false;
     for _ in 0..READS_PER_POLL {
-        let room = chan
-            .send_window
-            .min(u64::from(chan.max_packet.min(MAX_PACKET)));
-        if room == 0 || !out.has_room_for_output() {
-            break;
-        }
         let mut read_any = false;
         for slot in &mut running.outputs {
             let Some(output) = slot else {
                 continue;
             };
+            // Each read may take what is left of the client's window (both
+            // pipes share it).
+            let room = chan
+                .send_window
+                .min(u64::from(chan.max_packet.min(MAX_PACKET)));
+            if room == 0 || !out.has_room_for_output() {
+                break;
+            }
             // Read straight into the message, behind its header.
             let mut message = output.header(chan.remote).u32(0).finish();
             let start = message.len();
@@ -511,7 +528,8 @@ fn poll_output(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<bo
                     let n = buf.filled().len();
                     message.truncate(start + n);
                     message[start - 4..start].copy_from_slice(&(n as u32).to_be_bytes());
-                    chan.send_window -= n as u64;
+                    // At most `room`, which the window holds.
+                    chan.send_window = chan.send_window.saturating_sub(n as u64);
                     if out.seal(&message)? == Sealed::HoldFull {
                         chan.unsent = Some(message);
                         return Ok(true);
@@ -538,7 +556,7 @@ fn poll_output(chan: &mut Chan, cx: &mut Context<'_>, out: &Sealer) -> Result<bo
 fn poll_exit(
     chan: &mut Chan,
     cx: &mut Context<'_>,
-    out: &Sealer,
+    out: &Output,
     commands: &mut [CommandRecord],
 ) -> Result<bool> {
     let Some(running) = &mut chan.command else {

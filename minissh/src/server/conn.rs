@@ -24,12 +24,12 @@ use tokio::time::Instant;
 use super::auth::{Auth, Step};
 use super::channels::Channels;
 use super::log::Record;
-use super::sealer::{Sealer, Watched, Writer};
+use super::output::{Output, Watched, Writer};
 use super::throttle::Startup;
 use super::{Shared, SERVER_ID};
 use crate::error::{Error, Result};
 use crate::msg;
-use crate::transport::{Event, Handled, HostKeys, InboundChange, Transmit, Transport};
+use crate::transport::{Handled, HostKeys, InboundChange, KexDone, Transmit, Transport};
 use crate::wire::{Msg, Reader};
 
 /// SSH_DISCONNECT_PROTOCOL_ERROR.
@@ -132,7 +132,7 @@ async fn run(
     );
     let mut conn = Conn {
         shared,
-        out: Sealer::new(writer),
+        out: Output::new(writer),
         transport,
         startup: Some(startup),
         service_accepted: false,
@@ -165,7 +165,7 @@ async fn run(
 
 struct Conn<'a> {
     shared: &'a Shared,
-    out: Sealer,
+    out: Output,
     transport: Transport,
     /// Counted among the unauthenticated connections until authentication
     /// succeeds.
@@ -287,17 +287,22 @@ impl Conn<'_> {
                 }
             }
         }
+        self.run_rekey_deadline();
+        Ok(())
+    }
+
+    /// Starts the rekey deadline when a rekey is under way after
+    /// authentication: a client that stops answering mid-exchange gets no
+    /// keepalives (none go out during a kex). Before authentication the
+    /// login grace time, the same timer, covers every exchange.
+    fn run_rekey_deadline(&mut self) {
         let t = &self.transport;
-        if t.is_initial_kex_done() && t.is_kex_in_progress() && !self.rekey_deadline_running {
-            // A rekey must finish in time too: a client that stops
-            // answering mid-exchange gets no keepalives (none go out
-            // during a kex).
+        if self.user.is_some() && t.is_kex_in_progress() && !self.rekey_deadline_running {
             self.writer()
                 .connection()
                 .start_handshake(self.shared.config.kex_deadline);
             self.rekey_deadline_running = true;
         }
-        Ok(())
     }
 
     /// Makes the transport's changes to the receiving side.
@@ -323,7 +328,7 @@ impl Conn<'_> {
         let handled = self.transport.handle(payload, seqno)?;
         self.transmit()?;
         record.strict_kex = self.transport.is_strict_kex();
-        while let Some(Event::KexDone { initial, .. }) = self.transport.poll_event() {
+        while let Some(KexDone { initial, .. }) = self.transport.poll_kex_done() {
             if !initial && std::mem::take(&mut self.rekey_deadline_running) {
                 self.writer().connection().complete_handshake();
             }
@@ -412,6 +417,8 @@ impl Conn<'_> {
                     });
                     self.compression_due = held;
                 }
+                // The login grace time is over; a rekey under way now gets
+                // the rekey deadline instead.
                 self.writer().connection().complete_handshake();
                 // No longer among the unauthenticated (MaxStartups).
                 if let Some(startup) = self.startup.take() {
@@ -419,6 +426,7 @@ impl Conn<'_> {
                 }
                 record.user = Some(user.clone());
                 self.user = Some(user);
+                self.run_rekey_deadline();
                 Ok(())
             }
         }

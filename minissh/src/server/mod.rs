@@ -26,7 +26,7 @@ mod auth;
 mod channels;
 mod conn;
 mod log;
-mod sealer;
+mod output;
 pub mod throttle;
 
 use std::net::SocketAddr;
@@ -278,12 +278,22 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    let shared = shared.clone();
+    let place = Place(shared.clone());
     tokio::spawn(async move {
-        let record = conn::serve(stream, peer, shared.clone(), startup).await;
-        shared.open.fetch_sub(1, Ordering::SeqCst);
-        shared.log.line(&record.to_string());
+        let record = conn::serve(stream, peer, place.0.clone(), startup).await;
+        place.0.log.line(&record.to_string());
+        drop(place);
     });
+}
+
+/// A connection's place under the cap, given back when its task ends,
+/// however it ends.
+struct Place(Arc<Shared>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Tells a client why it is turned away (RFC 4253 §4.2 lets a server send

@@ -47,10 +47,6 @@ impl Default for Preferences {
     }
 }
 
-fn names<T: Copy>(items: &[T], name: impl Fn(T) -> &'static str) -> String {
-    items.iter().map(|&i| name(i)).collect::<Vec<_>>().join(",")
-}
-
 /// Our strict kex marker, as `role`.
 fn strict_marker(role: Role) -> &'static str {
     match role {
@@ -78,19 +74,18 @@ pub fn kexinit(role: Role, prefs: &Preferences, initial: bool) -> Result<Vec<u8>
         kex.push(',');
         kex.push_str(strict_marker(role));
     }
-    let ciphers = names(&prefs.ciphers, CipherAlgorithm::name);
-    let macs = names(&prefs.macs, MacAlgorithm::name);
-    let comp = names(&prefs.compression, CompressionAlgorithm::name);
+    // The lists negotiation uses: what the provider refuses is not offered.
+    let [ciphers_c2s, ciphers_s2c, macs_c2s, macs_s2c, comp_c2s, comp_s2c] = our_lists(prefs);
     Ok(Msg::new(msg::KEXINIT)
         .raw(&cookie)
         .string(kex)
         .string(HOST_KEY_ALG)
-        .string(&ciphers)
-        .string(&ciphers)
-        .string(&macs)
-        .string(&macs)
-        .string(&comp)
-        .string(&comp)
+        .string(ciphers_c2s)
+        .string(ciphers_s2c)
+        .string(macs_c2s)
+        .string(macs_s2c)
+        .string(comp_c2s)
+        .string(comp_s2c)
         .string("")
         .string("")
         .bool(false)

@@ -6,7 +6,7 @@
 //! [`Transport::handle`]; whatever that message asks for comes back as
 //! [`Transmit`]s (send a message, send NEWKEYS and switch keys), at most
 //! one [`InboundChange`] (strict kex on, the inbound keys) and
-//! [`Event`]s, which the driver applies to its packetizer. What is not the
+//! [`KexDone`]s, which the driver applies to its packetizer. What is not the
 //! transport's ([`Handled::Connection`]) is the caller's: authentication
 //! and channels.
 //!
@@ -88,17 +88,14 @@ pub enum InboundChange {
     Keys(Keys),
 }
 
-/// What happened, for the caller to act on or report.
+/// A key exchange finished both ways (the peer's NEWKEYS was read and ours
+/// was sent).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A key exchange finished both ways (the peer's NEWKEYS was read and
-    /// ours was sent).
-    KexDone {
-        /// It was the connection's first.
-        initial: bool,
-        /// We sent the first KEXINIT of it (a rekey we started).
-        started_by_us: bool,
-    },
+pub struct KexDone {
+    /// It was the connection's first.
+    pub initial: bool,
+    /// We sent the first KEXINIT of it (a rekey we started).
+    pub started_by_us: bool,
 }
 
 /// Whose a message was.
@@ -166,7 +163,7 @@ pub struct Transport {
     stats: Stats,
     transmits: VecDeque<Transmit>,
     inbound: Option<InboundChange>,
-    events: VecDeque<Event>,
+    done: VecDeque<KexDone>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -202,7 +199,7 @@ impl Transport {
             stats: Stats::default(),
             transmits: VecDeque::new(),
             inbound: None,
-            events: VecDeque::new(),
+            done: VecDeque::new(),
         }
     }
 
@@ -268,9 +265,9 @@ impl Transport {
         self.inbound.take()
     }
 
-    /// The next event.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    /// The next finished key exchange.
+    pub fn poll_kex_done(&mut self) -> Option<KexDone> {
+        self.done.pop_front()
     }
 
     /// The first exchange hash, which authentication signs.
@@ -462,7 +459,7 @@ impl Transport {
         self.agreed = Some(agreed);
         let initial = self.stats.kex_count == 0;
         self.stats.kex_count += 1;
-        self.events.push_back(Event::KexDone {
+        self.done.push_back(KexDone {
             initial,
             started_by_us,
         });

@@ -78,15 +78,15 @@ pub(super) type Writer = PacketWriter<Watched>;
 
 /// Seals into the connection's writer without waiting.
 #[derive(Debug)]
-pub(super) struct Sealer {
+pub(super) struct Output {
     writer: Writer,
     /// Payload bytes sealed (for the log).
     sealed: AtomicU64,
 }
 
-impl Sealer {
-    pub(super) fn new(writer: Writer) -> Sealer {
-        Sealer {
+impl Output {
+    pub(super) fn new(writer: Writer) -> Output {
+        Output {
             writer,
             sealed: AtomicU64::new(0),
         }

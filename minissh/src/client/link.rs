@@ -3,15 +3,17 @@
 //!
 //! Nothing here gates or holds messages: between our KEXINIT and our
 //! NEWKEYS the packet layer holds connection messages itself and seals
-//! them right behind NEWKEYS. A sender that finds that hold full waits in
-//! the crate's `queue_message`; the reading thread never waits on it (a
-//! full hold fails its reply instead), since the exchange that empties it
+//! them right behind NEWKEYS. Senders stop short of filling that hold
+//! ([`SENDER_HOLD_BUDGET`]) and wait for our NEWKEYS, so the reading
+//! thread's replies always fit; the reading thread never waits on it (a
+//! hold full of replies fails instead), since the exchange that empties it
 //! needs that thread to read.
 //!
-//! The reading thread never waits for the socket either: it seals and
-//! writes only if no sender is writing (`try_flush`; a busy sender writes
-//! what it sealed too). Two ends whose readers both waited to write could
-//! each wait for the other to read.
+//! Messages are only sealed under the lock, never written: nobody waits
+//! for the socket while holding it. Afterwards the reading thread writes
+//! only if no sender is writing (`try_flush`; a busy sender writes what it
+//! sealed too), and a sender writes when it flushes. Two ends whose
+//! readers both waited to write could each wait for the other to read.
 //!
 //! Every message that belongs to a channel is sealed only while we have
 //! not sealed that channel's CLOSE ([`SendWindow`]'s flag, checked and set
@@ -25,7 +27,12 @@ use ssh_packetizer::{PacketReader, PacketWriter};
 
 use crate::client::send_window::SendWindow;
 use crate::error::{Error, Result};
-use crate::transport::{Event, Handled, InboundChange, Transmit, Transport};
+
+/// Held payload past which senders wait during our key exchange, leaving
+/// the rest of the packet layer's hold (256 KiB) to the reading thread's
+/// replies (window adjusts, a CLOSE).
+pub const SENDER_HOLD_BUDGET: usize = 64 * 1024;
+use crate::transport::{Handled, InboundChange, KexDone, Transmit, Transport};
 
 /// A message for the peer, with the channel it belongs to, if any.
 #[derive(Debug)]
@@ -77,39 +84,39 @@ impl Outgoing {
     }
 }
 
-/// The transport's state beside it: what the threads share.
-struct Shared {
+/// The transport and what goes with it: what the threads share.
+struct State {
     transport: Transport,
     /// How long a rekey may take, once set.
     rekey_deadline: Option<Duration>,
     /// A rekey's deadline is running.
     deadline_running: bool,
-    /// Events for the reading thread, taken by [`Outbound::handle`].
-    events: Vec<Event>,
+    /// Events for the reading thread, taken by [`Link::handle`].
+    events: Vec<KexDone>,
 }
 
 /// The writer and the transport, shared by the reading thread and every
 /// sending thread.
-pub struct Outbound {
+pub struct Link {
     writer: PacketWriter<TcpStream>,
-    shared: Mutex<Shared>,
+    shared: Mutex<State>,
     /// Signalled when our NEWKEYS is sealed: the packet layer's hold has
     /// room again.
     newkeys_sent: Condvar,
 }
 
-impl std::fmt::Debug for Outbound {
+impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbound").finish_non_exhaustive()
+        f.debug_struct("Link").finish_non_exhaustive()
     }
 }
 
-impl Outbound {
+impl Link {
     /// Wraps the writing half of a connection and its transport.
-    pub fn new(writer: PacketWriter<TcpStream>, transport: Transport) -> Outbound {
-        Outbound {
+    pub fn new(writer: PacketWriter<TcpStream>, transport: Transport) -> Link {
+        Link {
             writer,
-            shared: Mutex::new(Shared {
+            shared: Mutex::new(State {
                 transport,
                 rekey_deadline: None,
                 deadline_running: false,
@@ -119,7 +126,7 @@ impl Outbound {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Shared> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere never leaves the state half-updated: recover it.
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -138,12 +145,14 @@ impl Outbound {
     /// Seals what the transport has to send, in order (under the lock, so
     /// nothing else lands between them), and starts or stops a rekey's
     /// deadline.
-    fn transmit(&self, shared: &mut Shared) -> Result<()> {
+    fn transmit(&self, shared: &mut State) -> Result<()> {
         let was_running = shared.deadline_running;
         while let Some(transmit) = shared.transport.poll_transmit() {
             match transmit {
                 Transmit::Message(m) => {
-                    self.writer.try_send_message(&m)?;
+                    self.writer
+                        .connection()
+                        .with(|core| core.send_message(&m))?;
                 }
                 Transmit::NewKeys(keys) => {
                     self.writer.queue_newkeys(keys)?;
@@ -186,7 +195,7 @@ impl Outbound {
         reader: &mut PacketReader<TcpStream>,
         payload: &[u8],
         seqno: u32,
-    ) -> Result<(Handled, Vec<Event>)> {
+    ) -> Result<(Handled, Vec<KexDone>)> {
         let (handled, events) = {
             let mut shared = self.lock();
             let handled = shared.transport.handle(payload, seqno)?;
@@ -199,11 +208,9 @@ impl Outbound {
                     InboundChange::Keys(keys) => reader.set_inbound_cipher(keys)?,
                 }
             }
-            while let Some(event) = shared.transport.poll_event() {
-                if let Event::KexDone { initial: false, .. } = event {
-                    if std::mem::take(&mut shared.deadline_running) {
-                        self.writer.connection().complete_handshake();
-                    }
+            while let Some(event) = shared.transport.poll_kex_done() {
+                if !event.initial && std::mem::take(&mut shared.deadline_running) {
+                    self.writer.connection().complete_handshake();
                 }
                 shared.events.push(event);
             }
@@ -240,8 +247,15 @@ impl Outbound {
             if channel.is_some_and(|c| c.closed_by_us()) {
                 return Ok(false);
             }
-            match self.writer.try_send_message(payload) {
-                Err(ssh_packetizer::Error::KexHoldFull { .. }) if wait => {
+            let sealed = self.writer.connection().with(|core| {
+                if wait && core.is_kex_in_progress() && core.held_bytes() >= SENDER_HOLD_BUDGET {
+                    return Ok(false);
+                }
+                core.send_message(payload).map(|_| true)
+            });
+            match sealed {
+                Ok(true) => break,
+                Ok(false) | Err(ssh_packetizer::Error::KexHoldFull { .. }) if wait => {
                     // Woken when NEWKEYS goes out; the tick re-checks a
                     // connection that failed meanwhile.
                     shared = self
@@ -256,10 +270,8 @@ impl Outbound {
                         "the peer asked for more replies than fit in one key exchange's hold ({held} bytes)"
                     )));
                 }
-                other => {
-                    other?;
-                    break;
-                }
+                Ok(false) => unreachable!("only a sender is told to wait"),
+                Err(e) => return Err(e.into()),
             }
         }
         if let Some(channel) = channel {
@@ -272,7 +284,12 @@ impl Outbound {
                 .connection()
                 .with(|core| core.start_delayed_compression());
         }
-        self.rekey_if_due(&mut shared)?;
+        if self.rekey_if_due(&mut shared)? {
+            // Our KEXINIT goes out now, whatever the caller does next (it
+            // may only be queueing).
+            drop(shared);
+            self.writer.try_flush()?;
+        }
         Ok(true)
     }
 
@@ -281,7 +298,7 @@ impl Outbound {
     /// packet arrives, and a peer that has stopped reading and sending (a
     /// frozen client under a download) never sends one: the kex, and with
     /// it the rekey deadline, would never start.
-    fn rekey_if_due(&self, shared: &mut Shared) -> Result<()> {
+    fn rekey_if_due(&self, shared: &mut State) -> Result<bool> {
         // `should_start_kex`, not `need_rekey`: the latter is also true
         // once the reader has read the peer's KEXINIT, which the reader
         // answers itself.
@@ -293,8 +310,9 @@ impl Outbound {
         {
             log::debug!("starting a rekey: our output spent the key's budget");
             self.transmit(shared)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Sends `payload` from a thread that may wait: while the packet
@@ -312,8 +330,8 @@ impl Outbound {
         queued
     }
 
-    /// As [`Outbound::send_on`], but only sealed: a later
-    /// [`Outbound::flush`] (or any other thread's) writes it, so several
+    /// As [`Link::send_on`], but only sealed: a later
+    /// [`Link::flush`] (or any other thread's) writes it, so several
     /// messages go out in one write.
     pub fn queue_on(
         &self,
@@ -336,7 +354,7 @@ impl Outbound {
         Ok(())
     }
 
-    /// [`Outbound::send_on`] for a message of no channel.
+    /// [`Link::send_on`] for a message of no channel.
     pub fn send(&self, payload: &[u8]) -> Result<()> {
         self.send_on(None, payload, false)
     }
@@ -421,18 +439,18 @@ mod tests {
     }
 
     /// Reads one message on our side and hands it to the transport.
-    fn our_step(reader: &mut PacketReader<TcpStream>, out: &Outbound) -> Option<Vec<u8>> {
+    fn our_step(reader: &mut PacketReader<TcpStream>, out: &Link) -> Option<Vec<u8>> {
         let packet = reader.read_message().unwrap();
         let (payload, seqno) = (packet.payload().to_vec(), packet.seqno());
         let (handled, _) = out.handle(reader, &payload, seqno).unwrap();
         (handled == Handled::Connection).then_some(payload)
     }
 
-    /// Our side (a server `Outbound` configured with `limits`) and its
+    /// Our side (a server `Link` configured with `limits`) and its
     /// reader past the initial exchange, with the peer that saw it.
     fn keyed_server_with(
         limits: ssh_packetizer::RekeyLimits,
-    ) -> (PacketReader<TcpStream>, Outbound, Peer) {
+    ) -> (PacketReader<TcpStream>, Link, Peer) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let mut p = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
@@ -450,7 +468,7 @@ mod tests {
             .unwrap()
             .split()
             .unwrap();
-        let out = Outbound::new(writer, server_transport());
+        let out = Link::new(writer, server_transport());
         assert!(out.start_kex().unwrap());
         peer.transport.start_kex().unwrap();
         peer.apply();
@@ -537,7 +555,7 @@ mod tests {
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let mut peer = Packetizer::tcp(listener.accept().unwrap().0).unwrap();
         let (_reader, writer) = Packetizer::tcp(ours).unwrap().split().unwrap();
-        let out = Outbound::new(writer, server_transport());
+        let out = Link::new(writer, server_transport());
         let window = Arc::new(SendWindow::default());
         window.open(9, 1000, 1000);
         let close = Msg::new(msg::CHANNEL_CLOSE).u32(9).finish();
